@@ -1,0 +1,28 @@
+"""A site: one county's areas, roster, duty rota and plans, as loaded from rosters/<site>/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
+from .areas import AreaTree
+from .duty import DutyRota
+from .plans import Plan
+from .roster import Person
+
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    areas: AreaTree
+    roles: dict[str, str]  # role id -> display name
+    people: dict[str, Person]
+    duty: DutyRota
+    plans: tuple[Plan, ...]
+    tz: tzinfo = field(default=DEFAULT_TZ)
+
+    def person(self, person_id: str | None) -> Person | None:
+        return self.people.get(person_id) if person_id else None
