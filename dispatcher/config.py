@@ -1,0 +1,58 @@
+"""Settings: the only place that reads the environment (JIAOYING_*)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEV_SECRET = "dev-insecure-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JIAOYING_", extra="ignore")
+
+    # Embedded default: a SQLite file in the working directory.
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'jiaoying.db'}")
+    broker_url: str = ""  # empty: embedded in-process worker; redis://… for Celery
+    secret_key: str = _DEV_SECRET
+    public_url: str = "http://127.0.0.1:8000"
+    # "development" lets the embedded mode run with a throw-away secret; "production" refuses it.
+    environment: str = "development"
+    max_body_bytes: int = 262_144
+    site_dir: str = ""  # default site for `serve`/`demo`; empty: rosters/qingxi
+
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_api_base: str = ""
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key == _DEV_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "JIAOYING_SECRET_KEY must be set to at least 32 random characters in production "
+                    f"(e.g. {secrets.token_urlsafe(32)})"
+                )
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("production mode needs PostgreSQL: set JIAOYING_DATABASE_URL")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def project_root() -> Path:
+    """The source checkout (for the bundled rosters/ and templates/), else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "rosters").is_dir() else Path.cwd()

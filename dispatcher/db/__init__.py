@@ -1,0 +1,1 @@
+"""Persistence: tables, sessions, and the repositories that turn rows into domain objects."""

@@ -1,0 +1,97 @@
+"""Plans as JSON for the database, and back. The shape mirrors plans.yaml."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from typing import Any
+
+from ..domain.channels import Channel
+from ..domain.duty import DutyPosition
+from ..domain.hazards import Hazard, Level
+from ..domain.plans import (
+    Broadcast,
+    DutyTarget,
+    FinalEscalation,
+    Match,
+    Plan,
+    QuietHours,
+    Recipient,
+    RoleTarget,
+    Scope,
+    Step,
+    Target,
+)
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": plan.id,
+        "name": plan.name,
+        "match": {
+            "hazards": sorted(h.value for h in plan.match.hazards),
+            "levels": sorted(lv.value for lv in plan.match.levels),
+            "areas": list(plan.match.areas),
+            "senders": list(plan.match.senders),
+        },
+        "targets": [_target_to_dict(t) for t in plan.targets],
+        "steps": [
+            {"after": s.after.total_seconds(), "channels": [c.value for c in s.channels], "to": s.to.value}
+            for s in plan.steps
+        ],
+    }
+    if plan.final:
+        out["final"] = {
+            "after": plan.final.after.total_seconds(),
+            "to": [r.value for r in plan.final.to],
+            "channels": [c.value for c in plan.final.channels],
+        }
+    if plan.broadcast:
+        out["broadcast"] = {"repeat": plan.broadcast.repeat}
+    if plan.quiet_hours:
+        q = plan.quiet_hours
+        out["quiet_hours"] = {"start": q.start.strftime("%H:%M"), "end": q.end.strftime("%H:%M"),
+                              "channels": [c.value for c in q.channels]}
+    return out
+
+
+def _target_to_dict(target: Target) -> dict[str, Any]:
+    if isinstance(target, DutyTarget):
+        return {"duty": [p.value for p in target.positions]}
+    return {"roles": list(target.roles), "scope": [s.value for s in target.scopes], "area": target.area}
+
+
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    match = data["match"]
+    final = data.get("final")
+    quiet = data.get("quiet_hours")
+    return Plan(
+        id=data["id"],
+        name=data["name"],
+        match=Match(
+            hazards=frozenset(Hazard(h) for h in match["hazards"]),
+            levels=frozenset(Level(lv) for lv in match["levels"]),
+            areas=tuple(match.get("areas", ())),
+            senders=tuple(match.get("senders", ())),
+        ),
+        targets=tuple(_target_from_dict(t) for t in data["targets"]),
+        steps=tuple(
+            Step(timedelta(seconds=s["after"]), tuple(Channel(c) for c in s["channels"]), Recipient(s["to"]))
+            for s in data["steps"]
+        ),
+        final=FinalEscalation(
+            timedelta(seconds=final["after"]),
+            tuple(Recipient(r) for r in final["to"]),
+            tuple(Channel(c) for c in final["channels"]),
+        ) if final else None,
+        broadcast=Broadcast(data["broadcast"]["repeat"]) if data.get("broadcast") else None,
+        quiet_hours=QuietHours(
+            time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"]),
+            tuple(Channel(c) for c in quiet["channels"]),
+        ) if quiet else None,
+    )
+
+
+def _target_from_dict(data: dict[str, Any]) -> Target:
+    if "duty" in data:
+        return DutyTarget(tuple(DutyPosition(p) for p in data["duty"]))
+    return RoleTarget(tuple(data["roles"]), tuple(Scope(s) for s in data["scope"]), data.get("area"))

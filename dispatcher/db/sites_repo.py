@@ -1,0 +1,161 @@
+"""The site in the database: sync from files (``jiaoying load``) and read back as a domain Site."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ..domain.areas import Area, AreaTree
+from ..domain.duty import DutyRota, DutyShift, WeeklyShift
+from ..domain.roster import Person
+from ..domain.site import Site
+from .codec import plan_from_dict, plan_to_dict
+from .tables import AreaRow, Base, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow
+
+
+@dataclass
+class SyncReport:
+    added: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.added.values()) + sum(self.changed.values()) + sum(self.removed.values())
+
+    def summary(self) -> str:
+        if not self.total:
+            return "no changes"
+        parts = []
+        for label, counts in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
+            items = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+            if items:
+                parts.append(f"{label} {items}")
+        return "; ".join(parts)
+
+
+def sync_site(session: Session, site: Site, digest: str, now: datetime) -> SyncReport:
+    """Make the database hold exactly ``site``. Rows that leave are deactivated, not deleted,
+    because past call-outs refer to them. Running it twice with the same site changes nothing."""
+    report = SyncReport()
+    _sync_keyed(session, AreaRow, "code", "areas", report, {
+        a.code: {"name": a.name, "parent_code": a.parent, "active": True} for a in site.areas
+    })
+    _sync_keyed(session, RoleRow, "id", "roles", report, {
+        rid: {"name": name, "active": True} for rid, name in site.roles.items()
+    })
+    _sync_keyed(session, PersonRow, "id", "people", report, {p.id: _person_row(p) for p in site.people.values()})
+    _sync_keyed(session, PlanRow, "id", "plans", report, {
+        p.id: {"name": p.name, "position": i, "definition": plan_to_dict(p), "active": True}
+        for i, p in enumerate(site.plans)
+    })
+    _sync_duty(session, site, report)
+    row = session.get(SiteRow, site.name)
+    tz_name = getattr(site.tz, "key", "Asia/Shanghai")
+    if row is None:
+        session.add(SiteRow(id=site.name, name=site.name, timezone=tz_name, digest=digest, loaded_at=now))
+    elif report.total or row.digest != digest or row.timezone != tz_name:
+        row.digest, row.timezone, row.loaded_at = digest, tz_name, now
+    session.execute(delete(SiteRow).where(SiteRow.id != site.name))
+    return report
+
+
+def _person_row(p: Person) -> dict[str, Any]:
+    return {
+        "name": p.name, "phone": p.phone, "email": p.email, "im": dict(p.im), "area_code": p.area,
+        "roles": list(p.roles), "unit": p.unit, "deputy_id": p.deputy, "superior_id": p.superior,
+        "active": True,
+    }
+
+
+def _sync_keyed(
+    session: Session, model: type[Base], key: str, kind: str, report: SyncReport, wanted: dict[str, dict[str, Any]]
+) -> None:
+    existing = {getattr(r, key): r for r in session.scalars(select(model))}
+    added = changed = removed = 0
+    for pk, values in wanted.items():
+        row = existing.get(pk)
+        if row is None:
+            session.add(model(**{key: pk}, **values))
+            added += 1
+        elif any(getattr(row, col) != val for col, val in values.items()):
+            for col, val in values.items():
+                setattr(row, col, val)
+            changed += 1
+    for pk, row in existing.items():
+        if pk not in wanted and row.active:  # type: ignore[attr-defined]
+            row.active = False  # type: ignore[attr-defined]
+            removed += 1
+    report.added[kind], report.changed[kind], report.removed[kind] = added, changed, removed
+
+
+def _duty_rows(site: Site) -> list[dict[str, Any]]:
+    rows = [
+        {"kind": "dated", "starts_at": s.start, "ends_at": s.end, "weekday": None, "start_time": None,
+         "hours": None, "leader_id": s.leader, "chief_id": s.chief, "staff": list(s.staff)}
+        for s in site.duty.shifts
+    ]
+    rows += [
+        {"kind": "weekly", "starts_at": None, "ends_at": None, "weekday": w.weekday,
+         "start_time": w.start.strftime("%H:%M"), "hours": w.hours, "leader_id": w.leader,
+         "chief_id": w.chief, "staff": list(w.staff)}
+        for w in site.duty.weekly
+    ]
+    return rows
+
+
+def _sync_duty(session: Session, site: Site, report: SyncReport) -> None:
+    wanted = _duty_rows(site)
+    cols = list(wanted[0]) if wanted else []
+    current = [
+        {c: getattr(r, c) for c in cols}
+        for r in session.scalars(select(DutyShiftRow).order_by(DutyShiftRow.id))
+    ]
+    if current == wanted and (wanted or not session.scalar(select(DutyShiftRow.id).limit(1))):
+        report.added["duty shifts"] = 0
+        return
+    old = session.query(DutyShiftRow).count()
+    session.execute(delete(DutyShiftRow))
+    session.add_all(DutyShiftRow(**r) for r in wanted)
+    report.removed["duty shifts"], report.added["duty shifts"] = old, len(wanted)
+
+
+def site_digest(session: Session) -> str | None:
+    row = session.scalars(select(SiteRow)).first()
+    return row.digest if row else None
+
+
+def read_site(session: Session) -> Site | None:
+    """The loaded site as a domain object, or None when nothing has been loaded."""
+    meta = session.scalars(select(SiteRow)).first()
+    if meta is None:
+        return None
+    tz = ZoneInfo(meta.timezone)
+    areas = AreaTree.of(
+        Area(r.code, r.name, r.parent_code) for r in session.scalars(select(AreaRow).where(AreaRow.active))
+    )
+    roles = {r.id: r.name for r in session.scalars(select(RoleRow).where(RoleRow.active))}
+    people = {
+        r.id: Person(
+            id=r.id, name=r.name, phone=r.phone, area=r.area_code, roles=tuple(r.roles), unit=r.unit,
+            email=r.email, im=dict(r.im), deputy=r.deputy_id, superior=r.superior_id,
+        )
+        for r in session.scalars(select(PersonRow).where(PersonRow.active))
+    }
+    shifts, weekly = [], []
+    for r in session.scalars(select(DutyShiftRow).order_by(DutyShiftRow.id)):
+        if r.kind == "dated" and r.starts_at and r.ends_at:
+            shifts.append(DutyShift(r.starts_at, r.ends_at, r.leader_id, r.chief_id, tuple(r.staff)))
+        elif r.kind == "weekly" and r.start_time is not None and r.weekday is not None:
+            weekly.append(WeeklyShift(r.weekday, time.fromisoformat(r.start_time), r.hours or 24.0,
+                                      r.leader_id, r.chief_id, tuple(r.staff)))
+    plans = tuple(
+        plan_from_dict(r.definition)
+        for r in session.scalars(select(PlanRow).where(PlanRow.active).order_by(PlanRow.position))
+    )
+    return Site(meta.id, areas, roles, people, DutyRota(tz, tuple(shifts), tuple(weekly)), plans, tz)
