@@ -1,0 +1,526 @@
+"""Load and validate a site folder (``rosters/<site>/``): areas, people, duty and plans.
+
+The format is described in docs/site-files.md. ``check_site`` reports every problem it finds,
+each as ``file:line: message``; a Site is built only from a folder without problems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from .domain.areas import Area, AreaTree, covers, normalize_code, overlaps
+from .domain.channels import Channel, accepted_channels
+from .domain.duty import WEEKDAYS, DutyPosition, DutyRota, DutyShift, WeeklyShift
+from .domain.hazards import accepted_hazards, accepted_levels, parse_hazard, parse_level
+from .domain.plans import (
+    Broadcast,
+    DutyTarget,
+    FinalEscalation,
+    Match,
+    Plan,
+    QuietHours,
+    Recipient,
+    RoleTarget,
+    Scope,
+    Step,
+    Target,
+)
+from .domain.roster import Person
+from .domain.site import DEFAULT_TZ, Site
+from .yamlsource import Fields, Problem, Source, format_span
+
+__all__ = ["FILES", "Problem", "SiteInvalid", "check_site", "load_site", "site_digest"]
+
+FILES = ("areas.yaml", "people.yaml", "duty.yaml", "plans.yaml")
+IM_KINDS = ("dingtalk", "wecom", "feishu")
+
+_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class SiteInvalid(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class _Known:
+    """What the other files declare; None when that file could not be read (checks are skipped)."""
+
+    tz: tzinfo = DEFAULT_TZ
+    tree: AreaTree | None = None
+    roles: dict[str, str] | None = None
+    people: dict[str, Person] | None = None
+
+
+def load_site(path: Path) -> Site:
+    site, problems = check_site(path)
+    if site is None:
+        raise SiteInvalid(problems)
+    return site
+
+
+def site_digest(path: Path) -> str:
+    """A fingerprint of the four files, to tell "nothing changed" from a real edit."""
+    digest = hashlib.sha256()
+    for name in FILES:
+        file = Path(path) / name
+        data = file.read_bytes() if file.is_file() else b""
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def check_site(path: Path) -> tuple[Site | None, list[Problem]]:
+    folder = Path(path)
+    sources = {name: Source(folder / name) for name in FILES}
+    known = _Known()
+    site_id = _read_areas(sources["areas.yaml"], folder, known)
+    known.roles, known.people = _read_people(sources["people.yaml"], known)
+    duty = _read_duty(sources["duty.yaml"], known)
+    plans = _read_plans(sources["plans.yaml"], known)
+    problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
+    if problems or known.tree is None or known.roles is None or known.people is None:
+        return None, problems
+    return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz), []
+
+
+# --- areas.yaml -------------------------------------------------------------------------------
+
+
+def _read_areas(src: Source, folder: Path, known: _Known) -> str:
+    doc = src.load()
+    top = Fields(src, doc, 1)
+    if doc is not None and not top.ok:
+        return folder.name
+    top.check_keys(("site", "name", "timezone", "areas"))
+    top.text("name")
+    site_id = top.text("site") or folder.name
+    if not _ID.match(site_id):
+        top.problem(f"site id '{site_id}' may only use letters, digits, '-' and '_'", "site")
+    zone = top.text("timezone")
+    if zone:
+        try:
+            known.tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            top.problem(f"unknown time zone '{zone}' (use a name like Asia/Shanghai)", "timezone")
+    found: dict[str, tuple[Area, int]] = {}
+    for f in top.each("areas", "area"):
+        _read_area(f, None, found)
+    if not found and not src.problems:
+        top.problem("no areas: list the county and its towns and villages under 'areas:'")
+    known.tree = AreaTree.of(a for a, _ in found.values()) if found else None
+    return site_id
+
+
+def _read_area(f: Fields, parent: Area | None, found: dict[str, tuple[Area, int]]) -> None:
+    code = f.text("code", required=True)
+    f.label = f"area {code}" if code else "area"
+    name = f.text("name", required=True)
+    f.label += f" ({name})" if name else ""
+    f.check_keys(("code", "name", "children"))
+    area = None
+    if code and code in found:
+        f.problem(f"duplicate code (first at line {found[code][1]})", "code")
+    elif code:
+        area = Area(code, name or code, parent.code if parent else None)
+        found[code] = (area, f.line_of("code"))
+        if not _AREA_CODE.match(code):
+            has = f"has {len(code)}" if code.isdigit() else "has other characters"
+            f.problem(f"code must have 6, 9 or 12 digits (county, town or village); '{code}' {has}", "code")
+        elif parent and not (code.startswith(parent.code) and len(code) > len(parent.code)):
+            f.problem(f"code does not extend its parent's code {parent.code} ({parent.name}): "
+                      "a child's code starts with its parent's and is longer", "code")
+    for child in f.each("children", "area"):
+        _read_area(child, area, found)
+
+
+# --- people.yaml ------------------------------------------------------------------------------
+
+
+def _read_people(src: Source, known: _Known) -> tuple[dict[str, str] | None, dict[str, Person] | None]:
+    doc = src.load()
+    top = Fields(src, doc, 1)
+    if doc is not None and not top.ok:
+        return None, None
+    top.check_keys(("roles", "people"))
+    roles = _read_roles(top)
+    people: dict[str, Person] = {}
+    fields: dict[str, Fields] = {}
+    for f in top.each("people", "person"):
+        person = _read_person(f, roles, known.tree)
+        if person and person.id in fields:
+            f.problem(f"duplicate id (first at line {fields[person.id].line})", "id")
+        elif person:
+            people[person.id], fields[person.id] = person, f
+    if not people and not src.problems:
+        top.problem("no people: list the officials under 'people:'")
+    for link in ("deputy", "superior"):
+        _check_links(people, fields, link)
+    return (roles if top.ok else None), (people or None)
+
+
+def _read_roles(top: Fields) -> dict[str, str]:
+    roles_field = top.sub("roles")
+    if roles_field is None:
+        if top.ok and not top.has("roles"):
+            top.problem("no roles: declare the roles (role id: name) under 'roles:'")
+        return {}
+    data = roles_field.data
+    for key, line, first in getattr(data, "duplicates", []):
+        top.problem(f"role {key} is declared twice (also at line {first})", line=line)
+    roles: dict[str, str] = {}
+    for key, name in data.items():
+        line = roles_field.line_of(key)
+        if not isinstance(key, str) or not _ID.match(key):
+            top.problem(f"role id '{key}' may only use letters, digits, '-' and '_'", line=line)
+        elif not isinstance(name, str | int) or isinstance(name, bool) or not str(name).strip():
+            top.problem(f"role {key} needs a display name, e.g. {key}: 村防汛责任人", line=line)
+        else:
+            roles[key] = str(name).strip()
+    return roles
+
+
+def _read_person(f: Fields, roles: dict[str, str], tree: AreaTree | None) -> Person | None:
+    pid = f.text("id", required=True)
+    f.label = f"person {pid}" if pid else "person"
+    f.check_keys(("id", "name", "phone", "email", "im", "area", "roles", "unit", "deputy", "superior"))
+    if pid and not _ID.match(pid):
+        f.problem(f"id '{pid}' may only use letters, digits, '-' and '_'", "id")
+    name = f.text("name", required=True)
+    area = f.text("area", required=True)
+    if area and tree is not None and area not in tree:
+        f.problem(f"unknown area '{area}' (not in areas.yaml)", "area")
+    role_ids = tuple(dict.fromkeys(_known_roles(f, "roles", roles)))
+    email = f.text("email")
+    if email and not _EMAIL.match(email):
+        f.problem(f"email '{email}' is not an email address", "email")
+    phone, im = _phone(f), _im(f)
+    if not pid:
+        return None
+    return Person(
+        id=pid, name=name or pid, phone=phone, area=area or "", roles=role_ids, unit=f.text("unit") or "",
+        email=email or None, im=im, deputy=f.text("deputy"), superior=f.text("superior"),
+    )
+
+
+def _known_roles(f: Fields, key: str, roles: dict[str, str] | None, required: bool = False) -> list[str]:
+    out = []
+    for role, line in f.texts(key, required):
+        if roles and role not in roles:
+            f.problem(f"unknown role '{role}' (not declared under 'roles:' in people.yaml)", line=line)
+        else:
+            out.append(role)
+    return out
+
+
+def _phone(f: Fields) -> str | None:
+    text = f.text("phone")
+    if text is None:
+        return None
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        number = None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number else ""
+    # libphonenumber forgives a trunk 0 after the country code (+86 0139…); E.164 has none.
+    spelled_out = text.startswith("+") and re.sub(r"[\s().-]", "", text) != e164
+    if number is None or not phonenumbers.is_valid_number(number) or spelled_out:
+        f.problem(f"phone '{text}' is not a valid phone number (e.g. +8613905720001)", "phone")
+        return None
+    return e164
+
+
+def _im(f: Fields) -> dict[str, str]:
+    im = f.sub("im")
+    if im is None:
+        return {}
+    im.check_keys(IM_KINDS)
+    return {kind: value for kind in IM_KINDS if (value := im.text(kind))}
+
+
+def _check_links(people: dict[str, Person], fields: dict[str, Fields], link: str) -> None:
+    """Unknown deputies/superiors, and chains that loop (reported once, from the earliest person)."""
+    for pid, person in people.items():
+        target = getattr(person, link)
+        if target and target not in people:
+            fields[pid].problem(f"{link} '{target}' is not a person in people.yaml", link)
+    order = {pid: i for i, pid in enumerate(people)}
+    seen: set[str] = set()
+    for start in people:
+        path: list[str] = []
+        node: str | None = start
+        while node in people and node not in seen:
+            seen.add(node)
+            path.append(node)
+            node = getattr(people[node], link)
+        if node in path:
+            cycle = path[path.index(node):]
+            first = min(cycle, key=order.__getitem__)
+            cycle = cycle[cycle.index(first):] + cycle[:cycle.index(first)] + [first]
+            fields[first].problem(f"{link} cycle: {' -> '.join(cycle)}", link)
+
+
+# --- duty.yaml --------------------------------------------------------------------------------
+
+
+def _read_duty(src: Source, known: _Known) -> DutyRota:
+    doc = src.load()
+    top = Fields(src, doc, 1)
+    if doc is not None and not top.ok:
+        return DutyRota(known.tz)
+    top.check_keys(("shifts", "weekly"))
+    dated = [(shift, f) for f in top.each("shifts", "shift") if (shift := _read_shift(f, known))]
+    _check_overlaps(dated)
+    weekly = [w for f in top.each("weekly", "weekly") if (w := _read_weekly(f, known))]
+    return DutyRota(known.tz, tuple(s for s, _ in dated), tuple(weekly))
+
+
+def _read_shift(f: Fields, known: _Known) -> DutyShift | None:
+    start_text = f.text("start", required=True)
+    f.label = f"shift {start_text}" if start_text else "shift"
+    f.check_keys(("start", "end", "leader", "chief", "staff"))
+    start, end = f.date_time("start", known.tz), f.date_time("end", known.tz)
+    leader, chief, staff = _duty_people(f, known.people)
+    if start is None or end is None:
+        return None
+    if end <= start:
+        f.problem(f"ends at {f.text('end')}, which is not after its start", "end")
+        return None
+    return DutyShift(start, end, leader, chief, staff)
+
+
+def _check_overlaps(dated: list[tuple[DutyShift, Fields]]) -> None:
+    ordered = sorted(dated, key=lambda item: item[0].start)
+    for i, (shift, f) in enumerate(ordered):
+        earlier = next(((s, g) for s, g in ordered[:i] if s.end > shift.start), None)
+        if earlier:
+            g = earlier[1]
+            f.problem(f"overlaps the shift {g.text('start')} to {g.text('end')} (line {g.line})")
+
+
+def _read_weekly(f: Fields, known: _Known) -> WeeklyShift | None:
+    day = f.text("day", required=True)
+    f.label = f"weekly {day}" if day else "weekly"
+    f.check_keys(("day", "start", "hours", "leader", "chief", "staff"))
+    if day and day.lower() not in WEEKDAYS:
+        f.problem(f"unknown day '{day}'; accepted: {', '.join(WEEKDAYS)}", "day")
+    start = f.time_of_day("start")
+    hours = f.get("hours")
+    if hours is None:
+        hours = 24
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 168:
+        f.problem(f"hours must be a number more than 0 (at most 168), found {hours!r}", "hours")
+        hours = None
+    leader, chief, staff = _duty_people(f, known.people)
+    if not day or day.lower() not in WEEKDAYS or start is None or hours is None:
+        return None
+    return WeeklyShift(WEEKDAYS.index(day.lower()), start, float(hours), leader, chief, staff)
+
+
+def _duty_people(
+    f: Fields, people: dict[str, Person] | None
+) -> tuple[str | None, str | None, tuple[str, ...]]:
+    leader, chief = f.text("leader"), f.text("chief")
+    named = [("leader", leader, f.line_of("leader")), ("chief", chief, f.line_of("chief"))]
+    named += [("staff", text, line) for text, line in f.texts("staff")]
+    for position, person, line in named:
+        if person and people is not None and person not in people:
+            f.problem(f"{position} '{person}' is not a person in people.yaml", line=line)
+    staff = tuple(dict.fromkeys(text for position, text, _ in named if position == "staff" and text))
+    return leader, chief, staff
+
+
+# --- plans.yaml -------------------------------------------------------------------------------
+
+
+def _read_plans(src: Source, known: _Known) -> tuple[Plan, ...]:
+    doc = src.load()
+    top = Fields(src, doc, 1)
+    if doc is not None and not top.ok:
+        return ()
+    top.check_keys(("plans",))
+    plans: list[Plan] = []
+    lines: dict[str, int] = {}
+    for f in top.each("plans", "plan"):
+        plan = _read_plan(f, known)
+        if plan and plan.id in lines:
+            f.problem(f"duplicate id (first at line {lines[plan.id]})", "id")
+        elif plan:
+            lines[plan.id] = f.line
+            plans.append(plan)
+            _check_coverage(f, plan, known)
+    if not lines and not src.problems:
+        top.problem("no plans: add at least one call-out plan under 'plans:'")
+    return tuple(plans)
+
+
+def _read_plan(f: Fields, known: _Known) -> Plan | None:
+    pid = f.text("id", required=True)
+    f.label = f"plan {pid}" if pid else "plan"
+    f.check_keys(("id", "name", "match", "targets", "steps", "final", "broadcast", "quiet_hours"))
+    if pid and not _ID.match(pid):
+        f.problem(f"id '{pid}' may only use letters, digits, '-' and '_'", "id")
+    name = f.text("name", required=True)
+    match = _read_match(f, known)
+    targets = _read_targets(f, known)
+    steps = _read_steps(f)
+    final = _read_final(f, steps)
+    broadcast = _read_broadcast(f)
+    quiet = _read_quiet_hours(f)
+    if not pid or match is None:
+        return None
+    return Plan(pid, name or pid, match, targets, steps, final, broadcast, quiet)
+
+
+def _accepted(kind: type[Channel] | type[Recipient] | type[Scope] | type[DutyPosition]) -> str:
+    return ", ".join(member.value for member in kind)
+
+
+def _read_match(f: Fields, known: _Known) -> Match | None:
+    if not f.has("match"):
+        f.problem("'match' is required (hazards and levels the plan answers)")
+    m = f.sub("match")
+    if m is None:
+        return None
+    m.check_keys(("hazards", "levels", "areas", "senders"))
+    hazards = m.enums("hazards", parse_hazard, "hazard", accepted_hazards())
+    levels = m.enums("levels", parse_level, "level", accepted_levels())
+    areas = []
+    for text, line in m.texts("areas"):
+        try:
+            code = normalize_code(text)
+        except ValueError:
+            m.problem(f"match area '{text}' is not a division code", line=line)
+            continue
+        if known.tree is not None and not any(overlaps(code, a.code) for a in known.tree):
+            roots = ", ".join(known.tree.roots)
+            m.problem(f"match area '{text}' does not overlap the site's areas ({roots})", line=line)
+        areas.append(code)
+    senders = tuple(text for text, _ in m.texts("senders"))
+    return Match(frozenset(hazards), frozenset(levels), tuple(areas), senders)
+
+
+def _read_targets(f: Fields, known: _Known) -> tuple[Target, ...]:
+    if not f.get("targets"):
+        f.problem("no targets: a plan needs at least one target (roles or duty)", "targets")
+    targets: list[Target] = []
+    for t in f.each("targets", f"{f.label}: target", numbered=True):
+        t.check_keys(("roles", "scope", "area", "duty"))
+        if t.has("duty"):
+            if t.has("roles") or t.has("scope") or t.has("area"):
+                t.problem("a target has either 'duty' or 'roles' (with 'scope'), not both")
+            positions = t.enums("duty", DutyPosition, "duty position", _accepted(DutyPosition))
+            targets.append(DutyTarget(positions))
+        else:
+            target = _read_role_target(t, known)
+            if target:
+                targets.append(target)
+    return tuple(targets)
+
+
+def _read_role_target(t: Fields, known: _Known) -> RoleTarget | None:
+    roles = _known_roles(t, "roles", known.roles, required=True)
+    scopes = t.enums("scope", Scope, "scope", _accepted(Scope))
+    area = t.text("area")
+    if Scope.FIXED in scopes and not area:
+        t.problem("scope fixed needs an 'area'")
+    elif area and Scope.FIXED not in scopes:
+        t.problem("'area' is only used with scope fixed", "area")
+    elif area and known.tree is not None and area not in known.tree:
+        t.problem(f"unknown area '{area}' (not in areas.yaml)", "area")
+    return RoleTarget(tuple(roles), scopes, area) if roles and scopes else None
+
+
+def _read_steps(f: Fields) -> tuple[Step, ...]:
+    if not f.get("steps"):
+        f.problem("no steps: a plan needs at least one step", "steps")
+    steps: list[Step] = []
+    previous: timedelta | None = None
+    for s in f.each("steps", f"{f.label}: step", numbered=True):
+        s.check_keys(("after", "channels", "to"))
+        after = s.duration("after")
+        channels = s.enums("channels", Channel, "channel", accepted_channels())
+        to = s.enums("to", Recipient, "recipient", _accepted(Recipient), required=False)
+        to = to or (Recipient.SELF,)
+        if len(to) > 1:
+            s.problem("'to' names one recipient per step", "to")
+        if after is not None and previous is None and after:
+            s.problem(f"the first step must be at 0, not {format_span(after)}", "after")
+        elif after is not None and previous is not None and after < previous:
+            s.problem(f"at {format_span(after)} comes before the previous step (at {format_span(previous)}); "
+                      "steps must be in time order", "after")
+        previous = after if after is not None else previous
+        if after is not None and channels:
+            steps.append(Step(after, channels, to[0]))
+    return tuple(steps)
+
+
+def _read_final(f: Fields, steps: tuple[Step, ...]) -> FinalEscalation | None:
+    fin = f.sub("final", f"{f.label}: final escalation")
+    if fin is None:
+        return None
+    fin.check_keys(("after", "to", "channels"))
+    after = fin.duration("after")
+    to = fin.enums("to", Recipient, "recipient", _accepted(Recipient))
+    channels = fin.enums("channels", Channel, "channel", accepted_channels())
+    last = max((s.after for s in steps), default=None)
+    if after is not None and last is not None and after <= last:
+        fin.problem(f"at {format_span(after)} is not after the last step (at {format_span(last)})", "after")
+    return FinalEscalation(after, to, channels) if after is not None and to and channels else None
+
+
+def _read_broadcast(f: Fields) -> Broadcast | None:
+    b = f.sub("broadcast", f"{f.label}: broadcast")
+    if b is None:
+        return None
+    b.check_keys(("repeat",))
+    repeat = b.get("repeat")
+    if repeat is None:
+        return Broadcast()
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10:
+        b.problem(f"repeat must be a whole number from 1 to 10, found {repeat!r}", "repeat")
+        return None
+    return Broadcast(repeat)
+
+
+def _read_quiet_hours(f: Fields) -> QuietHours | None:
+    q = f.sub("quiet_hours", f"{f.label}: quiet hours")
+    if q is None:
+        return None
+    q.check_keys(("start", "end", "channels"))
+    start, end = q.time_of_day("start"), q.time_of_day("end")
+    channels = q.enums("channels", Channel, "channel", accepted_channels())
+    if start is not None and start == end:
+        q.problem("start and end are the same time", "end")
+    return QuietHours(start, end, channels) if start is not None and end is not None and channels else None
+
+
+def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
+    """Every area the plan covers must hold someone its `affected` roles reach; only the topmost
+    empty area of a branch is reported."""
+    if known.tree is None or known.people is None:
+        return
+    roles = sorted({r for t in plan.targets if isinstance(t, RoleTarget) and Scope.AFFECTED in t.scopes
+                    for r in t.roles})
+    if not roles:
+        return
+    homes = [p.area for p in known.people.values() if p.has_any_role(tuple(roles))]
+    covered = sorted((a for a in known.tree if not plan.match.areas
+                      or any(covers(m, a.code) for m in plan.match.areas)), key=lambda a: a.code)
+    reported: list[str] = []
+    label = f"roles {', '.join(roles)}" if len(roles) > 1 else f"role {roles[0]}"
+    for area in covered:
+        if any(covers(r, area.code) for r in reported) or any(covers(area.code, h) for h in homes):
+            continue
+        reported.append(area.code)
+        f.problem(f"nobody with {label} in {area.code} ({area.name})")

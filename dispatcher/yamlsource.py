@@ -1,0 +1,333 @@
+"""YAML that remembers where things are, so every problem in a site file can name its line.
+
+Mappings load as ``YDict`` and sequences as ``YList``; both know their own line and the line of
+each key or item (1-based). Scalars resolve more plainly than YAML 1.1: ``22:30`` stays a string
+(not the sexagesimal 1350), ``2026-07-16`` stays a string, ``0720`` stays a string and only
+``true``/``false`` are booleans, so times, dates and codes reach the validator as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+E = TypeVar("E")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str  # the bare file name, e.g. people.yaml
+    line: int  # 1-based
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class YDict(dict[Any, Any]):
+    line: int = 1
+    key_lines: dict[Any, int]
+    duplicates: list[tuple[Any, int, int]]  # (key, line, line of the first occurrence)
+
+
+class YList(list[Any]):
+    line: int = 1
+    item_lines: list[int]
+
+
+_PLAIN = {"tag:yaml.org,2002:" + t for t in ("bool", "int", "float", "timestamp")}
+_RESOLVERS = [
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
+    ("float", r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)$", "-+.0123456789"),
+]
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _construct_map(loader: yaml.SafeLoader, node: MappingNode) -> Any:
+    data = YDict()
+    data.line, data.key_lines, data.duplicates = _line(node), {}, []
+    yield data
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            )
+        if key in data:
+            data.duplicates.append((key, _line(key_node), data.key_lines[key]))
+        else:
+            data.key_lines[key] = _line(key_node)
+        data[key] = loader.construct_object(value_node, deep=True)
+
+
+def _construct_seq(loader: yaml.SafeLoader, node: SequenceNode) -> Any:
+    data = YList()
+    data.line, data.item_lines = _line(node), [_line(n) for n in node.value]
+    yield data
+    data.extend(loader.construct_object(n, deep=True) for n in node.value)
+
+
+def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    loader = type("SiteLoader", (base,), {"yaml_implicit_resolvers": {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in _PLAIN]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }})
+    for kind, pattern, first in _RESOLVERS:
+        loader.add_implicit_resolver(f"tag:yaml.org,2002:{kind}", re.compile(pattern), list(first))
+    loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+    loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+    return loader
+
+
+# libyaml reads fast; the pure-Python parser words syntax errors better (and the same on every
+# machine), so it re-reads a file that libyaml refused.
+_FAST = _loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+_PLAIN_LOADER = _loader(yaml.SafeLoader)
+
+
+class YamlFailure(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def parse_yaml(text: str) -> Any:
+    """The document in ``text`` (None when empty); YamlFailure carries the line of a syntax error."""
+    try:
+        return _parse(_FAST, text)
+    except yaml.YAMLError:
+        pass
+    try:
+        return _parse(_PLAIN_LOADER, text)
+    except yaml.MarkedYAMLError as exc:
+        mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+        detail = exc.problem or "unreadable"
+        if exc.context and context and mark and context.line != mark.line:
+            detail += f" ({exc.context} that starts at line {context.line + 1})"
+        elif exc.context:
+            detail = f"{exc.context}: {detail}"
+        raise YamlFailure(mark.line + 1 if mark else 1, f"invalid YAML: {detail}") from exc
+    except yaml.YAMLError as exc:
+        raise YamlFailure(1, f"invalid YAML: {exc}") from exc
+
+
+def _parse(loader_class: type[yaml.SafeLoader], text: str) -> Any:
+    loader = loader_class(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+@dataclass
+class Source:
+    """One site file being read; problems found in it are collected here."""
+
+    path: Path
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def file(self) -> str:
+        return self.path.name
+
+    def add(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message))
+
+    def load(self) -> Any:
+        """The file's document; None (with a problem) when missing or not valid YAML."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.add(1, f"file is missing: {self.file} must be in {self.path.parent}")
+            return None
+        except UnicodeDecodeError as exc:
+            self.add(1, f"file is not UTF-8 text ({exc.reason})")
+            return None
+        try:
+            return parse_yaml(text)
+        except YamlFailure as exc:
+            self.add(exc.line, exc.message)
+            return None
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a list" if isinstance(value, list) else repr(value)
+
+
+class Fields:
+    """One mapping of a site file, read field by field; each problem lands on its field's line.
+
+    ``label`` prefixes messages ("person li-hong: ..."); set it once the item's id is known.
+    """
+
+    def __init__(self, src: Source, data: Any, line: int, label: str = "") -> None:
+        self.src = src
+        self.line = line
+        self.label = label
+        self.ok = isinstance(data, dict)
+        self.data: dict[Any, Any] = data if isinstance(data, dict) else {}
+        if not self.ok and data is not None:
+            self.problem(f"expected a mapping of fields, found {describe(data)}")
+
+    def line_of(self, key: str) -> int:
+        lines = getattr(self.data, "key_lines", {})
+        return lines.get(key, self.line)
+
+    def problem(self, message: str, key: str | None = None, line: int | None = None) -> None:
+        where = line if line is not None else (self.line_of(key) if key else self.line)
+        self.src.add(where, f"{self.label}: {message}" if self.label else message)
+
+    def check_keys(self, accepted: tuple[str, ...]) -> None:
+        """Report fields given twice and fields this item does not know (usually a typo)."""
+        for key, line, first in getattr(self.data, "duplicates", []):
+            self.problem(f"field '{key}' is given twice (also at line {first})", line=line)
+        for key in self.data:
+            if key not in accepted:
+                self.problem(f"unknown field '{key}' (accepted: {', '.join(accepted)})", key)
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        """A plain value as text; numbers are accepted and turned into text (unquoted codes)."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.problem(f"'{key}' is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.problem(f"'{key}' must be a single value, found {describe(value)}", key)
+            return None
+        text = str(value).strip()
+        if required and not text:
+            self.problem(f"'{key}' must not be empty", key)
+            return None
+        return text
+
+    def texts(self, key: str, required: bool = False) -> list[tuple[str, int]]:
+        """A list of plain values (a single value counts as a list of one), each with its line."""
+        value = self.data.get(key)
+        if value is None or value == []:
+            if required:
+                self.problem(f"'{key}' is required and must list at least one value")
+            return []
+        if not isinstance(value, list):
+            value, lines = [value], [self.line_of(key)]
+        else:
+            lines = getattr(value, "item_lines", [self.line_of(key)] * len(value))
+        out = []
+        for item, line in zip(value, lines, strict=True):
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                self.problem(f"'{key}' must list plain values, found {describe(item)}", line=line)
+            else:
+                out.append((str(item).strip(), line))
+        return out
+
+    def items(self, key: str) -> list[tuple[Any, int]]:
+        """The entries of a list field, each with its line."""
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(f"'{key}' must be a list, found {describe(value)}", key)
+            return []
+        lines = getattr(value, "item_lines", [self.line_of(key)] * len(value))
+        return list(zip(value, lines, strict=True))
+
+    def each(self, key: str, label: str, numbered: bool = False) -> list[Fields]:
+        """The entries of a list field as Fields labelled ``label`` (plus the 1-based position when
+        ``numbered``); entries that are not mappings are reported and left out."""
+        out = []
+        for n, (data, line) in enumerate(self.items(key), 1):
+            item = Fields(self.src, data, line, f"{label} {n}" if numbered else label)
+            if item.ok:
+                out.append(item)
+        return out
+
+    def sub(self, key: str, label: str | None = None) -> Fields | None:
+        """A nested mapping field, or None when absent (or not a mapping, which is reported)."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.problem(f"'{key}' must be a mapping of fields, found {describe(value)}", key)
+            return None
+        return Fields(self.src, value, getattr(value, "line", self.line_of(key)),
+                      self.label if label is None else label)
+
+    def enums(self, key: str, parse: Callable[[str], E], kind: str, accepted: str, required: bool = True
+              ) -> tuple[E, ...]:
+        """A list of values from a fixed set; each unknown one is reported with the accepted ones."""
+        out = []
+        for text, line in self.texts(key, required):
+            try:
+                out.append(parse(text))
+            except ValueError:
+                self.problem(f"unknown {kind} '{text}'; accepted: {accepted}", line=line)
+        return tuple(dict.fromkeys(out))
+
+    def duration(self, key: str) -> timedelta | None:
+        """``0``, ``30s``, ``5m``, ``1h30m``; a bare number other than 0 is refused (which unit?)."""
+        value = self.data.get(key)
+        if value is None:
+            self.problem(f"'{key}' is required (a duration like 0, 30s, 5m or 1h30m)")
+            return None
+        text = str(value).strip()
+        match = _DURATION.match(text)
+        if text == "0" and not isinstance(value, bool):
+            return timedelta(0)
+        if text.isdigit():
+            self.problem(f"'{key}' needs a unit: write {text}s, {text}m or {text}h", key)
+            return None
+        if isinstance(value, bool) or not text or not match:
+            self.problem(f"'{key}' must be a duration like 0, 30s, 5m or 1h30m, found '{value}'", key)
+            return None
+        hours, minutes, seconds = (int(g or 0) for g in match.groups())
+        return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+    def time_of_day(self, key: str) -> time | None:
+        text = self.text(key, required=True)
+        match = _TIME.match(text) if text else None
+        if text and not match:
+            self.problem(f"'{key}' must be a time of day like 08:30, found '{text}'", key)
+        return time(int(match[1]), int(match[2])) if match else None
+
+    def date_time(self, key: str, tz: tzinfo) -> datetime | None:
+        """A dated time; without an offset it is read in ``tz`` (the site's time zone)."""
+        text = self.text(key, required=True)
+        if text is None:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            self.problem(f"'{key}' must be a date and time like 2026-07-16 08:30, found '{text}'", key)
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def format_span(span: timedelta) -> str:
+    """timedelta(minutes=90) -> "1h30m", as durations are written in the site files."""
+    hours, rest = divmod(int(span.total_seconds()), 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (seconds, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0"
