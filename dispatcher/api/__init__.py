@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI app, dependencies, schemas and one router per resource."""

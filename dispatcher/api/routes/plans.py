@@ -1,0 +1,27 @@
+"""Plan preview: who a warning would call, and the readiness gaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from ...services.preview import preview
+from ...services.site import current_site
+from ..deps import ClockDep, KeyDep, SessionDep
+
+router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
+
+
+@router.get("/preview", summary="Who would be called, by which steps, and who cannot be reached")
+def plan_preview(
+    session: SessionDep, clock: ClockDep, _key: KeyDep,
+    hazard: Annotated[str, Query(description="hazard code, e.g. rainstorm")],
+    level: Annotated[str, Query(description="blue, yellow, orange or red")],
+    areas: Annotated[str, Query(description="comma-separated division codes")],
+    at: Annotated[datetime | None, Query(description="the warning's time (default: now)")] = None,
+    sender: Annotated[str | None, Query(description="apply plans' sender filters for this sender")] = None,
+) -> dict[str, Any]:
+    codes = [a.strip() for a in areas.split(",") if a.strip()]
+    return preview(current_site(session), hazard, level, codes, at or clock(), sender)

@@ -1,0 +1,98 @@
+"""Warnings: intake (JSON or CAP 1.2) and reading back."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from ...db.session import transaction
+from ...intake.cap import parse_cap
+from ...intake.errors import IntakeError
+from ...intake.schema import WarningIn, parse_warning_dict
+from ...services import warnings as queries
+from ...services.intake import receive_warning
+from ..deps import ClockDep, KeyDep, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
+
+JSON_TYPES = {"application/json"}
+CAP_TYPES = {"application/cap+xml", "application/xml", "text/xml"}
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) anything over ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is {declared} bytes; the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(content_type: str, body: bytes) -> tuple[WarningIn, str]:
+    media = content_type.split(";")[0].strip().lower()
+    if media in JSON_TYPES:
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IntakeError.malformed(f"malformed JSON: {exc}") from None
+        return parse_warning_dict(data), "json"
+    if media in CAP_TYPES:
+        return parse_warning_dict(parse_cap(body)), "cap"
+    accepted = ", ".join(sorted(JSON_TYPES | CAP_TYPES))
+    raise HTTPException(415, f"Content-Type {media or '(none)'!r} is not accepted; use one of: {accepted}")
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Post a warning, update or cancel (JSON or CAP 1.2 XML)",
+    responses={200: {"description": "a repeat of a warning already received"},
+               400: {"description": "unreadable body"}, 401: {"description": "no valid key"},
+               403: {"description": "the key may not post this"}, 413: {"description": "body too large"},
+               415: {"description": "unsupported Content-Type"}, 422: {"description": "invalid field"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": WarningIn.model_json_schema()},
+        "application/cap+xml": {"schema": {"type": "string"}},
+    }}},
+)
+async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clock: ClockDep) -> JSONResponse:
+    body = await read_limited(request, settings.max_body_bytes)
+    draft, fmt = parse_body(request.headers.get("content-type", ""), body)
+
+    def store() -> Any:
+        with transaction(settings.database_url) as session:
+            return receive_warning(session, draft, key=key, source_format=fmt,
+                                   raw=body.decode("utf-8", "replace"), now=clock())
+
+    result = await run_in_threadpool(store)  # committed before we answer
+    return JSONResponse(
+        {"id": result.id, "status": "accepted" if result.created else "duplicate",
+         "warning_status": result.status, "links": queries.links(result.id)},
+        status_code=202 if result.created else 200,
+    )
+
+
+@router.get("", summary="List warnings (this agency's own)")
+def list_warnings(session: SessionDep, key: KeyDep,
+                  active: Annotated[bool | None, Query(description="only active (true) or ended (false)")] = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    return {"warnings": queries.list_warnings(session, key, active, limit)}
+
+
+@router.get("/{warning_id}", summary="One warning, with what the rules engine decided")
+def get_warning(warning_id: str, session: SessionDep, key: KeyDep) -> dict[str, Any]:
+    return queries.get_warning(session, warning_id, key)
+
+
+@router.get("/{warning_id}/record", summary="The warning's record (一事一档), every event in order")
+def get_record(warning_id: str, session: SessionDep, key: KeyDep) -> dict[str, Any]:
+    return {"warning": warning_id, "events": queries.record(session, warning_id, key)}

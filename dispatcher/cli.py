@@ -1,0 +1,268 @@
+"""The ``jiaoying`` command. Errors go to stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import get_settings, project_root
+from .db.session import transaction
+
+app = typer.Typer(help="Jiaoying 叫应 — warning dispatch and call-out service.", no_args_is_help=True,
+                  add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="Agency API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def default_site_dir() -> Path:
+    configured = get_settings().site_dir
+    return Path(configured) if configured else project_root() / "rosters" / "qingxi"
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema (SQLite file or PostgreSQL from JIAOYING_DATABASE_URL)."""
+    from .db.migrate import current_revision, upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    out.print(f"database at revision {current_revision(url)}")
+
+
+@app.command()
+def validate(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -> None:
+    """Check a site's files; print every problem as file:line: message."""
+    from .sites import check_site
+
+    site, problems = check_site(site_dir)
+    for problem in problems:
+        err.print(str(problem), highlight=False, markup=False)
+    if problems:
+        raise fail(f"{len(problems)} problem(s) in {site_dir}")
+    assert site is not None
+    out.print(f"{site_dir}: ok — {len(site.areas)} areas, {len(site.people)} officials, "
+              f"{len(site.plans)} plans")
+
+
+@app.command()
+def load(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -> None:
+    """Validate a site and sync it into the database in one transaction."""
+    from .services.site import load_site_files
+    from .sites import SiteInvalid
+
+    try:
+        with transaction(get_settings().database_url) as session:
+            report = load_site_files(session, site_dir, now())
+    except SiteInvalid as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, markup=False)
+        raise fail(f"{len(exc.problems)} problem(s); nothing was loaded") from None
+    out.print(f"loaded {site_dir}: {report.summary()}")
+
+
+@app.command()
+def preview(
+    hazard: Annotated[str, typer.Option(help="hazard code, e.g. rainstorm")],
+    level: Annotated[str, typer.Option(help="blue | yellow | orange | red")],
+    areas: Annotated[str, typer.Option(help="comma-separated division codes")],
+    at: Annotated[str | None, typer.Option(help="the warning's time, ISO 8601 (default: now)")] = None,
+    sender: Annotated[str | None, typer.Option(help="apply plans' sender filters")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show who a warning would call, with which steps, and the readiness gaps."""
+    from .intake.errors import IntakeError
+    from .services.errors import NotReady
+    from .services.preview import preview as run_preview
+    from .services.site import current_site
+
+    when = datetime.fromisoformat(at) if at else now()
+    if when.tzinfo is None:
+        raise fail("--at needs a UTC offset, e.g. 2026-07-16T03:10:00+08:00")
+    codes = [a.strip() for a in areas.split(",") if a.strip()]
+    try:
+        with transaction(get_settings().database_url) as session:
+            result = run_preview(current_site(session), hazard, level, codes, when, sender)
+    except (IntakeError, NotReady) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(result, ensure_ascii=False))
+    else:
+        print_preview(result)
+
+
+def print_preview(result: dict[str, Any]) -> None:
+    from .views import preview_table
+
+    for renderable in preview_table(result):
+        out.print(renderable)
+
+
+@app.command()
+def post(
+    file: Annotated[Path, typer.Argument(help="a warning as JSON or CAP 1.2 XML")],
+    url: Annotated[str, typer.Option(help="the server")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(envvar="JIAOYING_API_KEY", help="agency API key")] = "",
+    local: Annotated[bool, typer.Option("--local", help="write to the database directly")] = False,
+) -> None:
+    """Post a warning file to a running server (or straight into the database with --local)."""
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    body = file.read_bytes()
+    is_xml = body.lstrip().startswith(b"<")
+    ctype = "application/cap+xml" if is_xml else "application/json"
+    if local:
+        result = _post_local(body, ctype)
+        out.print(json.dumps(result, ensure_ascii=False))
+        return
+    import httpx
+
+    if not key:
+        raise fail("an API key is needed: --key or JIAOYING_API_KEY (create one with `jiaoying keys create`)")
+    try:
+        response = httpx.post(f"{url.rstrip('/')}/api/v1/warnings", content=body, timeout=30,
+                              headers={"Content-Type": ctype, "Authorization": f"Bearer {key}"})
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach {url}: {exc}") from None
+    if response.status_code >= 400:
+        raise fail(f"{response.status_code}: {response.json().get('error', response.text)}")
+    out.print(json.dumps(response.json(), ensure_ascii=False))
+
+
+def _post_local(body: bytes, ctype: str) -> dict[str, Any]:
+    from .api.routes.warnings import parse_body
+    from .intake.errors import IntakeError
+    from .services.errors import NotReady
+    from .services.intake import receive_warning
+
+    try:
+        draft, fmt = parse_body(ctype, body)
+        with transaction(get_settings().database_url) as session:
+            result = receive_warning(session, draft, key=None, source_format=fmt,
+                                     raw=body.decode("utf-8", "replace"), now=now())
+    except (IntakeError, NotReady) as exc:
+        raise fail(str(exc)) from None
+    return {"id": result.id, "status": "accepted" if result.created else "duplicate"}
+
+
+@keys_app.command("create")
+def keys_create(
+    agency: Annotated[str, typer.Option(help="the agency, e.g. qingxi-qx")],
+    hazards: Annotated[str, typer.Option(help="comma-separated hazards it may post (default: all)")] = "",
+    senders: Annotated[str, typer.Option(help="sender ids it may post as (default: the agency)")] = "",
+) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    from .domain.hazards import parse_hazard
+    from .services.keys import create_key
+
+    try:
+        hazard_list = [parse_hazard(h) for h in hazards.split(",") if h.strip()] or None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    sender_list = [s.strip() for s in senders.split(",") if s.strip()] or None
+    with transaction(get_settings().database_url) as session:
+        key, token = create_key(session, agency, now(), hazard_list, sender_list)
+    scope = ", ".join(sorted(h.value for h in key.hazards)) if key.hazards else "all hazards"
+    err.print(f"key {key.id} for {key.agency} ({scope}; senders {', '.join(sorted(key.senders))}). "
+              "Store it now: it is not shown again.")
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never the secrets)."""
+    from .services.keys import list_keys
+
+    table = Table("id", "agency", "hazards", "senders", "created", "revoked")
+    with transaction(get_settings().database_url) as session:
+        for row in list_keys(session):
+            table.add_row(row.id, row.agency, ",".join(row.hazards or ["*"]), ",".join(row.senders),
+                          f"{row.created_at:%Y-%m-%d %H:%M}", f"{row.revoked_at:%Y-%m-%d}" if row.revoked_at else "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (k_…)."""
+    from .services.keys import revoke_key
+
+    with transaction(get_settings().database_url) as session:
+        if not revoke_key(session, key_id, now()):
+            raise fail(f"no active key {key_id}")
+    out.print(f"revoked {key_id}")
+
+
+@app.command()
+def record(
+    warning: Annotated[str, typer.Argument(help="warning id")],
+    verify: Annotated[bool, typer.Option("--verify", help="check the hash chain")] = False,
+) -> None:
+    """Print a warning's record; --verify checks that no event was edited or removed."""
+    from .db import record_repo
+    from .services import warnings as queries
+    from .services.errors import NotFound
+
+    with transaction(get_settings().database_url) as session:
+        try:
+            events = queries.record(session, warning, None)
+            root = queries.get_row(session, warning, None)
+        except NotFound as exc:
+            raise fail(str(exc)) from None
+        problems = record_repo.verify(session, root.root_id or root.id) if verify else []
+    for ev in events:
+        out.print(f"{ev['seq']:>4} {ev['at']} {ev['actor']:<22} {ev['kind']:<12} "
+                  f"{json.dumps(ev['data'], ensure_ascii=False)}", highlight=False, markup=False)
+    if verify:
+        if problems:
+            for p in problems:
+                err.print(f"TAMPERED: {p}", markup=False)
+            raise fail(f"the record of {warning} fails verification")
+        out.print(f"record of {warning}: {len(events)} events, hash chain intact")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Run the API (and, in the embedded mode, the worker) in this process."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port for the demo server")] = 8000,
+    keep_running: Annotated[bool, typer.Option("--serve/--no-serve", help="keep the server up")] = True,
+) -> None:
+    """Sample county, a red rainstorm warning for two towns, and who will be called."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(port=port, keep_running=keep_running, console=out))
+
+
+def main() -> None:
+    app()

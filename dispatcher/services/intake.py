@@ -1,0 +1,166 @@
+"""Intake: validate, deduplicate and store a warning, and record the rules engine's decision.
+
+The warning is committed by the caller's transaction before the caller answers 202; sending is
+started from the stored warning, never from the request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db.record_repo import append_event
+from ..db.tables import WarningRow
+from ..domain.areas import AreaTree
+from ..domain.hazards import Hazard, Level
+from ..domain.record import EventKind
+from ..domain.rules import WarningFacts, resolve
+from ..domain.warnings import MsgType, Warning
+from ..intake.errors import IntakeError
+from ..intake.schema import WarningIn
+from .errors import Forbidden
+from .keys import AgencyKey
+from .site import current_site
+
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    id: str
+    created: bool  # False: a repeat of a warning already received (nothing is triggered)
+    status: str
+
+
+def new_warning_id(now: datetime) -> str:
+    return f"W{now:%Y%m%d}-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+
+
+def receive_warning(
+    session: Session, draft: WarningIn, *, key: AgencyKey | None, source_format: str, raw: str, now: datetime,
+) -> IntakeResult:
+    actor = f"agency:{key.agency}" if key else "local"
+    if key and not key.may_send_as(draft.sender):
+        raise Forbidden(f"this key (agency {key.agency}) may not post as sender {draft.sender!r}")
+    existing = _find(session, draft.sender, draft.identifier)
+    if existing is not None:
+        return IntakeResult(existing.id, created=False, status=existing.status)
+    earlier = _referenced(session, draft)
+    warning = draft.to_domain(_domain(earlier[0]) if earlier else None)
+    if key and not key.may_post(warning.hazard):
+        raise Forbidden(f"this key (agency {key.agency}) may not post {warning.hazard.value} warnings")
+    site = current_site(session)
+    _check_areas(site.areas, warning.areas)
+    row = _store(session, warning, earlier, key, source_format, raw, now)
+    if isinstance(row, _Repeat):  # lost a race with the same warning posted concurrently
+        return IntakeResult(row.existing.id, created=False, status=row.existing.status)
+    record = row.root_id or row.id
+    append_event(session, record, EventKind.RECEIVED, actor, now, {
+        "warning": row.id, "format": source_format, "sender": warning.sender,
+        "identifier": warning.identifier, "msg_type": warning.msg_type.value, "hazard": warning.hazard.value,
+        "level": warning.level.value, "areas": list(warning.areas), "drill": warning.drill,
+        "headline": warning.headline,
+    })
+    if earlier:
+        kind = EventKind.CANCELLED if warning.msg_type is MsgType.CANCEL else EventKind.UPDATED
+        ended = _end_chain(session, record, row, warning.msg_type)
+        append_event(session, record, kind, actor, now, {"warnings": ended, "by": row.id})
+    if warning.msg_type is not MsgType.CANCEL:
+        resolution = resolve(site, WarningFacts(warning.hazard, warning.level, warning.areas, warning.sender,
+                                                warning.sent), start=now)
+        append_event(session, record, EventKind.MATCHED, "rules", now, {
+            "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
+            "duty": list(resolution.duty.everyone) if resolution.duty else [],
+            "gaps": [g.message for g in resolution.gaps][:200],
+        })
+    return IntakeResult(row.id, created=True, status=row.status)
+
+
+def _find(session: Session, sender: str, identifier: str) -> WarningRow | None:
+    return session.scalars(
+        select(WarningRow).where(WarningRow.sender == sender, WarningRow.identifier == identifier)
+    ).first()
+
+
+def _referenced(session: Session, draft: WarningIn) -> list[WarningRow]:
+    if draft.msg_type is MsgType.ALERT:
+        return []
+    found = []
+    for identifier in draft.references:
+        row = _find(session, draft.sender, identifier)
+        if row is None:
+            raise IntakeError.invalid(
+                "references", f"no earlier warning {identifier!r} from sender {draft.sender!r}")
+        found.append(row)
+    return found
+
+
+def _check_areas(tree: AreaTree, areas: tuple[str, ...]) -> None:
+    roots = ", ".join(f"{tree.name(r)} {r}" for r in tree.roots)
+    for i, code in enumerate(areas):
+        if not tree.relates(code):
+            raise IntakeError.invalid(f"areas[{i}]", f"{code} is not an area of this site ({roots})")
+
+
+def _store(
+    session: Session, warning: Warning, earlier: list[WarningRow], key: AgencyKey | None,
+    source_format: str, raw: str, now: datetime,
+) -> WarningRow | _Repeat:
+    root = (earlier[0].root_id or earlier[0].id) if earlier else None
+    cancel = warning.msg_type is MsgType.CANCEL
+    for attempt in range(5):
+        row = WarningRow(
+            id=new_warning_id(now), sender=warning.sender, identifier=warning.identifier,
+            msg_type=warning.msg_type.value, references=list(warning.references), root_id=root,
+            hazard=warning.hazard.value, level=warning.level.value, areas=list(warning.areas),
+            headline=warning.headline, description=warning.description, instruction=warning.instruction,
+            sent=warning.sent, expires=warning.expires, drill=warning.drill,
+            status="cancelled" if cancel else "active", received_at=now,
+            api_key_id=key.id if key else None, source_format=source_format, raw=raw,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            existing = _find(session, warning.sender, warning.identifier)
+            if existing is not None:
+                return _Repeat(existing)
+            if attempt == 4:
+                raise
+            continue  # an id collision: draw another
+        return row
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    existing: WarningRow
+
+
+def _end_chain(session: Session, root_id: str, newest: WarningRow, msg_type: MsgType) -> list[str]:
+    """An update supersedes every active message of the event; a cancel ends them all —
+    whichever message it names (the national profile always names the first)."""
+    status = "cancelled" if msg_type is MsgType.CANCEL else "updated"
+    open_states = ("active", "updated") if msg_type is MsgType.CANCEL else ("active",)
+    chain = session.scalars(select(WarningRow).where(
+        (WarningRow.id == root_id) | (WarningRow.root_id == root_id), WarningRow.id != newest.id,
+        WarningRow.status.in_(open_states)))
+    ended = []
+    for old in chain:
+        old.status = status
+        ended.append(old.id)
+    return sorted(ended)
+
+
+def _domain(row: WarningRow) -> Warning:
+    return Warning(
+        sender=row.sender, identifier=row.identifier, msg_type=MsgType(row.msg_type),
+        hazard=Hazard(row.hazard), level=Level(row.level), areas=tuple(row.areas), headline=row.headline,
+        sent=row.sent, references=tuple(row.references), description=row.description,
+        instruction=row.instruction, expires=row.expires, drill=row.drill,
+    )

@@ -1,0 +1,84 @@
+"""Preview: who a warning would call, by which steps, and the readiness gaps — sends nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..domain.areas import normalize_code
+from ..domain.channels import Channel
+from ..domain.hazards import parse_hazard, parse_level
+from ..domain.rules import Resolution, WarningFacts, resolve
+from ..domain.site import Site
+from ..intake.errors import FieldProblem, IntakeError
+
+
+def preview(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
+            sender: str | None = None) -> dict[str, Any]:
+    facts = _facts(site, hazard, level, areas, at, sender)
+    return describe(site, facts, resolve(site, facts))
+
+
+def _facts(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
+           sender: str | None) -> WarningFacts:
+    problems: list[FieldProblem] = []
+    parsed: dict[str, Any] = {}
+    for name, parse, value in (("hazard", parse_hazard, hazard), ("level", parse_level, level)):
+        try:
+            parsed[name] = parse(value)
+        except ValueError as exc:
+            problems.append(FieldProblem(name, str(exc)))
+    codes: list[str] = []
+    for raw in areas:
+        try:
+            code = normalize_code(raw)
+        except ValueError as exc:
+            problems.append(FieldProblem("areas", str(exc)))
+            continue
+        if not site.areas.relates(code):
+            problems.append(FieldProblem("areas", f"{code} is not an area of this site"))
+        codes.append(code)
+    if not areas:
+        problems.append(FieldProblem("areas", "at least one division code is required"))
+    if problems:
+        raise IntakeError.many(problems)
+    return WarningFacts(parsed["hazard"], parsed["level"], tuple(codes), sender, at)
+
+
+def describe(site: Site, facts: WarningFacts, res: Resolution) -> dict[str, Any]:
+    def who(pid: str) -> dict[str, str]:
+        p = site.people.get(pid)
+        return {"id": pid, "name": p.name if p else pid}
+
+    callouts = []
+    for c in res.callouts:
+        person = site.people[c.person_id]
+        callouts.append({
+            "official": {**who(person.id), "roles": [site.roles.get(r, r) for r in person.roles],
+                         "area": person.area, "area_name": site.areas.label(person.area), "unit": person.unit,
+                         "channels": [ch.value for ch in Channel if person.reachable_by(ch)]},
+            "plan": c.plan_id,
+            "reason": c.reason,
+            "steps": [{
+                "index": s.index, "after_seconds": int(s.after.total_seconds()), "due": s.due.isoformat(),
+                "channels": [ch.value for ch in s.channels], "to": [r.value for r in s.to],
+                "recipients": [who(r) for r in s.recipients], "held": [ch.value for ch in s.held],
+                "final": s.final,
+            } for s in c.steps],
+        })
+    duty = res.duty
+    return {
+        "hazard": facts.hazard.value, "level": facts.level.value,
+        "areas": [{"code": a, "name": site.areas.label(a)} for a in facts.areas],
+        "at": facts.at.isoformat(),
+        "plans": list(res.plans),
+        "officials": len(res.callouts),
+        "duty": {
+            "leader": who(duty.leader) if duty and duty.leader else None,
+            "chief": who(duty.chief) if duty and duty.chief else None,
+            "staff": [who(p) for p in duty.staff] if duty else [],
+        },
+        "callouts": callouts,
+        "gaps": [{"kind": g.kind.value, "plan": g.plan_id, "subject": g.subject, "message": g.message}
+                 for g in res.gaps],
+    }

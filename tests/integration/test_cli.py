@@ -1,0 +1,170 @@
+"""The `jiaoying` command, run as a user runs it: a subprocess with JIAOYING_DATABASE_URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import FIXTURES, SAMPLE_SITE
+from tests.support.servers import free_port
+
+
+def jiaoying(*args: str, url: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "JIAOYING_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "dispatcher", *args], env=env, capture_output=True, text=True,
+                          input=stdin, timeout=timeout)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert jiaoying("db", "upgrade", url=url).returncode == 0
+    return url
+
+
+def test_db_upgrade_on_an_empty_sqlite_file(tmp_path: Path) -> None:
+    r = jiaoying("db", "upgrade", url=f"sqlite:///{tmp_path / 'new.db'}")
+    assert r.returncode == 0, r.stderr
+    assert "database at revision" in r.stdout
+
+
+@pytest.mark.postgres
+def test_db_upgrade_on_an_empty_postgresql_database(postgres_server) -> None:
+    with psycopg.connect(f"host=127.0.0.1 port={postgres_server.port} user=postgres dbname=postgres",
+                         autocommit=True) as conn:
+        conn.execute("CREATE DATABASE cli_empty")
+    r = jiaoying("db", "upgrade", url=postgres_server.url("cli_empty"))
+    assert r.returncode == 0, r.stderr
+    again = jiaoying("db", "upgrade", url=postgres_server.url("cli_empty"))
+    assert again.returncode == 0 and again.stdout == r.stdout
+
+
+def test_validate_the_sample_site(db: str) -> None:
+    r = jiaoying("validate", str(SAMPLE_SITE), url=db)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{SAMPLE_SITE}: ok — ")
+
+
+def test_validate_a_broken_site_prints_file_and_line_and_fails(db: str, tmp_path: Path) -> None:
+    broken = tmp_path / "qingxi"
+    shutil.copytree(SAMPLE_SITE, broken)
+    people = broken / "people.yaml"
+    # bad input: a deputy who is not on the roster
+    people.write_text(people.read_text(encoding="utf-8").replace("deputy: ", "deputy: ghost-", 1),
+                      encoding="utf-8")
+    r = jiaoying("validate", str(broken), url=db)
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("people.yaml:") and "ghost-" in ln]
+    assert len(lines) == 1, r.stderr
+    assert "problem(s) in" in r.stderr
+
+
+def test_load_twice_reports_no_changes_the_second_time(db: str) -> None:
+    first = jiaoying("load", str(SAMPLE_SITE), url=db)
+    assert first.returncode == 0, first.stderr
+    assert "added" in first.stdout
+    second = jiaoying("load", str(SAMPLE_SITE), url=db)
+    assert second.stdout.strip().endswith("no changes")
+
+
+def test_keys_create_prints_the_key_alone_on_its_last_line(db: str) -> None:
+    r = jiaoying("keys", "create", "--agency", "qingxi-qx", "--hazards", "rainstorm,flash_flood", url=db)
+    assert r.returncode == 0, r.stderr
+    key = r.stdout.strip().splitlines()[-1]
+    assert key.startswith("jy_") and " " not in key
+    listed = jiaoying("keys", "list", url=db)
+    assert "qingxi-qx" in listed.stdout and key not in listed.stdout
+
+
+def test_keys_create_refuses_an_unknown_hazard(db: str) -> None:
+    r = jiaoying("keys", "create", "--agency", "x", "--hazards", "meteor", url=db)
+    assert r.returncode == 1
+    assert "unknown hazard 'meteor'" in r.stderr
+
+
+def test_post_local_then_record_verify(db: str, tmp_path: Path) -> None:
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    posted = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--local", url=db)
+    assert posted.returncode == 0, posted.stderr
+    wid = json.loads(posted.stdout)["id"]
+    again = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--local", url=db)
+    assert json.loads(again.stdout) == {"id": wid, "status": "duplicate"}
+    rec = jiaoying("record", wid, "--verify", url=db)
+    assert rec.returncode == 0, rec.stderr
+    assert "received" in rec.stdout and "hash chain intact" in rec.stdout
+
+
+def test_post_local_refuses_a_bad_file_and_says_why(db: str, tmp_path: Path) -> None:
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"sender": "qingxi-qx", "identifier": "X1", "hazard": "meteor", "level": "red", '
+                   '"areas": ["330599100"], "headline": "h", "sent": "2026-07-16T11:10:00+08:00"}')
+    r = jiaoying("post", str(bad), "--local", url=db)
+    assert r.returncode == 1
+    assert "hazard: unknown hazard 'meteor'" in r.stderr
+
+
+def test_preview_prints_who_would_be_called(db: str) -> None:
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    r = jiaoying("preview", "--hazard", "rainstorm", "--level", "red", "--areas", "330599100", "--json",
+                 "--at", "2026-07-16T11:12:00+08:00", url=db)
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["plans"][0] == "rainstorm-red" and body["officials"] > 5
+    table = jiaoying("preview", "--hazard", "rainstorm", "--level", "red", "--areas", "330599100", url=db)
+    assert "暴雨红色预警" in table.stdout and "rainstorm-red" in table.stdout
+
+
+def test_preview_refuses_an_unknown_area(db: str) -> None:
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    r = jiaoying("preview", "--hazard", "rainstorm", "--level", "red", "--areas", "440106", url=db)
+    assert r.returncode == 1 and "440106 is not an area of this site" in r.stderr
+
+
+def test_post_to_a_running_server(db: str) -> None:
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    key = jiaoying("keys", "create", "--agency", "qingxi-qx", url=db).stdout.strip().splitlines()[-1]
+    port = free_port()
+    env = {**os.environ, "JIAOYING_DATABASE_URL": db}
+    server = subprocess.Popen([sys.executable, "-m", "dispatcher", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        r = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--url", f"http://127.0.0.1:{port}",
+                     "--key", key, url=db)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["status"] == "accepted"
+        refused = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--url",
+                           f"http://127.0.0.1:{port}", "--key", "jy_bad_key", url=db)
+        assert refused.returncode == 1 and "401" in refused.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_demo_posts_a_red_warning_and_prints_the_call_out_plan(tmp_path: Path) -> None:
+    env = {**os.environ}
+    env.pop("JIAOYING_DATABASE_URL", None)
+    r = subprocess.run([sys.executable, "-m", "dispatcher", "demo", "--no-serve", "--port", str(free_port())],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "POST /api/v1/warnings → 202 accepted" in r.stdout
+    assert "暴雨红色预警" in r.stdout
+    assert (tmp_path / "jiaoying-demo.db").exists()
