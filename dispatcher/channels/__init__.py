@@ -1,0 +1,1 @@
+"""Channel adapters: one module per adapter, registered under its Channel key."""

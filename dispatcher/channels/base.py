@@ -1,0 +1,94 @@
+"""The port every channel adapter implements, and the one exception tree the engine acts on.
+
+    ChannelError
+    ├── TransientError       timeouts, 5xx, 429: retried within bounds, then the attempt fails
+    ├── PermanentError       invalid number, unsubscribed: never retried; the next channel is tried
+    └── ConfigurationError   missing or wrong credentials: halt this channel and show it on the board
+
+Adapters only fit and deliver a message that the templates already rendered.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..domain.callouts import Purpose
+from ..domain.channels import Channel
+from ..domain.hazards import Level
+
+__all__ = ["Address", "ChannelAdapter", "ChannelError", "ConfigurationError", "OutboundMessage", "PermanentError",
+           "Purpose", "SendResult", "TransientError"]
+
+
+@dataclass(frozen=True)
+class Address:
+    person_id: str
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    im: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    key: str  # the attempt's unique key, recorded before the provider is called
+    channel: Channel
+    purpose: Purpose
+    to: Address
+    subject: str
+    text: str
+    level: Level
+    ack_code: str = ""
+    link: str | None = None
+    drill: bool = False
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str
+    status: str = "sent"
+
+
+class ChannelError(Exception):
+    """Something went wrong handing a message to a provider."""
+
+    retry: ClassVar[bool] = False
+
+
+class TransientError(ChannelError):
+    retry = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ChannelError):
+    pass
+
+
+class ConfigurationError(ChannelError):
+    pass
+
+
+class ChannelAdapter(ABC):
+    """A way to reach people. Subclasses declare their channel and a short provider name."""
+
+    channel: ClassVar[Channel]
+    provider: ClassVar[str]
+
+    @abstractmethod
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Hand the message over. Raises a ChannelError subclass on failure."""
+
+    async def lookup(self, key: str) -> SendResult | None:
+        """Whether the provider already has the message with this key (after a crash left the
+        attempt in doubt). ``None``: not found, or the provider cannot tell."""
+        return None
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
+        """Release connections."""
+        return None

@@ -1,0 +1,189 @@
+"""Message texts from the Jinja2 templates in ``templates/<channel>/<purpose>.<lang>.j2``.
+
+A template writes the text; a top-level ``{% set subject %}`` gives the subject (e-mail subject,
+IM title). Chinese (``zh``) is the default and the fallback for a missing language file. Besides
+the MessageContext fields, templates get ``title`` (暴雨红色预警), ``hazard_name``, ``level_name``,
+``sent_text`` / ``sent_spoken`` (Beijing time), ``drill_prefix`` and the filters ``clip(n)``,
+``places(n)``, ``squash`` (one paragraph) and ``speakable`` (no URLs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, pass_context
+from jinja2.runtime import Context
+
+from .config import project_root
+from .domain.callouts import Purpose
+from .domain.channels import Channel
+from .domain.hazards import Hazard, Level
+
+__all__ = ["BEIJING", "DEFAULT_LANG", "MessageContext", "Rendered", "render", "sms_segments"]
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
+DEFAULT_LANG = "zh"
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    headline: str
+    hazard: Hazard
+    level: Level
+    areas: Sequence[str]
+    description: str
+    instruction: str
+    sent: datetime  # naive values are taken as UTC
+    official: str  # the recipient
+    ack_code: str
+    subject_official: str = ""  # whose call-out is unanswered (to_deputy … unreached); empty: official
+    drill: bool = False
+    link: str | None = None
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "areas", tuple(self.areas))
+        if not self.subject_official:
+            object.__setattr__(self, "subject_official", self.official)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Lang:
+    title: Callable[[Hazard, Level], str]
+    hazard: Callable[[Hazard], str]
+    level: Callable[[Level], str]
+    when: Callable[[datetime], str]
+    spoken_when: Callable[[datetime], str]
+    space: str  # between joined lines
+    ellipsis: str
+    listed: Callable[[list[str], int], str]  # shown names, total count
+
+
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_LANGS: dict[str, _Lang] = {
+    "zh": _Lang(
+        title=lambda h, lv: f"{h.zh}{lv.zh}预警", hazard=lambda h: h.zh, level=lambda lv: lv.zh,
+        when=lambda t: f"{t.month}月{t.day}日{t:%H:%M}",
+        spoken_when=lambda t: f"{t.month}月{t.day}日{t.hour}时{t.minute:02d}分",
+        space="", ellipsis="…",
+        listed=lambda names, total: "、".join(names) + (f"等{total}地" if total > len(names) else ""),
+    ),
+    "en": _Lang(
+        title=lambda h, lv: f"{lv.value.capitalize()} {h.value.replace('_', ' ')} warning",
+        hazard=lambda h: h.value.replace("_", " "), level=lambda lv: lv.value,
+        when=lambda t: f"{t.day} {_MONTHS_EN[t.month - 1]} {t:%H:%M}",
+        spoken_when=lambda t: f"{t:%H:%M} on {t.day} {_MONTHS_EN[t.month - 1]}",
+        space=" ", ellipsis="...",
+        listed=lambda names, total: ", ".join(names) + (f" and {total - len(names)} more" if total > len(names)
+                                                       else ""),
+    ),
+}
+_NO_AREAS = {"zh": "相关区域", "en": "the affected areas"}
+
+
+def render(channel: Channel, purpose: Purpose, lang: str, context: MessageContext) -> Rendered:
+    template, lang = _template(f"{channel.value}/{purpose.value}", lang)
+    module = template.make_module(_variables(lang, context))
+    return Rendered(str(getattr(module, "subject", "")).strip(), str(module).strip())
+
+
+def _template(stem: str, lang: str) -> tuple[Template, str]:
+    env = _environment()
+    if lang != DEFAULT_LANG:
+        try:
+            return env.get_template(f"{stem}.{lang}.j2"), lang
+        except TemplateNotFound:
+            pass
+    return env.get_template(f"{stem}.{DEFAULT_LANG}.j2"), DEFAULT_LANG
+
+
+def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
+    words = _LANGS.get(lang, _LANGS[DEFAULT_LANG])
+    sent = (ctx.sent if ctx.sent.tzinfo else ctx.sent.replace(tzinfo=UTC)).astimezone(BEIJING)
+    drill_prefix = _template("_drill", lang)[0].render().strip() + words.space if ctx.drill else ""
+    return {
+        "lang": lang, "headline": ctx.headline, "hazard": ctx.hazard, "level": ctx.level, "areas": list(ctx.areas),
+        "description": ctx.description, "instruction": ctx.instruction, "sent": sent, "official": ctx.official,
+        "subject_official": ctx.subject_official, "ack_code": ctx.ack_code, "drill": ctx.drill, "link": ctx.link,
+        "step": ctx.step, "drill_prefix": drill_prefix, "title": words.title(ctx.hazard, ctx.level),
+        "hazard_name": words.hazard(ctx.hazard), "level_name": words.level(ctx.level),
+        "sent_text": words.when(sent), "sent_spoken": words.spoken_when(sent),
+    }
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(project_root() / "templates"), undefined=StrictUndefined, autoescape=False,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+    )
+    env.filters.update(clip=_clip, places=_places, squash=_squash, speakable=_speakable)
+    return env
+
+
+def _words(context: Context) -> _Lang:
+    return _LANGS.get(context.get("lang", DEFAULT_LANG), _LANGS[DEFAULT_LANG])
+
+
+_TRAILING = " \t\n。．.，,；;：:、！!？?"
+
+
+@pass_context
+def _clip(context: Context, text: str, limit: int) -> str:
+    """At most ``limit`` characters, without end punctuation (the template adds its own)."""
+    text = " ".join(str(text).split()).rstrip(_TRAILING)
+    if len(text) <= limit:
+        return text
+    ellipsis = _words(context).ellipsis
+    return text[:limit - len(ellipsis)].rstrip(_TRAILING) + ellipsis
+
+
+@pass_context
+def _places(context: Context, areas: Sequence[str], limit: int) -> str:
+    names = [a for a in areas if a]
+    if not names:
+        return _NO_AREAS.get(context.get("lang", DEFAULT_LANG), _NO_AREAS[DEFAULT_LANG])
+    return _words(context).listed(names[:limit], len(names))
+
+
+@pass_context
+def _squash(context: Context, text: str) -> str:
+    """One paragraph: the template's lines joined (without spaces in Chinese)."""
+    return _words(context).space.join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+
+
+def _speakable(text: str) -> str:
+    return " ".join(_URL.sub("", str(text)).split())
+
+
+# GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS parts a carrier bills for ``text`` (an empty message still costs one)."""
+    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text):
+        units = len(text) + sum(c in _GSM_EXTENDED for c in text)
+        single, part = 160, 153
+    else:  # UCS-2: characters outside the BMP take a surrogate pair
+        units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+        single, part = 70, 67
+    return 1 if units <= single else -(-units // part)
