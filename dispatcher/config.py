@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = 262_144
     site_dir: str = ""  # default site for `serve`/`demo`; empty: rosters/qingxi
 
+    # Simulator channels: empty = record in memory; a URL = one HTTP round trip per attempt to a
+    # loopback simulator server (tests and benchmarks).
+    simulator_url: str = ""
+    # How long a worker may hold an attempt it claimed before the scheduler treats it as in doubt.
+    attempt_lease_seconds: float = 60.0
+    # Tests and the demo only: a file holding seconds to add to the real clock, shared by every
+    # process (API, scheduler, Celery workers), so a test can jump minutes ahead.
+    clock_offset_file: str = ""
+
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_from_number: str = ""

@@ -506,21 +506,29 @@ def _read_quiet_hours(f: Fields) -> QuietHours | None:
 
 
 def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
-    """Every area the plan covers must hold someone its `affected` roles reach; only the topmost
-    empty area of a branch is reported."""
+    """A warning for any area the plan covers must reach someone through its role targets: people
+    living within the area (scope `affected`) or above it (scope `above`). Only the topmost
+    uncovered area of a branch is reported."""
     if known.tree is None or known.people is None:
         return
-    roles = sorted({r for t in plan.targets if isinstance(t, RoleTarget) and Scope.AFFECTED in t.scopes
-                    for r in t.roles})
-    if not roles:
+    targets = [t for t in plan.targets if isinstance(t, RoleTarget)
+               and (Scope.AFFECTED in t.scopes or Scope.ABOVE in t.scopes)]
+    if not targets:
         return
-    homes = [p.area for p in known.people.values() if p.has_any_role(tuple(roles))]
+    reach = [(t, [p.area for p in known.people.values() if p.has_any_role(t.roles)]) for t in targets]
+
+    def reached(code: str) -> bool:
+        return any((Scope.AFFECTED in t.scopes and any(covers(code, h) for h in homes))
+                   or (Scope.ABOVE in t.scopes and any(covers(h, code) and h != code for h in homes))
+                   for t, homes in reach)
+
+    roles = sorted({r for t in targets for r in t.roles})
     covered = sorted((a for a in known.tree if not plan.match.areas
                       or any(covers(m, a.code) for m in plan.match.areas)), key=lambda a: a.code)
     reported: list[str] = []
     label = f"roles {', '.join(roles)}" if len(roles) > 1 else f"role {roles[0]}"
     for area in covered:
-        if any(covers(r, area.code) for r in reported) or any(covers(area.code, h) for h in homes):
+        if any(covers(r, area.code) for r in reported) or reached(area.code):
             continue
         reported.append(area.code)
         f.problem(f"nobody with {label} in {area.code} ({area.name})")

@@ -121,9 +121,7 @@ def upgrade() -> None:
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("record_count", sa.Integer(), nullable=False),
         sa.Column("record_head", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["api_key_id"], ["api_keys.id"], name=op.f("fk_warnings_api_key_id_api_keys")
-        ),
+        sa.ForeignKeyConstraint(["api_key_id"], ["api_keys.id"], name=op.f("fk_warnings_api_key_id_api_keys")),
         sa.ForeignKeyConstraint(["root_id"], ["warnings.id"], name=op.f("fk_warnings_root_id_warnings")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_warnings")),
         sa.UniqueConstraint("sender", "identifier", name="uq_warnings_sender_identifier"),

@@ -160,6 +160,8 @@ class WarningRow(Base):
     # The record's head: appends lock this row, so events of one warning are strictly ordered.
     record_count: Mapped[int] = mapped_column(Integer, default=0)
     record_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    # Set once the warning's call-outs (or its update/cancel effects) have been applied.
+    applied_at: Mapped[datetime | None]
 
 
 class EventRow(Base):
@@ -176,3 +178,102 @@ class EventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class CalloutRow(Base):
+    """One official x one warning: the frozen steps, where it stands, and how it ended."""
+
+    __tablename__ = "callouts"
+    __table_args__ = (
+        Index("ix_callouts_due", "state", "next_due"),
+        Index("ix_callouts_person_state", "person_id", "state"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))  # the message that started it
+    record_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"), index=True)  # the event's first alert
+    person_id: Mapped[str] = mapped_column(String(64))
+    plan_id: Mapped[str] = mapped_column(String(64))
+    hazard: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(10))
+    priority: Mapped[int] = mapped_column(Integer)  # the level's rank: red goes first
+    drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))  # pending|notified|acknowledged|unreached|cancelled
+    steps: Mapped[list[Any]]
+    next_step: Mapped[int] = mapped_column(Integer, default=0)
+    next_due: Mapped[datetime | None]  # the durable timer; None once nothing more is due
+    ack_code: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    ack_via: Mapped[str | None] = mapped_column(String(16))  # sms|voice|link|manual|api
+    ack_note: Mapped[str | None] = mapped_column(Text)
+    unreached_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class AttemptRow(Base):
+    """One message or call on one channel to one person for one step. The row (and its unique
+    key) exists before the provider is called; the worker claims it, sends, and records."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_queue", "status", "priority", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    callout_id: Mapped[int] = mapped_column(ForeignKey("callouts.id"), index=True)
+    record_id: Mapped[str] = mapped_column(String(32), index=True)
+    step_index: Mapped[int] = mapped_column(Integer)  # -1 for update/cancel notices
+    purpose: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[str] = mapped_column(String(64), index=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    # queued -> sending -> sent -> delivered | failed; queued -> cancelled
+    status: Mapped[str] = mapped_column(String(12))
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(64))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class InboundRow(Base):
+    """Every acknowledgement that arrived, matched or not (unknown senders included)."""
+
+    __tablename__ = "inbound"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    via: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(32))
+    callouts: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class HeartbeatRow(Base):
+    """Liveness of the scheduler and workers: when each last made progress."""
+
+    __tablename__ = "heartbeats"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class UserRow(Base):
+    """Duty-officer logins: viewer, officer, admin."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

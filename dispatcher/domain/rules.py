@@ -171,11 +171,19 @@ def _empty_areas(site: Site, plan: Plan, affected: tuple[str, ...], reached: dic
     return gaps
 
 
+# A plan without a final escalation still ends: this long after its last step the call-out is
+# marked unreached and listed for the duty officers.
+UNREACHED_AFTER_LAST_STEP = timedelta(minutes=5)
+
+
 def _plan_steps(
     site: Site, plan: Plan, person: Person, duty: DutyShift | None, start: datetime
 ) -> list[PlannedStep]:
     steps = [_planned(site, plan, i, s, person, duty, start) for i, s in enumerate(plan.steps)]
-    if plan.final:
+    if plan.final is None:
+        after = plan.steps[-1].after + UNREACHED_AFTER_LAST_STEP
+        steps.append(PlannedStep(len(plan.steps), after, start + after, (), (), (), final=True))
+    else:
         final = plan.final
         recipients = tuple(dict.fromkeys(
             r for to in final.to for r in _recipients(site, to, person, duty)
@@ -237,7 +245,7 @@ def _channel_gaps(site: Site, plan: Plan, person: Person, steps: tuple[PlannedSt
         gaps.append(Gap(GapKind.NO_CHANNEL, plan.id, person.id,
                         f"{person.name} ({person.id}) has no address for any channel the plan uses ({used})"))
     for step in steps:
-        if Recipient.SELF not in step.to and not step.recipients:
+        if step.to and Recipient.SELF not in step.to and not step.recipients:
             label = "final escalation" if step.final else f"step {step.index}"
             to = "+".join(r.value for r in step.to)
             gaps.append(Gap(GapKind.NO_RECIPIENT, plan.id, person.id,

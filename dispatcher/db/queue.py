@@ -1,0 +1,76 @@
+"""The database as the work queue: inserting attempts once, and claiming due work so that two
+workers never take the same row (FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite every write
+transaction holds the single write lock, see db.session)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..domain.callouts import OPEN_STATES
+from .tables import AttemptRow, CalloutRow
+
+
+def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert attempts, skipping any whose key already exists (a retried step never doubles)."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(AttemptRow.__table__).on_conflict_do_nothing(index_elements=["key"])
+    connection = session.connection()
+    total = 0
+    for start in range(0, len(rows), 1000):
+        result = connection.execute(stmt, list(rows[start:start + 1000]))
+        total += result.rowcount if result.rowcount and result.rowcount > 0 else 0
+    return total
+
+
+def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[CalloutRow]:
+    """Open call-outs whose next step is due, highest level first, locked for this transaction."""
+    query = (
+        select(CalloutRow)
+        .where(CalloutRow.state.in_(OPEN_STATES), CalloutRow.next_due <= now)
+        .order_by(CalloutRow.priority.desc(), CalloutRow.next_due, CalloutRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))
+
+
+def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: str,
+                          lease: timedelta) -> list[int]:
+    """Move up to ``limit`` queued attempts to 'sending' under this worker's lease, red first."""
+    candidates = (
+        select(AttemptRow.id)
+        .where(AttemptRow.status == "queued")
+        .order_by(AttemptRow.priority.desc(), AttemptRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = session.execute(
+        update(AttemptRow)
+        .where(AttemptRow.id.in_(candidates.scalar_subquery()), AttemptRow.status == "queued")
+        .values(status="sending", lease_until=now + lease, worker=worker, tries=AttemptRow.tries + 1,
+                updated_at=now)
+        .returning(AttemptRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(claimed.scalars())
+
+
+def expired_leases(session: Session, now: datetime, limit: int) -> list[AttemptRow]:
+    """Attempts a worker took but never finished (it died mid-send): in doubt."""
+    query = (
+        select(AttemptRow)
+        .where(AttemptRow.status == "sending", AttemptRow.lease_until < now)
+        .order_by(AttemptRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))

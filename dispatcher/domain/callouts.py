@@ -1,0 +1,103 @@
+"""Call-outs (叫应任务): one official x one warning, and the rules for moving them along.
+
+    pending --step sent--> notified --ack--> acknowledged
+       |                      |--last step passes--> unreached --late ack--> acknowledged
+       '--------cancel / superseded--------> cancelled
+
+A call-out carries its plan's steps frozen at start (who, when, which channels), so a later
+edit of the site files does not change what a running call-out does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from .channels import Channel
+from .plans import Recipient
+from .rules import PlannedStep
+
+
+class CalloutState(StrEnum):
+    PENDING = "pending"
+    NOTIFIED = "notified"
+    ACKNOWLEDGED = "acknowledged"
+    UNREACHED = "unreached"
+    CANCELLED = "cancelled"
+
+    @property
+    def zh(self) -> str:
+        return {"pending": "待发送", "notified": "已通知", "acknowledged": "已确认", "unreached": "未叫醒",
+                "cancelled": "已取消"}[self.value]
+
+
+OPEN_STATES = (CalloutState.PENDING, CalloutState.NOTIFIED)
+# An unreached official who finally answers is still worth knowing about: that ack counts.
+ACKABLE_STATES = (*OPEN_STATES, CalloutState.UNREACHED)
+
+
+class Purpose(StrEnum):
+    ALERT = "alert"  # the warning, to the official
+    REMINDER = "reminder"  # a later step to the same official
+    TO_DEPUTY = "to_deputy"  # the official has not answered: their deputy is asked to act
+    TO_SUPERIOR = "to_superior"  # … their superior
+    TO_DUTY = "to_duty"  # … the duty officers
+    UNREACHED = "unreached"  # 未叫醒: the final escalation, for door-to-door follow-up
+    UPDATE = "update"  # new content of a warning already sent
+    CANCEL = "cancel"  # the warning is lifted (解除)
+
+
+class AckVia(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+    LINK = "link"
+    MANUAL = "manual"  # a duty officer, on someone's behalf, with a note
+
+    @property
+    def zh(self) -> str:
+        return {"sms": "短信回复", "voice": "电话按键", "link": "链接确认", "manual": "人工代确认"}[self.value]
+
+
+@dataclass(frozen=True)
+class FrozenStep:
+    index: int
+    after: timedelta
+    due: datetime
+    channels: tuple[Channel, ...]
+    to: tuple[Recipient, ...]
+    recipients: tuple[str, ...]
+    final: bool
+
+    def purpose_for(self, recipient: str, official: str) -> Purpose:
+        if self.final:
+            return Purpose.UNREACHED
+        if recipient == official:
+            return Purpose.ALERT if self.index == 0 else Purpose.REMINDER
+        if Recipient.DEPUTY in self.to:
+            return Purpose.TO_DEPUTY
+        if Recipient.SUPERIOR in self.to:
+            return Purpose.TO_SUPERIOR
+        return Purpose.TO_DUTY
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "after": self.after.total_seconds(), "due": self.due.isoformat(),
+                "channels": [c.value for c in self.channels], "to": [r.value for r in self.to],
+                "recipients": list(self.recipients), "final": self.final}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FrozenStep:
+        return cls(data["index"], timedelta(seconds=data["after"]), datetime.fromisoformat(data["due"]),
+                   tuple(Channel(c) for c in data["channels"]), tuple(Recipient(r) for r in data["to"]),
+                   tuple(data["recipients"]), data["final"])
+
+    @classmethod
+    def of(cls, step: PlannedStep) -> FrozenStep:
+        return cls(step.index, step.after, step.due, step.channels, step.to, step.recipients, step.final)
+
+
+def supersedes(new_level_rank: int, old_level_rank: int) -> bool:
+    """A higher level takes over an official's open call-out for the same hazard and area
+    (the way a critical alert inhibits a warning); an equal or lower one is muted instead."""
+    return new_level_rank > old_level_rank
