@@ -1,0 +1,1 @@
+"""Runtimes: the same engine passes, run in-process (embedded) or on Celery workers + a scheduler."""

@@ -1,0 +1,126 @@
+"""The engine's passes, independent of how they are scheduled.
+
+- ``tick``: the scheduler's pass — apply newly stored warnings, run every due step (the durable
+  timers), reconcile attempts a dead worker left in doubt, stamp a heartbeat.
+- ``send_batch``: a worker's pass — claim queued attempts (red first), hand them over
+  concurrently, record the outcome.
+
+Both runtimes call exactly these: the embedded one from threads, the production one from Celery
+tasks and the ``jiaoying scheduler`` loop. The clock is injected; tests move it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..channels.base import ChannelAdapter
+from ..config import Settings
+from ..db.session import transaction
+from ..domain.channels import Channel
+from ..services import callouts, dispatch, escalation
+from ..services.errors import NotReady
+from ..services.heartbeat import beat
+
+log = logging.getLogger("jiaoying.engine")
+AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
+
+
+@dataclass
+class TickReport:
+    applied: int = 0
+    advanced: int = 0
+    reconciled: int = 0
+
+    @property
+    def queued_work(self) -> bool:
+        return bool(self.applied or self.advanced or self.reconciled)
+
+
+class Engine:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime], adapters: AdapterFactory,
+                 name: str | None = None, batch: int = 500, concurrency: int = 64) -> None:
+        self.settings, self.clock = settings, clock
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.batch, self.concurrency = batch, concurrency
+        self._loop = asyncio.new_event_loop()
+        self._adapters = self._loop.run_until_complete(_build(adapters))
+
+    @property
+    def url(self) -> str:
+        return self.settings.database_url
+
+    def tick(self, role: str = "scheduler") -> TickReport:
+        report = TickReport()
+        try:
+            report.applied = self.apply_pending()
+            while (advanced := self._advance()) > 0:
+                report.advanced += advanced
+                if advanced < self.batch:
+                    break
+        except NotReady as exc:
+            log.warning("engine waiting: %s", exc)
+        report.reconciled = self.reconcile()
+        with transaction(self.url) as session:
+            beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced})
+        return report
+
+    def apply_pending(self) -> int:
+        with transaction(self.url) as session:
+            pending = callouts.pending_warnings(session)
+        for warning_id in pending:
+            with transaction(self.url) as session:
+                callouts.apply_warning(session, warning_id, self.clock())
+        return len(pending)
+
+    def _advance(self) -> int:
+        with transaction(self.url) as session:
+            return escalation.advance_due(session, self.clock(), self.batch)
+
+    def reconcile(self) -> int:
+        with transaction(self.url) as session:
+            found, requeued = self._loop.run_until_complete(
+                dispatch.reconcile(session, self.clock(), self._adapters))
+        if found or requeued:
+            log.warning("in-doubt attempts after a worker died: %d already sent, %d queued again", found, requeued)
+        return found + requeued
+
+    def send_batch(self, limit: int | None = None) -> int:
+        """Claim, send and record up to ``limit`` attempts; returns how many were claimed."""
+        with transaction(self.url) as session:
+            jobs = dispatch.claim_jobs(session, self.clock(), limit or self.batch, self.name,
+                                       timedelta(seconds=self.settings.attempt_lease_seconds))
+        if not jobs:
+            return 0
+        outcomes = self._loop.run_until_complete(dispatch.deliver(jobs, self._adapters, self.concurrency))
+        with transaction(self.url) as session:
+            dispatch.finish(session, outcomes, self.clock())
+            beat(session, f"worker:{self.name}", "worker", self.clock(), {"sent": len(outcomes)})
+        return len(jobs)
+
+    def drain(self, max_batches: int = 10_000) -> int:
+        total = 0
+        for _ in range(max_batches):
+            sent = self.send_batch()
+            total += sent
+            if not sent:
+                break
+        return total
+
+    def close(self) -> None:
+        self._loop.run_until_complete(_close(self._adapters))
+        self._loop.close()
+
+
+async def _close(adapters: Mapping[Channel, ChannelAdapter]) -> None:
+    for adapter in adapters.values():
+        await adapter.aclose()
+
+
+async def _build(factory: AdapterFactory) -> Mapping[Channel, ChannelAdapter]:
+    return factory()  # adapters create their clients inside this engine's event loop

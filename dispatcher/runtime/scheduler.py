@@ -1,0 +1,46 @@
+"""``jiaoying scheduler``: the production timer loop. Runs the engine's scheduler pass every
+``interval`` seconds and wakes the Celery workers when there is work. Two of them may run at
+once (e.g. during a deploy): claims are row locks, so they never take the same step."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from sqlalchemy import func, select
+
+from ..channels.simulator import SimOutbox
+from ..clock import system_clock
+from ..config import Settings
+from ..db.session import transaction
+from ..db.tables import AttemptRow
+from .embedded import default_adapters
+from .engine import Engine
+
+log = logging.getLogger("jiaoying.scheduler")
+
+
+def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Event | None = None) -> None:
+    from .celery_app import kick
+
+    stop = stop or threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(sig, lambda *_: stop.set())
+    outbox = SimOutbox()
+    engine = Engine(settings, system_clock(settings), default_adapters(settings, outbox), name=None)
+    log.info("scheduler started (every %.1f s)", interval)
+    try:
+        while not stop.is_set():
+            try:
+                engine.tick()
+                with transaction(settings.database_url) as session:
+                    queued = session.scalar(select(func.count()).where(AttemptRow.status == "queued")) or 0
+                if queued:
+                    kick(min(4, 1 + queued // engine.batch))
+            except Exception:
+                log.exception("scheduler pass failed; retrying")
+            stop.wait(interval)
+    finally:
+        engine.close()

@@ -1,0 +1,149 @@
+"""Acknowledgements: the one place every channel, the link, the duty officer and the API use.
+
+It finds the call-out(s) — by id, by the short code in a reply, or by the replier's open
+call-outs that reached them on that channel — closes them, cancels their queued attempts, and
+records the event. Duplicate, late, unknown and post-cancel acknowledgements are recorded and
+change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..db.record_repo import append_event
+from ..db.tables import AttemptRow, CalloutRow, InboundRow
+from ..domain.callouts import ACKABLE_STATES, AckVia, CalloutState, FrozenStep, Purpose
+from .errors import NotFound
+from .site import current_site
+
+REACHED = ("sending", "sent", "delivered")
+
+
+@dataclass
+class AckResult:
+    outcome: str  # acknowledged | already_acknowledged | cancelled | unknown_sender | nothing_open
+    callouts: list[int] = field(default_factory=list)
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.outcome == "acknowledged"
+
+
+def acknowledge_reply(session: Session, now: datetime, *, phone: str, via: AckVia, body: str = "",
+                      code: str | None = None) -> AckResult:
+    """A reply from a phone number: with a code it acknowledges that call-out, without one every
+    open call-out that reached this person on this channel."""
+    site = current_site(session)
+    people = [p.id for p in site.people.values() if p.phone == phone]
+    if not people:
+        return _inbound(session, now, via, phone, body, AckResult("unknown_sender"))
+    reached = select(AttemptRow.callout_id).where(
+        AttemptRow.recipient_id.in_(people), AttemptRow.channel == via.value, AttemptRow.status.in_(REACHED))
+    query = select(CalloutRow).where(CalloutRow.id.in_(reached.scalar_subquery()))
+    if code:
+        query = select(CalloutRow).where(
+            CalloutRow.ack_code == code,
+            CalloutRow.person_id.in_(people) | CalloutRow.id.in_(
+                select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people)).scalar_subquery()))
+    candidates = list(session.scalars(query.order_by(CalloutRow.id).with_for_update()))
+    result = _close_all(session, now, candidates, via=via, by=people[0], note=None)
+    return _inbound(session, now, via, phone, body, result)
+
+
+def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via: AckVia, by: str,
+                        note: str | None = None) -> AckResult:
+    """A known call-out: a keypress on its call, its link, or a duty officer on the person's behalf."""
+    callout = session.execute(
+        select(CalloutRow).where(CalloutRow.id == callout_id).with_for_update()).scalar_one_or_none()
+    if callout is None:
+        raise NotFound(f"no call-out {callout_id}")
+    return _close_all(session, now, [callout], via=via, by=by, note=note)
+
+
+def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *, via: AckVia, by: str,
+               note: str | None) -> AckResult:
+    open_ones = [c for c in candidates if c.state in ACKABLE_STATES]
+    for ignored in (c for c in candidates if c.state not in ACKABLE_STATES):
+        append_event(session, ignored.record_id, "ack_ignored", by, now, {
+            "callout": ignored.id, "person": ignored.person_id, "via": via.value, "state": ignored.state})
+    if not open_ones:
+        states = {c.state for c in candidates}
+        outcome = ("nothing_open" if not candidates else
+                   "cancelled" if CalloutState.CANCELLED in states else "already_acknowledged")
+        return AckResult(outcome, [c.id for c in candidates])
+    for callout in open_ones:
+        late = callout.state == CalloutState.UNREACHED
+        callout.state, callout.acknowledged_at, callout.acknowledged_by = CalloutState.ACKNOWLEDGED, now, by
+        callout.ack_via, callout.ack_note, callout.next_due, callout.closed_at = via.value, note, None, now
+        append_event(session, callout.record_id, "acknowledged", by, now, {
+            "callout": callout.id, "person": callout.person_id, "via": via.value, "note": note,
+            "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)})
+    session.execute(
+        update(AttemptRow).where(AttemptRow.callout_id.in_([c.id for c in open_ones]), AttemptRow.status == "queued")
+        .values(status="cancelled", updated_at=now).execution_options(synchronize_session=False))
+    return AckResult("acknowledged", [c.id for c in open_ones])
+
+
+def _inbound(session: Session, now: datetime, via: AckVia, sender: str, body: str, result: AckResult) -> AckResult:
+    session.add(InboundRow(at=now, via=via.value, sender=sender, body=body[:500], outcome=result.outcome,
+                           callouts=result.callouts))
+    return result
+
+
+_CONFIRM_WORDS = {"1", "收到", "确认", "好", "ok", "好的", "已收到", "确认收到"}
+_PUNCT = re.compile(r"[\s\.,!?;:。，！？；：、~～'\"“”‘’（）()【】\[\]]+")
+
+
+def parse_reply(text: str) -> tuple[bool, str | None]:
+    """(is a confirmation, the 4-digit code if one is given). Full-width digits count."""
+    normalized = _PUNCT.sub("", text.translate(_FULLWIDTH)).lower()
+    code = re.search(r"(?<!\d)(\d{4})(?!\d)", normalized)
+    if code:
+        return True, code.group(1)
+    return normalized in _CONFIRM_WORDS, None
+
+
+_FULLWIDTH = {ord("０") + i: ord("0") + i for i in range(10)} | {ord("ｏ"): "o", ord("ｋ"): "k", ord("Ｏ"): "o",
+                                                                  ord("Ｋ"): "k"}
+
+
+def recall(session: Session, now: datetime, callout_id: int, by: str) -> str:
+    """Run the next step now; for a call-out past its last step, call the official again on the
+    channels of their last own step. Returns what was done."""
+    callout = session.execute(
+        select(CalloutRow).where(CalloutRow.id == callout_id).with_for_update()).scalar_one_or_none()
+    if callout is None:
+        raise NotFound(f"no call-out {callout_id}")
+    if callout.state not in ACKABLE_STATES:
+        raise ValueError(f"call-out {callout_id} is {callout.state}: nothing to re-call")
+    if callout.state != CalloutState.UNREACHED and callout.next_due is not None:
+        callout.next_due = now
+        done = f"step {callout.next_step} runs now"
+    else:
+        done = _call_again(session, now, callout)
+    append_event(session, callout.record_id, "recall", by, now, {"callout": callout.id, "person": callout.person_id,
+                                                                 "done": done})
+    return done
+
+
+def _call_again(session: Session, now: datetime, callout: CalloutRow) -> str:
+    from .callouts import notice_attempt  # shared attempt shape
+
+    site = current_site(session)
+    own = [FrozenStep.from_json(s) for s in callout.steps if callout.person_id in s["recipients"]]
+    channels = own[-1].channels if own else ()
+    person = site.people.get(callout.person_id)
+    made = 0
+    n = session.query(AttemptRow).filter(AttemptRow.callout_id == callout.id, AttemptRow.key.like("%:recall%")).count()
+    for channel in channels:
+        if person is not None and person.reachable_by(channel):
+            row = notice_attempt(callout, f"recall{n + 1}", Purpose.REMINDER, channel.value, now)
+            row["key"] = f"{callout.id}:recall{n + 1}:{channel.value}:{callout.person_id}"
+            session.add(AttemptRow(**row))
+            made += 1
+    return f"called again on {made} channel(s)"

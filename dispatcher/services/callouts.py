@@ -1,0 +1,249 @@
+"""Applying a stored warning: start its call-outs, or carry out an update or a cancel (SPEC 3.7).
+
+- alert:  the rules engine's call-outs start; step 0 is due at once. An official with an open
+          call-out for the same hazard and overlapping areas from another event keeps one call-out:
+          a higher level supersedes the lower one, an equal or lower level is muted.
+- update: everyone already reached gets the new content; a raised level or widened areas start
+          call-outs for the officials it adds or whose level rises (they must acknowledge again).
+- cancel: every open call-out of the event stops at once; everyone already reached is told.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..db.queue import insert_attempts
+from ..db.record_repo import append_event
+from ..db.tables import AttemptRow, CalloutRow, WarningRow
+from ..domain.areas import overlaps
+from ..domain.callouts import ACKABLE_STATES, OPEN_STATES, CalloutState, FrozenStep, Purpose, supersedes
+from ..domain.hazards import Hazard, Level
+from ..domain.rules import PlannedCallout, WarningFacts, resolve
+from ..domain.site import Site
+from .site import current_site
+
+REACHED_STATES = (CalloutState.NOTIFIED, CalloutState.ACKNOWLEDGED, CalloutState.UNREACHED)
+
+
+@dataclass
+class Applied:
+    started: int = 0
+    superseded: list[int] = field(default_factory=list)
+    muted: list[str] = field(default_factory=list)
+    notices: int = 0
+    cancelled: int = 0
+
+
+def pending_warnings(session: Session, limit: int = 20) -> list[str]:
+    return list(session.scalars(
+        select(WarningRow.id).where(WarningRow.applied_at.is_(None)).order_by(WarningRow.received_at).limit(limit)
+    ))
+
+
+def apply_warning(session: Session, warning_id: str, now: datetime) -> Applied | None:
+    """Apply one stored warning exactly once (the row lock and ``applied_at`` make a second,
+    concurrent call a no-op)."""
+    row = session.execute(
+        select(WarningRow).where(WarningRow.id == warning_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if row is None or row.applied_at is not None:
+        return None
+    site = current_site(session)
+    record = row.root_id or row.id
+    if row.msg_type == "cancel":
+        applied = _cancel(session, row, record, now)
+    else:
+        applied = _start(session, site, row, record, now)
+        if row.msg_type == "update":
+            applied.notices += _notify_reached(session, record, row, Purpose.UPDATE, now,
+                                               skip_people=applied_people(session, row.id))
+    row.applied_at = now
+    append_event(session, record, "applied", "engine", now, {
+        "warning": row.id, "msg_type": row.msg_type, "started": applied.started,
+        "superseded": applied.superseded, "muted": applied.muted[:500], "notices": applied.notices,
+        "cancelled": applied.cancelled,
+    })
+    return applied
+
+
+def applied_people(session: Session, warning_id: str) -> set[str]:
+    return set(session.scalars(select(CalloutRow.person_id).where(CalloutRow.warning_id == warning_id)))
+
+
+def _start(session: Session, site: Site, row: WarningRow, record: str, now: datetime) -> Applied:
+    applied = Applied()
+    if row.status != "active":  # cancelled or updated before its call-outs could start
+        return applied
+    level = Level(row.level)
+    facts = WarningFacts(Hazard(row.hazard), level, tuple(row.areas), row.sender, row.sent)
+    planned = resolve(site, facts, start=now).callouts
+    if not planned:
+        return applied
+    people = [c.person_id for c in planned]
+    holding = _open_callouts(session, people, row.hazard)
+    in_event = _levels_in_event(session, record)
+    codes = _codes_in_use(session, people)
+    new_rows = []
+    for callout in planned:
+        # Already called for this event at this level or higher: the update notice will do.
+        if callout.person_id in in_event and not supersedes(level.rank, in_event[callout.person_id]):
+            continue
+        blocking = [c for c in holding.get(callout.person_id, []) if _same_concern(session, c, row, record)]
+        if any(not supersedes(level.rank, c.priority) for c in blocking):
+            applied.muted.append(callout.person_id)
+            continue
+        for old in blocking:
+            _close(old, CalloutState.CANCELLED, now, f"superseded by {row.id} ({level.value})")
+            applied.superseded.append(old.id)
+        new_rows.append(_callout_row(callout, row, record, level, now, codes))
+    session.add_all(new_rows)
+    session.flush()
+    if applied.superseded:
+        _cancel_queued(session, applied.superseded, now)
+    applied.started = len(new_rows)
+    return applied
+
+
+def _callout_row(callout: PlannedCallout, row: WarningRow, record: str, level: Level, now: datetime,
+                 codes: dict[str, set[str]]) -> CalloutRow:
+    steps = [FrozenStep.of(s).to_json() for s in callout.steps]
+    return CalloutRow(
+        warning_id=row.id, record_id=record, person_id=callout.person_id, plan_id=callout.plan_id,
+        hazard=row.hazard, level=level.value, priority=level.rank, drill=row.drill, reason=callout.reason[:200],
+        state=CalloutState.PENDING, steps=steps, next_step=0, next_due=now,
+        ack_code=_new_code(codes.setdefault(callout.person_id, set())), started_at=now,
+    )
+
+
+def _new_code(taken: set[str]) -> str:
+    while True:
+        code = f"{secrets.randbelow(9000) + 1000}"
+        if code not in taken:
+            taken.add(code)
+            return code
+
+
+def _codes_in_use(session: Session, people: list[str]) -> dict[str, set[str]]:
+    codes: dict[str, set[str]] = {}
+    for start in range(0, len(people), 900):
+        for pid, code in session.execute(
+            select(CalloutRow.person_id, CalloutRow.ack_code)
+            .where(CalloutRow.person_id.in_(people[start:start + 900]), CalloutRow.state.in_(ACKABLE_STATES))
+        ):
+            codes.setdefault(pid, set()).add(code)
+    return codes
+
+
+def _levels_in_event(session: Session, record: str) -> dict[str, int]:
+    levels: dict[str, int] = {}
+    for pid, priority in session.execute(
+        select(CalloutRow.person_id, CalloutRow.priority).where(CalloutRow.record_id == record)
+    ):
+        levels[pid] = max(priority, levels.get(pid, 0))
+    return levels
+
+
+def _open_callouts(session: Session, people: list[str], hazard: str) -> dict[str, list[CalloutRow]]:
+    found: dict[str, list[CalloutRow]] = {}
+    for start in range(0, len(people), 900):
+        for c in session.scalars(
+            select(CalloutRow).where(CalloutRow.person_id.in_(people[start:start + 900]),
+                                     CalloutRow.hazard == hazard, CalloutRow.state.in_(OPEN_STATES))
+            .with_for_update()
+        ):
+            found.setdefault(c.person_id, []).append(c)
+    return found
+
+
+def _same_concern(session: Session, old: CalloutRow, row: WarningRow, record: str) -> bool:
+    """Same event (an update), or another event whose areas overlap this one's."""
+    if old.record_id == record:
+        return True
+    other = session.get(WarningRow, old.warning_id)
+    return other is not None and any(overlaps(a, b) for a in other.areas for b in row.areas)
+
+
+def _close(callout: CalloutRow, state: CalloutState, now: datetime, reason: str) -> None:
+    callout.state, callout.next_due, callout.closed_at, callout.closed_reason = state, None, now, reason
+
+
+def _cancel_queued(session: Session, callout_ids: list[int], now: datetime) -> int:
+    total = 0
+    for start in range(0, len(callout_ids), 900):
+        result = session.execute(
+            update(AttemptRow)
+            .where(AttemptRow.callout_id.in_(callout_ids[start:start + 900]), AttemptRow.status == "queued")
+            .values(status="cancelled", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        total += result.rowcount or 0
+    return total
+
+
+def _cancel(session: Session, row: WarningRow, record: str, now: datetime) -> Applied:
+    applied = Applied()
+    open_ones = list(session.scalars(
+        select(CalloutRow).where(CalloutRow.record_id == record, CalloutRow.state.in_(OPEN_STATES))
+        .with_for_update()
+    ))
+    for callout in open_ones:
+        _close(callout, CalloutState.CANCELLED, now, f"warning cancelled by {row.id}")
+    _cancel_queued(session, [c.id for c in open_ones], now)
+    applied.cancelled = len(open_ones)
+    applied.notices = _notify_reached(session, record, row, Purpose.CANCEL, now)
+    return applied
+
+
+def _notify_reached(session: Session, record: str, row: WarningRow, purpose: Purpose, now: datetime,
+                    skip_people: set[str] | None = None) -> int:
+    """One notice per official already reached, on the channels that reached them first."""
+    skip = skip_people or set()
+    attempts: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    reached = session.scalars(
+        select(CalloutRow).where(CalloutRow.record_id == record, CalloutRow.notified_at.is_not(None))
+        .order_by(CalloutRow.id)
+    )
+    for callout in reached:
+        if callout.person_id in seen or callout.person_id in skip:
+            continue
+        seen.add(callout.person_id)
+        first = FrozenStep.from_json(callout.steps[0])
+        for channel in first.channels:
+            attempts.append(notice_attempt(callout, row.id, purpose, channel.value, now))
+    return insert_attempts(session, attempts)
+
+
+def notice_attempt(callout: CalloutRow, warning_id: str, purpose: Purpose, channel: str,
+                   now: datetime) -> dict[str, Any]:
+    return {
+        "key": f"{callout.id}:{purpose.value}:{warning_id}:{channel}:{callout.person_id}",
+        "callout_id": callout.id, "record_id": callout.record_id, "step_index": -1, "purpose": purpose.value,
+        "channel": channel, "recipient_id": callout.person_id, "priority": callout.priority, "status": "queued",
+        "tries": 0, "created_at": now, "updated_at": now,
+    }
+
+
+def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -> Applied:
+    """A duty officer (admin) or the issuing agency ends the whole event at once."""
+    row = session.get(WarningRow, warning_id)
+    if row is None:
+        raise LookupError(warning_id)
+    record = row.root_id or row.id
+    chain_rows = session.scalars(select(WarningRow).where(
+        (WarningRow.id == record) | (WarningRow.root_id == record), WarningRow.status.in_(("active", "updated"))))
+    ended = []
+    for message in chain_rows:
+        message.status = "cancelled"
+        message.applied_at = message.applied_at or now  # a not-yet-applied alert must not start afterwards
+        ended.append(message.id)
+    applied = _cancel(session, row, record, now)
+    append_event(session, record, "cancelled", actor, now, {
+        "warnings": sorted(ended), "callouts_cancelled": applied.cancelled, "notices": applied.notices})
+    return applied

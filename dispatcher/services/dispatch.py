@@ -1,0 +1,194 @@
+"""Sending attempts: claim queued rows (red first), render, hand over concurrently, record.
+
+The attempt row and its key exist before any provider is called. A worker that dies between
+claiming and recording leaves rows 'sending' with an expired lease; ``reconcile`` asks the
+provider whether it has the key before queueing the attempt again, so a crash neither loses nor
+doubles a message where the provider can answer that question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..channels.base import Address, ChannelAdapter, ChannelError, OutboundMessage, TransientError
+from ..db.queue import claim_queued_attempts, expired_leases
+from ..db.record_repo import append_event
+from ..db.tables import AttemptRow, CalloutRow, WarningRow
+from ..domain.callouts import CalloutState, Purpose
+from ..domain.channels import Channel
+from ..domain.hazards import Level
+from ..domain.roster import Person
+from ..domain.site import Site
+from .chain import newest
+from .messages import compose
+from .site import current_site
+
+DEFAULT_LEASE = timedelta(seconds=60)
+MAX_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Job:
+    attempt_id: int
+    callout_id: int
+    record_id: str
+    own_step: bool  # a step to the official themself (its failure may bring the next step forward)
+    message: OutboundMessage
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    provider: str
+    provider_id: str | None = None
+    error: str | None = None
+    transient: bool = False
+
+    @property
+    def sent(self) -> bool:
+        return self.error is None
+
+
+def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
+               lease: timedelta = DEFAULT_LEASE) -> list[Job]:
+    ids = claim_queued_attempts(session, now, limit, worker, lease)
+    if not ids:
+        return []
+    site = current_site(session)
+    attempts = _in_chunks(session, AttemptRow, ids)
+    callouts = {c.id: c for c in _in_chunks(session, CalloutRow, sorted({a.callout_id for a in attempts}))}
+    contents: dict[str, WarningRow] = {}
+    jobs = []
+    for attempt in attempts:
+        callout = callouts[attempt.callout_id]
+        content = contents.get(callout.record_id) or contents.setdefault(
+            callout.record_id, newest(session, callout.record_id))
+        jobs.append(_job(site, attempt, callout, content))
+    return jobs
+
+
+def _in_chunks(session: Session, model: Any, ids: list[int]) -> list[Any]:
+    rows: list[Any] = []
+    for start in range(0, len(ids), 900):
+        rows.extend(session.scalars(select(model).where(model.id.in_(ids[start:start + 900]))))
+    return sorted(rows, key=lambda r: r.id)
+
+
+def _job(site: Site, attempt: AttemptRow, callout: CalloutRow, content: WarningRow) -> Job:
+    recipient = site.people.get(attempt.recipient_id)
+    official = site.people.get(callout.person_id)
+    channel, purpose = Channel(attempt.channel), Purpose(attempt.purpose)
+    subject, text = compose(site, channel, purpose, content, callout, recipient, official)
+    message = OutboundMessage(
+        key=attempt.key, channel=channel, purpose=purpose, to=_address(recipient, attempt.recipient_id),
+        subject=subject, text=text, level=Level(callout.level), ack_code=callout.ack_code, link=None,
+        drill=callout.drill,
+    )
+    own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
+    return Job(attempt.id, callout.id, callout.record_id, own, message)
+
+
+def _address(person: Person | None, person_id: str) -> Address:
+    if person is None:
+        return Address(person_id, person_id)
+    return Address(person.id, person.name, person.phone, person.email, dict(person.im))
+
+
+async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64) -> list[Outcome]:
+    """Hand every job to its channel's adapter, ``concurrency`` at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(job: Job) -> Outcome:
+        adapter = adapters[job.message.channel]
+        async with gate:
+            try:
+                result = await adapter.send(job.message)
+            except ChannelError as exc:
+                return Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
+                               transient=isinstance(exc, TransientError))
+            except Exception as exc:  # an adapter bug must not lose the attempt: record it as transient
+                return Outcome(job, adapter.provider, error=f"unexpected {type(exc).__name__}: {exc}",
+                               transient=True)
+        return Outcome(job, adapter.provider, provider_id=result.provider_id)
+
+    return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+
+def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
+    """Record what the providers said; move call-outs to notified; bring the next step forward
+    for an official whose own step failed on every channel."""
+    if not outcomes:
+        return
+    tries = dict(session.execute(select(AttemptRow.id, AttemptRow.tries).where(
+        AttemptRow.id.in_([o.job.attempt_id for o in outcomes]))).all())
+    updates, notified, failed_own = [], set(), set()
+    log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for o in outcomes:
+        retry = o.transient and tries.get(o.job.attempt_id, MAX_TRIES) < MAX_TRIES
+        status = "sent" if o.sent else ("queued" if retry else "failed")
+        updates.append({"id": o.job.attempt_id, "status": status, "provider": o.provider,
+                        "provider_id": o.provider_id, "error": o.error, "sent_at": now if o.sent else None,
+                        "updated_at": now, "lease_until": None})
+        if o.sent:
+            notified.add(o.job.callout_id)
+        elif status == "failed" and o.job.own_step:
+            failed_own.add(o.job.callout_id)
+        if status != "queued":
+            log[o.job.record_id].append({
+                "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
+                "purpose": o.job.message.purpose.value, "status": status, "provider_id": o.provider_id,
+                "error": o.error})
+    session.execute(update(AttemptRow), updates)
+    if notified:
+        session.execute(
+            update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.state == CalloutState.PENDING)
+            .values(state=CalloutState.NOTIFIED, notified_at=now).execution_options(synchronize_session=False))
+        session.execute(
+            update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.notified_at.is_(None))
+            .values(notified_at=now).execution_options(synchronize_session=False))
+    _fail_over(session, failed_own - notified, now)
+    for record, entries in log.items():
+        append_event(session, record, "attempts", "worker", now, {"attempts": entries})
+
+
+def _fail_over(session: Session, callout_ids: set[int], now: datetime) -> None:
+    """Every channel of an official's own step failed: the next step need not wait its turn."""
+    for callout in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(sorted(callout_ids)))):
+        pending = session.scalar(select(AttemptRow.id).where(
+            AttemptRow.callout_id == callout.id, AttemptRow.status.in_(("queued", "sending", "sent", "delivered")),
+            AttemptRow.step_index == callout.next_step - 1).limit(1))
+        if pending is None and callout.state in (CalloutState.PENDING, CalloutState.NOTIFIED) \
+                and callout.next_due is not None and callout.next_due > now:
+            callout.next_due = now
+
+
+async def reconcile(session: Session, now: datetime, adapters: Mapping[Channel, ChannelAdapter],
+                    limit: int = 500) -> tuple[int, int]:
+    """Attempts left 'sending' by a dead worker: sent if the provider has the key, else queued
+    again. Returns (found sent, requeued)."""
+    doubtful = expired_leases(session, now, limit)
+    found = requeued = 0
+    for attempt in doubtful:
+        try:
+            result = await adapters[Channel(attempt.channel)].lookup(attempt.key)
+        except ChannelError:
+            continue  # the provider cannot say right now: stay in doubt and ask again next pass
+        if result is not None:
+            attempt.status, attempt.provider_id, attempt.sent_at = "sent", result.provider_id, now
+            found += 1
+            session.execute(update(CalloutRow).where(CalloutRow.id == attempt.callout_id,
+                                                     CalloutRow.state == CalloutState.PENDING)
+                            .values(state=CalloutState.NOTIFIED, notified_at=now))
+        else:
+            attempt.status = "queued"
+            requeued += 1
+        attempt.lease_until, attempt.updated_at = None, now
+    return found, requeued

@@ -1,0 +1,73 @@
+"""Running due steps: the durable timers. Each pass claims call-outs whose next step is due,
+turns the step into queued attempts (one per recipient x channel, each with its unique key),
+and moves the timer to the next step. The last step's passing marks the call-out unreached and
+runs the plan's final escalation (the 未叫醒 list)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..db.queue import claim_due_callouts, insert_attempts
+from ..db.record_repo import append_event
+from ..db.tables import CalloutRow
+from ..domain.callouts import CalloutState, FrozenStep
+from ..domain.site import Site
+from .site import current_site
+
+
+def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
+    """Run every step due by ``now`` for up to ``limit`` call-outs; returns how many advanced."""
+    callouts = claim_due_callouts(session, now, limit)
+    if not callouts:
+        return 0
+    site = current_site(session)
+    attempts: list[dict[str, Any]] = []
+    log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    unreached: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for callout in callouts:
+        step = FrozenStep.from_json(callout.steps[callout.next_step])
+        made, skipped = step_attempts(site, callout, step, now)
+        attempts.extend(made)
+        entry = {"callout": callout.id, "person": callout.person_id, "step": step.index,
+                 "attempts": len(made)}
+        if skipped:
+            entry["unreachable"] = skipped
+        if step.final:
+            callout.state, callout.unreached_at = CalloutState.UNREACHED, now
+            unreached[callout.record_id].append(entry)
+        else:
+            log[callout.record_id].append(entry)
+        callout.next_step += 1
+        callout.next_due = (datetime.fromisoformat(callout.steps[callout.next_step]["due"])
+                            if callout.next_step < len(callout.steps) else None)
+    insert_attempts(session, attempts)
+    for record, entries in log.items():
+        append_event(session, record, "steps", "engine", now, {"steps": entries})
+    for record, entries in unreached.items():
+        append_event(session, record, "unreached", "engine", now, {"callouts": entries})
+    return len(callouts)
+
+
+def step_attempts(site: Site, callout: CalloutRow, step: FrozenStep,
+                  now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
+    """The attempts a step makes, and who it could not reach on any of its channels."""
+    made, skipped = [], []
+    for recipient in step.recipients:
+        person = site.people.get(recipient)
+        channels = [c for c in step.channels if person is not None and person.reachable_by(c)]
+        if not channels:
+            skipped.append(recipient)
+        purpose = step.purpose_for(recipient, callout.person_id)
+        for channel in channels:
+            made.append({
+                "key": f"{callout.id}:{step.index}:{channel.value}:{recipient}",
+                "callout_id": callout.id, "record_id": callout.record_id, "step_index": step.index,
+                "purpose": purpose.value, "channel": channel.value, "recipient_id": recipient,
+                "priority": callout.priority, "status": "queued", "tries": 0, "created_at": now,
+                "updated_at": now,
+            })
+    return made, skipped

@@ -1,0 +1,43 @@
+"""Liveness that means progress: the scheduler and each worker stamp a heartbeat when they make a
+pass, and readiness compares queued work with the last sign of progress (a worker that is alive
+but consuming nothing passes any PID or TCP check)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db.tables import AttemptRow, CalloutRow, HeartbeatRow
+from ..domain.callouts import OPEN_STATES
+
+SCHEDULER_STALE_S = 30
+QUEUE_STALE_S = 60
+
+
+def beat(session: Session, name: str, role: str, now: datetime, info: dict[str, Any] | None = None) -> None:
+    row = session.get(HeartbeatRow, name)
+    if row is None:
+        session.add(HeartbeatRow(name=name, role=role, at=now, info=info or {}))
+    else:
+        row.at, row.info = now, info or {}
+
+
+def engine_health(session: Session, now: datetime) -> dict[str, str]:
+    """Readiness checks for the call-out engine; each value is "ok" or a sentence."""
+    checks: dict[str, str] = {}
+    last = session.scalar(select(func.max(HeartbeatRow.at)).where(HeartbeatRow.role == "scheduler"))
+    age = (now - last).total_seconds() if last else None
+    checks["scheduler"] = "ok" if age is not None and age < SCHEDULER_STALE_S else (
+        f"no scheduler pass for {age:.0f} s" if age is not None else "no scheduler has run")
+    oldest = session.scalar(select(func.min(AttemptRow.created_at)).where(AttemptRow.status == "queued"))
+    waiting = (now - oldest).total_seconds() if oldest else 0.0
+    queued = session.scalar(select(func.count()).where(AttemptRow.status == "queued")) or 0
+    checks["workers"] = "ok" if waiting < QUEUE_STALE_S else (
+        f"stalled: {queued} attempts queued, the oldest waiting {waiting:.0f} s")
+    overdue = session.scalar(select(func.min(CalloutRow.next_due)).where(CalloutRow.state.in_(OPEN_STATES)))
+    late = (now - overdue).total_seconds() if overdue else 0.0
+    checks["timers"] = "ok" if late < QUEUE_STALE_S else f"escalation steps overdue by {late:.0f} s"
+    return checks
