@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,8 +20,10 @@ app = typer.Typer(help="Jiaoying 叫应 — warning dispatch and call-out servic
                   add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Agency API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Duty-officer logins.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 out = Console()
 err = Console(stderr=True)
@@ -31,7 +34,7 @@ def now() -> datetime:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -57,7 +60,7 @@ def validate(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -
 
     site, problems = check_site(site_dir)
     for problem in problems:
-        err.print(str(problem), highlight=False, markup=False)
+        err.print(str(problem), highlight=False, markup=False, soft_wrap=True)
     if problems:
         raise fail(f"{len(problems)} problem(s) in {site_dir}")
     assert site is not None
@@ -76,7 +79,7 @@ def load(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -> No
             report = load_site_files(session, site_dir, now())
     except SiteInvalid as exc:
         for problem in exc.problems:
-            err.print(str(problem), highlight=False, markup=False)
+            err.print(str(problem), highlight=False, markup=False, soft_wrap=True)
         raise fail(f"{len(exc.problems)} problem(s); nothing was loaded") from None
     out.print(f"loaded {site_dir}: {report.summary()}")
 
@@ -245,23 +248,95 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
 ) -> None:
-    """Run the API (and, in the embedded mode, the worker) in this process."""
+    """Run the API; without JIAOYING_BROKER_URL also the embedded worker and scheduler."""
     import uvicorn
 
     from .api.app import create_app
+    from .clock import system_clock
+    from .runtime.embedded import EmbeddedRuntime, default_adapters
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    settings = get_settings()
+    clock = system_clock(settings)
+    runtime = None if settings.broker_url else EmbeddedRuntime(settings, clock, default_adapters(settings))
+    mode = "production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None else "embedded"
+    err.print(f"jiaoying serve: {mode}; database {settings.database_url.split('@')[-1]}")
+    uvicorn.run(create_app(settings, clock=clock, runtime=runtime), host=host, port=port, log_level="info")
+
+
+@app.command()
+def scheduler(interval: Annotated[float, typer.Option(help="seconds between passes")] = 1.0) -> None:
+    """Production timer loop: apply warnings, run due steps, wake the Celery workers."""
+    import logging
+
+    from .runtime.scheduler import run_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    if not settings.broker_url:
+        raise fail("JIAOYING_BROKER_URL is not set: the scheduler wakes Celery workers through the broker "
+                   "(the embedded `jiaoying serve` needs no scheduler)")
+    run_scheduler(settings, interval)
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option(help="viewer | officer | admin")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Create a duty-officer login (password from a prompt, or --password-stdin)."""
+    from .services.users import Role, create_user
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise fail(f"unknown role {role!r}; accepted: viewer, officer, admin") from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with transaction(get_settings().database_url) as session:
+            user = create_user(session, name, chosen, password, now())
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"user {user.name} created ({user.role.value})")
+
+
+@app.command()
+def status(
+    warning: Annotated[str | None, typer.Argument(help="warning id (default: the newest active one)")] = None,
+    once: Annotated[bool, typer.Option("--once", help="print once and exit")] = False,
+    interval: Annotated[float, typer.Option(help="refresh every N seconds")] = 1.0,
+) -> None:
+    """Live terminal view of a warning's call-outs: who, state, attempts, time to acknowledge."""
+    from .views import status_view
+
+    url = get_settings().database_url
+    if once:
+        out.print(status_view(url, warning, now()))
+        return
+    from rich.live import Live
+
+    with Live(status_view(url, warning, now()), console=out, refresh_per_second=4, screen=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(status_view(url, warning, now()))
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="port for the demo server")] = 8000,
-    keep_running: Annotated[bool, typer.Option("--serve/--no-serve", help="keep the server up")] = True,
+    keep_running: Annotated[bool, typer.Option("--serve/--no-serve", help="keep the server up afterwards")] = True,
+    speed: Annotated[float, typer.Option(help="demo clock speed-up over real time")] = 20.0,
 ) -> None:
-    """Sample county, a red rainstorm warning for two towns, and who will be called."""
+    """Sample county, a red rainstorm warning, officials answering (or not), escalation live."""
     from .demo import run_demo
 
-    sys.exit(run_demo(port=port, keep_running=keep_running, console=out))
+    sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed))
 
 
 def main() -> None:

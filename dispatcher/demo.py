@@ -1,6 +1,8 @@
-"""``jiaoying demo``: a sample county, a red rainstorm warning for two towns, and its call-outs.
+"""``jiaoying demo``: the sample county, a red rainstorm warning for two towns, officials who
+answer like people do, and the call-out live in the terminal.
 
-Runs against its own fresh SQLite file so it never touches a configured database.
+Runs against its own fresh SQLite file so it never touches a configured database, and on a
+demo clock that runs ``speed`` times faster than real time (shown on screen).
 """
 
 from __future__ import annotations
@@ -12,17 +14,33 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
 
 from .api.app import create_app
+from .channels.simulator import SimOutbox
 from .config import Settings, project_root
 from .db.migrate import upgrade
 from .db.session import transaction
+from .demo_people import DemoPeople
+from .runtime.embedded import EmbeddedRuntime, default_adapters
+from .services.callout_views import counts
 from .services.keys import create_key
 from .services.site import load_site_files
-from .views import preview_table
+from .views import preview_table, status_view
 
 DEMO_TOWNS = ("330599100", "330599101")  # 青溪镇, 石门镇
+
+
+class DemoClock:
+    """Real time, ``speed`` times faster, from the moment the demo starts."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed, self.start, self._t0 = speed, datetime.now(UTC), time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
 
 
 def demo_warning(now: datetime) -> dict[str, object]:
@@ -42,57 +60,93 @@ def demo_warning(now: datetime) -> dict[str, object]:
     }
 
 
-def run_demo(port: int, keep_running: bool, console: Console, workdir: Path | None = None) -> int:
+def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.0,
+             workdir: Path | None = None) -> int:
     db_file = (workdir or Path.cwd()) / "jiaoying-demo.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
     settings = Settings(database_url=f"sqlite:///{db_file}", public_url=f"http://127.0.0.1:{port}")
+    clock = DemoClock(speed)
     site_dir = project_root() / "rosters" / "qingxi"
-    now = datetime.now(UTC)
 
-    console.print(f"[bold]叫应 Jiaoying demo[/] — database {db_file}")
+    console.print(f"[bold]叫应 Jiaoying demo[/] — database {db_file}; 演示时钟 demo clock ×{speed:g}")
     upgrade(settings.database_url)
     with transaction(settings.database_url) as session:
-        report = load_site_files(session, site_dir, now)
-        _, token = create_key(session, "qingxi-qx", now)
+        report = load_site_files(session, site_dir, clock())
+        _, token = create_key(session, "qingxi-qx", clock())
     console.print(f"已加载样例县 sample site {site_dir.name}: {report.summary()}")
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    outbox = SimOutbox()
+    people = DemoPeople(settings.database_url, outbox, clock)
+    runtime = EmbeddedRuntime(settings, clock, default_adapters(settings, outbox), interval=0.25)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock, runtime=runtime), host="127.0.0.1",
+                                           port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
-    if not _wait_up(base, server):
+    if not _wait_up(server):
         console.print(f"[red]the server did not start on port {port} (is it in use?)[/]")
         return 1
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-        posted = client.post("/api/v1/warnings", json=demo_warning(now))
-        posted.raise_for_status()
-        warning_id = posted.json()["id"]
-        console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
-        result = client.get("/api/v1/plans/preview", params={
-            "hazard": "rainstorm", "level": "red", "areas": ",".join(DEMO_TOWNS), "at": now.isoformat(),
-            "sender": "qingxi-qx"})
-        result.raise_for_status()
-    for renderable in preview_table(result.json()):
-        console.print(renderable)
-    if not keep_running:
-        server.should_exit = True
-        thread.join(timeout=10)
-        return 0
-    console.print(f"\n服务运行中 serving on {base}  (API docs {base}/docs, warning {base}/api/v1/warnings/"
-                  f"{warning_id}) — API key: {token}\n按 Ctrl-C 退出 press Ctrl-C to stop")
+    people.start()
+    base = f"http://127.0.0.1:{port}"
     try:
-        while thread.is_alive():
-            time.sleep(0.5)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            posted = client.post("/api/v1/warnings", json=demo_warning(clock()))
+            posted.raise_for_status()
+            warning_id = posted.json()["id"]
+            console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
+            plan = client.get("/api/v1/plans/preview", params={
+                "hazard": "rainstorm", "level": "red", "areas": ",".join(DEMO_TOWNS), "sender": "qingxi-qx"})
+            plan.raise_for_status()
+        console.print(preview_table(plan.json())[0])
+        console.print(preview_table(plan.json())[1])
+        _watch(settings.database_url, warning_id, clock, console, speed)
+        _summary(settings.database_url, warning_id, console)
+        if keep_running:
+            console.print(f"\n服务运行中 serving on {base}  (API docs {base}/docs; "
+                          f"`JIAOYING_DATABASE_URL=sqlite:///{db_file} jiaoying status {warning_id}`)\n"
+                          f"API key: {token}\n按 Ctrl-C 退出 press Ctrl-C to stop")
+            while thread.is_alive():
+                time.sleep(0.5)
     except KeyboardInterrupt:
+        pass
+    finally:
+        people.stop()
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=15)
     return 0
 
 
-def _wait_up(base: str, server: uvicorn.Server, timeout: float = 15.0) -> bool:
+def _watch(url: str, warning_id: str, clock: DemoClock, console: Console, speed: float) -> None:
+    """The live call-out view until every call-out has settled (or 25 demo minutes pass)."""
+    deadline = clock() + timedelta(minutes=25)
+
+    def frame() -> Group:
+        elapsed = (clock() - clock.start).total_seconds()
+        note = Text(f"演示时钟 demo clock ×{speed:g}: 预警发布后 {elapsed / 60:4.1f} 分钟 minutes after the warning",
+                    style="bold cyan")
+        return Group(note, status_view(url, warning_id, clock()))
+
+    with Live(frame(), console=console, refresh_per_second=4, transient=False) as live:
+        while clock() < deadline:
+            time.sleep(0.25)
+            live.update(frame())
+            with transaction(url) as session:
+                c = counts(session, warning_id)
+            if c["total"] and c["pending"] == 0 and c["notified"] == 0:
+                break
+
+
+def _summary(url: str, warning_id: str, console: Console) -> None:
+    with transaction(url) as session:
+        c = counts(session, warning_id)
+    console.print()
+    console.print(Text.assemble(
+        "结果 result: ", (f"已确认 acknowledged {c['acknowledged']}", "green"), f" / {c['total']}, ",
+        (f"未叫醒 unreached {c['unreached']}", "bold red"),
+        " — 未叫醒名单已发送给其上级和值班人员 the unreached list went to their superiors and the duty officers"))
+
+
+def _wait_up(server: uvicorn.Server, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.started:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .domain.callouts import AckVia, CalloutState
 from .domain.channels import Channel
 from .domain.hazards import Hazard, Level
 
@@ -58,3 +61,64 @@ def preview_table(result: dict[str, Any]) -> list[RenderableType]:
     else:
         out.append(Text("准备缺口 readiness gaps: 无 none", style="green"))
     return out
+
+
+STATE_STYLE = {"pending": ("…", "dim"), "notified": ("☎", "yellow"), "acknowledged": ("✔", "green"),
+               "unreached": ("✖", "bold red"), "cancelled": ("–", "dim")}
+ATTEMPT_MARK = {"queued": "·", "sending": "→", "sent": "✓", "delivered": "✓✓", "failed": "✗", "cancelled": "−"}
+
+
+def status_view(url: str, warning: str | None, now: datetime) -> RenderableType:
+    """The live call-out view of ``jiaoying status``: one row per official."""
+    from rich.console import Group
+
+    from .db.session import transaction
+    from .services import callout_views
+    from .services import warnings as queries
+    from .services.errors import NotFound, NotReady
+
+    try:
+        with transaction(url) as session:
+            if warning is None:
+                active = queries.list_warnings(session, None, active=True, limit=1)
+                if not active:
+                    return Text("没有生效中的预警 no active warning")
+                warning = active[0]["id"]
+            row = queries.get_row(session, warning, None)
+            record = row.root_id or row.id
+            counts = callout_views.counts(session, record)
+            callouts = callout_views.list_callouts(session, record, show_phones=False)
+    except (NotFound, NotReady) as exc:
+        return Text(str(exc), style="red")
+    level = Level(row.level)
+    done = counts["acknowledged"]
+    total = counts["total"] or 1
+    bar = "█" * round(30 * done / total) + "░" * (30 - round(30 * done / total))
+    header = Text.assemble(
+        (f" {Hazard(row.hazard).zh}{level.zh}预警 ", LEVEL_STYLE[level.value]),
+        f" {row.headline}  {warning}  ",
+        ("[演练 DRILL] " if row.drill else "", "bold magenta"),
+        f"\n已确认 acknowledged {done}/{counts['total']} {bar}  已通知 notified {counts['notified']}  "
+        f"待发送 pending {counts['pending']}  ",
+        (f"未叫醒 unreached {counts['unreached']}", "bold red" if counts["unreached"] else ""),
+        f"  {now.astimezone(ZoneInfo('Asia/Shanghai')):%H:%M:%S}",
+    )
+    table = Table("姓名 official", "岗位 role", "区域 area", "状态 state", "尝试 attempts", "确认用时 to ack",
+                  "下一步 next", expand=False)
+    order = {"unreached": 0, "notified": 1, "pending": 2, "acknowledged": 3, "cancelled": 4}
+    for c in sorted(callouts, key=lambda c: (order.get(c["state"], 9), c["official"]["area"])):
+        mark, style = STATE_STYLE.get(c["state"], ("?", ""))
+        attempts = " ".join(f"{Channel(a['channel']).zh[:2]}{ATTEMPT_MARK.get(a['status'], '?')}"
+                            + ("" if a["to"] == c["official"]["id"] else f"→{a['to']}") for a in c["attempts"])
+        to_ack = f"{c['seconds_to_ack']:.0f}s" if c["seconds_to_ack"] is not None else ""
+        if c["ack_via"]:
+            to_ack += f" ({AckVia(c['ack_via']).zh})"
+        nxt = ""
+        if c["next_due"] and c["state"] in ("pending", "notified"):
+            left = (datetime.fromisoformat(c["next_due"]) - now).total_seconds()
+            nxt = f"步骤{c['next_step']} {max(0, left):.0f}s"
+        table.add_row(c["official"]["name"], "、".join(c["official"].get("roles", []))[:16],
+                      c["official"].get("area_name", "").split("/")[-1], Text(f"{mark} {CalloutState(c['state']).zh}",
+                                                                              style=style),
+                      attempts, to_ack, nxt)
+    return Group(header, table)

@@ -2,31 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Protocol
 
 from fastapi import FastAPI
 
 from .. import __version__
 from ..config import Settings, get_settings
 from . import errors
-from .routes import health, plans, warnings
+from .routes import callouts, health, plans, warnings
+
+
+class Runtime(Protocol):
+    def kick(self) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utc_now,
+               runtime: Runtime | None = None) -> FastAPI:
+    """The app. With a ``runtime`` (the embedded worker and scheduler) it is started and stopped
+    with the app and woken after commits that create work."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            runtime.start()
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                runtime.stop()
+
     app = FastAPI(
         title="Jiaoying 叫应",
         version=__version__,
         summary="Warning dispatch and call-out service for county emergency-management offices",
         docs_url="/docs",
+        lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
     app.state.clock = clock
+    app.state.runtime = runtime
     errors.install(app)
-    for router in (warnings.router, plans.router, health.router):
+    for router in (warnings.router, callouts.router, plans.router, health.router):
         app.include_router(router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,12 +160,25 @@ def test_post_to_a_running_server(db: str) -> None:
         server.wait(timeout=15)
 
 
-def test_demo_posts_a_red_warning_and_prints_the_call_out_plan(tmp_path: Path) -> None:
-    env = {**os.environ}
+def test_demo_runs_a_red_warning_to_acknowledged_and_unreached_officials(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
     env.pop("JIAOYING_DATABASE_URL", None)
-    r = subprocess.run([sys.executable, "-m", "dispatcher", "demo", "--no-serve", "--port", str(free_port())],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "dispatcher", "demo", "--no-serve", "--speed", "120",
+                        "--port", str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=180)
     assert r.returncode == 0, r.stderr
     assert "POST /api/v1/warnings → 202 accepted" in r.stdout
     assert "暴雨红色预警" in r.stdout
-    assert (tmp_path / "jiaoying-demo.db").exists()
+    result = next(line for line in r.stdout.splitlines() if line.startswith("结果 result:"))
+    acknowledged, total = map(int, re.search(r"acknowledged (\d+) / (\d+)", result).groups())
+    unreached = int(re.search(r"unreached (\d+)", result).group(1))
+    assert total > 30 and acknowledged > total // 2 and 0 < unreached < total // 4
+    # some officials were only reached by escalation: voice reminders and deputies answering
+    url = f"sqlite:///{tmp_path / 'jiaoying-demo.db'}"
+    from sqlalchemy import create_engine, text
+
+    with create_engine(url).connect() as conn:
+        vias = dict(conn.execute(text("SELECT ack_via, count(*) FROM callouts GROUP BY ack_via")).all())
+        purposes = {p for (p,) in conn.execute(text("SELECT DISTINCT purpose FROM attempts"))}
+    assert vias.get("sms", 0) > 0 and vias.get("voice", 0) > 0
+    assert {"alert", "reminder", "to_deputy", "to_superior", "unreached"} <= purposes

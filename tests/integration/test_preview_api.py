@@ -45,11 +45,21 @@ def test_preview_needs_every_parameter(client: TestClient, auth: dict[str, str])
     assert [e["field"] for e in r.json()["errors"]] == ["level", "areas"]
 
 
-def test_health_and_readiness(client: TestClient) -> None:
+def test_health_and_readiness(client: TestClient, settings, clock) -> None:
+    from dispatcher.channels.registry import build_adapters
+    from dispatcher.channels.simulator import SimOutbox
+    from dispatcher.runtime.engine import Engine
+
     assert client.get("/healthz").json() == {"status": "ok"}
+    not_yet = client.get("/readyz")
+    assert not_yet.status_code == 503 and not_yet.json()["checks"]["scheduler"] == "no scheduler has run"
+    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()))
+    engine.tick()
+    engine.close()
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "schema": "ok", "site": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "schema": "ok", "site": "ok", "scheduler": "ok",
+                                      "workers": "ok", "timers": "ok"}
 
 
 def test_not_ready_without_a_site(settings, clock) -> None:

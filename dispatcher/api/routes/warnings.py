@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -14,8 +16,11 @@ from ...intake.cap import parse_cap
 from ...intake.errors import IntakeError
 from ...intake.schema import WarningIn, parse_warning_dict
 from ...services import warnings as queries
+from ...services.callout_views import counts
+from ...services.callouts import cancel_event
 from ...services.intake import receive_warning
-from ..deps import ClockDep, KeyDep, SessionDep, SettingsDep
+from ...services.users import Role
+from ..deps import CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, kick
 
 router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
 
@@ -74,6 +79,8 @@ async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clo
                                    raw=body.decode("utf-8", "replace"), now=clock())
 
     result = await run_in_threadpool(store)  # committed before we answer
+    if result.created:
+        kick(request)
     return JSONResponse(
         {"id": result.id, "status": "accepted" if result.created else "duplicate",
          "warning_status": result.status, "links": queries.links(result.id)},
@@ -81,18 +88,49 @@ async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clo
     )
 
 
-@router.get("", summary="List warnings (this agency's own)")
-def list_warnings(session: SessionDep, key: KeyDep,
+@router.get("", summary="List warnings (an agency sees its own)")
+def list_warnings(session: SessionDep, who: CallerDep,
                   active: Annotated[bool | None, Query(description="only active (true) or ended (false)")] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    return {"warnings": queries.list_warnings(session, key, active, limit)}
+    return {"warnings": queries.list_warnings(session, who.scope, active, limit)}
 
 
-@router.get("/{warning_id}", summary="One warning, with what the rules engine decided")
-def get_warning(warning_id: str, session: SessionDep, key: KeyDep) -> dict[str, Any]:
-    return queries.get_warning(session, warning_id, key)
+@router.get("/{warning_id}", summary="One warning: the rules engine's decision and call-out counts by state")
+def get_warning(warning_id: str, session: SessionDep, who: CallerDep) -> dict[str, Any]:
+    out = queries.get_warning(session, warning_id, who.scope)
+    out["callouts"] = counts(session, out["root_id"] or out["id"])
+    return out
 
 
-@router.get("/{warning_id}/record", summary="The warning's record (一事一档), every event in order")
-def get_record(warning_id: str, session: SessionDep, key: KeyDep) -> dict[str, Any]:
-    return {"warning": warning_id, "events": queries.record(session, warning_id, key)}
+@router.get("/{warning_id}/record", summary="The warning's record (一事一档), every event in order; ?format=csv")
+def get_record(warning_id: str, session: SessionDep, who: CallerDep,
+               format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
+    events = queries.record(session, warning_id, who.scope)
+    if format == "csv":
+        return Response(record_csv(events), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="record-{warning_id}.csv"'})
+    return {"warning": warning_id, "events": events}
+
+
+def record_csv(events: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["seq", "at", "actor", "kind", "data", "hash"])
+    for e in events:
+        writer.writerow([e["seq"], e["at"], e["actor"], e["kind"], json.dumps(e["data"], ensure_ascii=False),
+                         e["hash"]])
+    return "\ufeff" + buffer.getvalue()  # BOM: Excel on a Chinese Windows desktop reads it as UTF-8
+
+
+@router.post("/{warning_id}/cancel", summary="Cancel the warning's whole event: every pending step stops")
+def cancel_warning(warning_id: str, settings: SettingsDep, clock: ClockDep, who: CallerDep,
+                   request: Request) -> dict[str, Any]:
+    if who.user is not None and not who.user.may(Role.ADMIN):
+        raise HTTPException(403, f"user {who.user.name} ({who.user.role.value}) may not cancel warnings: "
+                                 "it needs the admin role")
+    with transaction(settings.database_url) as session:
+        queries.get_row(session, warning_id, who.scope)  # an agency may cancel only its own
+        applied = cancel_event(session, warning_id, clock(), who.actor)
+    kick(request)
+    return {"warning": warning_id, "status": "cancelled", "callouts_cancelled": applied.cancelled,
+            "notices": applied.notices}

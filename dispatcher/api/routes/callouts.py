@@ -1,0 +1,56 @@
+"""Call-outs: per-warning lists, and the duty officer's actions (acknowledge on behalf, re-call)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ...db.session import transaction
+from ...domain.callouts import AckVia
+from ...services import ack, callout_views
+from ...services import warnings as queries
+from ...services.users import Role
+from ..deps import CallerDep, ClockDep, OfficerDep, SessionDep, SettingsDep, kick
+
+router = APIRouter(tags=["callouts"])
+
+
+class ManualAck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
+        description="how the official was reached, e.g. 已通过座机联系本人确认")
+
+
+@router.get("/api/v1/warnings/{warning_id}/callouts", summary="Every call-out of the warning's event")
+def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep) -> dict[str, Any]:
+    row = queries.get_row(session, warning_id, who.scope)
+    record = row.root_id or row.id
+    show = who.user is not None and who.user.may(Role.OFFICER)
+    return {"warning": warning_id, "counts": callout_views.counts(session, record),
+            "callouts": callout_views.list_callouts(session, record, show_phones=show)}
+
+
+@router.post("/api/v1/callouts/{callout_id}/ack", summary="Acknowledge on the official's behalf (note required)")
+def manual_ack(callout_id: int, body: ManualAck, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
+               request: Request) -> dict[str, Any]:
+    with transaction(settings.database_url) as session:
+        result = ack.acknowledge_callout(session, clock(), callout_id, via=AckVia.MANUAL, by=who.actor,
+                                         note=body.note)
+    kick(request)
+    if not result.acknowledged:
+        raise HTTPException(409, f"call-out {callout_id} is not open ({result.outcome}); nothing changed")
+    return {"callout": callout_id, "outcome": result.outcome}
+
+
+@router.post("/api/v1/callouts/{callout_id}/recall", summary="Run the call-out's next step now")
+def recall(callout_id: int, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
+           request: Request) -> dict[str, Any]:
+    try:
+        with transaction(settings.database_url) as session:
+            done = ack.recall(session, clock(), callout_id, by=who.actor)
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
+    kick(request)
+    return {"callout": callout_id, "done": done}

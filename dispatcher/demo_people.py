@@ -1,0 +1,111 @@
+"""The demo's simulated officials: they answer like people do.
+
+Each official gets a temperament from a stable hash of their id: most reply to the SMS within
+seconds to a few minutes, some only wake up for the voice call and press 1, some never answer but
+their deputy does, and a few never answer at all — so escalations and 未叫醒 cases happen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .channels.simulator import SimOutbox, SimSent
+from .db.session import transaction
+from .domain.callouts import AckVia, Purpose
+from .services import ack
+
+log = logging.getLogger("jiaoying.demo")
+
+
+def temperament(person_id: str) -> tuple[str, float]:
+    """(kind, delay in demo seconds) — stable for a person across runs."""
+    digest = hashlib.sha256(person_id.encode()).digest()
+    roll, delay = digest[0] / 255, 10 + digest[1] / 255 * 170
+    if roll < 0.66:
+        return "sms", delay
+    if roll < 0.84:
+        return "voice", 10 + delay / 6
+    if roll < 0.93:
+        return "deputy", 30 + delay / 3
+    return "never", 0.0
+
+
+@dataclass(order=True)
+class _Answer:
+    due: datetime
+    action: Callable[[], object] = field(compare=False)
+
+
+class DemoPeople:
+    def __init__(self, url: str, outbox: SimOutbox, clock: Callable[[], datetime]) -> None:
+        self.url, self.clock = url, clock
+        self._answers: list[_Answer] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._unsubscribe = outbox.subscribe(self._on_message)
+        self._thread = threading.Thread(target=self._run, name="demo-people", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._unsubscribe()
+        self._thread.join(timeout=5)
+
+    def _on_message(self, sent: SimSent) -> None:
+        m = sent.message
+        person = m.to.person_id
+        kind, delay = temperament(person)
+        due = self.clock() + timedelta(seconds=delay)
+        if m.purpose is Purpose.ALERT and m.channel.value == "sms" and kind == "sms":
+            self._later(due, lambda: self._reply(m.to.phone or "", "收到"))
+        elif m.purpose is Purpose.REMINDER and m.channel.value == "voice" and kind == "voice":
+            self._later(due, lambda: self._press(m.key, person))
+        elif m.purpose is Purpose.TO_DEPUTY and m.channel.value == "sms" and self._official_kind(m.key) == "deputy":
+            # this official never answers, but their deputy does, for them
+            self._later(self.clock() + timedelta(seconds=20 + delay / 4),
+                        lambda: self._deputy(m.to.phone or "", m.ack_code))
+
+    def _official_kind(self, attempt_key: str) -> str:
+        from .db.tables import CalloutRow
+
+        with transaction(self.url) as session:
+            callout = session.get(CalloutRow, int(attempt_key.split(":", 1)[0]))
+        return temperament(callout.person_id)[0] if callout else "never"
+
+    def _later(self, due: datetime, action: Callable[[], object]) -> None:
+        with self._lock:
+            self._answers.append(_Answer(due, action))
+
+    def _reply(self, phone: str, text: str) -> None:
+        with transaction(self.url) as session:
+            ack.acknowledge_reply(session, self.clock(), phone=phone, via=AckVia.SMS, body=text)
+
+    def _deputy(self, phone: str, code: str) -> None:
+        with transaction(self.url) as session:
+            ack.acknowledge_reply(session, self.clock(), phone=phone, via=AckVia.SMS, body=f"收到 {code}", code=code)
+
+    def _press(self, attempt_key: str, person: str) -> None:
+        callout_id = int(attempt_key.split(":", 1)[0])
+        with transaction(self.url) as session:
+            ack.acknowledge_callout(session, self.clock(), callout_id, via=AckVia.VOICE, by=person)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = self.clock()
+            with self._lock:
+                due = [a for a in self._answers if a.due <= now]
+                self._answers = [a for a in self._answers if a.due > now]
+            for answer in sorted(due):
+                try:
+                    answer.action()
+                except Exception:  # a simulated person failing must not stop the demo
+                    log.exception("a simulated answer failed")
+            time.sleep(0.05)
