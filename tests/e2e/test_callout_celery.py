@@ -21,16 +21,19 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from dispatcher.api.app import create_app
 from dispatcher.clock import system_clock, write_offset
 from dispatcher.config import Settings
 from dispatcher.db.session import engine_for, transaction
+from dispatcher.db.tables import AttemptRow
 from dispatcher.services.keys import create_key
 from dispatcher.services.site import load_site_files
 from tests.conftest import FIXED_NOW, ROOT
 from tests.e2e.conftest import TINY_SITE
 from tests.fakes.simserver import SimServer
+from tests.support.bigsite import write_big_site
 from tests.support.harness import Harness, Sent, engine_quiet, wait_until
 from tests.support.servers import Postgres, Redis, start_redis
 
@@ -181,3 +184,85 @@ def test_escalation_on_celery_redis_and_postgres(production: Production, sim: Si
     h.advance(minutes=30)
     h.expect_nothing_more()
     assert sim.stats()["duplicates"] == []
+
+
+# --- crashes and concurrency: every due step exactly once -----------------------------------
+
+def big_fan_out(prod: Production, sim: SimServer, tmp_path: Path, officials: int = 600) -> Harness:
+    site = tmp_path / "big"
+    write_big_site(site, officials)
+    h = make_harness(prod, sim, site)
+    h.post(areas=["330599"])
+    return h
+
+
+def wait_for_sends(sim: SimServer, at_least: int) -> None:
+    wait_until(lambda: len(sim.received) >= at_least, 60, f"{at_least} messages at the fake provider")
+
+
+def assert_exactly_once(prod: Production, sim: SimServer, expected: int) -> None:
+    url = prod.settings.database_url
+    clock = system_clock(prod.settings)
+    wait_until(lambda: engine_quiet(url, clock()), 90, "every due attempt to be handed over")
+    with transaction(url) as session:
+        keys = set(session.scalars(select(AttemptRow.key)))
+        sent = session.scalar(select(func.count()).where(AttemptRow.status == "sent"))
+    counts = sim.counts
+    assert len(keys) == expected and sent == expected
+    assert set(counts) == keys, f"missing at the provider: {sorted(keys - set(counts))[:5]}"
+    doubled = sorted(k for k, n in counts.items() if n > 1)
+    assert doubled == [], f"{len(doubled)} attempts reached the provider twice, e.g. {doubled[:5]}"
+
+
+def test_sigkill_a_worker_mid_fan_out_loses_and_doubles_nothing(production: Production, tmp_path: Path) -> None:
+    sim = SimServer(latency=0.02)
+    sim.start()
+    production.settings = production.settings.model_copy(update={"simulator_url": sim.url})
+    production.env["JIAOYING_SIMULATOR_URL"] = sim.url
+    try:
+        first = production.start_worker()
+        production.start_scheduler()
+        big_fan_out(production, sim, tmp_path, 600)
+        wait_for_sends(sim, 150)
+        production.kill(first)  # mid fan-out: claimed rows and requests in flight die with it
+        killed_at = len(sim.received)
+        assert killed_at < 1200, "the fan-out finished before the kill; make it slower"
+        production.start_worker()
+        assert_exactly_once(production, sim, 1200)
+    finally:
+        sim.stop()
+
+
+def test_redis_restarted_and_flushed_mid_run_loses_and_doubles_nothing(
+        production: Production, redis_server: Redis, tmp_path: Path) -> None:
+    sim = SimServer(latency=0.02)
+    sim.start()
+    production.settings = production.settings.model_copy(update={"simulator_url": sim.url})
+    production.env["JIAOYING_SIMULATOR_URL"] = sim.url
+    try:
+        production.start_worker()
+        production.start_scheduler()
+        h = big_fan_out(production, sim, tmp_path, 600)
+        wait_for_sends(sim, 150)
+        redis_server.stop()  # the broker goes away mid fan-out …
+        time.sleep(1.0)
+        redis_server.start()  # … comes back empty-handed (no persistence) …
+        redis_server.flush()  # … and is flushed for good measure: every wake-up is gone
+        assert_exactly_once(production, sim, 1200)
+        h.advance(minutes=5)  # the voice step is due: timers survived in the database
+        redis_server.stop()
+        redis_server.start()
+        assert_exactly_once(production, sim, 1800)
+    finally:
+        sim.stop()
+
+
+def test_two_workers_and_two_schedulers_never_double_send(production: Production, sim: SimServer,
+                                                         tmp_path: Path) -> None:
+    for _ in range(2):
+        production.start_worker()
+        production.start_scheduler()
+    h = big_fan_out(production, sim, tmp_path, 400)
+    assert_exactly_once(production, sim, 800)
+    h.advance(minutes=5)
+    assert_exactly_once(production, sim, 1200)

@@ -89,9 +89,10 @@ class SimState:
 
 
 class SimServer:
-    def __init__(self, port: int = 0, hang_seconds: float = 30.0) -> None:
+    def __init__(self, port: int = 0, hang_seconds: float = 30.0, latency: float = 0.0) -> None:
         self.port = port
         self.hang_seconds = hang_seconds
+        self.latency = latency  # seconds each POST takes, like a provider's API round trip
         self.state = SimState()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -209,6 +210,8 @@ class SimServer:
             extra = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             writer.write(_response(fault.status, {"error": "injected fault"}, extra, keep_alive))
         else:
+            if self.latency and method == "POST" and url.path == "/":
+                await asyncio.sleep(self.latency)
             status, payload = self._route(method, url.path, url.query, body)
             writer.write(_response(status, payload, {}, keep_alive))
         await writer.drain()
