@@ -4,6 +4,8 @@
     POST /            JSON {"key", "channel", "to", "purpose", "text"} -> {"id": "<seq>"}
     GET  /?key=K      {"id": ...} of the first message with that key, or 404
     GET  /stats       {"received": N, "unique": M, "duplicates": [keys sent more than once]}
+    GET  /timing      {"received": N, "unique": M, "first_at": t, "last_new_at": t} — wall-clock
+                      (time.time()) of the first message and of the last first-time key, for benchmarks
     POST /fault       {"status": 500|429|..., "count": N, "retry_after": s} or {"hang": true, "count": N}
     POST /reset       forget everything
 
@@ -19,6 +21,7 @@ import contextlib
 import json
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,12 +53,18 @@ class SimState:
             self._ids: dict[str, str] = {}
             self._seq = 0
             self._faults: list[Fault] = []
+            self._first_at: float | None = None
+            self._last_new_at: float | None = None
 
     def add(self, message: dict[str, Any]) -> str:
         with self._lock:
             self._seq += 1
             key, provider_id = str(message["key"]), str(self._seq)
             self._received.append(message)
+            if not self._counts[key]:
+                self._last_new_at = time.time()
+                if self._first_at is None:
+                    self._first_at = self._last_new_at
             self._counts[key] += 1
             self._ids.setdefault(key, provider_id)
             return provider_id
@@ -86,6 +95,12 @@ class SimState:
         with self._lock:
             return {"received": len(self._received), "unique": len(self._counts),
                     "duplicates": sorted(k for k, n in self._counts.items() if n > 1)}
+
+    def timing(self) -> dict[str, Any]:
+        """Cheap to poll: no copies, no sorting."""
+        with self._lock:
+            return {"received": len(self._received), "unique": len(self._counts),
+                    "first_at": self._first_at, "last_new_at": self._last_new_at}
 
 
 class SimServer:
@@ -199,7 +214,7 @@ class SimServer:
         keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
 
         url = urlsplit(target)
-        fault = None if url.path in ("/stats", "/fault", "/reset") else self.state.next_fault()
+        fault = None if url.path in ("/stats", "/timing", "/fault", "/reset") else self.state.next_fault()
         if fault is not None and fault.status is None:
             if fault.record and method == "POST":
                 self._route(method, url.path, url.query, body)
@@ -220,6 +235,8 @@ class SimServer:
     def _route(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
         if method == "GET" and path == "/stats":
             return 200, self.state.stats()
+        if method == "GET" and path == "/timing":
+            return 200, self.state.timing()
         if method == "POST" and path == "/reset":
             self.state.reset()
             return 200, {"ok": True}

@@ -182,3 +182,33 @@ def test_demo_runs_a_red_warning_to_acknowledged_and_unreached_officials(tmp_pat
         purposes = {p for (p,) in conn.execute(text("SELECT DISTINCT purpose FROM attempts"))}
     assert vias.get("sms", 0) > 0 and vias.get("voice", 0) > 0
     assert {"alert", "reminder", "to_deputy", "to_superior", "unreached"} <= purposes
+
+
+def test_users_create_reads_the_password_from_stdin_and_refuses_a_short_one(db: str) -> None:
+    ok = jiaoying("users", "create", "duty1", "--role", "officer", "--password-stdin", url=db,
+                  stdin="correct horse battery\n")
+    assert ok.returncode == 0, ok.stderr
+    assert "user duty1 created (officer)" in ok.stdout
+    # bad inputs: a password under 10 characters, an unknown role, a name taken
+    short = jiaoying("users", "create", "duty2", "--role", "officer", "--password-stdin", url=db, stdin="short\n")
+    assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    role = jiaoying("users", "create", "duty3", "--role", "boss", "--password-stdin", url=db, stdin="x" * 12)
+    assert role.returncode == 1 and "unknown role 'boss'" in role.stderr
+    again = jiaoying("users", "create", "duty1", "--role", "admin", "--password-stdin", url=db, stdin="y" * 12)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_status_once_shows_each_official_of_the_newest_warning(db: str) -> None:
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    posted = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--local", url=db)
+    wid = json.loads(posted.stdout)["id"]
+    r = jiaoying("status", "--once", url=db)
+    assert r.returncode == 0, r.stderr
+    assert wid in r.stdout and "暴雨红色预警" in r.stdout
+    # nothing has run the engine yet: call-outs are not started, so the count is 0/0
+    assert "已确认 acknowledged 0/0" in r.stdout
+
+
+def test_scheduler_refuses_to_start_without_a_broker(db: str) -> None:
+    r = jiaoying("scheduler", url=db)
+    assert r.returncode == 1 and "JIAOYING_BROKER_URL is not set" in r.stderr

@@ -1,0 +1,13 @@
+# One image for every production role: api, worker, scheduler and the one-shot migrate job.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini worker.py ./
+COPY dispatcher ./dispatcher
+COPY alembic ./alembic
+COPY templates ./templates
+COPY rosters ./rosters
+RUN pip install --no-cache-dir -e . && useradd --system --home /app jiaoying
+USER jiaoying
+EXPOSE 8000
+CMD ["uvicorn", "--factory", "dispatcher.api.app:create_app", "--host", "0.0.0.0", "--port", "8000"]
