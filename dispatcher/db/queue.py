@@ -16,6 +16,16 @@ from ..domain.callouts import OPEN_STATES
 from .tables import AttemptRow, CalloutRow
 
 
+def attempt_values(callout: CalloutRow, key: str, step_index: int, purpose: str, channel: str, recipient: str,
+                   now: datetime) -> dict[str, Any]:
+    """The row of one attempt, queued: the one place its shape is written."""
+    return {
+        "key": key, "callout_id": callout.id, "record_id": callout.record_id, "step_index": step_index,
+        "purpose": purpose, "channel": channel, "recipient_id": recipient, "priority": callout.priority,
+        "status": "queued", "tries": 0, "created_at": now, "updated_at": now,
+    }
+
+
 def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert attempts, skipping any whose key already exists (a retried step never doubles)."""
     if not rows:

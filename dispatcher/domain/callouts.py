@@ -10,7 +10,6 @@ edit of the site files does not change what a running call-out does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -60,41 +59,32 @@ class AckVia(StrEnum):
         return {"sms": "短信回复", "voice": "电话按键", "link": "链接确认", "manual": "人工代确认"}[self.value]
 
 
-@dataclass(frozen=True)
-class FrozenStep:
-    index: int
-    after: timedelta
-    due: datetime
-    channels: tuple[Channel, ...]
-    to: tuple[Recipient, ...]
-    recipients: tuple[str, ...]
-    final: bool
+def step_to_json(step: PlannedStep) -> dict[str, Any]:
+    """A planned step as it is frozen on the call-out row."""
+    return {"index": step.index, "after": step.after.total_seconds(), "due": step.due.isoformat(),
+            "channels": [c.value for c in step.channels], "to": [r.value for r in step.to],
+            "recipients": list(step.recipients), "held": [c.value for c in step.held], "final": step.final}
 
-    def purpose_for(self, recipient: str, official: str) -> Purpose:
-        if self.final:
-            return Purpose.UNREACHED
-        if recipient == official:
-            return Purpose.ALERT if self.index == 0 else Purpose.REMINDER
-        if Recipient.DEPUTY in self.to:
-            return Purpose.TO_DEPUTY
-        if Recipient.SUPERIOR in self.to:
-            return Purpose.TO_SUPERIOR
-        return Purpose.TO_DUTY
 
-    def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "after": self.after.total_seconds(), "due": self.due.isoformat(),
-                "channels": [c.value for c in self.channels], "to": [r.value for r in self.to],
-                "recipients": list(self.recipients), "final": self.final}
+def step_from_json(data: dict[str, Any]) -> PlannedStep:
+    return PlannedStep(
+        index=data["index"], after=timedelta(seconds=data["after"]), due=datetime.fromisoformat(data["due"]),
+        channels=tuple(Channel(c) for c in data["channels"]), to=tuple(Recipient(r) for r in data["to"]),
+        recipients=tuple(data["recipients"]), held=tuple(Channel(c) for c in data.get("held", ())),
+        final=data["final"])
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FrozenStep:
-        return cls(data["index"], timedelta(seconds=data["after"]), datetime.fromisoformat(data["due"]),
-                   tuple(Channel(c) for c in data["channels"]), tuple(Recipient(r) for r in data["to"]),
-                   tuple(data["recipients"]), data["final"])
 
-    @classmethod
-    def of(cls, step: PlannedStep) -> FrozenStep:
-        return cls(step.index, step.after, step.due, step.channels, step.to, step.recipients, step.final)
+def purpose_for(step: PlannedStep, recipient: str, official: str) -> Purpose:
+    """What a step's message to ``recipient`` is for, in a call-out of ``official``."""
+    if step.final:
+        return Purpose.UNREACHED
+    if recipient == official:
+        return Purpose.ALERT if step.index == 0 else Purpose.REMINDER
+    if Recipient.DEPUTY in step.to:
+        return Purpose.TO_DEPUTY
+    if Recipient.SUPERIOR in step.to:
+        return Purpose.TO_SUPERIOR
+    return Purpose.TO_DUTY
 
 
 def supersedes(new_level_rank: int, old_level_rank: int) -> bool:

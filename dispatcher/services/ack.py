@@ -12,12 +12,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ..db.queue import attempt_values, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import ACKABLE_STATES, AckVia, CalloutState, FrozenStep, Purpose
+from ..domain.callouts import ACKABLE_STATES, AckVia, CalloutState, Purpose, step_from_json
 from .errors import NotFound
 from .site import current_site
 
@@ -132,18 +133,15 @@ def recall(session: Session, now: datetime, callout_id: int, by: str) -> str:
 
 
 def _call_again(session: Session, now: datetime, callout: CalloutRow) -> str:
-    from .callouts import notice_attempt  # shared attempt shape
-
+    """Past the last step: call the official again on the channels of their last own step."""
     site = current_site(session)
-    own = [FrozenStep.from_json(s) for s in callout.steps if callout.person_id in s["recipients"]]
-    channels = own[-1].channels if own else ()
+    own = [step_from_json(s) for s in callout.steps if callout.person_id in s["recipients"]]
     person = site.people.get(callout.person_id)
-    made = 0
-    n = session.query(AttemptRow).filter(AttemptRow.callout_id == callout.id, AttemptRow.key.like("%:recall%")).count()
-    for channel in channels:
-        if person is not None and person.reachable_by(channel):
-            row = notice_attempt(callout, f"recall{n + 1}", Purpose.REMINDER, channel.value, now)
-            row["key"] = f"{callout.id}:recall{n + 1}:{channel.value}:{callout.person_id}"
-            session.add(AttemptRow(**row))
-            made += 1
-    return f"called again on {made} channel(s)"
+    channels = [c for c in (own[-1].channels if own else ()) if person is not None and person.reachable_by(c)]
+    earlier = session.scalar(select(func.count()).where(
+        AttemptRow.callout_id == callout.id, AttemptRow.key.like(f"{callout.id}:recall%"))) or 0
+    round_ = f"recall{earlier // max(len(channels), 1) + 1}"
+    insert_attempts(session, [
+        attempt_values(callout, f"{callout.id}:{round_}:{c.value}:{callout.person_id}", -1, Purpose.REMINDER.value,
+                       c.value, callout.person_id, now) for c in channels])
+    return f"called again on {len(channels)} channel(s)"

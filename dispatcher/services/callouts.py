@@ -18,11 +18,19 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..db.queue import insert_attempts
+from ..db.queue import attempt_values, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
 from ..domain.areas import overlaps
-from ..domain.callouts import ACKABLE_STATES, OPEN_STATES, CalloutState, FrozenStep, Purpose, supersedes
+from ..domain.callouts import (
+    ACKABLE_STATES,
+    OPEN_STATES,
+    CalloutState,
+    Purpose,
+    step_from_json,
+    step_to_json,
+    supersedes,
+)
 from ..domain.hazards import Hazard, Level
 from ..domain.rules import PlannedCallout, WarningFacts, resolve
 from ..domain.site import Site
@@ -112,7 +120,7 @@ def _start(session: Session, site: Site, row: WarningRow, record: str, now: date
 
 def _callout_row(callout: PlannedCallout, row: WarningRow, record: str, level: Level, now: datetime,
                  codes: dict[str, set[str]]) -> CalloutRow:
-    steps = [FrozenStep.of(s).to_json() for s in callout.steps]
+    steps = [step_to_json(s) for s in callout.steps]
     return CalloutRow(
         warning_id=row.id, record_id=record, person_id=callout.person_id, plan_id=callout.plan_id,
         hazard=row.hazard, level=level.value, priority=level.rank, drill=row.drill, reason=callout.reason[:200],
@@ -214,20 +222,16 @@ def _notify_reached(session: Session, record: str, row: WarningRow, purpose: Pur
         if callout.person_id in seen or callout.person_id in skip:
             continue
         seen.add(callout.person_id)
-        first = FrozenStep.from_json(callout.steps[0])
-        for channel in first.channels:
+        for channel in step_from_json(callout.steps[0]).channels:
             attempts.append(notice_attempt(callout, row.id, purpose, channel.value, now))
     return insert_attempts(session, attempts)
 
 
 def notice_attempt(callout: CalloutRow, warning_id: str, purpose: Purpose, channel: str,
                    now: datetime) -> dict[str, Any]:
-    return {
-        "key": f"{callout.id}:{purpose.value}:{warning_id}:{channel}:{callout.person_id}",
-        "callout_id": callout.id, "record_id": callout.record_id, "step_index": -1, "purpose": purpose.value,
-        "channel": channel, "recipient_id": callout.person_id, "priority": callout.priority, "status": "queued",
-        "tries": 0, "created_at": now, "updated_at": now,
-    }
+    """A one-off message to the official outside the plan's steps (update or cancel notice)."""
+    key = f"{callout.id}:{purpose.value}:{warning_id}:{channel}:{callout.person_id}"
+    return attempt_values(callout, key, -1, purpose.value, channel, callout.person_id, now)
 
 
 def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -> Applied:

@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..db.queue import claim_due_callouts, insert_attempts
+from ..db.queue import attempt_values, claim_due_callouts, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow
-from ..domain.callouts import CalloutState, FrozenStep
+from ..domain.callouts import CalloutState, purpose_for, step_from_json
+from ..domain.rules import PlannedStep
 from ..domain.site import Site
 from .site import current_site
 
@@ -29,7 +30,7 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
     unreached: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for callout in callouts:
-        step = FrozenStep.from_json(callout.steps[callout.next_step])
+        step = step_from_json(callout.steps[callout.next_step])
         made, skipped = step_attempts(site, callout, step, now)
         attempts.extend(made)
         entry = {"callout": callout.id, "person": callout.person_id, "step": step.index,
@@ -52,7 +53,7 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
     return len(callouts)
 
 
-def step_attempts(site: Site, callout: CalloutRow, step: FrozenStep,
+def step_attempts(site: Site, callout: CalloutRow, step: PlannedStep,
                   now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
     """The attempts a step makes, and who it could not reach on any of its channels."""
     made, skipped = [], []
@@ -61,13 +62,7 @@ def step_attempts(site: Site, callout: CalloutRow, step: FrozenStep,
         channels = [c for c in step.channels if person is not None and person.reachable_by(c)]
         if not channels:
             skipped.append(recipient)
-        purpose = step.purpose_for(recipient, callout.person_id)
-        for channel in channels:
-            made.append({
-                "key": f"{callout.id}:{step.index}:{channel.value}:{recipient}",
-                "callout_id": callout.id, "record_id": callout.record_id, "step_index": step.index,
-                "purpose": purpose.value, "channel": channel.value, "recipient_id": recipient,
-                "priority": callout.priority, "status": "queued", "tries": 0, "created_at": now,
-                "updated_at": now,
-            })
+        purpose = purpose_for(step, recipient, callout.person_id)
+        made.extend(attempt_values(callout, f"{callout.id}:{step.index}:{channel.value}:{recipient}", step.index,
+                                   purpose.value, channel.value, recipient, now) for channel in channels)
     return made, skipped

@@ -198,3 +198,29 @@ def test_manual_ack_and_recall_by_a_duty_officer(harness: Harness, database_url:
                                  "total": 3}
     harness.advance(minutes=30)
     harness.expect_nothing_more()
+
+
+def test_recall_of_an_unreached_official_calls_them_again_and_a_late_answer_counts(
+        harness: Harness, database_url: str) -> None:
+    from dispatcher.db.session import transaction
+    from dispatcher.services.users import Role, create_user
+
+    with transaction(database_url) as session:
+        create_user(session, "duty1", Role.OFFICER, "correct horse battery", harness.now())
+    officer = ("duty1", "correct horse battery")
+    harness.post(areas=["330599100202"])  # 石桥村: only 郑 is called
+    harness.expect("zheng", "sms", "alert")
+    harness.advance(minutes=3)
+    harness.expect("zheng", "voice", "reminder")
+    harness.advance(minutes=7)
+    harness.expect("sun", "voice", "to_superior")
+    harness.advance(minutes=5)
+    for person in ("sun", "zhao", "qian"):
+        harness.expect(person, "sms", "unreached")
+    zheng = harness.callout("zheng")["id"]
+    for round_ in (1, 2):  # each re-call is a new call, never a repeat of an earlier key
+        r = harness.client.post(f"/api/v1/callouts/{zheng}/recall", auth=officer)
+        assert r.json()["done"] == "called again on 1 channel(s)", round_
+        harness.expect("zheng", "voice", "reminder")
+    assert harness.press_1("zheng", callout_of="zheng").acknowledged  # late, but he is awake: it counts
+    assert harness.callout("zheng")["state"] == "acknowledged"
