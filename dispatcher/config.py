@@ -37,7 +37,29 @@ class Settings(BaseSettings):
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_from_number: str = ""
-    twilio_api_base: str = ""
+    twilio_api_base: str = ""  # override of Twilio's REST base URL (fakes, proxies); empty = Twilio's own
+
+    # IM robots: one group robot per kind; a kind whose URL is empty is not used.
+    dingtalk_webhook_url: str = ""
+    dingtalk_secret: str = ""
+    wecom_webhook_url: str = ""
+    feishu_webhook_url: str = ""
+    feishu_secret: str = ""
+    im_webhook_url: str = ""  # generic JSON webhook
+    im_webhook_secret: str = ""
+
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    smtp_timeout: float = 15.0
+
+    broadcast_url: str = ""  # the rural emergency broadcast platform's endpoint
+    broadcast_secret: str = ""
+
+    link_ttl_hours: float = 24.0  # acknowledgement links expire (and never outlive the warning)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:

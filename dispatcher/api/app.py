@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from .. import __version__
 from ..config import Settings, get_settings
 from . import errors
-from .routes import callouts, health, plans, warnings
+from .routes import broadcast, callouts, health, links, plans, twilio, warnings
 
 
 class Runtime(Protocol):
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.state.clock = clock
     app.state.runtime = runtime
     errors.install(app)
-    for router in (warnings.router, callouts.router, plans.router, health.router):
+    for router in (warnings.router, callouts.router, plans.router, health.router, twilio.router, links.router,
+                   broadcast.router):
         app.include_router(router)
     return app

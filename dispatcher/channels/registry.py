@@ -28,7 +28,7 @@ __all__ = ["ADAPTER_MODULES", "SIMULATOR", "AdapterDeps", "AdapterFactory", "Reg
 
 SIMULATOR = "simulator"
 # Modules under dispatcher.channels whose import registers adapters.
-ADAPTER_MODULES: tuple[str, ...] = ("simulator",)
+ADAPTER_MODULES: tuple[str, ...] = ("simulator", "twilio", "im", "email", "broadcast")
 
 
 @dataclass(frozen=True)

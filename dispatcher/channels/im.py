@@ -1,0 +1,1 @@
+"""The im adapter(s): registered under their Channel key when their credentials are set."""
