@@ -33,6 +33,11 @@ def test_red_warning_escalates_until_someone_answers(harness: Harness) -> None:
     harness.expect("qian", "sms", "unreached")
     assert harness.states() == {"sun": "acknowledged", "zhou": "acknowledged", "zheng": "unreached"}
     assert harness.callout("sun")["via"] == "sms" and harness.callout("zhou")["via"] == "voice"
+    unreached = harness.client.get(f"/api/v1/warnings/{wid}/callouts", params={"state": "unreached"},
+                                   headers=harness.headers).json()["callouts"]
+    assert [(c["official"]["name"], c["official"]["phone"]) for c in unreached] == [("郑防汛员", "+86138****0007")]
+    bad = harness.client.get(f"/api/v1/warnings/{wid}/callouts", params={"state": "asleep"}, headers=harness.headers)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "state"  # bad input: unknown state
 
     harness.advance(minutes=30)  # nothing more is due, ever
     harness.expect_nothing_more()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ...db.session import transaction
-from ...domain.callouts import AckVia
+from ...domain.callouts import AckVia, CalloutState
 from ...services import ack, callout_views
 from ...services import warnings as queries
 from ...services.users import Role
@@ -23,13 +23,18 @@ class ManualAck(BaseModel):
         description="how the official was reached, e.g. 已通过座机联系本人确认")
 
 
-@router.get("/api/v1/warnings/{warning_id}/callouts", summary="Every call-out of the warning's event")
-def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep) -> dict[str, Any]:
+@router.get("/api/v1/warnings/{warning_id}/callouts",
+            summary="Every call-out of the warning's event; ?state=unreached gives the 未叫醒 list")
+def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep,
+                     state: Annotated[CalloutState | None, Query(description="only call-outs in this state")] = None,
+                     ) -> dict[str, Any]:
     row = queries.get_row(session, warning_id, who.scope)
     record = row.root_id or row.id
     show = who.user is not None and who.user.may(Role.OFFICER)
-    return {"warning": warning_id, "counts": callout_views.counts(session, record),
-            "callouts": callout_views.list_callouts(session, record, show_phones=show)}
+    callouts = callout_views.list_callouts(session, record, show_phones=show)
+    if state is not None:
+        callouts = [c for c in callouts if c["state"] == state.value]
+    return {"warning": warning_id, "counts": callout_views.counts(session, record), "callouts": callouts}
 
 
 @router.post("/api/v1/callouts/{callout_id}/ack", summary="Acknowledge on the official's behalf (note required)")
