@@ -240,6 +240,8 @@ def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -
     if row is None:
         raise LookupError(warning_id)
     record = row.root_id or row.id
+    # Call-outs first, then the warning rows: the lock order every other writer uses.
+    applied = _cancel(session, row, record, now)
     chain_rows = session.scalars(select(WarningRow).where(
         (WarningRow.id == record) | (WarningRow.root_id == record), WarningRow.status.in_(("active", "updated"))))
     ended = []
@@ -247,7 +249,6 @@ def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -
         message.status = "cancelled"
         message.applied_at = message.applied_at or now  # a not-yet-applied alert must not start afterwards
         ended.append(message.id)
-    applied = _cancel(session, row, record, now)
     append_event(session, record, "cancelled", actor, now, {
         "warnings": sorted(ended), "callouts_cancelled": applied.cancelled, "notices": applied.notices})
     return applied
