@@ -127,13 +127,16 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
     for an official whose own step failed on every channel."""
     if not outcomes:
         return
-    tries = dict(session.execute(select(AttemptRow.id, AttemptRow.tries).where(
-        AttemptRow.id.in_([o.job.attempt_id for o in outcomes]))).all())
+    current = {row.id: row for row in session.execute(select(AttemptRow.id, AttemptRow.tries, AttemptRow.status).where(
+        AttemptRow.id.in_([o.job.attempt_id for o in outcomes])))}
     updates, notified, failed_own = [], set(), set()
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for o in outcomes:
-        retry = o.transient and tries.get(o.job.attempt_id, MAX_TRIES) < MAX_TRIES
+        row = current.get(o.job.attempt_id)
+        retry = o.transient and row is not None and row.tries < MAX_TRIES
         status = "sent" if o.sent else ("queued" if retry else "failed")
+        if o.sent and row is not None and row.status in ("delivered", "failed"):
+            status = row.status  # a provider callback got here first: never move an attempt backwards
         updates.append({"id": o.job.attempt_id, "status": status, "provider": o.provider,
                         "provider_id": o.provider_id, "error": o.error, "sent_at": now if o.sent else None,
                         "updated_at": now, "lease_until": None})

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from dispatcher.channels.base import Address, ChannelAdapter, OutboundMessage, SendResult
+from dispatcher.channels.base import Address, ChannelAdapter, ConfigurationError, OutboundMessage, SendResult
 from dispatcher.channels.registry import (
     SIMULATOR,
     AdapterDeps,
@@ -63,6 +63,12 @@ def test_send_returns_a_provider_id(registration: Registration) -> None:
         finally:
             await adapter.aclose()
 
+    if registration.provider != SIMULATOR and not registration.configured(SETTINGS):
+        # A real adapter without its credentials refuses, and never calls out (its own tests send
+        # through a local counterpart of the provider).
+        with pytest.raises(ConfigurationError):
+            asyncio.run(scenario())
+        return
     result = asyncio.run(scenario())
     assert isinstance(result, SendResult)
     assert isinstance(result.provider_id, str) and result.provider_id

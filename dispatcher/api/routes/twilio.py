@@ -1,7 +1,145 @@
-"""Webhooks and pages for twilio (filled in by the real-channels work)."""
+"""Twilio webhooks: message and call status, inbound SMS, the call's TwiML and its keypress.
+
+Every request must carry a valid ``X-Twilio-Signature``, checked with the twilio package's
+``RequestValidator`` against the auth token and the URL as the public sees it
+(``JIAOYING_PUBLIC_URL`` + path + query, so it works behind proxies). Anything else — no token
+configured, no signature, a forged one, one made for another URL or another body — is answered
+403, logged, and changes nothing.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from typing import Annotated
+from urllib.parse import parse_qsl, urlencode
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from ...channels.twilio import VOICE_GATHER_PATH
+from ...db.session import transaction
+from ...services import receipts
+from ..deps import ClockDep, SettingsDep, kick
+
+router = APIRouter(tags=["webhooks"])
+log = logging.getLogger("jiaoying.webhooks.twilio")
+
+HELP_TEXT = "叫应系统：确认收到预警请回复“1”或“收到”，或回复短信中的4位确认码。"
+THANKS_TEXT = "叫应系统：已确认收到，谢谢。"
+VOICE_UNKNOWN = "这里是应急叫应系统。本次通知已失效，请查看短信或联系县应急值班室。"
+VOICE_BYE = "未收到按键确认，请尽快回复短信确认。再见。"
+VOICE_THANKS = "已确认，谢谢。再见。"
+VOICE_LANG = "cmn-CN"
+
+
+class Form(dict[str, list[str]]):
+    """A form body as Twilio sent it (repeated names kept), readable by RequestValidator."""
+
+    def getlist(self, name: str) -> list[str]:
+        return self[name]
+
+    def first(self, name: str, default: str = "") -> str:
+        values = self.get(name)
+        return values[0] if values else default
+
+
+async def signed_form(request: Request, settings: SettingsDep) -> Form:
+    """The request's form, once its signature is proven; 403 otherwise (never fails open)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    form = Form()
+    for name, value in parse_qsl(body, keep_blank_values=True):
+        form.setdefault(name, []).append(value)
+    url = settings.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    token = settings.twilio_auth_token
+    signature = request.headers.get("x-twilio-signature", "")
+    client = request.client.host if request.client else "?"
+    if not token:
+        log.warning("twilio webhook %s refused: no JIAOYING_TWILIO_AUTH_TOKEN configured (from %s)", url, client)
+        raise HTTPException(403, "webhook refused: Twilio is not configured")
+    if not signature:
+        log.warning("twilio webhook %s refused: unsigned (from %s)", url, client)
+        raise HTTPException(403, "webhook refused: X-Twilio-Signature is missing")
+    if not RequestValidator(token).validate(url, form, signature):
+        log.warning("twilio webhook %s refused: bad signature (from %s)", url, client)
+        raise HTTPException(403, "webhook refused: the signature does not match")
+    return form
+
+
+SignedForm = Annotated[Form, Depends(signed_form)]
+
+
+def _twiml(document: object) -> Response:
+    return Response(str(document), media_type="application/xml")
+
+
+@router.post("/webhooks/twilio/status", summary="Message and call status callbacks")
+def status_callback(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    sid = form.first("MessageSid") or form.first("SmsSid") or form.first("CallSid")
+    status = form.first("MessageStatus") or form.first("SmsStatus") or form.first("CallStatus")
+    error = form.first("ErrorCode") or None
+    with transaction(settings.database_url) as session:
+        known = receipts.record_status(session, clock(), sid, status, error,
+                                       attempt_ref=request.query_params.get("attempt"))
+    if known:
+        kick(request)  # a failed call may have brought the next step forward
+    return _twiml(MessagingResponse())
+
+
+@router.post("/webhooks/twilio/sms", summary="Inbound SMS: replies that acknowledge")
+def inbound_sms(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    with transaction(settings.database_url) as session:
+        outcome = receipts.inbound_sms(session, clock(), sender=form.first("From"), body=form.first("Body"),
+                                       sid=form.first("MessageSid") or form.first("SmsSid"))
+    reply = MessagingResponse()
+    if not outcome.confirms:
+        reply.message(HELP_TEXT)
+    elif outcome.result is not None and outcome.result.acknowledged:
+        kick(request)
+        reply.message(THANKS_TEXT)
+    return _twiml(reply)
+
+
+@router.post("/webhooks/twilio/voice", summary="The call's TwiML: the warning, twice, and press 1")
+def voice(form: SignedForm, request: Request, settings: SettingsDep) -> Response:
+    ref = request.query_params.get("attempt")
+    with transaction(settings.database_url) as session:
+        script = receipts.voice_script(session, ref)
+    return _twiml(_voice_document(settings.public_url, ref, script.text if script else None))
+
+
+@router.post("/webhooks/twilio/voice/gather", summary="The call's keypress: 1 acknowledges")
+def voice_gather(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    ref = request.query_params.get("attempt")
+    with transaction(settings.database_url) as session:
+        result = receipts.voice_keypress(session, clock(), ref, form.first("Digits"), form.first("CallSid"))
+        script = receipts.voice_script(session, ref) if result is not None and form.first("Digits") != "1" else None
+    if result is None:
+        return _twiml(_voice_document(settings.public_url, ref, None))
+    if form.first("Digits") == "1":
+        if result.acknowledged:
+            kick(request)
+        response = VoiceResponse()
+        response.say(VOICE_THANKS, language=VOICE_LANG)
+        response.hangup()
+        return _twiml(response)
+    return _twiml(_voice_document(settings.public_url, ref, script.text if script else None))
+
+
+def _voice_document(public_url: str, ref: str | None, text: str | None) -> VoiceResponse:
+    response = VoiceResponse()
+    if text is None or ref is None:
+        response.say(VOICE_UNKNOWN, language=VOICE_LANG)
+        response.hangup()
+        return response
+    action = f"{public_url.rstrip('/')}{VOICE_GATHER_PATH}?{urlencode({'attempt': ref})}"
+    gather = Gather(num_digits=1, action=action, method="POST", timeout=8)
+    gather.say(text, language=VOICE_LANG)
+    gather.pause(length=1)
+    gather.say(text, language=VOICE_LANG)  # said twice: the message is repeated once
+    response.append(gather)
+    response.say(VOICE_BYE, language=VOICE_LANG)
+    response.hangup()
+    return response

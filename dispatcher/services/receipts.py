@@ -1,0 +1,186 @@
+"""Provider receipts and replies (no HTTP here): Twilio status callbacks, inbound SMS, and the
+voice call's script and keypress.
+
+Every receipt is appended to the warning's record. A status never moves an attempt backwards
+(callbacks arrive out of order): queued/sending -> sent -> delivered | failed, and failed or
+delivered stay. A failed call to the official's own current step brings the plan's next step
+forward at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db.record_repo import append_event
+from ..db.tables import AttemptRow, CalloutRow, InboundRow
+from ..domain.callouts import OPEN_STATES, AckVia, Purpose
+from ..domain.channels import Channel
+from .ack import AckResult, acknowledge_callout, acknowledge_reply, parse_reply
+from .chain import newest
+from .messages import compose
+from .site import current_site
+
+__all__ = ["InboundOutcome", "VoiceScript", "attempt_by_ref", "inbound_sms", "mask", "record_status",
+           "voice_keypress", "voice_script"]
+
+log = logging.getLogger("jiaoying.receipts")
+
+# Twilio message and call statuses -> our attempt statuses.
+STATUS_MAP = {
+    # messages
+    "accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
+    "delivered": "delivered", "read": "delivered", "undelivered": "failed", "failed": "failed",
+    # calls
+    "initiated": "sent", "ringing": "sent", "in-progress": "sent", "answered": "sent", "completed": "delivered",
+    "no-answer": "failed", "busy": "failed", "canceled": "failed",
+}
+_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "failed": 2, "cancelled": 2}
+
+
+def mask(phone: str | None) -> str:
+    """+8613800000003 -> +86138****0003, for logs."""
+    if not phone:
+        return ""
+    return phone[:-8] + "****" + phone[-4:] if len(phone) > 8 else "****"
+
+
+def attempt_by_ref(session: Session, ref: str | None) -> AttemptRow | None:
+    """An attempt by its id (digits) or its unique key."""
+    if not ref:
+        return None
+    if ref.isdigit():
+        return session.get(AttemptRow, int(ref))
+    return session.scalars(select(AttemptRow).where(AttemptRow.key == ref)).first()
+
+
+def record_status(session: Session, now: datetime, provider_id: str, status: str, error_code: str | None = None,
+                  *, attempt_ref: str | None = None) -> bool:
+    """Record one status callback. False (and logged) when no attempt has this sid."""
+    attempt = None
+    if provider_id:
+        attempt = session.scalars(select(AttemptRow).where(AttemptRow.provider_id == provider_id)
+                                  .with_for_update()).first()
+    if attempt is None and attempt_ref:
+        attempt = attempt_by_ref(session, attempt_ref)
+        if attempt is not None and attempt.provider_id not in (None, provider_id):
+            attempt = None  # the key names another send of that attempt: not ours
+    status = (status or "").strip().lower()
+    if attempt is None:
+        log.warning("twilio status %r for unknown sid %r (attempt %r): recorded nowhere", status, provider_id,
+                    attempt_ref)
+        return False
+    ours = STATUS_MAP.get(status)
+    before = attempt.status
+    changed = ours is not None and _RANK.get(ours, 0) > _RANK.get(before, 0)
+    if changed:
+        attempt.status, attempt.updated_at = ours, now
+        if ours == "failed":
+            attempt.error = f"twilio: {status}" + (f" (error {error_code})" if error_code else "")
+    append_event(session, attempt.record_id, "provider_receipt", "twilio", now, {
+        "key": attempt.key, "channel": attempt.channel, "to": attempt.recipient_id, "provider_id": provider_id,
+        "provider_status": status, "error_code": error_code, "status": attempt.status if changed else before,
+        "changed": changed})
+    if changed and ours == "failed":
+        _bring_next_step_forward(session, now, attempt)
+    return True
+
+
+def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRow) -> None:
+    """A failed attempt to the official's own current step: the next step need not wait. A voice
+    call that nobody answered is enough; for other channels every attempt of the step must have failed."""
+    callout = session.execute(select(CalloutRow).where(CalloutRow.id == attempt.callout_id)
+                              .with_for_update()).scalar_one()
+    own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
+    if not own or attempt.step_index != callout.next_step - 1:
+        return
+    if callout.state not in OPEN_STATES or callout.next_due is None or callout.next_due <= now:
+        return
+    if attempt.channel != Channel.VOICE.value:
+        alive = session.scalar(select(AttemptRow.id).where(
+            AttemptRow.callout_id == callout.id, AttemptRow.step_index == attempt.step_index,
+            AttemptRow.id != attempt.id, AttemptRow.status.in_(("queued", "sending", "sent", "delivered"))).limit(1))
+        if alive is not None:
+            return
+    callout.next_due = now
+    append_event(session, callout.record_id, "step_brought_forward", "twilio", now, {
+        "callout": callout.id, "person": callout.person_id, "failed": attempt.key, "next_step": callout.next_step})
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    confirms: bool
+    code: str | None
+    result: AckResult | None  # None when the text was not a confirmation
+
+
+def inbound_sms(session: Session, now: datetime, *, sender: str, body: str, sid: str = "") -> InboundOutcome:
+    """An SMS reply: a confirmation (or a code) acknowledges; anything else is recorded only."""
+    confirms, code = parse_reply(body)
+    if not confirms:
+        session.add(InboundRow(at=now, via=AckVia.SMS.value, sender=sender, body=body[:500],
+                               outcome="not_a_confirmation", callouts=[]))
+        for record in _open_records(session, sender):
+            append_event(session, record, "inbound_sms", sender, now, {
+                "sid": sid, "body": body[:500], "outcome": "not_a_confirmation"})
+        log.info("sms from %s is not a confirmation", mask(sender))
+        return InboundOutcome(False, None, None)
+    result = acknowledge_reply(session, now, phone=sender, via=AckVia.SMS, body=body, code=code)
+    records = {c.record_id for c in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(result.callouts)))}
+    for record in sorted(records):
+        append_event(session, record, "inbound_sms", sender, now, {
+            "sid": sid, "body": body[:500], "code": code, "outcome": result.outcome, "callouts": result.callouts})
+    log.info("sms from %s: %s %s", mask(sender), result.outcome, result.callouts)
+    return InboundOutcome(True, code, result)
+
+
+def _open_records(session: Session, phone: str) -> list[str]:
+    site = current_site(session)
+    people = [p.id for p in site.people.values() if p.phone == phone]
+    if not people:
+        return []
+    reached = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people))
+    return sorted(set(session.scalars(select(CalloutRow.record_id).where(
+        CalloutRow.id.in_(reached.scalar_subquery()), CalloutRow.state.in_(OPEN_STATES)))))
+
+
+@dataclass(frozen=True)
+class VoiceScript:
+    attempt_id: int
+    callout_id: int
+    text: str
+
+
+def voice_script(session: Session, attempt_ref: str | None) -> VoiceScript | None:
+    """What the call says: the attempt's message, composed again from the event's newest content."""
+    attempt = attempt_by_ref(session, attempt_ref)
+    if attempt is None:
+        return None
+    callout = session.get(CalloutRow, attempt.callout_id)
+    if callout is None:
+        return None
+    site = current_site(session)
+    content = newest(session, callout.record_id)
+    _, text = compose(site, Channel.VOICE, Purpose(attempt.purpose), content, callout,
+                      site.people.get(attempt.recipient_id), site.people.get(callout.person_id))
+    return VoiceScript(attempt.id, callout.id, text)
+
+
+def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, digits: str,
+                   call_sid: str = "") -> AckResult | None:
+    """A key pressed on the call: "1" acknowledges the call-out (AckVia.VOICE, by whoever was
+    called); anything else is recorded and the message is repeated. None: unknown attempt."""
+    attempt = attempt_by_ref(session, attempt_ref)
+    if attempt is None:
+        log.warning("voice keypress for unknown attempt %r", attempt_ref)
+        return None
+    digits = (digits or "").strip()
+    append_event(session, attempt.record_id, "voice_keypress", attempt.recipient_id, now, {
+        "key": attempt.key, "call_sid": call_sid, "digits": digits})
+    if digits != "1":
+        return AckResult("not_a_confirmation", [attempt.callout_id])
+    return acknowledge_callout(session, now, attempt.callout_id, via=AckVia.VOICE, by=attempt.recipient_id)
