@@ -94,7 +94,7 @@ class Engine:
         """Claim, send and record up to ``limit`` attempts; returns how many were claimed."""
         with transaction(self.url) as session:
             jobs = dispatch.claim_jobs(session, self.clock(), limit or self.batch, self.name,
-                                       timedelta(seconds=self.settings.attempt_lease_seconds))
+                                       timedelta(seconds=self.settings.attempt_lease_seconds), self.settings)
         if not jobs:
             return 0
         outcomes = self._loop.run_until_complete(dispatch.deliver(jobs, self._adapters, self.concurrency))

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..channels.base import Address, ChannelAdapter, ChannelError, OutboundMessage, TransientError
+from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
@@ -27,6 +28,7 @@ from ..domain.channels import Channel
 from ..domain.hazards import Level
 from ..domain.roster import Person
 from ..domain.site import Site
+from ..links import link_url, make_token
 from .chain import newest
 from .messages import compose
 from .site import current_site
@@ -58,7 +60,7 @@ class Outcome:
 
 
 def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
-               lease: timedelta = DEFAULT_LEASE) -> list[Job]:
+               lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None) -> list[Job]:
     ids = claim_queued_attempts(session, now, limit, worker, lease)
     if not ids:
         return []
@@ -71,7 +73,7 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
         callout = callouts[attempt.callout_id]
         content = contents.get(callout.record_id) or contents.setdefault(
             callout.record_id, newest(session, callout.record_id))
-        jobs.append(_job(site, attempt, callout, content))
+        jobs.append(_job(site, attempt, callout, content, settings, now))
     return jobs
 
 
@@ -82,14 +84,24 @@ def _in_chunks(session: Session, model: Any, ids: list[int]) -> list[Any]:
     return sorted(rows, key=lambda r: r.id)
 
 
-def _job(site: Site, attempt: AttemptRow, callout: CalloutRow, content: WarningRow) -> Job:
+# Channels that cannot take a reply carry a signed link to the confirm page instead.
+LINKED_CHANNELS = (Channel.IM, Channel.EMAIL)
+
+
+def _job(site: Site, attempt: AttemptRow, callout: CalloutRow, content: WarningRow, settings: Settings | None,
+         now: datetime) -> Job:
     recipient = site.people.get(attempt.recipient_id)
     official = site.people.get(callout.person_id)
     channel, purpose = Channel(attempt.channel), Purpose(attempt.purpose)
-    subject, text = compose(site, channel, purpose, content, callout, recipient, official)
+    link = None
+    if settings is not None and channel in LINKED_CHANNELS and purpose is not Purpose.CANCEL:
+        # bound to the recipient: a deputy's link confirms on the official's behalf, as the deputy
+        link = link_url(settings, make_token(settings, callout.id, attempt.recipient_id, now,
+                                             not_after=content.expires))
+    subject, text = compose(site, channel, purpose, content, callout, recipient, official, link=link)
     message = OutboundMessage(
         key=attempt.key, channel=channel, purpose=purpose, to=_address(recipient, attempt.recipient_id),
-        subject=subject, text=text, level=Level(callout.level), ack_code=callout.ack_code, link=None,
+        subject=subject, text=text, level=Level(callout.level), ack_code=callout.ack_code, link=link,
         drill=callout.drill,
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0

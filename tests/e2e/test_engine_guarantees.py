@@ -70,3 +70,49 @@ def test_the_record_of_a_whole_escalation_verifies(harness: Harness) -> None:
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.text.lstrip("\ufeff").splitlines()[0] == "seq,at,actor,kind,data,hash"
     assert len(csv.text.strip().splitlines()) == len(kinds) + 1
+
+
+def test_an_im_message_from_the_engine_carries_a_link_that_confirms(database_url: str, clock, auth) -> None:
+    """The sample county's red plan sends SMS and IM at step 0: the IM message's signed link opens
+    the confirm page (which acknowledges nothing) and its button acknowledges the call-out."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from dispatcher.api.app import create_app
+    from dispatcher.channels.registry import build_adapters
+    from dispatcher.config import Settings
+    from dispatcher.db.tables import CalloutRow
+    from dispatcher.services.site import load_site_files
+    from tests.conftest import SAMPLE_SITE
+
+    with transaction(database_url) as session:
+        load_site_files(session, SAMPLE_SITE, clock())
+    settings = Settings(database_url=database_url, public_url="http://testserver")
+    box = SimOutbox()
+    engine = Engine(settings, clock, lambda: build_adapters(settings, box))
+    try:
+        with TestClient(create_app(settings, clock=clock)) as client:
+            posted = client.post("/api/v1/warnings", headers=auth, json={
+                "sender": "qingxi-qx", "identifier": "L-1", "hazard": "rainstorm", "level": "red",
+                "areas": ["330599100"], "headline": "暴雨红色预警", "sent": clock().isoformat()})
+            assert posted.status_code == 202
+            engine.tick()
+            engine.drain()
+            im = next(m.message for m in box.messages() if m.message.channel.value == "im")
+            assert im.link and im.link in im.text
+            path = im.link.removeprefix("http://testserver")
+            page = client.get(path)
+            assert page.status_code == 200 and "暴雨红色预警" in page.text
+            with transaction(database_url) as session:
+                callout = session.get(CalloutRow, int(im.key.split(":")[0]))
+                assert callout.state == "notified"  # the GET (a link preview) acknowledged nothing
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            done = client.post(path, data={"csrf": csrf})
+            assert done.status_code == 200
+            with transaction(database_url) as session:
+                callout = session.get(CalloutRow, int(im.key.split(":")[0]))
+                assert (callout.state, callout.ack_via, callout.acknowledged_by) == (
+                    "acknowledged", "link", im.to.person_id)
+    finally:
+        engine.close()

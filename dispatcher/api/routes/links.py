@@ -1,7 +1,138 @@
-"""Webhooks and pages for links (filled in by the real-channels work)."""
+"""The acknowledgement link: ``GET /ack/{token}`` shows the warning and a confirm button (it never
+acknowledges: IM clients and scanners fetch links for previews), ``POST /ack/{token}`` with the
+page's anti-CSRF value confirms through the one ack service.
+
+Answers: 200 page; 400 malformed or tampered token; 410 expired; 403 POST without the anti-CSRF
+value (nothing changes); 404 a valid token for a call-out that no longer exists.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from functools import cache
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ...config import Settings, project_root
+from ...db.record_repo import append_event
+from ...db.session import transaction
+from ...db.tables import CalloutRow
+from ...domain.callouts import ACKABLE_STATES, AckVia, CalloutState
+from ...domain.hazards import Level
+from ...links import LinkClaims, LinkError, check_csrf, csrf_for, read_token
+from ...rendering import BEIJING
+from ...services import ack
+from ...services.chain import newest
+from ...services.site import current_site
+from ..deps import ClockDep, SettingsDep, kick
+
+router = APIRouter(tags=["links"])
+
+# The token is in the URL: keep it out of Referer headers, caches and frames.
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+}
+
+
+@cache
+def _pages() -> Environment:
+    return Environment(loader=FileSystemLoader(project_root() / "templates" / "pages"),
+                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_pages().get_template(name).render(**context), status_code=status, headers=_HEADERS)
+
+
+def _error(status: int, message: str, english: str, advice: str = "如需确认，请回复短信确认码或致电县应急值班室。",
+           ) -> HTMLResponse:
+    return _page("ack_error.html", status, message=message, english=english, advice=advice)
+
+
+def _link_error(exc: LinkError) -> HTMLResponse:
+    english = "This link has expired." if exc.status == 410 else "This link is not valid."
+    return _error(exc.status, exc.zh, english)
+
+
+def _claims(settings: Settings, token: str, now: datetime) -> LinkClaims | HTMLResponse:
+    try:
+        return read_token(settings, token, now)
+    except LinkError as exc:
+        return _link_error(exc)
+
+
+def _view(session: Any, callout: CalloutRow, recipient: str) -> dict[str, Any]:
+    content = newest(session, callout.record_id)
+    people = current_site(session).people
+    level = Level(content.level)
+    official = people[callout.person_id].name if callout.person_id in people else callout.person_id
+    by = people[recipient].name if recipient in people else recipient
+    return {"headline": content.headline, "level": level.value, "level_zh": level.zh, "official": official,
+            "recipient": by, "drill": callout.drill}
+
+
+_GONE = ("该叫应记录不存在。", "No such call-out.")
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse, summary="The acknowledgement page (never acknowledges)")
+def ack_page(token: str, settings: SettingsDep, clock: ClockDep) -> HTMLResponse:
+    claims = _claims(settings, token, clock())
+    if isinstance(claims, HTMLResponse):
+        return claims
+    with transaction(settings.database_url) as session:
+        callout = session.get(CalloutRow, claims.callout_id)
+        if callout is None:
+            return _error(404, *_GONE)
+        view = _view(session, callout, claims.recipient)
+        closed = callout.state not in ACKABLE_STATES
+    return _page("ack_confirm.html", csrf=csrf_for(settings, token), state_closed=closed, **view)
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse, summary="Confirm receipt (the page's button)")
+async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock: ClockDep) -> HTMLResponse:
+    now = clock()
+    claims = _claims(settings, token, now)
+    if isinstance(claims, HTMLResponse):
+        return claims
+    form = await request.form()
+    value = form.get("csrf")
+    if not check_csrf(settings, token, value if isinstance(value, str) else None):
+        return _error(403, "请求无效：请从确认页面点击“确认收到”按钮。",
+                      "Forbidden: confirm with the button on the page.", advice="请重新打开短信或消息中的链接。")
+    ip = request.client.host if request.client else None
+    agent = request.headers.get("user-agent", "")[:300]
+    result = _confirm(settings, now, claims, ip, agent)
+    if isinstance(result, HTMLResponse):
+        return result
+    if result["outcome"] == "acknowledged":
+        kick(request)
+    return _page("ack_done.html", **result)
+
+
+def _confirm(settings: Settings, now: datetime, claims: LinkClaims, ip: str | None,
+             agent: str) -> dict[str, Any] | HTMLResponse:
+    with transaction(settings.database_url) as session:
+        callout = session.get(CalloutRow, claims.callout_id)
+        if callout is None:
+            return _error(404, *_GONE)
+        view = _view(session, callout, claims.recipient)
+        if callout.state not in ACKABLE_STATES:  # already used (or closed otherwise): change nothing
+            outcome = "cancelled" if callout.state == CalloutState.CANCELLED else "already_acknowledged"
+        else:
+            result = ack.acknowledge_callout(session, now, claims.callout_id, via=AckVia.LINK, by=claims.recipient)
+            outcome = result.outcome
+            if result.acknowledged:
+                append_event(session, callout.record_id, "link_used", claims.recipient, now, {
+                    "callout": callout.id, "person": callout.person_id, "recipient": claims.recipient,
+                    "nonce": claims.nonce, "ip": ip, "user_agent": agent})
+    at = now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    return {"outcome": outcome, "at": at, **view}
+

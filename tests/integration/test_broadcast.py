@@ -1,0 +1,196 @@
+"""The rural broadcast contract: a signed order to a loopback platform (which checks the signature),
+and signed playback receipts recorded per area on the warning's record; forged, old, unsigned or
+unconfigured receipts are refused with 403 and change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dispatcher.api.app import create_app
+from dispatcher.channels.base import ConfigurationError
+from dispatcher.channels.broadcast import BroadcastOrder, order_broadcast, record_sent, send_broadcast, villages
+from dispatcher.config import Settings
+from dispatcher.db.record_repo import events, verify
+from dispatcher.db.session import transaction
+from dispatcher.db.tables import WarningRow
+from dispatcher.services.site import current_site, load_site_files
+from tests.conftest import FIXED_NOW, FIXTURES, Clock
+from tests.fakes import im_servers as fakes
+from tests.fakes.im_servers import FakeIm
+
+VILLAGES = ["330599100201", "330599100202"]
+RECEIPT = "/webhooks/broadcast/receipt"
+
+
+@pytest.fixture
+def fake_platform() -> Iterator[FakeIm]:
+    fake = FakeIm().start()
+    yield fake
+    fake.stop()
+
+
+@dataclass
+class World:
+    url: str
+    settings: Settings
+    client: TestClient
+    clock: Clock
+    warning: str
+
+
+@pytest.fixture
+def world(database_url: str, clock: Clock, auth: dict[str, str], fake_platform: FakeIm) -> Iterator[World]:
+    with transaction(database_url) as session:
+        load_site_files(session, FIXTURES / "sites" / "tiny", FIXED_NOW)
+    settings = Settings(database_url=database_url, secret_key="k" * 40, public_url="http://testserver",
+                        broadcast_url=fake_platform.broadcast_url, broadcast_secret=fakes.BROADCAST_SECRET)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        response = client.post("/api/v1/warnings", headers=auth, json={
+            "sender": "qingxi-qx", "identifier": "BC-1", "msg_type": "alert", "hazard": "rainstorm",
+            "level": "red", "areas": ["330599100"], "headline": "小溪县气象台发布暴雨红色预警信号",
+            "instruction": "请立即转移危险区人员。", "sent": clock().isoformat()})
+        assert response.status_code == 202, response.text
+        yield World(database_url, settings, client, clock, response.json()["id"])
+
+
+def ordered(world: World) -> BroadcastOrder:
+    with transaction(world.url) as session:
+        targets = villages(current_site(session).areas, session.get(WarningRow, world.warning).areas)
+        assert targets == VILLAGES  # the warning names the town; the loudspeakers are in its villages
+        return order_broadcast(session, world.clock(), world.warning, targets, repeat=3)
+
+
+def signed(secret: str, ts: int, body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    sig = hmac.new(secret.encode(), str(ts).encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Jiaoying-Timestamp": str(ts), "X-Jiaoying-Signature": sig}
+
+
+def receipt(order: BroadcastOrder, area: str = VILLAGES[0], state: str = "completed") -> dict[str, Any]:
+    return {"id": order.id, "area": area, "state": state, "at": "2026-07-16T11:14:00+08:00",
+            "detail": "播发完成，覆盖 12 个终端"}
+
+
+def record(world: World) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+    with transaction(world.url) as session:
+        count = session.get(WarningRow, world.warning).record_count
+        return count, [(e.kind, e.data) for e in events(session, world.warning)]
+
+
+def post_receipt(world: World, body: dict[str, Any], *, secret: str = fakes.BROADCAST_SECRET,
+                 ts: int | None = None, drop: tuple[str, ...] = ()) -> Any:
+    raw, headers = signed(secret, int(world.clock().timestamp()) if ts is None else ts, body)
+    for name in drop:
+        headers.pop(name)
+    return world.client.post(RECEIPT, content=raw, headers=headers)
+
+
+def test_broadcast_order_is_signed_received_by_the_platform_and_recorded(world: World,
+                                                                        fake_platform: FakeIm) -> None:
+    order = ordered(world)
+    assert order.id == f"bc-{world.warning}" and order.repeat == 3 and not order.drill
+    assert "暴雨红色预警" in order.text and "请立即转移危险区人员" in order.text
+    platform_id = asyncio.run(send_broadcast(world.settings, order))
+    with transaction(world.url) as session:
+        record_sent(session, world.clock(), order, platform_id)
+    [got] = fake_platform.of("broadcast")  # the platform checked X-Jiaoying-Signature before accepting
+    assert platform_id == "EBM-1"
+    assert {k: got.body[k] for k in ("id", "areas", "level", "repeat", "drill")} == {
+        "id": order.id, "areas": VILLAGES, "level": "red", "repeat": 3, "drill": False}
+    assert got.body["text"] == order.text and got.body["receipt_url"] == "http://testserver" + RECEIPT
+    assert got.headers["idempotency-key"] == order.id
+    kinds = [k for k, _ in record(world)[1]]
+    assert kinds.count("broadcast_ordered") == 1 and kinds[-1] == "broadcast_sent"
+    assert ordered(world) == order and [k for k, _ in record(world)[1]].count("broadcast_ordered") == 1
+
+
+def test_broadcast_with_a_wrong_secret_is_refused_by_the_platform_as_a_configuration_error(
+        world: World, fake_platform: FakeIm) -> None:
+    order = ordered(world)
+    wrong = world.settings.model_copy(update={"broadcast_secret": "not-the-platform-secret"})
+    with pytest.raises(ConfigurationError):
+        asyncio.run(send_broadcast(wrong, order))
+    assert fake_platform.of("broadcast") == []
+
+
+def test_signed_receipt_is_recorded_per_area_on_the_warning_record(world: World) -> None:
+    order = ordered(world)
+    for area, state in ((VILLAGES[0], "playing"), (VILLAGES[0], "completed"), (VILLAGES[1], "failed")):
+        answer = post_receipt(world, receipt(order, area, state))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"id": order.id, "area": area, "outcome": "recorded"}
+    receipts = [d for k, d in record(world)[1] if k == "broadcast_receipt"]
+    assert [(r["area"], r["state"]) for r in receipts] == [
+        (VILLAGES[0], "playing"), (VILLAGES[0], "completed"), (VILLAGES[1], "failed")]
+    assert receipts[0]["at"] == "2026-07-16T03:14:00+00:00" and receipts[0]["detail"].startswith("播发完成")
+    with transaction(world.url) as session:
+        assert verify(session, world.warning) == []  # the hash chain still holds
+
+
+def test_duplicate_receipt_is_acknowledged_and_changes_nothing(world: World) -> None:
+    order = ordered(world)
+    assert post_receipt(world, receipt(order)).json()["outcome"] == "recorded"
+    before = record(world)
+    again = post_receipt(world, receipt(order))
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert record(world) == before
+
+
+def test_forged_receipt_is_refused_403_and_changes_nothing(world: World) -> None:
+    order = ordered(world)
+    before = record(world)
+    assert post_receipt(world, receipt(order), secret="guessed").status_code == 403
+    raw, headers = signed(fakes.BROADCAST_SECRET, int(world.clock().timestamp()), receipt(order))
+    tampered = raw.replace(b"completed", b"failed\x20\x20\x20")  # body changed after signing
+    assert world.client.post(RECEIPT, content=tampered, headers=headers).status_code == 403
+    assert record(world) == before
+
+
+def test_old_receipt_is_refused_403_and_changes_nothing(world: World) -> None:
+    order = ordered(world)
+    before = record(world)
+    old = int((world.clock() - timedelta(minutes=5, seconds=1)).timestamp())
+    assert post_receipt(world, receipt(order), ts=old).status_code == 403
+    future = int((world.clock() + timedelta(minutes=6)).timestamp())
+    assert post_receipt(world, receipt(order), ts=future).status_code == 403
+    assert record(world) == before
+
+
+def test_unsigned_receipt_is_refused_403_and_changes_nothing(world: World) -> None:
+    order = ordered(world)
+    before = record(world)
+    assert post_receipt(world, receipt(order), drop=("X-Jiaoying-Signature",)).status_code == 403
+    assert post_receipt(world, receipt(order), drop=("X-Jiaoying-Timestamp",)).status_code == 403
+    assert world.client.post(RECEIPT, json=receipt(order)).status_code == 403
+    assert record(world) == before
+
+
+def test_receipt_is_refused_403_when_no_secret_is_configured(world: World, clock: Clock) -> None:
+    order = ordered(world)
+    before = record(world)
+    open_settings = world.settings.model_copy(update={"broadcast_secret": ""})
+    with TestClient(create_app(open_settings, clock=clock)) as client:
+        for secret in ("", fakes.BROADCAST_SECRET):  # never fail open, whatever the caller signs with
+            raw, headers = signed(secret, int(clock().timestamp()), receipt(order))
+            assert client.post(RECEIPT, content=raw, headers=headers).status_code == 403
+    assert record(world) == before
+
+
+def test_receipt_for_an_id_never_issued_is_404_and_for_an_area_outside_the_order_422(world: World) -> None:
+    order = ordered(world)
+    before = record(world)
+    assert post_receipt(world, {**receipt(order), "id": "bc-W20260716-NOPE00"}).status_code == 404
+    assert post_receipt(world, {**receipt(order), "id": "something-else"}).status_code == 404
+    assert post_receipt(world, receipt(order, area="330599100299")).status_code == 422
+    assert post_receipt(world, {**receipt(order), "state": "exploded"}).status_code == 422
+    assert record(world) == before
