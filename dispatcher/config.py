@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEV_SECRET = "dev-insecure-secret"
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
 
     link_ttl_hours: float = 24.0  # acknowledgement links expire (and never outlive the warning)
 
+    # Provider limits, enforced across all workers (see dispatcher.domain.limits).
+    rate_limits: str = ""  # e.g. "sms=10/s,voice=3/s,im=20/min,email=10/s"; empty = unlimited
+    callee_spacing_seconds: float = 0.0  # minimum time between two voice calls to the same person
+
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
         if self.environment == "production":
@@ -72,6 +77,20 @@ class Settings(BaseSettings):
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production mode needs PostgreSQL: set JIAOYING_DATABASE_URL")
         return self
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _limits_parse(cls, value: str) -> str:
+        from .domain.limits import parse_limits
+
+        parse_limits(value)  # refuse a typo at start-up rather than run unlimited
+        return value
+
+    @property
+    def limits(self) -> dict[Any, Any]:
+        from .domain.limits import parse_limits
+
+        return parse_limits(self.rate_limits)
 
     @property
     def is_sqlite(self) -> bool:
