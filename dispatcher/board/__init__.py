@@ -1,0 +1,1 @@
+"""The duty officers' acknowledgement board: server-rendered pages, live over SSE."""
