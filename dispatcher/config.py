@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # Provider limits, enforced across all workers (see dispatcher.domain.limits).
     rate_limits: str = ""  # e.g. "sms=10/s,voice=3/s,im=20/min,email=10/s"; empty = unlimited
     callee_spacing_seconds: float = 0.0  # minimum time between two voice calls to the same person
+    send_attempts: int = 3  # tries per hand-over for transient provider errors (jittered backoff)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..domain.callouts import OPEN_STATES
 from .tables import AttemptRow, CalloutRow
@@ -53,16 +53,22 @@ def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[Call
     return list(session.scalars(query))
 
 
-def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: str,
-                          lease: timedelta) -> list[int]:
-    """Move up to ``limit`` queued attempts to 'sending' under this worker's lease, red first."""
-    candidates = (
-        select(AttemptRow.id)
-        .where(AttemptRow.status == "queued")
-        .order_by(AttemptRow.priority.desc(), AttemptRow.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: str, lease: timedelta,
+                          channels: Sequence[str] | None = None, callee_spacing: timedelta | None = None) -> list[int]:
+    """Move up to ``limit`` queued attempts to 'sending' under this worker's lease, red first.
+
+    ``channels`` restricts the claim (a rate-limited channel is claimed on its own budget);
+    ``callee_spacing`` skips recipients called on that channel within the spacing."""
+    candidates = select(AttemptRow.id).where(AttemptRow.status == "queued")
+    if channels is not None:
+        candidates = candidates.where(AttemptRow.channel.in_(list(channels)))
+    if callee_spacing:
+        recent = aliased(AttemptRow)
+        candidates = candidates.where(~exists().where(
+            recent.recipient_id == AttemptRow.recipient_id, recent.channel == AttemptRow.channel,
+            (recent.status == "sending") | (recent.sent_at > now - callee_spacing)))
+    candidates = (candidates.order_by(AttemptRow.priority.desc(), AttemptRow.id).limit(limit)
+                  .with_for_update(skip_locked=True))
     claimed = session.execute(
         update(AttemptRow)
         .where(AttemptRow.id.in_(candidates.scalar_subquery()), AttemptRow.status == "queued")

@@ -9,6 +9,7 @@ few seconds. There are no ETA/countdown tasks: timers live in the database.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -64,8 +65,10 @@ def send_due(batches: int = 20) -> int:
     for _ in range(batches):
         sent = engine.send_batch()
         total += sent
-        if sent < engine.batch:
+        if sent < engine.batch and not engine.waiting():
             return total
+        if not sent:
+            time.sleep(0.05)  # held back by a rate limit: the next paced slot is near
     send_due.delay()
     return total
 

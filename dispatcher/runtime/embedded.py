@@ -67,7 +67,7 @@ class EmbeddedRuntime:
                 self._work.wait(self.interval)
                 self._work.clear()
                 try:
-                    engine.drain()
+                    engine.drain(patience=1.0)  # keep pacing rate-limited channels
                 except Exception:
                     log.exception("worker pass failed; retrying")
         finally:

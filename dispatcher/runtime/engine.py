@@ -15,17 +15,23 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+
 from ..channels.base import ChannelAdapter
+from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.session import transaction
+from ..db.tables import AttemptRow
 from ..domain.channels import Channel
 from ..services import callouts, dispatch, escalation
 from ..services.errors import NotReady
 from ..services.heartbeat import beat
+from .limits import make_pacer
 
 log = logging.getLogger("jiaoying.engine")
 AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
@@ -50,6 +56,11 @@ class Engine:
         self.batch, self.concurrency = batch, concurrency
         self._loop = asyncio.new_event_loop()
         self._adapters = self._loop.run_until_complete(_build(adapters))
+        self._limits = settings.limits
+        self._pacer = make_pacer(self._limits, settings.broker_url)
+        self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
+        self._breaker = CircuitBreaker()
+        self._retry = RetryPolicy(attempts=settings.send_attempts)
 
     @property
     def url(self) -> str:
@@ -91,25 +102,58 @@ class Engine:
         return found + requeued
 
     def send_batch(self, limit: int | None = None) -> int:
-        """Claim, send and record up to ``limit`` attempts; returns how many were claimed."""
-        with transaction(self.url) as session:
-            jobs = dispatch.claim_jobs(session, self.clock(), limit or self.batch, self.name,
-                                       timedelta(seconds=self.settings.attempt_lease_seconds), self.settings)
+        """Claim, send and record up to ``limit`` attempts per channel; returns how many were claimed.
+
+        Unlimited channels are claimed together; each rate-limited channel only as many as the
+        shared pacer grants slots for, and each of those waits for its slot before it is sent."""
+        want = limit or self.batch
+        lease = timedelta(seconds=self.settings.attempt_lease_seconds)
+        jobs: list[dispatch.Job] = []
+        delays: dict[int, float] = {}
+        unlimited = [c for c in Channel if c not in self._limits]
+        if unlimited:
+            with transaction(self.url) as session:
+                jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, unlimited)
+        for channel in self._limits:
+            slots = self._pacer.reserve(channel, want)
+            if not slots.granted:
+                continue
+            spacing = self._spacing if channel is Channel.VOICE else None
+            with transaction(self.url) as session:
+                claimed = dispatch.claim_jobs(session, self.clock(), slots.granted, self.name, lease, self.settings,
+                                              [channel], spacing)
+            self._pacer.release(channel, slots, len(claimed))
+            delays.update((job.attempt_id, slots.delay(i)) for i, job in enumerate(claimed))
+            jobs += claimed
         if not jobs:
             return 0
-        outcomes = self._loop.run_until_complete(dispatch.deliver(jobs, self._adapters, self.concurrency))
+        outcomes = self._loop.run_until_complete(dispatch.deliver(
+            jobs, self._adapters, self.concurrency, delays, self._breaker, self._retry))
         with transaction(self.url) as session:
             dispatch.finish(session, outcomes, self.clock())
             beat(session, f"worker:{self.name}", "worker", self.clock(), {"sent": len(outcomes)})
         return len(jobs)
 
-    def drain(self, max_batches: int = 10_000) -> int:
-        total = 0
+    def adapter(self, channel: Channel) -> ChannelAdapter:
+        return self._adapters[channel]
+
+    def waiting(self) -> bool:
+        """Whether attempts are queued (e.g. held back by a rate limit) — a reason to keep draining."""
+        with transaction(self.url) as session:
+            return session.scalar(select(AttemptRow.id).where(AttemptRow.status == "queued").limit(1)) is not None
+
+    def drain(self, max_batches: int = 10_000, patience: float = 0.0) -> int:
+        """Send until nothing is claimable. With ``patience`` > 0, keep waiting (up to that many
+        seconds in all) while attempts are queued but held back by rate limits or spacing."""
+        total, deadline = 0, time.monotonic() + patience
         for _ in range(max_batches):
             sent = self.send_batch()
             total += sent
-            if not sent:
+            if sent:
+                continue
+            if time.monotonic() >= deadline or not self.waiting():
                 break
+            time.sleep(0.05)
         return total
 
     def close(self) -> None:

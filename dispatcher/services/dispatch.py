@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..channels.base import Address, ChannelAdapter, ChannelError, OutboundMessage, TransientError
+from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
 from ..db.record_repo import append_event
@@ -60,8 +61,10 @@ class Outcome:
 
 
 def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
-               lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None) -> list[Job]:
-    ids = claim_queued_attempts(session, now, limit, worker, lease)
+               lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None,
+               channels: list[Channel] | None = None, callee_spacing: timedelta | None = None) -> list[Job]:
+    ids = claim_queued_attempts(session, now, limit, worker, lease,
+                                [c.value for c in channels] if channels is not None else None, callee_spacing)
     if not ids:
         return []
     site = current_site(session)
@@ -114,22 +117,35 @@ def _address(person: Person | None, person_id: str) -> Address:
     return Address(person.id, person.name, person.phone, person.email, dict(person.im))
 
 
-async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64) -> list[Outcome]:
-    """Hand every job to its channel's adapter, ``concurrency`` at a time."""
+async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64,
+                  delays: Mapping[int, float] | None = None, breaker: CircuitBreaker | None = None,
+                  retry: RetryPolicy | None = None) -> list[Outcome]:
+    """Hand every job to its channel's adapter, ``concurrency`` at a time; a job with a delay
+    (its paced slot) waits for it first."""
     gate = asyncio.Semaphore(concurrency)
+    policy = retry or RetryPolicy(attempts=1)
 
     async def one(job: Job) -> Outcome:
         adapter = adapters[job.message.channel]
+        wait = (delays or {}).get(job.attempt_id, 0.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if breaker is not None and not breaker.allow(job.message.channel):
+            return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
         async with gate:
             try:
-                result = await adapter.send(job.message)
+                result = await policy.call(lambda: adapter.send(job.message))
             except ChannelError as exc:
-                return Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
-                               transient=isinstance(exc, TransientError))
+                outcome = Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
+                                  transient=isinstance(exc, TransientError))
             except Exception as exc:  # an adapter bug must not lose the attempt: record it as transient
-                return Outcome(job, adapter.provider, error=f"unexpected {type(exc).__name__}: {exc}",
-                               transient=True)
-        return Outcome(job, adapter.provider, provider_id=result.provider_id)
+                outcome = Outcome(job, adapter.provider, error=f"unexpected {type(exc).__name__}: {exc}",
+                                  transient=True)
+            else:
+                outcome = Outcome(job, adapter.provider, provider_id=result.provider_id)
+        if breaker is not None:
+            breaker.record(job.message.channel, outcome.sent or not outcome.transient)
+        return outcome
 
     return list(await asyncio.gather(*(one(j) for j in jobs)))
 

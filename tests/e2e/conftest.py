@@ -63,3 +63,19 @@ def harness(tiny_site: str, clock: Clock, outbox: SimOutbox, engine: Engine, aut
         h = Harness(tiny_site, client, auth, clock, move, sent, drive)
         yield h
         h.expect_nothing_more()
+
+
+@pytest.fixture
+def client_for(clock: Clock) -> Iterator[object]:
+    """A TestClient for the app with given settings (closed at the end of the test)."""
+    clients: list[TestClient] = []
+
+    def make(settings: Settings) -> TestClient:
+        client = TestClient(create_app(settings, clock=clock))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -1,0 +1,94 @@
+"""How a worker treats a struggling provider.
+
+- Retries: a transient failure (timeout, 5xx, 429) is retried a few times with jittered exponential
+  backoff, waiting at least the provider's Retry-After; permanent and configuration errors are not.
+- Circuit breaker: after ``threshold`` failures in a row a channel is *open* for ``cooldown``
+  seconds — its attempts fail at once, so the plan's next step (another channel) runs now instead
+  of waiting out the step timer; then one trial message decides whether it closes again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from ..domain.channels import Channel
+from .base import SendResult, TransientError
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass
+class _Circuit:
+    failures: int = 0
+    opened_at: float | None = None
+    trial: bool = False
+
+
+class CircuitBreaker:
+    def __init__(self, threshold: int = 5, cooldown: float = 30.0, now: Callable[[], float] = time.monotonic) -> None:
+        self.threshold, self.cooldown, self._now = threshold, cooldown, now
+        self._circuits: dict[Channel, _Circuit] = {}
+        self._lock = threading.Lock()
+
+    def state(self, channel: Channel) -> BreakerState:
+        with self._lock:
+            return self._state(self._circuits.setdefault(channel, _Circuit()))
+
+    def _state(self, c: _Circuit) -> BreakerState:
+        if c.opened_at is None:
+            return BreakerState.CLOSED
+        return BreakerState.OPEN if self._now() - c.opened_at < self.cooldown else BreakerState.HALF_OPEN
+
+    def allow(self, channel: Channel) -> bool:
+        """May a message go out on this channel now? In half-open state one trial at a time."""
+        with self._lock:
+            c = self._circuits.setdefault(channel, _Circuit())
+            state = self._state(c)
+            if state is BreakerState.CLOSED:
+                return True
+            if state is BreakerState.HALF_OPEN and not c.trial:
+                c.trial = True
+                return True
+            return False
+
+    def record(self, channel: Channel, ok: bool) -> None:
+        with self._lock:
+            c = self._circuits.setdefault(channel, _Circuit())
+            c.trial = False
+            if ok:
+                c.failures, c.opened_at = 0, None
+                return
+            c.failures += 1
+            if c.failures >= self.threshold or c.opened_at is not None:
+                c.opened_at = self._now()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    base: float = 0.5
+    cap: float = 8.0
+
+    def wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = random.uniform(0, min(self.cap, self.base * 2 ** (state.attempt_number - 1)))
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return max(backoff, min(float(retry_after), self.cap * 4))
+
+    async def call(self, send: Callable[[], Awaitable[SendResult]]) -> SendResult:
+        async for attempt in AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=self.wait,
+                                           retry=retry_if_exception_type(TransientError), reraise=True):
+            with attempt:
+                return await send()
+        raise AssertionError("unreachable")

@@ -1,0 +1,127 @@
+"""Rate limits enforced across every worker: a pacing meter that hands out send slots.
+
+A worker reserves up to N slots for a channel before claiming that many attempts. Slots are spaced
+exactly 1/rate apart from the channel's "next free" time, so no provider sees more than its limit in
+any window, however many workers share it; reservations reach at most ``horizon`` seconds ahead,
+so a red attempt queued a moment later is never stuck behind minutes of orange ones. Unused slots
+are handed back when no one reserved after them.
+
+``RedisPacer`` keeps the meter in Redis (production: all Celery workers share it; Celery's own
+``rate_limit`` is per worker). ``MemoryPacer`` keeps it in the process (embedded mode: one worker).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..domain.channels import Channel
+from ..domain.limits import RateLimit
+
+HORIZON_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Slots:
+    granted: int
+    first_in: float  # seconds from now until the first slot
+    spacing: float  # seconds between slots
+    end: str = ""  # the meter's value after this reservation (to hand unused slots back)
+
+    def delay(self, i: int) -> float:
+        return max(0.0, self.first_in + i * self.spacing)
+
+
+UNLIMITED = Slots(granted=1 << 30, first_in=0.0, spacing=0.0)
+
+
+class MemoryPacer:
+    def __init__(self, limits: Mapping[Channel, RateLimit], now: Callable[[], float] = time.monotonic) -> None:
+        self.limits, self._now = dict(limits), now
+        self._next_free: dict[Channel, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS) -> Slots:
+        limit = self.limits.get(channel)
+        if limit is None:
+            return UNLIMITED
+        spacing = 1.0 / limit.per_second
+        with self._lock:
+            now = self._now()
+            start = max(now, self._next_free.get(channel, now))
+            room = int((now + horizon - start) / spacing) + (1 if start <= now + horizon else 0)
+            granted = max(0, min(want, room))
+            if granted:
+                self._next_free[channel] = start + granted * spacing
+        return Slots(granted, start - now, spacing)
+
+    def release(self, channel: Channel, slots: Slots, used: int) -> None:
+        limit = self.limits.get(channel)
+        if limit is None or used >= slots.granted:
+            return
+        with self._lock:
+            end = self._next_free.get(channel)
+            now = self._now()
+            if end is not None and abs(end - (now + slots.first_in + slots.granted * slots.spacing)) < 0.05:
+                self._next_free[channel] = end - (slots.granted - used) * slots.spacing
+
+
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local spacing = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
+local horizon = tonumber(ARGV[3])
+local nf = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(now, nf)
+local room = 0
+if start <= now + horizon then room = math.floor((now + horizon - start) / spacing) + 1 end
+local n = math.max(0, math.min(want, room))
+local finish = tostring(start + n * spacing)
+if n > 0 then redis.call('SET', KEYS[1], finish, 'PX', 600000) end
+return {n, tostring(start - now), finish}
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], tostring(tonumber(ARGV[1]) - tonumber(ARGV[2])), 'PX', 600000)
+  return 1
+end
+return 0
+"""
+
+
+class RedisPacer:
+    """The same meter in Redis, atomic by Lua, on Redis's own clock (workers' clocks may differ)."""
+
+    def __init__(self, limits: Mapping[Channel, RateLimit], url: str, prefix: str = "jiaoying:pace:") -> None:
+        import redis
+
+        self.limits, self.prefix = dict(limits), prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._release = self._redis.register_script(_RELEASE)
+        self._ends: dict[Channel, str] = {}
+
+    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS) -> Slots:
+        limit = self.limits.get(channel)
+        if limit is None:
+            return UNLIMITED
+        spacing = 1.0 / limit.per_second
+        granted, first_in, end = self._reserve(keys=[self.prefix + channel.value], args=[spacing, want, horizon])
+        return Slots(int(granted), float(first_in), spacing, end.decode() if isinstance(end, bytes) else str(end))
+
+    def release(self, channel: Channel, slots: Slots, used: int) -> None:
+        """Hand unused slots back if nobody reserved after us (a leftover gap is the safe side)."""
+        if self.limits.get(channel) is None or used >= slots.granted or not slots.end:
+            return
+        self._release(keys=[self.prefix + channel.value], args=[slots.end, (slots.granted - used) * slots.spacing])
+
+
+Pacer = MemoryPacer | RedisPacer
+
+
+def make_pacer(limits: Mapping[Channel, RateLimit], broker_url: str) -> Pacer:
+    return RedisPacer(limits, broker_url) if broker_url.startswith("redis") and limits else MemoryPacer(limits)

@@ -1,0 +1,91 @@
+"""Provider behaviour on the embedded engine: transient failures retried, a failed call bringing the
+next step forward, a down provider's circuit opening, and red going before orange when a rate
+limit saturates the channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dispatcher.channels.base import PermanentError, TransientError
+from dispatcher.channels.registry import build_adapters
+from dispatcher.channels.simulator import SimOutbox
+from dispatcher.config import Settings
+from dispatcher.db.session import transaction
+from dispatcher.domain.channels import Channel
+from dispatcher.runtime.engine import Engine
+from dispatcher.services.site import load_site_files
+from tests.support.bigsite import write_big_site
+from tests.support.harness import Harness
+
+
+def test_a_transient_failure_is_retried_and_the_message_goes_out_once(harness: Harness, engine: Engine,
+                                                                      outbox: SimOutbox) -> None:
+    engine.adapter(Channel.SMS).fail_next(2, TransientError("503 from the provider"))
+    harness.post()
+    for person in ("sun", "zhou", "zheng"):
+        harness.expect(person, "sms", "alert")  # each exactly once: the harness fails on a second copy
+        harness.reply_sms(person, "1")
+
+
+def test_a_failed_call_lets_the_next_step_run_at_once(harness: Harness, engine: Engine) -> None:
+    harness.post()
+    for person in ("sun", "zhou", "zheng"):
+        harness.expect(person, "sms", "alert")
+    harness.reply_sms("sun", "1")
+    engine.adapter(Channel.VOICE).fail_next(2, PermanentError("the number cannot take calls"))
+    harness.advance(minutes=3)  # step 1: the voice calls fail …
+    harness.expect("wu", "sms", "to_deputy")  # … so 周's deputy is asked at 3 min, not 6
+    harness.reply_sms("wu", "收到")
+    harness.advance(minutes=7)  # 郑 has no deputy; his superior's call is still due at 10 min
+    harness.expect("sun", "voice", "to_superior")
+    harness.reply_sms("zheng", "1")
+
+
+@pytest.fixture
+def two_level_site(tmp_path: Path) -> Path:
+    """The synthetic county with an orange plan too (same officials, SMS only)."""
+    site = tmp_path / "big"
+    write_big_site(site, 40)
+    plans = yaml.safe_load((site / "plans.yaml").read_text())
+    orange = {**plans["plans"][0], "id": "rain-orange", "match": {"hazards": ["rainstorm"], "levels": ["orange"]}}
+    plans["plans"].append(orange)
+    (site / "plans.yaml").write_text(yaml.safe_dump(plans, allow_unicode=True))
+    return site
+
+
+@pytest.fixture
+def limited(database_url: str, two_level_site: Path, clock) -> Iterator[tuple[Engine, SimOutbox]]:
+    with transaction(database_url) as session:
+        load_site_files(session, two_level_site, clock())
+    settings = Settings(database_url=database_url, rate_limits="sms=20/s")
+    box = SimOutbox()
+    eng = Engine(settings, clock, lambda: build_adapters(settings, box), name="limited")
+    yield eng, box
+    eng.close()
+
+
+def test_red_goes_before_orange_when_a_rate_limit_saturates_the_channel(limited, client_for, auth) -> None:
+    engine, box = limited
+    client = client_for(engine.settings)
+    post = {"sender": "qingxi-qx", "hazard": "rainstorm", "headline": "暴雨预警", "sent": engine.clock().isoformat()}
+    assert client.post("/api/v1/warnings", headers=auth, json={
+        **post, "identifier": "O", "level": "orange", "areas": ["330599100201", "330599100202", "330599100203",
+                                                                 "330599100204", "330599100205"]}).status_code == 202
+    engine.tick()
+    engine.send_batch()  # the orange fan-out has started: 20 SMS/s, a 2-second window of slots
+    assert client.post("/api/v1/warnings", headers=auth, json={
+        **post, "identifier": "R", "level": "red", "areas": ["330599100208", "330599100207"]}).status_code == 202
+    engine.tick()
+    engine.drain(patience=10)
+    sms = [m.message for m in box.messages() if m.message.channel is Channel.SMS]
+    assert len(sms) == 35  # 25 orange + 10 red, each once
+    first_red = next(i for i, m in enumerate(sms) if m.level.value == "red")
+    # once the red attempts were queued, no orange went out until every red one had
+    assert all(m.level.value == "red" for m in sms[first_red:first_red + 10])
+    gaps = [b.at_monotonic - a.at_monotonic for a, b in zip(box.messages(), box.messages()[1:], strict=False)
+            if a.message.channel is b.message.channel is Channel.SMS]
+    assert min(gaps) > 0.04  # paced at 20/s: never two within 50 ms (with a little timer slack)
