@@ -105,7 +105,8 @@ def preview(
     codes = [a.strip() for a in areas.split(",") if a.strip()]
     try:
         with transaction(get_settings().database_url) as session:
-            result = run_preview(current_site(session), hazard, level, codes, when, sender)
+            result = run_preview(current_site(session), hazard, level, codes, when, sender,
+                                 limits=get_settings().limits)
     except (IntakeError, NotReady) as exc:
         raise fail(str(exc)) from None
     if as_json:

@@ -60,6 +60,39 @@ def preview_table(result: dict[str, Any]) -> list[RenderableType]:
         out.append(gaps)
     else:
         out.append(Text("准备缺口 readiness gaps: 无 none", style="green"))
+    if result.get("capacity") is not None:
+        out.extend(_capacity(result["capacity"]))
+    return out
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}秒" if value < 60 else f"{round(value / 60, 1):g}分"
+
+
+def _capacity(cap: dict[str, Any]) -> list[RenderableType]:
+    """The capacity section of a preview: how long each step takes under the rate limits."""
+    limits = "  ".join(f"{Channel(ch).zh} {rate}" for ch, rate in cap["limits"].items()) or "无限制 unlimited"
+    table = Table("方案 plan", "步骤 step", "开始 starts", "发送量 messages", "用时 takes", "时限 until next", "",
+                  title=f"容量 capacity  限速 limits: {limits}", expand=False)
+    for s in cap["steps"]:
+        sends = "\n".join(f"{Channel(ch).zh} {c['messages']}" + (f" @{c['limit']} {_seconds(c['seconds'])}"
+                                                                  if c["limit"] else "")
+                          for ch, c in s["channels"].items()) or "—"
+        table.add_row(s["plan"], "未叫醒" if s["final"] else str(s["step"]), _seconds(s["after_seconds"]),
+                      sends, _seconds(s["seconds"]), _seconds(s["deadline_seconds"]),
+                      "[green]✔[/]" if s["fits"] else "[bold red]✖[/]")
+    out: list[RenderableType] = [
+        table, Text(f"首轮发完 first round sent after {_seconds(cap['first_round_seconds'])}"),
+    ]
+    if cap["warnings"]:
+        warnings = Table("容量不足 over capacity", style="yellow")
+        for w in cap["warnings"]:
+            warnings.add_row(w)
+        out.append(warnings)
+    else:
+        out.append(Text("容量 capacity: 各步骤均能按时发完 every step fits", style="green"))
     return out
 
 

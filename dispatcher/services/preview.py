@@ -2,21 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from ..domain.areas import normalize_code
+from ..domain.capacity import Capacity, capacity
 from ..domain.channels import Channel
 from ..domain.hazards import parse_hazard, parse_level
+from ..domain.limits import RateLimit
 from ..domain.rules import Resolution, WarningFacts, resolve
 from ..domain.site import Site
 from ..intake.errors import FieldProblem, IntakeError
 
 
 def preview(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
-            sender: str | None = None) -> dict[str, Any]:
+            sender: str | None = None, *, limits: Mapping[Channel, RateLimit] | None = None) -> dict[str, Any]:
+    """``limits`` (``Settings.limits``) adds a ``capacity`` section: how long each step takes under
+    the rate limits, and warnings where a plan cannot keep its own timing. None leaves it out."""
     facts = _facts(site, hazard, level, areas, at, sender)
-    return describe(site, facts, resolve(site, facts))
+    res = resolve(site, facts)
+    result = describe(site, facts, res)
+    if limits is not None:
+        result["capacity"] = describe_capacity(capacity(res, limits, _reachable(site)))
+    return result
+
+
+def _reachable(site: Site) -> Callable[[str, Channel], bool]:
+    def reachable(person_id: str, channel: Channel) -> bool:
+        person = site.people.get(person_id)
+        return person is not None and person.reachable_by(channel)
+
+    return reachable
+
+
+def describe_capacity(cap: Capacity) -> dict[str, Any]:
+    return {
+        "limits": {ch.value: str(cap.limits[ch]) for ch in Channel if ch in cap.limits},
+        "first_round_seconds": round(cap.first_round.total_seconds(), 1),
+        "steps": [{
+            "plan": s.plan_id, "step": s.index, "final": s.final,
+            "after_seconds": int(s.after.total_seconds()),
+            "channels": {c.channel.value: {"messages": c.messages, "seconds": round(c.time.total_seconds(), 1),
+                                           "limit": str(c.limit) if c.limit else None}
+                         for c in s.channels},
+            "seconds": round(s.time.total_seconds(), 1),
+            "deadline_seconds": int(s.deadline.total_seconds()) if s.deadline is not None else None,
+            "fits": s.fits,
+        } for s in cap.steps],
+        "warnings": cap.warnings,
+    }
 
 
 def _facts(site: Site, hazard: str, level: str, areas: list[str], at: datetime,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi.testclient import TestClient
 
 PREVIEW = "/api/v1/plans/preview"
@@ -75,3 +77,77 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert "/api/v1/warnings" in spec["paths"] and "/api/v1/plans/preview" in spec["paths"]
+
+
+def _preview_with_limits(database_url: str, rate_limits: str | None, areas: str = "330599") -> dict:
+    from dispatcher.config import Settings
+    from dispatcher.db.session import transaction
+    from dispatcher.services.preview import preview
+    from dispatcher.services.site import current_site
+    from tests.conftest import FIXED_NOW
+
+    limits = None if rate_limits is None else Settings(database_url=database_url, rate_limits=rate_limits).limits
+    with transaction(database_url) as session:
+        return preview(current_site(session), "rainstorm", "red", [areas], FIXED_NOW, limits=limits)
+
+
+def test_preview_warns_when_a_step_cannot_reach_everyone_before_the_next(site_loaded: str) -> None:
+    body = _preview_with_limits(site_loaded, "voice=20/min,sms=10/s")
+    cap = body["capacity"]
+    assert cap["limits"] == {"sms": "10/s", "voice": "20/min"}
+    steps = {(s["plan"], s["step"]): s for s in cap["steps"]}
+    call = steps[("rainstorm-red", 1)]  # everyone's own voice call, 3 minutes before step 2
+    n = body["officials"]
+    assert call["after_seconds"] == 180 and call["deadline_seconds"] == 180
+    assert call["channels"] == {"voice": {"messages": n, "seconds": round((n - 1) * 3, 1), "limit": "20/min"}}
+    assert call["seconds"] == (n - 1) * 3 > 180 and call["fits"] is False
+    assert any(w.startswith(f"step 1 (voice) of plan rainstorm-red: {n} calls at 20/min take ")
+               and w.endswith("longer than the 3 min until step 2") for w in cap["warnings"])
+    first = steps[("rainstorm-red", 0)]
+    assert first["channels"]["sms"]["messages"] == n and first["channels"]["im"]["limit"] is None
+    assert cap["first_round_seconds"] == first["seconds"] == round((n - 1) / 10, 1)
+    final = [s for s in cap["steps"] if s["final"]]
+    assert final and all(s["deadline_seconds"] is None and s["fits"] for s in final)
+    json.dumps(body)  # the API returns it as is
+
+
+def test_preview_under_generous_limits_fits(site_loaded: str) -> None:
+    cap = _preview_with_limits(site_loaded, "voice=3/s,sms=10/s,im=20/s")["capacity"]
+    assert cap["warnings"] == [] and all(s["fits"] for s in cap["steps"])
+    unlimited = _preview_with_limits(site_loaded, "")["capacity"]
+    assert unlimited["limits"] == {} and unlimited["first_round_seconds"] == 0
+    assert all(s["seconds"] == 0 for s in unlimited["steps"])
+
+
+def test_preview_without_limits_has_no_capacity_section(site_loaded: str) -> None:
+    assert "capacity" not in _preview_with_limits(site_loaded, None)
+
+
+def test_preview_table_shows_capacity_and_its_warnings(site_loaded: str) -> None:
+    from rich.console import Console
+
+    from dispatcher.views import preview_table
+
+    console = Console(width=200, record=True)
+    for renderable in preview_table(_preview_with_limits(site_loaded, "voice=20/min")):
+        console.print(renderable)
+    text = console.export_text()
+    assert "容量 capacity" in text and "语音电话 20/min" in text
+    assert "step 1 (voice) of plan rainstorm-red" in text and "longer than the 3 min until step 2" in text
+    quiet = Console(width=200, record=True)
+    for renderable in preview_table(_preview_with_limits(site_loaded, "voice=3/s")):
+        quiet.print(renderable)
+    assert "every step fits" in quiet.export_text()
+
+
+def test_preview_over_http_warns_when_a_rate_limit_makes_a_step_late(site_loaded: str, clock, make_key) -> None:
+    from dispatcher.api.app import create_app
+    from dispatcher.config import Settings
+
+    settings = Settings(database_url=site_loaded, public_url="http://127.0.0.1:8000", rate_limits="voice=20/min")
+    with TestClient(create_app(settings, clock=clock)) as limited:
+        body = limited.get(PREVIEW, headers={"Authorization": f"Bearer {make_key()}"},
+                           params={"hazard": "rainstorm", "level": "red", "areas": "330599"}).json()
+    assert body["capacity"]["limits"] == {"voice": "20/min"}
+    assert any(w.startswith("step 1 (voice) of plan rainstorm-red: 81 calls at 20/min take 4 min")
+               for w in body["capacity"]["warnings"])

@@ -9,14 +9,15 @@ from fastapi import APIRouter, Query
 
 from ...services.preview import preview
 from ...services.site import current_site
-from ..deps import ClockDep, KeyDep, SessionDep
+from ..deps import ClockDep, KeyDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/plans", tags=["plans"])
 
 
-@router.get("/preview", summary="Who would be called, by which steps, and who cannot be reached")
+@router.get("/preview", summary="Who would be called, by which steps, who cannot be reached, and whether the "
+                                "configured rate limits let each step reach everyone in time")
 def plan_preview(
-    session: SessionDep, clock: ClockDep, _key: KeyDep,
+    session: SessionDep, clock: ClockDep, _key: KeyDep, settings: SettingsDep,
     hazard: Annotated[str, Query(description="hazard code, e.g. rainstorm")],
     level: Annotated[str, Query(description="blue, yellow, orange or red")],
     areas: Annotated[str, Query(description="comma-separated division codes")],
@@ -24,4 +25,4 @@ def plan_preview(
     sender: Annotated[str | None, Query(description="apply plans' sender filters for this sender")] = None,
 ) -> dict[str, Any]:
     codes = [a.strip() for a in areas.split(",") if a.strip()]
-    return preview(current_site(session), hazard, level, codes, at or clock(), sender)
+    return preview(current_site(session), hazard, level, codes, at or clock(), sender, limits=settings.limits)
