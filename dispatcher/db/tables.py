@@ -277,3 +277,22 @@ class UserRow(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class BroadcastOrderRow(Base):
+    """An order to the rural emergency broadcast platform, kept until the platform took it."""
+
+    __tablename__ = "broadcast_orders"
+    __table_args__ = (Index("ix_broadcast_orders_due", "state", "next_try_at"),)
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # bc-<warning id>
+    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))
+    record_id: Mapped[str] = mapped_column(String(32))
+    areas: Mapped[list[Any]]
+    repeat: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))  # pending | sent | failed
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime]
+    platform_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -28,7 +28,7 @@ from ..config import Settings
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
-from ..services import callouts, dispatch, escalation
+from ..services import broadcasts, callouts, dispatch, escalation
 from ..services.errors import NotReady
 from ..services.heartbeat import beat
 from .limits import make_pacer
@@ -77,6 +77,7 @@ class Engine:
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
         report.reconciled = self.reconcile()
+        self.broadcast()
         with transaction(self.url) as session:
             beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced})
         return report
@@ -92,6 +93,16 @@ class Engine:
     def _advance(self) -> int:
         with transaction(self.url) as session:
             return escalation.advance_due(session, self.clock(), self.batch)
+
+    def broadcast(self) -> int:
+        """Hand pending broadcast orders to the platform (retrying transient failures later)."""
+        with transaction(self.url) as session:
+            orders = broadcasts.claim_due(session, self.clock())
+        for order in orders:
+            platform_id, error = self._loop.run_until_complete(broadcasts.hand_over(self.settings, order))
+            with transaction(self.url) as session:
+                broadcasts.record(session, self.clock(), order, platform_id, error)
+        return len(orders)
 
     def reconcile(self) -> int:
         with transaction(self.url) as session:

@@ -34,6 +34,7 @@ from ..domain.callouts import (
 from ..domain.hazards import Hazard, Level
 from ..domain.rules import PlannedCallout, WarningFacts, resolve
 from ..domain.site import Site
+from . import broadcasts
 from .site import current_site
 
 REACHED_STATES = (CalloutState.NOTIFIED, CalloutState.ACKNOWLEDGED, CalloutState.UNREACHED)
@@ -90,7 +91,9 @@ def _start(session: Session, site: Site, row: WarningRow, record: str, now: date
         return applied
     level = Level(row.level)
     facts = WarningFacts(Hazard(row.hazard), level, tuple(row.areas), row.sender, row.sent)
-    planned = resolve(site, facts, start=now).callouts
+    resolution = resolve(site, facts, start=now)
+    broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
+    planned = resolution.callouts
     if not planned:
         return applied
     people = [c.person_id for c in planned]

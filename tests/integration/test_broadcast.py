@@ -194,3 +194,44 @@ def test_receipt_for_an_id_never_issued_is_404_and_for_an_area_outside_the_order
     assert post_receipt(world, receipt(order, area="330599100299")).status_code == 422
     assert post_receipt(world, {**receipt(order), "state": "exploded"}).status_code == 422
     assert record(world) == before
+
+
+def test_the_engine_orders_the_broadcast_a_plan_asks_for_and_retries_until_the_platform_takes_it(
+        database_url: str, clock: Clock, auth: dict[str, str], fake_platform: FakeIm) -> None:
+    from dispatcher.channels.registry import build_adapters
+    from dispatcher.channels.simulator import SimOutbox
+    from dispatcher.db.tables import BroadcastOrderRow
+    from dispatcher.runtime.engine import Engine
+    from tests.conftest import SAMPLE_SITE
+
+    with transaction(database_url) as session:
+        load_site_files(session, SAMPLE_SITE, FIXED_NOW)  # its red rainstorm plan: broadcast, repeat 3
+        town_villages = villages(current_site(session).areas, ["330599100"])
+    settings = Settings(database_url=database_url, secret_key="k" * 40, public_url="http://testserver",
+                        broadcast_url=fake_platform.broadcast_url, broadcast_secret=fakes.BROADCAST_SECRET)
+    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()))
+    try:
+        with TestClient(create_app(settings, clock=clock)) as client:
+            wid = client.post("/api/v1/warnings", headers=auth, json={
+                "sender": "qingxi-qx", "identifier": "BC-E", "hazard": "rainstorm", "level": "red",
+                "areas": ["330599100"], "headline": "青溪县气象台发布暴雨红色预警信号",
+                "sent": clock().isoformat()}).json()["id"]
+        fake_platform.fail_next("broadcast", {"error": "busy"}, status=503)
+        engine.tick()  # the platform answers 503: the order waits for a later pass
+        with transaction(database_url) as session:
+            row = session.get(BroadcastOrderRow, f"bc-{wid}")
+            assert (row.state, row.tries, row.areas, row.repeat) == ("pending", 1, town_villages, 3)
+        engine.tick()  # not due yet: nothing is sent again
+        assert fake_platform.of("broadcast") == []  # the fake keeps only the orders it accepted
+        clock.now += timedelta(seconds=15)
+        engine.tick()
+        engine.tick()
+        sent = fake_platform.of("broadcast")
+        assert len(sent) == 1 and sent[0].body["areas"] == town_villages and sent[0].body["repeat"] == 3
+        with transaction(database_url) as session:
+            assert session.get(BroadcastOrderRow, f"bc-{wid}").state == "sent"
+            kinds = [e.kind for e in events(session, wid)]
+        assert kinds.count("broadcast_ordered") == 1 and kinds.count("broadcast_failed") == 1
+        assert kinds.count("broadcast_sent") == 1
+    finally:
+        engine.close()
