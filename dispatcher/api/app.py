@@ -13,7 +13,7 @@ from .. import __version__
 from ..board import routes as board
 from ..config import Settings, get_settings
 from . import errors
-from .routes import broadcast, callouts, health, links, plans, twilio, warnings
+from .routes import broadcast, callouts, health, links, metrics, plans, twilio, warnings
 
 
 class Runtime(Protocol):
@@ -53,6 +53,6 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.state.runtime = runtime
     errors.install(app)
     for router in (warnings.router, callouts.router, plans.router, health.router, twilio.router, links.router,
-                   broadcast.router, board.router):
+                   broadcast.router, metrics.router, board.router):
         app.include_router(router)
     return app

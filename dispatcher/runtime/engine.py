@@ -142,7 +142,8 @@ class Engine:
             jobs, self._adapters, self.concurrency, delays, self._breaker, self._retry))
         with transaction(self.url) as session:
             dispatch.finish(session, outcomes, self.clock())
-            beat(session, f"worker:{self.name}", "worker", self.clock(), {"sent": len(outcomes)})
+            beat(session, f"worker:{self.name}", "worker", self.clock(), {
+                "sent": len(outcomes), "circuits": {c.value: self._breaker.state(c).value for c in Channel}})
         return len(jobs)
 
     def adapter(self, channel: Channel) -> ChannelAdapter:

@@ -89,3 +89,20 @@ def test_red_goes_before_orange_when_a_rate_limit_saturates_the_channel(limited,
     gaps = [b.at_monotonic - a.at_monotonic for a, b in zip(box.messages(), box.messages()[1:], strict=False)
             if a.message.channel is b.message.channel is Channel.SMS]
     assert min(gaps) > 0.04  # paced at 20/s: never two within 50 ms (with a little timer slack)
+
+
+def test_a_down_provider_opens_its_circuit_the_next_channel_goes_at_once_and_metrics_show_it(
+        harness: Harness, engine: Engine) -> None:
+    engine.adapter(Channel.SMS).fail_next(50, TransientError("connection refused"))
+    harness.post()
+    # every SMS fails (retried, then given up): the plan's voice step runs now, not at 3 minutes
+    for person in ("sun", "zhou", "zheng"):
+        harness.expect(person, "voice", "reminder")
+    text = harness.client.get("/metrics").text
+    assert 'jiaoying_channel_circuit_open{channel="sms"} 1.0' in text
+    assert 'jiaoying_channel_circuit_open{channel="voice"} 0.0' in text
+    assert 'jiaoying_attempts{channel="sms",status="failed"} 3.0' in text
+    assert 'jiaoying_callouts{state="notified"} 3.0' in text
+    assert "jiaoying_heartbeat_age_seconds" in text and "jiaoying_queue_oldest_seconds" in text
+    for person in ("sun", "zhou", "zheng"):
+        harness.press_1(person, callout_of=person)
