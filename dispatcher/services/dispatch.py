@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..channels.base import Address, ChannelAdapter, ChannelError, OutboundMessage, TransientError
+from ..channels.base import Address, ChannelAdapter, ChannelError, OutboundMessage, SendResult, TransientError
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
@@ -132,9 +132,20 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             await asyncio.sleep(wait)
         if breaker is not None and not breaker.allow(job.message.channel):
             return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
+        tried = False
+
+        async def hand_over() -> SendResult:
+            nonlocal tried
+            if tried:  # the last try may have reached the provider and only its answer was lost
+                found = await adapter.lookup(job.message.key)
+                if found is not None:
+                    return found
+            tried = True
+            return await adapter.send(job.message)
+
         async with gate:
             try:
-                result = await policy.call(lambda: adapter.send(job.message))
+                result = await policy.call(hand_over)
             except ChannelError as exc:
                 outcome = Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
                                   transient=isinstance(exc, TransientError))
