@@ -155,19 +155,19 @@ def _empty_areas(site: Site, plan: Plan, affected: tuple[str, ...], reached: dic
     """Affected areas in which nobody is called; only the topmost empty area of a branch."""
     if not any(isinstance(t, RoleTarget) and Scope.AFFECTED in t.scopes for t in plan.targets):
         return []
-    homes = [site.people[p].area for p in reached]
+    # Every area that holds someone reached: each reached official's home and all its prefixes.
+    occupied = {home[:n] for home in {site.people[p].area for p in reached} for n in (2, 4, 6, 9, 12)}
     gaps: list[Gap] = []
     reported: list[str] = []
     for code in affected:
         for area in site.areas.within(code):
-            if any(covers(r, area.code) for r in reported):
+            if area.code in occupied or any(covers(r, area.code) for r in reported):
                 continue
-            if not any(covers(area.code, home) for home in homes):
-                reported.append(area.code)
-                gaps.append(Gap(
-                    GapKind.NOBODY_IN_AREA, plan.id, area.code,
-                    f"nobody is called in {site.areas.label(area.code)} ({area.code})",
-                ))
+            reported.append(area.code)
+            gaps.append(Gap(
+                GapKind.NOBODY_IN_AREA, plan.id, area.code,
+                f"nobody is called in {site.areas.label(area.code)} ({area.code})",
+            ))
     return gaps
 
 

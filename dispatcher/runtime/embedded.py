@@ -47,7 +47,7 @@ class EmbeddedRuntime:
             thread.join(timeout=10)
 
     def _scheduler(self) -> None:
-        engine = Engine(self.settings, self.clock, self.adapters, name="embedded")
+        engine = Engine(self.settings, self.clock, self.adapters, name="embedded", on_work=self._work.set)
         try:
             while not self._stop.is_set():
                 try:

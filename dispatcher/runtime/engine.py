@@ -50,10 +50,14 @@ class TickReport:
 
 class Engine:
     def __init__(self, settings: Settings, clock: Callable[[], datetime], adapters: AdapterFactory,
-                 name: str | None = None, batch: int = 500, concurrency: int = 64) -> None:
+                 name: str | None = None, batch: int = 500, concurrency: int = 64,
+                 on_work: Callable[[], None] | None = None) -> None:
         self.settings, self.clock = settings, clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.batch, self.concurrency = batch, concurrency
+        # Called whenever a pass has committed work for the workers (wake them without waiting for
+        # the rest of the pass: a 10,000-official fan-out starts sending after its first batch).
+        self.on_work = on_work or (lambda: None)
         self._loop = asyncio.new_event_loop()
         self._adapters = self._loop.run_until_complete(_build(adapters))
         self._limits = settings.limits
@@ -72,6 +76,7 @@ class Engine:
             report.applied = self.apply_pending()
             while (advanced := self._advance()) > 0:
                 report.advanced += advanced
+                self.on_work()
                 if advanced < self.batch:
                     break
         except NotReady as exc:

@@ -29,7 +29,8 @@ def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Eve
         if threading.current_thread() is threading.main_thread():
             signal.signal(sig, lambda *_: stop.set())
     outbox = SimOutbox()
-    engine = Engine(settings, system_clock(settings), default_adapters(settings, outbox), name=None)
+    engine = Engine(settings, system_clock(settings), default_adapters(settings, outbox), name=None,
+                    on_work=lambda: kick(2))
     log.info("scheduler started (every %.1f s)", interval)
     try:
         while not stop.is_set():
