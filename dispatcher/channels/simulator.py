@@ -193,9 +193,10 @@ class _Clients:
     """One keep-alive aiohttp session, made lazily inside the event loop that sends (the Engine's
     own loop) and closed by ``aclose()`` in that same loop.
 
-    aiohttp rather than httpx: on 2 cores an httpx.AsyncClient costs ~1.6 ms of CPU per request
-    (~1,000 requests/s at best, so 20,000 attempts take ~20 s client-side), aiohttp ~0.1 ms
-    (~9,700 requests/s against tests/fakes/simserver.py).
+    aiohttp rather than httpx: measured on 2 cores through dispatch.deliver() (64 at a time)
+    against tests/fakes/simserver.py in its own process, httpx cost ~970 us of CPU a request
+    (~1,000 requests/s, so 20,000 attempts took ~20 s client-side), aiohttp ~170-230 us
+    (~3,400-5,900 requests/s).
     """
 
     def __init__(self, timeout: float, size: int = 64) -> None:
@@ -227,7 +228,8 @@ class _Clients:
             self.abandon()
 
     def abandon(self) -> None:
-        """Its loop is gone (or another one runs): drop the sockets without awaiting anything."""
+        """Its loop is gone (or another one runs): drop the connections without awaiting anything
+        (on a loop already closed aiohttp can only leave the sockets to the garbage collector)."""
         connector = self._session.connector
         if connector is not None:
             connector._close()  # noqa: SLF001 - aiohttp has no public synchronous close
