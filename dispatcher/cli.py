@@ -261,7 +261,9 @@ def serve(
     runtime = None if settings.broker_url else EmbeddedRuntime(settings, clock, default_adapters(settings))
     mode = "production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None else "embedded"
     err.print(f"jiaoying serve: {mode}; database {settings.database_url.split('@')[-1]}")
-    uvicorn.run(create_app(settings, clock=clock, runtime=runtime), host=host, port=port, log_level="info")
+    # Open board streams (SSE) must not hold a restart hostage: they reconnect by themselves.
+    uvicorn.run(create_app(settings, clock=clock, runtime=runtime), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=3)
 
 
 @app.command()

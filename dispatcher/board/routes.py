@@ -1,7 +1,108 @@
-"""Board routes (login, overview, per-warning board, live updates, exports)."""
+"""Board routes: login and logout, the overview, the per-warning board and the static assets.
+Actions, live updates and exports live in their own modules and are gathered here."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..api.deps import ClockDep, SettingsDep
+from ..db.session import transaction
+from ..db.tables import UserRow
+from ..services import users
+from . import actions, auth, exports, sse, views
+from .pages import Ctx, context, render
+from .views import Filters
+
+router = APIRouter(tags=["board"], include_in_schema=False)
+router.include_router(actions.router)
+router.include_router(sse.router)
+router.include_router(exports.router)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+
+
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    path = (STATIC / name).resolve()
+    if path.parent != STATIC.resolve() or path.suffix not in _TYPES or not path.is_file():
+        raise HTTPException(404, "no such file")
+    return FileResponse(path, media_type=_TYPES[path.suffix], headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/board/login", response_class=HTMLResponse)
+def login_page(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    return _login_form(context(request, settings, clock()), request)
+
+
+def _login_form(ctx: Ctx, request: Request, error: str = "", status: int = 200) -> Response:
+    page = Response()
+    token = auth.login_form_token(ctx.settings, request, page)
+    html = render(ctx, request, "login.html", status, error=error, login_csrf=token)
+    html.headers.append("set-cookie", page.headers["set-cookie"])
+    return html
+
+
+@router.post("/board/login")
+def login(request: Request, settings: SettingsDep, clock: ClockDep, name: Annotated[str, Form()] = "",
+          password: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "") -> Response:
+    now = clock()
+    ctx = context(request, settings, now)
+    if not auth.login_csrf_ok(settings, request, csrf):
+        return _login_form(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"), 403)
+    name = name.strip()
+    with transaction(settings.database_url) as session:
+        user = None if _locked(session, name, now) else users.authenticate(session, name, password, now)
+        locked = user is None and _locked(session, name, now)  # this failure may just have locked it
+    if user is None:
+        message = ("账户已锁定，请15分钟后再试或联系管理员。" if locked
+                   else "用户名或密码错误（连续5次错误将锁定15分钟）。")
+        return _login_form(ctx, request, ctx.t(message), 401)
+    response = RedirectResponse("/board", status_code=303)
+    auth.issue(settings, response, user, now)
+    return response
+
+
+def _locked(session: Session, name: str, now: datetime) -> bool:
+    until = session.scalar(select(UserRow.locked_until).where(UserRow.name == name))
+    return until is not None and until > now
+
+
+@router.post("/board/logout")
+async def logout(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    ctx = context(request, settings, clock())
+    form = await request.form()
+    csrf = form.get("csrf")
+    if ctx.who is not None and not auth.csrf_ok(settings, ctx.who.nonce, csrf if isinstance(csrf, str) else None):
+        raise HTTPException(403, "missing or wrong CSRF token")
+    response = RedirectResponse("/board/login", status_code=303)
+    auth.end(response)
+    return response
+
+
+@router.get("/board", response_class=HTMLResponse)
+def overview(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    ctx = context(request, settings, clock())
+    if ctx.who is None:
+        return RedirectResponse("/board/login", status_code=303)
+    with transaction(settings.database_url) as session:
+        cards = views.overview(session, ctx.now)
+    return render(ctx, request, "overview.html", cards=cards)
+
+
+@router.get("/board/warnings/{warning_id}", response_class=HTMLResponse)
+def warning_board(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, state: str = "",
+                  town: str = "", role: str = "", done: str = "") -> Response:
+    ctx = context(request, settings, clock())
+    if ctx.who is None:
+        return RedirectResponse("/board/login", status_code=303)
+    filters = Filters(state, town, role)
+    data = sse.snapshot(settings, warning_id, ctx, filters)
+    return render(ctx, request, "board.html", filters=filters, done=done, **data)

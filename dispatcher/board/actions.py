@@ -1,0 +1,115 @@
+"""The duty officer's actions: acknowledge on behalf (note required), re-call now, cancel the
+warning (admin, confirmed). Every POST is checked for its CSRF token first, then for the role;
+each calls one service and goes back to the board (303)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ..api.deps import ClockDep, SettingsDep, kick
+from ..db.session import transaction
+from ..domain.callouts import AckVia
+from ..services import ack
+from ..services.callouts import cancel_event
+from ..services.errors import NotFound
+from ..services.users import Role
+from . import auth
+from .pages import Ctx, context, render
+
+router = APIRouter()
+
+
+FormField = Annotated[str, Form()]
+
+
+def _checked(request: Request, ctx: Ctx, csrf: str, role: Role) -> Response | None:
+    """None, or the page that refuses the POST (403: no CSRF token, or the role is too low)."""
+    if ctx.who is None:
+        return RedirectResponse("/board/login", status_code=303)
+    if not auth.csrf_ok(ctx.settings, ctx.who.nonce, csrf):
+        return _refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"))
+    if not ctx.who.may(role):
+        return _refuse(ctx, request, f"{ctx.t('权限不足')}: {ctx.who.user.name} ({ctx.who.user.role.value}) "
+                                     f"→ {role.value}")
+    return None
+
+
+def _refuse(ctx: Ctx, request: Request, message: str, status: int = 403) -> Response:
+    return render(ctx, request, "error.html", status, message=message)
+
+
+def _back(back: str, done: str) -> RedirectResponse:
+    if not back.startswith("/board") or "//" in back:  # never an open redirect
+        back = "/board"
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}done={quote(done)}", status_code=303)
+
+
+@router.post("/board/callouts/{callout_id}/ack")
+def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
+                  note: FormField = "", back: FormField = "/board") -> Response:
+    ctx = context(request, settings, clock())
+    refused = _checked(request, ctx, csrf, Role.OFFICER)
+    if refused:
+        return refused
+    note = note.strip()[:500]
+    if not note:
+        return _refuse(ctx, request, ctx.t("请填写说明。"), 422)
+    assert ctx.who is not None
+    try:
+        with transaction(settings.database_url) as session:
+            result = ack.acknowledge_callout(session, ctx.now, callout_id, via=AckVia.MANUAL,
+                                             by=f"user:{ctx.who.user.name}", note=note)
+    except NotFound as exc:
+        return _refuse(ctx, request, str(exc), 404)
+    kick(request)
+    if not result.acknowledged:
+        return _refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
+    return _back(back, "ack")
+
+
+@router.post("/board/callouts/{callout_id}/recall")
+def recall(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
+           back: FormField = "/board") -> Response:
+    ctx = context(request, settings, clock())
+    refused = _checked(request, ctx, csrf, Role.OFFICER)
+    if refused:
+        return refused
+    assert ctx.who is not None
+    try:
+        with transaction(settings.database_url) as session:
+            ack.recall(session, ctx.now, callout_id, by=f"user:{ctx.who.user.name}")
+    except NotFound as exc:
+        return _refuse(ctx, request, str(exc), 404)
+    except ValueError:
+        return _refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
+    kick(request)
+    return _back(back, "recall")
+
+
+@router.post("/board/warnings/{warning_id}/cancel")
+def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
+           confirm: FormField = "", back: FormField = "/board") -> Response:
+    ctx = context(request, settings, clock())
+    refused = _checked(request, ctx, csrf, Role.ADMIN)
+    if refused:
+        return refused
+    if confirm != "yes":
+        return _refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)
+    assert ctx.who is not None
+    try:
+        with transaction(settings.database_url) as session:
+            cancel_event(session, warning_id, ctx.now, f"user:{ctx.who.user.name}")
+    except LookupError:
+        return _refuse(ctx, request, f"no warning {warning_id}", 404)
+    kick(request)
+    return _back(back, "cancelled")
+
+
+def done_text(ctx: Ctx, done: str) -> str:
+    words: dict[str, Any] = {"ack": "已代为确认", "recall": "已重呼", "cancelled": "预警已取消"}
+    return ctx.t(words[done]) if done in words else ""

@@ -1,0 +1,93 @@
+"""Board sessions: a signed cookie naming the user, a CSRF token bound to it, and role checks.
+
+The cookie is ``<user id>.<issued at>.<nonce>.<hmac>`` signed with ``Settings.secret_key``; the
+user is read back from the database on every request, so a deactivated account or a changed role
+takes effect at once. Every POST carries ``csrf`` = HMAC(nonce), checked in constant time. The
+login form, which has no session yet, uses the same scheme with a short-lived pre-login cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import Request, Response
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..db.tables import UserRow
+from ..services.users import Role, User
+
+SESSION_COOKIE = "jy_session"
+LOGIN_COOKIE = "jy_login"
+SESSION_TTL = timedelta(hours=14)  # a night shift and its hand-over
+
+
+@dataclass(frozen=True)
+class BoardSession:
+    user: User
+    nonce: str
+
+    def may(self, role: Role) -> bool:
+        return self.user.may(role)
+
+
+def _mac(settings: Settings, purpose: str, value: str) -> str:
+    key = hashlib.sha256(f"jiaoying-board:{purpose}:{settings.secret_key}".encode()).digest()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(settings: Settings, nonce: str) -> str:
+    return _mac(settings, "csrf", nonce)
+
+
+def csrf_ok(settings: Settings, nonce: str, offered: str | None) -> bool:
+    return bool(offered) and hmac.compare_digest(csrf_token(settings, nonce), offered or "")
+
+
+def issue(settings: Settings, response: Response, user: User, now: datetime) -> None:
+    body = f"{user.id}.{int(now.timestamp())}.{secrets.token_hex(16)}"
+    _set(settings, response, SESSION_COOKIE, f"{body}.{_mac(settings, 'session', body)}", SESSION_TTL)
+    response.delete_cookie(LOGIN_COOKIE, path="/board")
+
+
+def end(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def current(settings: Settings, session: Session, request: Request, now: datetime) -> BoardSession | None:
+    """The signed-in user, or None (no cookie, tampered, expired, or the account is inactive)."""
+    raw = request.cookies.get(SESSION_COOKIE, "")
+    body, _, mac = raw.rpartition(".")
+    parts = body.split(".")
+    if len(parts) != 3 or not hmac.compare_digest(_mac(settings, "session", body), mac):
+        return None
+    uid, issued, nonce = parts
+    if not (uid.isdigit() and issued.isdigit()):
+        return None
+    if now.timestamp() - int(issued) > SESSION_TTL.total_seconds():
+        return None
+    row = session.get(UserRow, int(uid))
+    if row is None or not row.active:
+        return None
+    return BoardSession(User(row.id, row.name, Role(row.role)), nonce)
+
+
+def login_form_token(settings: Settings, request: Request, response: Response) -> str:
+    """The login form's CSRF token, bound to a pre-login nonce kept in a cookie."""
+    nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_hex(16)
+    _set(settings, response, LOGIN_COOKIE, nonce, timedelta(hours=2), path="/board")
+    return csrf_token(settings, "login:" + nonce)
+
+
+def login_csrf_ok(settings: Settings, request: Request, offered: str | None) -> bool:
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    return bool(nonce) and csrf_ok(settings, "login:" + nonce, offered)
+
+
+def _set(settings: Settings, response: Response, name: str, value: str, ttl: timedelta, path: str = "/") -> None:
+    response.set_cookie(name, value, max_age=int(ttl.total_seconds()), path=path, httponly=True,
+                        samesite="strict", secure=settings.public_url.startswith("https://"))

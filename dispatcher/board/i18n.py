@@ -1,0 +1,49 @@
+"""The board's words: Chinese by default, English with ``?lang=en`` (kept in a cookie)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+
+LANG_COOKIE = "jy_lang"
+LANGS = ("zh", "en")
+
+_EN: dict[str, str] = {
+    "叫应值班看板": "Acknowledgement board", "登录": "Sign in", "退出": "Sign out", "用户名": "User name",
+    "密码": "Password", "当前预警": "Active warnings", "暂无生效预警": "No active warnings",
+    "演练": "DRILL", "已确认": "Acknowledged", "已通知": "Notified", "待发送": "Pending", "未叫醒": "Unreached",
+    "已取消": "Cancelled", "合计": "Total", "发布": "Issued", "前": "ago", "区域": "Areas",
+    "责任人": "Official", "岗位": "Role", "单位": "Unit", "状态": "State", "各渠道尝试": "Attempts",
+    "用时": "Time to ack", "确认方式": "How", "当前步骤": "Step", "下次升级": "Next escalation",
+    "操作": "Actions", "全部": "All", "超时未确认": "Overdue", "乡镇": "Town", "筛选": "Filter",
+    "代为确认": "Acknowledge on behalf", "说明（必填）": "Note (required)", "立即重呼": "Re-call now",
+    "取消预警": "Cancel warning", "确认取消整个预警事件？": "Cancel the whole warning event?",
+    "我确认取消": "I confirm the cancellation", "导出": "Export", "打印归档": "Printable file",
+    "事件记录": "Event record", "统计": "Statistics", "确认率": "Acknowledgement rate",
+    "分钟内": "min", "按乡镇": "By town", "按岗位": "By role", "确认用时分布": "Time to acknowledge",
+    "时间": "Time", "操作人": "Actor", "事件": "Event", "详情": "Details", "返回总览": "Back to overview",
+    "实时连接": "Live", "连接中断，正在重连…": "Connection lost, reconnecting…", "无": "none",
+    "账户已锁定，请15分钟后再试或联系管理员。": "The account is locked; try again in 15 minutes or ask an admin.",
+    "用户名或密码错误（连续5次错误将锁定15分钟）。": "Wrong user name or password (5 failures lock it for 15 min).",
+    "请求无效（缺少或错误的校验码），请刷新页面后重试。":
+        "Invalid request (missing or wrong CSRF token); reload and retry.",
+    "权限不足": "Not allowed", "已代为确认": "Acknowledged on behalf", "已重呼": "Re-called",
+    "预警已取消": "Warning cancelled", "该叫应已关闭，未作更改。": "This call-out is closed; nothing changed.",
+    "请填写说明。": "A note is required.", "已过期": "overdue", "秒": "s", "分": "min",
+    "叫应进度": "Progress", "人": "", "总览": "Overview", "值班员": "duty officer", "下一步": "next",
+    "序号": "#", "预警编号": "Warning", "导出 CSV": "CSV", "导出 JSON": "JSON", "一事一档": "Event file",
+    "生成时间": "Generated", "签名": "Signature", "未确认": "Not acknowledged", "已结束": "ended",
+}
+
+
+def lang_of(request: Request) -> str:
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "zh"
+    return asked if asked in LANGS else "zh"
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``t("中文")`` → the English text when ``lang`` is en (Chinese if no translation)."""
+    if lang == "en":
+        return lambda text: _EN.get(text, text) or text
+    return lambda text: text

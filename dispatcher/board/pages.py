@@ -1,0 +1,82 @@
+"""Rendering board pages (Jinja2 over templates/board) and the request context they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from ..config import Settings, project_root
+from ..db.session import transaction
+from ..services.users import Role
+from . import auth
+from .i18n import LANG_COOKIE, lang_of, translator
+
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(project_root() / "templates" / "board"),
+                      autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    return env
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One board request: settings, the time, the language and (when signed in) the user."""
+
+    settings: Settings
+    now: datetime
+    lang: str
+    who: auth.BoardSession | None
+
+    @property
+    def t(self) -> Callable[[str], str]:
+        return translator(self.lang)
+
+    @property
+    def csrf(self) -> str:
+        return auth.csrf_token(self.settings, self.who.nonce) if self.who else ""
+
+    def may(self, role: str) -> bool:
+        return self.who is not None and self.who.may(Role(role))
+
+
+def context(request: Request, settings: Settings, now: datetime) -> Ctx:
+    with transaction(settings.database_url) as session:
+        who = auth.current(settings, session, request, now)
+    return Ctx(settings, now, lang_of(request), who)
+
+
+def render(ctx: Ctx, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = environment().get_template(name).render(ctx=ctx, t=ctx.t, lang=ctx.lang, user=ctx.who.user if ctx.who
+                                                   else None, csrf=ctx.csrf, **values)
+    response = HTMLResponse(html, status_code=status, headers=HEADERS)
+    if request.query_params.get("lang") in ("zh", "en"):
+        response.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, path="/", samesite="strict", httponly=True)
+    return response
+
+
+def require(ctx: Ctx, role: Role) -> auth.BoardSession:
+    """The signed-in user holding ``role``; 401 when nobody is signed in, 403 when the role is short."""
+    if ctx.who is None:
+        raise HTTPException(401, "sign in at /board/login")
+    if not ctx.who.may(role):
+        raise HTTPException(403, f"user {ctx.who.user.name} ({ctx.who.user.role.value}) may not do this: "
+                                 f"it needs the {role.value} role")
+    return ctx.who

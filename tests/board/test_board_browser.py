@@ -1,0 +1,214 @@
+"""The board in a real headless Chromium (Debian's ``chromium``) against the app served by uvicorn
+with its embedded worker: sign-in, rows changing live as replies arrive through the real, signed
+Twilio webhook, the officer's actions, an admin's cancel, an export, refusals. Screenshots of the
+overview and the board at 1920x1080 go to $JIAOYING_ARTIFACTS (default artifacts/)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from twilio.request_validator import RequestValidator
+
+from dispatcher.api.app import create_app, utc_now
+from dispatcher.channels.registry import build_adapters
+from dispatcher.channels.simulator import SimOutbox
+from dispatcher.config import Settings
+from dispatcher.db.migrate import upgrade
+from dispatcher.db.session import engine_for, transaction
+from dispatcher.runtime.embedded import EmbeddedRuntime
+from dispatcher.services.keys import create_key
+from dispatcher.services.site import load_site_files
+from tests.board.conftest import PASSWORD, create_users, warning_body
+from tests.e2e.conftest import TINY_SITE
+from tests.support.servers import missing
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+TOKEN = "board-test-twilio-token-0123456789"
+ZHOU = "+8613800000005"
+WALL = {"width": 1920, "height": 1080}
+
+
+@dataclass
+class Live:
+    base: str
+    warning: str
+    callouts: dict[str, int]  # person id -> call-out id
+
+    def sms_reply(self, phone: str, body: str) -> None:
+        """An inbound SMS exactly as Twilio posts it, with a real signature."""
+        url = f"{self.base}/webhooks/twilio/sms"
+        form = {"From": phone, "To": "+15005550006", "Body": body, "MessageSid": f"SM{time.time_ns()}",
+                "AccountSid": "AC" + "a" * 32}
+        signature = RequestValidator(TOKEN).compute_signature(url, form)
+        response = httpx.post(url, data=form, headers={"X-Twilio-Signature": signature})
+        assert response.status_code == 200, response.text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    path = Path(os.environ.get("JIAOYING_ARTIFACTS", "artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    url = f"sqlite:///{tmp_path / 'board.db'}"
+    upgrade(url)
+    now = utc_now()
+    with transaction(url) as session:
+        load_site_files(session, TINY_SITE, now)
+        _, key = create_key(session, "qingxi-qx", now)
+    create_users(url)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(database_url=url, public_url=base, twilio_auth_token=TOKEN)
+    workers = Settings(database_url=url)  # no provider credentials: the simulator sends
+    runtime = EmbeddedRuntime(workers, utc_now, lambda: build_adapters(workers, SimOutbox()), interval=0.2)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
+                                           log_level="warning", timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: server.started, "uvicorn did not start")
+        posted = httpx.post(f"{base}/api/v1/warnings", json=warning_body(utc_now()),
+                            headers={"Authorization": f"Bearer {key}"})
+        assert posted.status_code == 202, posted.text
+        warning = posted.json()["id"]
+        basic = ("chen", PASSWORD)
+
+        def callouts() -> list[dict[str, Any]]:
+            got = httpx.get(f"{base}/api/v1/warnings/{warning}/callouts", auth=basic).json()["callouts"]
+            return got if got and all(c["state"] == "notified" for c in got) else []
+
+        _wait(callouts, "the call-outs did not go out")
+        yield Live(base, warning, {c["official"]["id"]: c["id"] for c in callouts()})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine_for(url).dispose()
+
+
+def _wait(condition: Any, message: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("the playwright Python package")
+    if not Path(CHROMIUM).exists():
+        missing("chromium")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _login(browser: Any, live: Live, name: str) -> Any:
+    page = browser.new_context(viewport=WALL, locale="zh-CN", accept_downloads=True).new_page()
+    page.goto(f"{live.base}/board/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live.base}/board")
+    return page
+
+
+def test_duty_officers_night_on_the_board(live: Live, browser: Any, artifacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    officer = _login(browser, live, "liu")
+    expect(officer.locator(".warning-card")).to_have_count(1)
+    expect(officer.locator(".warning-card .counts")).to_contain_text("3")
+    officer.screenshot(path=str(artifacts / "board-overview-1920x1080.png"))
+
+    officer.click(".warning-card")
+    officer.wait_for_url(f"{live.base}/board/warnings/{live.warning}")
+    expect(officer.locator("#live")).to_be_visible()
+    officer.evaluate("window.notReloaded = true")
+
+    # A reply arrives through the real webhook: the row changes without a reload.
+    zhou = officer.locator(f"#c-{live.callouts['zhou']}")
+    expect(zhou).to_contain_text("已通知")
+    live.sms_reply(ZHOU, "收到")
+    expect(zhou).to_contain_text("已确认", timeout=3000)
+    expect(zhou).to_contain_text("短信回复")
+    expect(officer.locator("#summary")).to_contain_text("已确认 1")
+    assert officer.evaluate("window.notReloaded") is True
+
+    # Acknowledge on someone's behalf, with a note.
+    sun = officer.locator(f"#c-{live.callouts['sun']}")
+    sun.locator("summary").click()
+    sun.locator("input[name=note]").fill("已通过座机联系本人确认")
+    sun.locator(".ack-form button").click()
+    expect(officer.locator(".flash")).to_contain_text("已代为确认")
+    expect(sun).to_contain_text("人工代确认")
+    expect(sun).to_contain_text("已通过座机联系本人确认")
+
+    # Re-call now: the next step (a voice call) goes out and shows up live.
+    zheng = officer.locator(f"#c-{live.callouts['zheng']}")
+    zheng.locator("summary").click()
+    zheng.locator(".recall-form button").click()
+    expect(officer.locator(".flash")).to_contain_text("已重呼")
+    expect(zheng).to_contain_text("语音电话", timeout=3000)
+    officer.evaluate("window.notReloaded = true")
+    officer.screenshot(path=str(artifacts / "board-warning-1920x1080.png"))
+
+    # An export download.
+    with officer.expect_download() as download:
+        officer.click("text=导出 CSV")
+    saved = artifacts / "board-export.csv"
+    download.value.save_as(str(saved))
+    assert "已通过座机联系本人确认" in saved.read_text(encoding="utf-8-sig")
+
+    # A POST without the CSRF token is refused, with the officer's own session.
+    refused = officer.request.post(f"{live.base}/board/callouts/{live.callouts['zheng']}/ack",
+                                   form={"note": "no token"})
+    assert refused.status == 403
+
+    # A viewer sees the board but may not act.
+    viewer = _login(browser, live, "wang")
+    viewer.goto(f"{live.base}/board/warnings/{live.warning}")
+    expect(viewer.locator(".ack-form")).to_have_count(0)
+    token = officer.locator("input[name=csrf]").first.get_attribute("value")
+    viewer_token = viewer.locator("form[action='/board/logout'] input[name=csrf]").get_attribute("value")
+    assert token != viewer_token
+    refused = viewer.request.post(f"{live.base}/board/callouts/{live.callouts['zheng']}/recall",
+                                  form={"csrf": viewer_token})
+    assert refused.status == 403
+
+    # An admin cancels the warning, confirming twice; the officer's board shows it live.
+    admin = _login(browser, live, "chen")
+    admin.goto(f"{live.base}/board/warnings/{live.warning}")
+    admin.locator("details.cancel summary").click()
+    admin.check("input[name=confirm]")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.locator("details.cancel button").click()
+    expect(admin.locator(".flash")).to_contain_text("预警已取消")
+    expect(officer.locator(f"#c-{live.callouts['zheng']}")).to_contain_text("已取消", timeout=3000)
+    assert officer.evaluate("window.notReloaded") is True

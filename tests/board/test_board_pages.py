@@ -1,0 +1,165 @@
+"""The board over HTTP (SQLite and PostgreSQL): sign-in, roles, CSRF, the pages and exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from dispatcher.services.users import MAX_FAILURES
+from tests.board.conftest import Board, csrf_of
+
+
+def test_the_board_needs_a_login(board: Board) -> None:
+    response = board.client.get("/board", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/board/login"
+    assert board.client.get(f"/board/warnings/{board.warning}/live").status_code == 401
+
+
+def test_login_sets_a_strict_httponly_session_cookie(board: Board) -> None:
+    response = board.login("liu")
+    assert response.status_code == 303
+    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and "jy_session" in v)
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert "青溪县气象台发布暴雨红色预警信号" in board.client.get("/board").text
+
+
+def test_a_tampered_session_cookie_is_refused(board: Board) -> None:
+    board.login("liu")
+    value = board.client.cookies["jy_session"]
+    board.client.cookies.clear()
+    board.client.cookies.set("jy_session", value[:-1] + ("0" if value[-1] != "0" else "1"))
+    assert board.client.get("/board", follow_redirects=False).status_code == 303
+
+
+def test_login_without_the_form_token_is_refused(board: Board) -> None:
+    board.client.get("/board/login")
+    response = board.client.post("/board/login", data={"name": "liu", "password": "correct horse battery"})
+    assert response.status_code == 403
+    assert "jy_session" not in board.client.cookies
+
+
+def test_repeated_failures_lock_the_account_and_say_so(board: Board) -> None:
+    for _ in range(MAX_FAILURES - 1):
+        assert "用户名或密码错误" in board.login("liu", "wrong password!").text
+    locked = board.login("liu", "wrong password!")
+    assert locked.status_code == 401 and "账户已锁定" in locked.text
+    assert "账户已锁定" in board.login("liu").text  # even with the right password
+    board.clock.now += timedelta(minutes=16)
+    assert board.login("liu").status_code == 303
+
+
+def test_logout_needs_the_token_and_ends_the_session(board: Board) -> None:
+    board.login("liu")
+    page = board.client.get("/board").text
+    assert board.client.post("/board/logout", data={}).status_code == 403
+    board.client.post("/board/logout", data={"csrf": csrf_of(page)})
+    assert board.client.get("/board", follow_redirects=False).status_code == 303
+
+
+def test_the_board_lists_every_callout_with_state_and_attempts(board: Board) -> None:
+    board.login("wang")
+    html = board.page()
+    for name in ("孙镇长", "周村长", "郑防汛员"):
+        assert name in html
+    assert "已通知" in html and "短信" in html and "红色" in html
+    assert "+8613800000003" not in html and "****" in html  # viewers never see phone numbers
+    assert "代为确认" not in html  # and get no action buttons
+
+
+def test_officers_see_phone_numbers_and_actions(board: Board) -> None:
+    board.login("liu")
+    html = board.page()
+    assert "+8613800000003" in html and "代为确认" in html and "取消预警" not in html
+
+
+def test_filters_by_town_role_and_state(board: Board) -> None:
+    board.login("liu")
+    html = board.client.get(f"/board/warnings/{board.warning}", params={"role": "乡镇长"}).text
+    assert "孙镇长" in html and "周村长" not in html
+    assert "孙镇长" not in board.client.get(f"/board/warnings/{board.warning}", params={"state": "unreached"}).text
+    board.clock.now += timedelta(minutes=6)
+    html = board.client.get(f"/board/warnings/{board.warning}", params={"state": "overdue"}).text
+    assert "孙镇长" in html and "超时未确认" in html
+    assert "孙镇长" in board.client.get(f"/board/warnings/{board.warning}", params={"town": "青溪镇"}).text
+
+
+def _sun(board: Board) -> int:
+    return next(c["id"] for c in board.callouts() if c["official"]["id"] == "sun")
+
+
+def test_an_officer_acknowledges_on_behalf_with_a_note(board: Board) -> None:
+    board.login("liu")
+    token, callout = csrf_of(board.page()), _sun(board)
+    url = f"/board/callouts/{callout}/ack"
+    assert board.client.post(url, data={"csrf": token, "note": "  "}).status_code == 422
+    response = board.client.post(url, data={"csrf": token, "note": "座机联系本人确认",
+                                             "back": f"/board/warnings/{board.warning}"}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].endswith("done=ack")
+    sun = next(c for c in board.callouts() if c["id"] == callout)
+    assert sun["state"] == "acknowledged" and sun["ack_via"] == "manual" and sun["acknowledged_by"] == "user:liu"
+    assert "座机联系本人确认" in board.page() and "人工代确认" in board.page()
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(board: Board) -> None:
+    board.login("chen")
+    callout = _sun(board)
+    assert board.client.post(f"/board/callouts/{callout}/ack", data={"note": "x"}).status_code == 403
+    assert board.client.post(f"/board/callouts/{callout}/ack", data={"note": "x", "csrf": "0" * 64}).status_code == 403
+    assert board.client.post(f"/board/warnings/{board.warning}/cancel", data={"confirm": "yes"}).status_code == 403
+    assert {c["state"] for c in board.callouts()} == {"notified"}
+
+
+def test_a_viewer_is_refused_every_action(board: Board) -> None:
+    board.login("wang")
+    token, callout = csrf_of(board.page()), _sun(board)
+    assert board.client.post(f"/board/callouts/{callout}/ack", data={"csrf": token, "note": "x"}).status_code == 403
+    assert board.client.post(f"/board/callouts/{callout}/recall", data={"csrf": token}).status_code == 403
+    assert board.client.get(f"/board/warnings/{board.warning}/export.csv").status_code == 403
+
+
+def test_recall_runs_the_next_step_now(board: Board) -> None:
+    board.login("liu")
+    token, callout = csrf_of(board.page()), _sun(board)
+    assert board.client.post(f"/board/callouts/{callout}/recall", data={"csrf": token}).status_code == 200
+    board.drive()
+    sun = next(c for c in board.callouts() if c["id"] == callout)
+    assert [a["channel"] for a in sun["attempts"]] == ["sms", "voice"]
+
+
+def test_only_an_admin_cancels_and_only_when_confirmed(board: Board) -> None:
+    board.login("liu")
+    token = csrf_of(board.page())
+    assert board.client.post(f"/board/warnings/{board.warning}/cancel",
+                             data={"csrf": token, "confirm": "yes"}).status_code == 403
+    board.client.cookies.clear()
+    board.login("chen")
+    token = csrf_of(board.page())
+    assert board.client.post(f"/board/warnings/{board.warning}/cancel", data={"csrf": token}).status_code == 422
+    assert board.client.post(f"/board/warnings/{board.warning}/cancel",
+                             data={"csrf": token, "confirm": "yes"}).status_code == 200
+    assert {c["state"] for c in board.callouts()} == {"cancelled"}
+    assert "暂无生效预警" in board.client.get("/board").text
+
+
+def test_exports_and_the_record(board: Board) -> None:
+    board.login("liu")
+    csv_text = board.client.get(f"/board/warnings/{board.warning}/export.csv")
+    assert csv_text.status_code == 200 and "attachment" in csv_text.headers["content-disposition"]
+    assert "孙镇长" in csv_text.text and csv_text.text.startswith("\ufeffcallout,")
+    data = json.loads(board.client.get(f"/board/warnings/{board.warning}/export.json").text)
+    assert len(data["callouts"]) == 3 and data["events"][0]["seq"] == 1
+    record = board.client.get(f"/board/warnings/{board.warning}/record").text
+    assert "<svg" in record and "按乡镇" in record and data["events"][0]["kind"] in record
+    assert "一事一档" in board.client.get(f"/board/warnings/{board.warning}/print").text
+
+
+def test_english_on_request(board: Board) -> None:
+    board.login("liu")
+    assert "Active warnings" in board.client.get("/board?lang=en").text
+    assert "Active warnings" in board.client.get("/board").text  # kept in a cookie
+
+
+def test_static_assets_are_served_by_the_app(board: Board) -> None:
+    assert board.client.get("/static/board.js").headers["content-type"].startswith("text/javascript")
+    assert board.client.get("/static/board.css").status_code == 200
+    assert board.client.get("/static/..%2Fconfig.py").status_code == 404
