@@ -10,9 +10,11 @@ Adapters only fit and deliver a message that the templates already rendered.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 from ..domain.callouts import Purpose
@@ -20,7 +22,7 @@ from ..domain.channels import Channel
 from ..domain.hazards import Level
 
 __all__ = ["Address", "ChannelAdapter", "ChannelError", "ConfigurationError", "OutboundMessage", "PermanentError",
-           "Purpose", "SendResult", "TransientError"]
+           "Purpose", "SendResult", "TransientError", "parse_retry_after"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,20 @@ class PermanentError(ChannelError):
 
 class ConfigurationError(ChannelError):
     pass
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 class ChannelAdapter(ABC):

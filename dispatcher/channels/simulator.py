@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -30,6 +29,7 @@ from .base import (
     PermanentError,
     SendResult,
     TransientError,
+    parse_retry_after,
 )
 from .registry import AdapterDeps, register
 
@@ -254,17 +254,7 @@ def _provider_id(response: _Reply) -> str:
 
 
 def _retry_after(response: _Reply) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def _simulator_factory(channel: Channel) -> Callable[[AdapterDeps], ChannelAdapter]:

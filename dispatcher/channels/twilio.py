@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -40,6 +38,7 @@ from .base import (
     PermanentError,
     SendResult,
     TransientError,
+    parse_retry_after,
 )
 from .registry import AdapterDeps, register
 
@@ -179,20 +178,8 @@ class TwilioVoiceAdapter(_TwilioAdapter):
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = None
-    for name, v in dict(headers).items():
-        if str(name).lower() == "retry-after":
-            value = v
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    value = next((v for name, v in dict(headers).items() if str(name).lower() == "retry-after"), None)
+    return parse_retry_after(value)
 
 
 @register(Channel.SMS, "twilio", configured=twilio_configured)
