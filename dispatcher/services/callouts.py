@@ -32,6 +32,7 @@ from ..domain.callouts import (
     supersedes,
 )
 from ..domain.hazards import Hazard, Level
+from ..domain.record import EventKind
 from ..domain.rules import PlannedCallout, WarningFacts, resolve
 from ..domain.site import Site
 from . import broadcasts
@@ -92,6 +93,11 @@ def _start(session: Session, site: Site, row: WarningRow, record: str, now: date
     level = Level(row.level)
     facts = WarningFacts(Hazard(row.hazard), level, tuple(row.areas), row.sender, row.sent)
     resolution = resolve(site, facts, start=now)
+    append_event(session, record, EventKind.MATCHED, "rules", now, {
+        "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
+        "duty": list(resolution.duty.everyone) if resolution.duty else [],
+        "gaps": [g.message for g in resolution.gaps][:200],
+    })
     broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
     planned = resolution.callouts
     if not planned:

@@ -19,7 +19,6 @@ from ..db.tables import WarningRow
 from ..domain.areas import AreaTree
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
-from ..domain.rules import WarningFacts, resolve
 from ..domain.warnings import MsgType, Warning
 from ..intake.errors import IntakeError
 from ..intake.schema import WarningIn
@@ -70,14 +69,8 @@ def receive_warning(
         kind = EventKind.CANCELLED if warning.msg_type is MsgType.CANCEL else EventKind.UPDATED
         ended = _end_chain(session, record, row, warning.msg_type)
         append_event(session, record, kind, actor, now, {"warnings": ended, "by": row.id})
-    if warning.msg_type is not MsgType.CANCEL:
-        resolution = resolve(site, WarningFacts(warning.hazard, warning.level, warning.areas, warning.sender,
-                                                warning.sent), start=now)
-        append_event(session, record, EventKind.MATCHED, "rules", now, {
-            "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
-            "duty": list(resolution.duty.everyone) if resolution.duty else [],
-            "gaps": [g.message for g in resolution.gaps][:200],
-        })
+    # The rules engine's decision is recorded by the engine when it applies the warning, moments
+    # later: intake only validates and stores, so its answer stays fast for any county's size.
     return IntakeResult(row.id, created=True, status=row.status)
 
 

@@ -45,11 +45,20 @@ def test_accepted_warning_is_committed_before_the_202(client: TestClient, auth: 
         assert (row.hazard, row.level, row.areas, row.status) == ("rainstorm", "red",
                                                                   ["330599100", "330599101"], "active")
         kinds = s.scalars(select(EventRow.kind).where(EventRow.warning_id == row.id).order_by(EventRow.seq))
-        assert list(kinds) == ["received", "matched"]
+        assert list(kinds) == ["received"]  # the match decision is the engine's, moments later
 
 
-def test_the_match_decision_is_on_the_warning(client: TestClient, auth: dict[str, str]) -> None:
+def test_the_match_decision_is_on_the_warning_once_the_engine_applied_it(
+        client: TestClient, auth: dict[str, str], settings, clock) -> None:
+    from dispatcher.channels.registry import build_adapters
+    from dispatcher.channels.simulator import SimOutbox
+    from dispatcher.runtime.engine import Engine
+
     wid = client.post(URL, json=red_rainstorm(), headers=auth).json()["id"]
+    assert client.get(f"{URL}/{wid}", headers=auth).json()["matched"] is None
+    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()))
+    engine.tick()
+    engine.close()
     got = client.get(f"{URL}/{wid}", headers=auth).json()
     assert got["matched"]["plans"][0] == "rainstorm-red"
     assert got["matched"]["officials"] > 10
@@ -82,7 +91,7 @@ def test_update_and_cancel_refer_to_the_first_warning(client: TestClient, auth: 
     assert active == []
     # one file per event: the alert, the update and the cancel share the first warning's record
     kinds = [e["kind"] for e in client.get(f"{URL}/{first}/record", headers=auth).json()["events"]]
-    assert kinds == ["received", "matched", "received", "updated", "matched", "received", "cancelled"]
+    assert kinds == ["received", "received", "updated", "received", "cancelled"]
 
 
 def test_update_naming_an_unknown_warning_is_422(client: TestClient, auth: dict[str, str],
