@@ -77,7 +77,26 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
         .returning(AttemptRow.id)
         .execution_options(synchronize_session=False)
     )
-    return sorted(claimed.scalars())
+    ids = sorted(claimed.scalars())
+    if callee_spacing and ids:
+        ids = _one_per_callee(session, ids)
+    return ids
+
+
+def _one_per_callee(session: Session, ids: list[int]) -> list[int]:
+    """With callee spacing, one claim takes at most one attempt per person and channel (red first);
+    the others go back to the queue and wait for the spacing like any later one."""
+    rows = session.execute(select(AttemptRow.id, AttemptRow.recipient_id, AttemptRow.channel, AttemptRow.priority)
+                           .where(AttemptRow.id.in_(ids)).order_by(AttemptRow.priority.desc(), AttemptRow.id)).all()
+    kept, seen, extra = [], set(), []
+    for row in rows:
+        (extra if (row.recipient_id, row.channel) in seen else kept).append(row.id)
+        seen.add((row.recipient_id, row.channel))
+    if extra:
+        session.execute(update(AttemptRow).where(AttemptRow.id.in_(extra))
+                        .values(status="queued", lease_until=None, worker=None, tries=AttemptRow.tries - 1)
+                        .execution_options(synchronize_session=False))
+    return sorted(kept)
 
 
 def expired_leases(session: Session, now: datetime, limit: int) -> list[AttemptRow]:

@@ -125,26 +125,27 @@ class Engine:
         want = limit or self.batch
         lease = timedelta(seconds=self.settings.attempt_lease_seconds)
         jobs: list[dispatch.Job] = []
-        delays: dict[int, float] = {}
-        unlimited = [c for c in Channel if c not in self._limits]
-        if unlimited:
+        deadlines: dict[int, float] = {}
+        spaced = {Channel.VOICE} if self._spacing else set()
+        free = [c for c in Channel if c not in self._limits and c not in spaced]
+        if free:
             with transaction(self.url) as session:
-                jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, unlimited)
-        for channel in self._limits:
+                jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, free)
+        for channel in [c for c in Channel if c in self._limits or c in spaced]:
             slots = self._pacer.reserve(channel, want)
+            reserved_at = time.monotonic()
             if not slots.granted:
                 continue
-            spacing = self._spacing if channel is Channel.VOICE else None
             with transaction(self.url) as session:
-                claimed = dispatch.claim_jobs(session, self.clock(), slots.granted, self.name, lease, self.settings,
-                                              [channel], spacing)
+                claimed = dispatch.claim_jobs(session, self.clock(), min(slots.granted, want), self.name, lease,
+                                              self.settings, [channel], self._spacing if channel in spaced else None)
             self._pacer.release(channel, slots, len(claimed))
-            delays.update((job.attempt_id, slots.delay(i)) for i, job in enumerate(claimed))
+            deadlines.update((job.attempt_id, reserved_at + slots.delay(i)) for i, job in enumerate(claimed))
             jobs += claimed
         if not jobs:
             return 0
         outcomes = self._loop.run_until_complete(dispatch.deliver(
-            jobs, self._adapters, self.concurrency, delays, self._breaker, self._retry))
+            jobs, self._adapters, self.concurrency, deadlines, self._breaker, self._retry))
         with transaction(self.url) as session:
             dispatch.finish(session, outcomes, self.clock())
             beat(session, f"worker:{self.name}", "worker", self.clock(), {

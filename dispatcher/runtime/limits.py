@@ -21,6 +21,9 @@ from ..domain.channels import Channel
 from ..domain.limits import RateLimit
 
 HORIZON_SECONDS = 2.0
+# Pace a little under the limit: a message a few milliseconds late must not put one too many into
+# the provider's window. 98 % still uses well over the 95 % the targets ask for.
+MARGIN = 0.98
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class MemoryPacer:
         limit = self.limits.get(channel)
         if limit is None:
             return UNLIMITED
-        spacing = 1.0 / limit.per_second
+        spacing = 1.0 / (limit.per_second * MARGIN)
         with self._lock:
             now = self._now()
             start = max(now, self._next_free.get(channel, now))
@@ -79,14 +82,14 @@ local start = math.max(now, nf)
 local room = 0
 if start <= now + horizon then room = math.floor((now + horizon - start) / spacing) + 1 end
 local n = math.max(0, math.min(want, room))
-local finish = tostring(start + n * spacing)
+local finish = string.format('%.6f', start + n * spacing)
 if n > 0 then redis.call('SET', KEYS[1], finish, 'PX', 600000) end
-return {n, tostring(start - now), finish}
+return {n, string.format('%.6f', start - now), finish}
 """
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], tostring(tonumber(ARGV[1]) - tonumber(ARGV[2])), 'PX', 600000)
+  redis.call('SET', KEYS[1], string.format('%.6f', tonumber(ARGV[1]) - tonumber(ARGV[2])), 'PX', 600000)
   return 1
 end
 return 0
@@ -109,7 +112,7 @@ class RedisPacer:
         limit = self.limits.get(channel)
         if limit is None:
             return UNLIMITED
-        spacing = 1.0 / limit.per_second
+        spacing = 1.0 / (limit.per_second * MARGIN)
         granted, first_in, end = self._reserve(keys=[self.prefix + channel.value], args=[spacing, want, horizon])
         return Slots(int(granted), float(first_in), spacing, end.decode() if isinstance(end, bytes) else str(end))
 

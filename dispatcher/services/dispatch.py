@@ -9,6 +9,7 @@ doubles a message where the provider can answer that question.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class Outcome:
     provider_id: str | None = None
     error: str | None = None
     transient: bool = False
+    handed_over: float = 0.0  # time.monotonic() when the provider took it
+
 
     @property
     def sent(self) -> bool:
@@ -77,7 +80,8 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
         content = contents.get(callout.record_id) or contents.setdefault(
             callout.record_id, newest(session, callout.record_id))
         jobs.append(_job(site, attempt, callout, content, settings, now))
-    return jobs
+    # Red first: paced slots are handed out in this order.
+    return sorted(jobs, key=lambda j: (-j.message.level.rank, j.attempt_id))
 
 
 def _in_chunks(session: Session, model: Any, ids: list[int]) -> list[Any]:
@@ -120,15 +124,16 @@ def _address(person: Person | None, person_id: str) -> Address:
 async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64,
                   delays: Mapping[int, float] | None = None, breaker: CircuitBreaker | None = None,
                   retry: RetryPolicy | None = None) -> list[Outcome]:
-    """Hand every job to its channel's adapter, ``concurrency`` at a time; a job with a delay
-    (its paced slot) waits for it first."""
+    """Hand every job to its channel's adapter, ``concurrency`` at a time; a job with a paced slot
+    waits for it first (``delays`` hold time.monotonic() deadlines, so time spent claiming and
+    rendering does not push the slots later)."""
     gate = asyncio.Semaphore(concurrency)
     policy = retry or RetryPolicy(attempts=1)
 
     async def one(job: Job) -> Outcome:
         adapter = adapters[job.message.channel]
-        wait = (delays or {}).get(job.attempt_id, 0.0)
-        if wait > 0:
+        deadline = (delays or {}).get(job.attempt_id)
+        if deadline is not None and (wait := deadline - time.monotonic()) > 0:
             await asyncio.sleep(wait)
         if breaker is not None and not breaker.allow(job.message.channel):
             return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
@@ -153,7 +158,8 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 outcome = Outcome(job, adapter.provider, error=f"unexpected {type(exc).__name__}: {exc}",
                                   transient=True)
             else:
-                outcome = Outcome(job, adapter.provider, provider_id=result.provider_id)
+                outcome = Outcome(job, adapter.provider, provider_id=result.provider_id,
+                                  handed_over=time.monotonic())
         if breaker is not None:
             breaker.record(job.message.channel, outcome.sent or not outcome.transient)
         return outcome
@@ -170,6 +176,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
         AttemptRow.id.in_([o.job.attempt_id for o in outcomes])))}
     updates, notified, failed_own = [], set(), set()
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    mono = time.monotonic()
     for o in outcomes:
         row = current.get(o.job.attempt_id)
         retry = o.transient and row is not None and row.tries < MAX_TRIES
@@ -177,7 +184,8 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
         if o.sent and row is not None and row.status in ("delivered", "failed"):
             status = row.status  # a provider callback got here first: never move an attempt backwards
         updates.append({"id": o.job.attempt_id, "status": status, "provider": o.provider,
-                        "provider_id": o.provider_id, "error": o.error, "sent_at": now if o.sent else None,
+                        "provider_id": o.provider_id, "error": o.error,
+                        "sent_at": now - timedelta(seconds=max(0.0, mono - o.handed_over)) if o.sent else None,
                         "updated_at": now, "lease_until": None})
         if o.sent:
             notified.add(o.job.callout_id)

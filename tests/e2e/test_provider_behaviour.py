@@ -106,3 +106,52 @@ def test_a_down_provider_opens_its_circuit_the_next_channel_goes_at_once_and_met
     assert "jiaoying_heartbeat_age_seconds" in text and "jiaoying_queue_oldest_seconds" in text
     for person in ("sun", "zhou", "zheng"):
         harness.press_1(person, callout_of=person)
+
+
+def test_red_gets_the_earliest_slots_even_in_the_same_claim_as_orange(limited, client_for, auth) -> None:
+    engine, box = limited
+    client = client_for(engine.settings)
+    post = {"sender": "qingxi-qx", "hazard": "rainstorm", "headline": "暴雨预警", "sent": engine.clock().isoformat()}
+    client.post("/api/v1/warnings", headers=auth, json={**post, "identifier": "O", "level": "orange",
+                                                         "areas": ["330599100201", "330599100202"]})
+    client.post("/api/v1/warnings", headers=auth, json={**post, "identifier": "R", "level": "red",
+                                                         "areas": ["330599100208"]})
+    engine.tick()  # both queued before any worker claims: one claim takes orange (lower ids) and red
+    engine.drain(patience=5)
+    sms = [m.message.level.value for m in box.messages() if m.message.channel is Channel.SMS]
+    assert sms == ["red"] * 5 + ["orange"] * 10
+
+
+def test_callee_spacing_holds_for_an_unlimited_voice_channel_and_calls_queued_together(
+        tiny_site: str, clock, auth, client_for) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from dispatcher.db.queue import attempt_values, insert_attempts
+    from dispatcher.db.tables import CalloutRow
+
+    settings = Settings(database_url=tiny_site, callee_spacing_seconds=60)  # no rate limit at all
+    box = SimOutbox()
+    engine = Engine(settings, clock, lambda: build_adapters(settings, box))
+    try:
+        client = client_for(settings)
+        client.post("/api/v1/warnings", headers=auth, json={
+            "sender": "qingxi-qx", "identifier": "S-1", "hazard": "rainstorm", "level": "red",
+            "areas": ["330599100202"], "headline": "暴雨红色预警", "sent": clock().isoformat()})
+        engine.tick()
+        with transaction(tiny_site) as session:
+            callout = session.scalars(select(CalloutRow)).one()
+            insert_attempts(session, [attempt_values(callout, f"{callout.id}:x{i}:voice:zheng", -1, "reminder",
+                                                     "voice", "zheng", clock()) for i in (1, 2)])
+        engine.drain()
+        calls = [m for m in box.messages() if m.message.channel is Channel.VOICE]
+        assert len(calls) == 1  # two calls were queued for 郑 at once: one goes, one waits
+        clock.now += timedelta(seconds=30)
+        engine.drain()
+        assert len([m for m in box.messages() if m.message.channel is Channel.VOICE]) == 1
+        clock.now += timedelta(seconds=31)
+        engine.drain()
+        assert len([m for m in box.messages() if m.message.channel is Channel.VOICE]) == 2
+    finally:
+        engine.close()
