@@ -59,10 +59,11 @@ class Production:
     def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
         log = self._log(f"worker-{len(self.workers)}.log")
         proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "prefork",
-                                 "-c", str(concurrency), "--loglevel", "WARNING", "-Q", "jiaoying",
+                                 "-c", str(concurrency), "--loglevel", "INFO", "-Q", "jiaoying",
                                  "-n", f"w{len(self.workers)}@%h", "--without-mingle", "--without-gossip"],
                                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(proc)
+        self._wait_for(f"worker-{len(self.workers) - 1}.log", b" ready.", proc)
         return proc
 
     def start_scheduler(self) -> subprocess.Popen[bytes]:
@@ -70,7 +71,19 @@ class Production:
         proc = subprocess.Popen([sys.executable, "-m", "dispatcher", "scheduler", "--interval", "0.2"],
                                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.schedulers.append(proc)
+        self._wait_for(f"scheduler-{len(self.schedulers) - 1}.log", b"scheduler started", proc)
         return proc
+
+    def _wait_for(self, log: str, line: bytes, proc: subprocess.Popen[bytes]) -> None:
+        """Cold starts are slow on a busy 2-core machine: post nothing until the process is up."""
+        path = self.workdir / log
+        deadline = time.monotonic() + 90
+        while line not in path.read_bytes():
+            if proc.poll() is not None:
+                raise AssertionError(f"{log} exited with {proc.returncode}: {path.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{log} did not say {line!r} within 90 s: {path.read_text()[-2000:]}")
+            time.sleep(0.1)
 
     def _log(self, name: str) -> Any:
         handle = open(self.workdir / name, "wb")  # noqa: SIM115 - closed in stop()

@@ -88,12 +88,19 @@ class Harness:
         for i, message in enumerate(self.unclaimed):
             if (message.to, message.channel, message.purpose) == (to, channel, purpose):
                 return self.unclaimed.pop(i)
-        raise AssertionError(f"expected {channel} {purpose} to {to}; unclaimed: {self._describe()}")
+        raise AssertionError(f"expected {channel} {purpose} to {to}; unclaimed: {self._describe()}; "
+                             f"attempts: {self._attempts()}")
 
     def expect_nothing_more(self) -> None:
         self.settle()
         if self.unclaimed:
             raise UnexpectedMessages(f"messages the test did not expect: {self._describe()}")
+
+    def _attempts(self) -> str:
+        with transaction(self.url) as session:
+            rows = session.execute(select(AttemptRow.key, AttemptRow.status, AttemptRow.tries, AttemptRow.error)
+                                   .order_by(AttemptRow.id)).all()
+        return "; ".join(f"{k} {st} x{n} {err or ''}".strip() for k, st, n, err in rows) or "none"
 
     def _describe(self) -> str:
         return ", ".join(f"{m.channel} {m.purpose} to {m.to}" for m in self.unclaimed) or "none"
