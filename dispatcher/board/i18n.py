@@ -10,6 +10,7 @@ LANG_COOKIE = "jy_lang"
 LANGS = ("zh", "en")
 
 _EN: dict[str, str] = {
+    "叫应引擎异常，呼叫可能停滞": "Engine trouble: call-outs may be stalled",
     "叫应值班看板": "Acknowledgement board", "登录": "Sign in", "退出": "Sign out", "用户名": "User name",
     "密码": "Password", "当前预警": "Active warnings", "暂无生效预警": "No active warnings",
     "演练": "DRILL", "已确认": "Acknowledged", "已通知": "Notified", "待发送": "Pending", "未叫醒": "Unreached",

@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from ..config import Settings, project_root
 from ..db.session import transaction
+from ..services.heartbeat import engine_health
 from ..services.users import Role
 from . import auth
 from .i18n import LANG_COOKIE, lang_of, translator
@@ -44,6 +45,9 @@ class Ctx:
     now: datetime
     lang: str
     who: auth.BoardSession | None
+    # The engine's own health (scheduler pass, stalled workers, overdue timers): a wall screen must
+    # show when call-outs are not moving, not only /readyz.
+    engine_problems: tuple[str, ...] = ()
 
     @property
     def t(self) -> Callable[[str], str]:
@@ -60,7 +64,8 @@ class Ctx:
 def context(request: Request, settings: Settings, now: datetime) -> Ctx:
     with transaction(settings.database_url) as session:
         who = auth.current(settings, session, request, now)
-    return Ctx(settings, now, lang_of(request), who)
+        problems = tuple(f"{k}: {v}" for k, v in engine_health(session, now).items() if v != "ok") if who else ()
+    return Ctx(settings, now, lang_of(request), who, problems)
 
 
 def render(ctx: Ctx, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:

@@ -163,3 +163,16 @@ def test_static_assets_are_served_by_the_app(board: Board) -> None:
     assert board.client.get("/static/board.js").headers["content-type"].startswith("text/javascript")
     assert board.client.get("/static/board.css").status_code == 200
     assert board.client.get("/static/..%2Fconfig.py").status_code == 404
+
+
+def test_a_stalled_engine_shows_on_every_board_page(board: Board) -> None:
+    from datetime import timedelta
+
+    board.login("wang")
+    assert "engine-alert" not in board.page()
+    board.clock.now += timedelta(seconds=75)  # nobody has run the scheduler for 75 s
+    html = board.page()
+    assert "叫应引擎异常，呼叫可能停滞" in html and "no scheduler pass for 75 s" in html
+    assert "叫应引擎异常" in board.client.get("/board").text
+    board.drive()  # the scheduler is back
+    assert "engine-alert" not in board.page()
