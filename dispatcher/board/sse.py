@@ -49,8 +49,9 @@ def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) ->
         warning = queries.summary(row) | views.level_view(row.level)
         counts = callout_views.counts(session, record)
         rows = views.board_rows(session, record, ctx.now, show_phones=ctx.may(Role.OFFICER))
+        broadcasts = views.broadcasts(session, record)
     return {"warning": warning, "counts": counts, "all_rows": rows, "rows": [r for r in rows if filters.keep(r)],
-            "choices": views.choices(rows), "record": record}
+            "choices": views.choices(rows), "record": record, "broadcasts": broadcasts}
 
 
 def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..db.tables import BroadcastOrderRow, EventRow
 from ..domain.callouts import AckVia, CalloutState
 from ..domain.channels import Channel
 from ..domain.hazards import Level
@@ -136,3 +138,32 @@ def _channels(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def choices(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     return {"towns": sorted({r["town"] for r in rows if r["town"]}),
             "roles": sorted({role for r in rows for role in r["roles"]})}
+
+
+_BROADCAST_ZH = {"pending": "待发送", "sent": "已下发", "failed": "下发失败", "playing": "正在播发",
+                 "completed": "播发完成", "none": "未回执"}
+
+
+def broadcasts(session: Session, record_id: str) -> list[dict[str, Any]]:
+    """The rural broadcast orders of the event and, per village, the latest playback receipt."""
+    orders = list(session.scalars(select(BroadcastOrderRow).where(BroadcastOrderRow.record_id == record_id)
+                                  .order_by(BroadcastOrderRow.created_at)))
+    if not orders:
+        return []
+    tree = current_site(session).areas
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for data in session.scalars(select(EventRow.data).where(EventRow.warning_id == record_id,
+                                                            EventRow.kind == "broadcast_receipt")
+                                .order_by(EventRow.seq)):
+        latest[(data.get("id", ""), data.get("area", ""))] = data
+    out = []
+    for order in orders:
+        villages = []
+        for code in order.areas:
+            receipt = latest.get((order.id, code), {})
+            state = receipt.get("state", "none")
+            villages.append({"code": code, "name": tree.label(code).split("/")[-1], "state": state,
+                             "state_zh": _BROADCAST_ZH.get(state, state), "at": receipt.get("at", "")})
+        out.append({"id": order.id, "state": order.state, "state_zh": _BROADCAST_ZH.get(order.state, order.state),
+                    "repeat": order.repeat, "villages": villages, "error": order.error})
+    return out

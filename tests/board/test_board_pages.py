@@ -176,3 +176,27 @@ def test_a_stalled_engine_shows_on_every_board_page(board: Board) -> None:
     assert "叫应引擎异常" in board.client.get("/board").text
     board.drive()  # the scheduler is back
     assert "engine-alert" not in board.page()
+
+
+def test_the_board_shows_broadcast_receipts_per_village(board: Board) -> None:
+    from dataclasses import replace
+
+    from dispatcher.channels.broadcast import record_receipt
+    from dispatcher.db.session import transaction
+    from dispatcher.db.tables import WarningRow
+    from dispatcher.domain.plans import Broadcast
+    from dispatcher.services import broadcasts
+    from dispatcher.services.site import current_site
+
+    url = board.client.app.state.settings.database_url
+    with transaction(url) as session:
+        site = current_site(session)
+        plan = replace(site.plans[0], broadcast=Broadcast(2))  # the tiny site's plan, asking for a broadcast
+        order = broadcasts.order_for(session, site, session.get(WarningRow, board.warning), [plan], board.clock())
+        record_receipt(session, board.clock(), {"id": order, "area": "330599100201", "state": "completed",
+                                                "at": "2026-07-16T11:20:00+08:00"})
+    board.login("wang")
+    html = board.page()
+    assert "农村应急广播" in html and "重复 2" in html
+    assert "溪口村" in html and "播发完成" in html  # the receipt from 溪口村
+    assert "石桥村" in html and "未回执" in html  # 石桥村 has not answered yet
