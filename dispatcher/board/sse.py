@@ -115,6 +115,9 @@ async def board_live(warning_id: str, request: Request, settings: SettingsDep, c
     filters = Filters(state, town, role)
     first = await run_in_threadpool(snapshot, settings, warning_id, ctx, filters)
     sent: dict[int, str] = {}
+    # The page already holds these rows: seed what the stream has "sent", so its first event carries
+    # only what changed since the page was rendered, never the whole table again.
+    await run_in_threadpool(_board_update, ctx, first, sent)
 
     def render() -> str:
         fresh = Ctx(settings, clock(), ctx.lang, ctx.who)

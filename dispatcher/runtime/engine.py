@@ -126,6 +126,7 @@ class Engine:
         lease = timedelta(seconds=self.settings.attempt_lease_seconds)
         jobs: list[dispatch.Job] = []
         deadlines: dict[int, float] = {}
+        gaps: dict[Channel, float] = {}
         spaced = {Channel.VOICE} if self._spacing else set()
         free = [c for c in Channel if c not in self._limits and c not in spaced]
         if free:
@@ -140,12 +141,13 @@ class Engine:
                 claimed = dispatch.claim_jobs(session, self.clock(), min(slots.granted, want), self.name, lease,
                                               self.settings, [channel], self._spacing if channel in spaced else None)
             self._pacer.release(channel, slots, len(claimed))
+            gaps[channel] = slots.spacing
             deadlines.update((job.attempt_id, reserved_at + slots.delay(i)) for i, job in enumerate(claimed))
             jobs += claimed
         if not jobs:
             return 0
         outcomes = self._loop.run_until_complete(dispatch.deliver(
-            jobs, self._adapters, self.concurrency, deadlines, self._breaker, self._retry))
+            jobs, self._adapters, self.concurrency, deadlines, self._breaker, self._retry, gaps))
         with transaction(self.url) as session:
             dispatch.finish(session, outcomes, self.clock())
             beat(session, f"worker:{self.name}", "worker", self.clock(), {

@@ -123,18 +123,29 @@ def _address(person: Person | None, person_id: str) -> Address:
 
 async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64,
                   delays: Mapping[int, float] | None = None, breaker: CircuitBreaker | None = None,
-                  retry: RetryPolicy | None = None) -> list[Outcome]:
+                  retry: RetryPolicy | None = None, gaps: Mapping[Channel, float] | None = None) -> list[Outcome]:
     """Hand every job to its channel's adapter, ``concurrency`` at a time; a job with a paced slot
     waits for it first (``delays`` hold time.monotonic() deadlines, so time spent claiming and
     rendering does not push the slots later)."""
     gate = asyncio.Semaphore(concurrency)
     policy = retry or RetryPolicy(attempts=1)
+    pacing = {channel: asyncio.Lock() for channel in Channel}
+    last: dict[Channel, float] = {}
+
+    async def wait_for_slot(channel: Channel, deadline: float) -> None:
+        # Never closer to the previous message of this channel than one slot: a message the timer
+        # woke late must not be followed by one on time, squeezing two into one window.
+        async with pacing[channel]:
+            target = max(deadline, last.get(channel, 0.0) + (gaps or {}).get(channel, 0.0))
+            if (wait := target - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            last[channel] = time.monotonic()
 
     async def one(job: Job) -> Outcome:
         adapter = adapters[job.message.channel]
         deadline = (delays or {}).get(job.attempt_id)
-        if deadline is not None and (wait := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        if deadline is not None:
+            await wait_for_slot(job.message.channel, deadline)
         if breaker is not None and not breaker.allow(job.message.channel):
             return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
         tried = False
