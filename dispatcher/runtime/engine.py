@@ -64,6 +64,7 @@ class Engine:
         self._pacer = make_pacer(self._limits, settings.broker_url)
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
         self._breaker = CircuitBreaker()
+        self._last_handover: dict[Channel, float] = {}  # per channel, across batches (pacing)
         self._retry = RetryPolicy(attempts=settings.send_attempts)
 
     @property
@@ -147,7 +148,8 @@ class Engine:
         if not jobs:
             return 0
         outcomes = self._loop.run_until_complete(dispatch.deliver(
-            jobs, self._adapters, self.concurrency, deadlines, self._breaker, self._retry, gaps))
+            jobs, self._adapters, self.concurrency, deadlines, self._breaker, self._retry, gaps,
+            self._last_handover))
         with transaction(self.url) as session:
             dispatch.finish(session, outcomes, self.clock())
             beat(session, f"worker:{self.name}", "worker", self.clock(), {

@@ -123,14 +123,15 @@ def _address(person: Person | None, person_id: str) -> Address:
 
 async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64,
                   delays: Mapping[int, float] | None = None, breaker: CircuitBreaker | None = None,
-                  retry: RetryPolicy | None = None, gaps: Mapping[Channel, float] | None = None) -> list[Outcome]:
+                  retry: RetryPolicy | None = None, gaps: Mapping[Channel, float] | None = None,
+                  last: dict[Channel, float] | None = None) -> list[Outcome]:
     """Hand every job to its channel's adapter, ``concurrency`` at a time; a job with a paced slot
     waits for it first (``delays`` hold time.monotonic() deadlines, so time spent claiming and
     rendering does not push the slots later)."""
     gate = asyncio.Semaphore(concurrency)
     policy = retry or RetryPolicy(attempts=1)
     pacing = {channel: asyncio.Lock() for channel in Channel}
-    last: dict[Channel, float] = {}
+    last = last if last is not None else {}  # the caller keeps it across batches
 
     async def wait_for_slot(channel: Channel, deadline: float) -> None:
         # Never closer to the previous message of this channel than one slot: a message the timer
