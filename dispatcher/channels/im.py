@@ -23,6 +23,7 @@ import hmac
 import json
 import time
 import urllib.parse
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -84,7 +85,7 @@ def _clip_bytes(text: str, limit: int) -> str:
 _FEISHU_COLOURS = {Level.RED: "red", Level.ORANGE: "orange", Level.YELLOW: "yellow", Level.BLUE: "blue"}
 
 
-class Robot:
+class Robot(ABC):
     """One robot endpoint: builds the request, reads the business answer."""
 
     kind: ClassVar[str]
@@ -94,8 +95,9 @@ class Robot:
     def __init__(self, url: str, secret: str = "", clock: Clock = time.time) -> None:
         self.url, self.secret, self.clock = url, secret, clock
 
+    @abstractmethod
     def request(self, message: OutboundMessage) -> tuple[str, bytes, dict[str, str]]:
-        raise NotImplementedError
+        """The robot's URL, body and headers for this message (signed as the robot requires)."""
 
     def check(self, response: httpx.Response, message: OutboundMessage) -> str:
         """The provider id on success; raises a ChannelError otherwise."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from abc import abstractmethod
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -141,8 +142,9 @@ class _TwilioAdapter(ChannelAdapter):
         except (requests.exceptions.RequestException, TwilioException) as exc:
             raise classify(exc, self._http.last_retry_after()) from exc
 
+    @abstractmethod
     def _create(self, message: OutboundMessage) -> SendResult:
-        raise NotImplementedError
+        """Create the message or call at Twilio (runs in a worker thread)."""
 
     def status_callback(self, message: OutboundMessage) -> str:
         # The attempt key rides along so a callback that beats the engine's own record of the sid
