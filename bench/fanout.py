@@ -59,7 +59,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import shutil
 import signal
@@ -80,6 +79,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.support and tests.fakes when run as bench/fanout.py
 
+from _common import machine  # noqa: E402 - bench/_common.py, beside this script
+
 from dispatcher.config import Settings  # noqa: E402
 from dispatcher.db.migrate import upgrade  # noqa: E402
 from dispatcher.db.session import engine_for, transaction  # noqa: E402
@@ -91,25 +92,6 @@ PY = sys.executable
 AGENCY = "bench-qx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_S = 10.0
-
-
-# -- the machine -------------------------------------------------------------------------------
-
-def machine() -> str:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_gb = 0.0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gb = int(line.split()[1]) / 1024 / 1024
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, "
-            f"{mem_gb:.1f} GB RAM; load average {load}; Python {platform.python_version()}")
 
 
 # -- processes ---------------------------------------------------------------------------------
