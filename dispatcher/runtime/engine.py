@@ -31,7 +31,7 @@ from ..domain.channels import Channel
 from ..services import broadcasts, callouts, dispatch, escalation
 from ..services.errors import NotReady
 from ..services.heartbeat import beat
-from .limits import make_pacer
+from .limits import Pacing, make_pacer
 
 log = logging.getLogger("jiaoying.engine")
 AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
@@ -61,10 +61,9 @@ class Engine:
         self._loop = asyncio.new_event_loop()
         self._adapters = self._loop.run_until_complete(_build(adapters))
         self._limits = settings.limits
-        self._pacer = make_pacer(self._limits, settings.broker_url)
+        self._pacing = Pacing(make_pacer(self._limits, settings.broker_url), self._limits)
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
         self._breaker = CircuitBreaker()
-        self._last_handover: dict[Channel, float] = {}  # per channel, across batches (pacing)
         self._retry = RetryPolicy(attempts=settings.send_attempts)
 
     @property
@@ -122,38 +121,33 @@ class Engine:
         """Claim, send and record up to ``limit`` attempts per channel; returns how many were claimed.
 
         Unlimited channels are claimed together; each rate-limited channel only as many as the
-        shared pacer grants slots for, and each of those waits for its slot before it is sent."""
+        shared meter grants slots for, and each of those is sent inside its slot."""
         want = limit or self.batch
         lease = timedelta(seconds=self.settings.attempt_lease_seconds)
         jobs: list[dispatch.Job] = []
-        deadlines: dict[int, float] = {}
-        gaps: dict[Channel, float] = {}
         spaced = {Channel.VOICE} if self._spacing else set()
         free = [c for c in Channel if c not in self._limits and c not in spaced]
         if free:
             with transaction(self.url) as session:
                 jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, free)
         for channel in [c for c in Channel if c in self._limits or c in spaced]:
-            slots = self._pacer.reserve(channel, want)
-            reserved_at = time.monotonic()
-            if not slots.granted:
+            booking = self._pacing.reserve(channel, want)
+            if not booking.granted:
                 continue
             with transaction(self.url) as session:
-                claimed = dispatch.claim_jobs(session, self.clock(), min(slots.granted, want), self.name, lease,
+                claimed = dispatch.claim_jobs(session, self.clock(), min(booking.granted, want), self.name, lease,
                                               self.settings, [channel], self._spacing if channel in spaced else None)
-            self._pacer.release(channel, slots, len(claimed))
-            gaps[channel] = slots.spacing
-            deadlines.update((job.attempt_id, reserved_at + slots.delay(i)) for i, job in enumerate(claimed))
+            self._pacing.hold(booking, [job.attempt_id for job in claimed])
             jobs += claimed
         if not jobs:
             return 0
         outcomes = self._loop.run_until_complete(dispatch.deliver(
-            jobs, self._adapters, self.concurrency, deadlines, self._breaker, self._retry, gaps,
-            self._last_handover))
+            jobs, self._adapters, self.concurrency, self._pacing, self._breaker, self._retry))
         with transaction(self.url) as session:
             dispatch.finish(session, outcomes, self.clock())
             beat(session, f"worker:{self.name}", "worker", self.clock(), {
-                "sent": len(outcomes), "circuits": {c.value: self._breaker.state(c).value for c in Channel}})
+                "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
+                "circuits": {c.value: self._breaker.state(c).value for c in Channel}})
         return len(jobs)
 
     def adapter(self, channel: Channel) -> ChannelAdapter:

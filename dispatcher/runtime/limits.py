@@ -8,15 +8,25 @@ are handed back when no one reserved after them.
 
 ``RedisPacer`` keeps the meter in Redis (production: all Celery workers share it; Celery's own
 ``rate_limit`` is per worker). ``MemoryPacer`` keeps it in the process (embedded mode: one worker).
+
+``Pacing`` is what a worker's batch uses: the slots it holds, and the rule that keeps every
+message inside its own slot — never before it, and never more than ``lateness_allowed`` after it.
+A message that missed its slot (the event loop was busy, the worker was descheduled) does not go
+anyway: it would fall into the next slot, which another worker may be using. It takes a new slot
+at the back of the meter instead. With slots 3 % wider than the limit this holds every window to
+the limit whatever the workers' timing: any limit+1 messages have limit+1 distinct slots spanning
+at least window/0.97, and none is sent more than a fraction of the 3 % late.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..channels.base import TransientError
 from ..domain.channels import Channel
 from ..domain.limits import RateLimit
 
@@ -24,6 +34,18 @@ HORIZON_SECONDS = 2.0
 # Pace a little under the limit: a message a few milliseconds late must not put one too many into
 # the provider's window. 97 % still uses more than the 95 % the targets ask for.
 MARGIN = 0.97
+# How late after its slot a message may still go: 60 % of the slack the margin leaves in one
+# window (18.5 ms for a per-second limit, 1.1 s for a per-minute one); the rest is for the time
+# between the check and the provider's own clock.
+LATENESS_SHARE = 0.6
+# A message that keeps missing its slot (a worker starved of CPU) is given back to the queue.
+TURN_TRIES = 5
+# A new slot for a message that missed its own: at the back of the meter, however far that is.
+BACK_OF_THE_METER = 3600.0
+
+
+def lateness_allowed(limit: RateLimit) -> float:
+    return limit.per_seconds * (1 / MARGIN - 1) * LATENESS_SHARE
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,75 @@ class RedisPacer:
 
 
 Pacer = MemoryPacer | RedisPacer
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One send slot on this worker's monotonic clock. The meter's clock was read somewhere between
+    ``earliest`` and ``at`` (the reservation's round trip): send at ``at`` or later, judge lateness
+    from ``earliest`` — both on the safe side."""
+
+    earliest: float
+    at: float
+
+
+@dataclass(frozen=True)
+class Booking:
+    channel: Channel
+    slots: Slots
+    before: float
+    after: float
+
+    @property
+    def granted(self) -> int:
+        return self.slots.granted
+
+    def turn(self, i: int) -> Turn:
+        return Turn(self.before + self.slots.delay(i), self.after + self.slots.delay(i))
+
+
+class Pacing:
+    """A worker's use of the shared meter: reserve, hold slots for claimed attempts, wait its turn."""
+
+    def __init__(self, pacer: Pacer, limits: Mapping[Channel, RateLimit],
+                 now: Callable[[], float] = time.monotonic, tries: int = TURN_TRIES) -> None:
+        self.pacer, self.limits, self._now, self.tries = pacer, dict(limits), now, tries
+        self._allowed = {channel: lateness_allowed(limit) for channel, limit in self.limits.items()}
+        self._held: dict[int, Turn] = {}
+        self.missed: dict[Channel, int] = {}  # slots given up because the message was late for them
+
+    def paced(self, channel: Channel) -> bool:
+        return channel in self.limits
+
+    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS) -> Booking:
+        before = self._now()
+        slots = self.pacer.reserve(channel, want, horizon)
+        return Booking(channel, slots, before, self._now())
+
+    def hold(self, booking: Booking, attempt_ids: list[int]) -> None:
+        """Give the claimed attempts the booking's slots, in order; hand the unused ones back."""
+        self.pacer.release(booking.channel, booking.slots, len(attempt_ids))
+        if self.paced(booking.channel):
+            self._held.update((attempt_id, booking.turn(i)) for i, attempt_id in enumerate(attempt_ids))
+
+    async def turn(self, attempt_id: int, channel: Channel, again: bool = False) -> None:
+        """Return when the attempt may be handed over: inside its slot. A retry (``again``) is a new
+        message to the provider and takes a new slot. TransientError if no slot could be kept."""
+        held = self._held.pop(attempt_id, None)
+        if not self.paced(channel):
+            return
+        turn = None if again else held
+        for _ in range(self.tries):
+            if turn is None:
+                turn = self.reserve(channel, 1, BACK_OF_THE_METER).turn(0)
+            if (wait := turn.at - self._now()) > 0:
+                await asyncio.sleep(wait)
+            if self._now() - turn.earliest <= self._allowed[channel]:
+                return
+            self.missed[channel] = self.missed.get(channel, 0) + 1
+            turn = None
+        raise TransientError(f"{channel.value}: missed its send slot {self.tries} times (worker overloaded); "
+                             "queued again")
 
 
 def make_pacer(limits: Mapping[Channel, RateLimit], broker_url: str) -> Pacer:

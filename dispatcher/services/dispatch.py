@@ -12,9 +12,10 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -121,33 +122,33 @@ def _address(person: Person | None, person_id: str) -> Address:
     return Address(person.id, person.name, person.phone, person.email, dict(person.im))
 
 
+class Pacing(Protocol):
+    """The worker's share of the providers' rate limits (runtime.limits.Pacing)."""
+
+    def paced(self, channel: Channel) -> bool: ...
+
+    async def turn(self, attempt_id: int, channel: Channel, again: bool = False) -> None: ...
+
+
 async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64,
-                  delays: Mapping[int, float] | None = None, breaker: CircuitBreaker | None = None,
-                  retry: RetryPolicy | None = None, gaps: Mapping[Channel, float] | None = None,
-                  last: dict[Channel, float] | None = None) -> list[Outcome]:
-    """Hand every job to its channel's adapter, ``concurrency`` at a time; a job with a paced slot
-    waits for it first (``delays`` hold time.monotonic() deadlines, so time spent claiming and
-    rendering does not push the slots later)."""
+                  pacing: Pacing | None = None, breaker: CircuitBreaker | None = None,
+                  retry: RetryPolicy | None = None) -> list[Outcome]:
+    """Hand every job to its channel's adapter. A rate-limited channel's job waits for its send slot
+    (and a retry for a new one); the others go ``concurrency`` at a time — a paced job does not
+    queue behind them, or it would miss its slot."""
     gate = asyncio.Semaphore(concurrency)
     policy = retry or RetryPolicy(attempts=1)
-    pacing = {channel: asyncio.Lock() for channel in Channel}
-    last = last if last is not None else {}  # the caller keeps it across batches
-
-    async def wait_for_slot(channel: Channel, deadline: float) -> None:
-        # Never closer to the previous message of this channel than one slot: a message the timer
-        # woke late must not be followed by one on time, squeezing two into one window.
-        async with pacing[channel]:
-            target = max(deadline, last.get(channel, 0.0) + (gaps or {}).get(channel, 0.0))
-            if (wait := target - time.monotonic()) > 0:
-                await asyncio.sleep(wait)
-            last[channel] = time.monotonic()
 
     async def one(job: Job) -> Outcome:
-        adapter = adapters[job.message.channel]
-        deadline = (delays or {}).get(job.attempt_id)
-        if deadline is not None:
-            await wait_for_slot(job.message.channel, deadline)
-        if breaker is not None and not breaker.allow(job.message.channel):
+        channel = job.message.channel
+        adapter = adapters[channel]
+        paced = pacing is not None and pacing.paced(channel)
+        if paced:
+            try:
+                await pacing.turn(job.attempt_id, channel)
+            except TransientError as exc:
+                return Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}", transient=True)
+        if breaker is not None and not breaker.allow(channel):
             return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
         tried = False
 
@@ -157,10 +158,12 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 found = await adapter.lookup(job.message.key)
                 if found is not None:
                     return found
+                if paced:
+                    await pacing.turn(job.attempt_id, channel, again=True)
             tried = True
             return await adapter.send(job.message)
 
-        async with gate:
+        async with nullcontext() if paced else gate:
             try:
                 result = await policy.call(hand_over)
             except ChannelError as exc:
@@ -173,7 +176,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 outcome = Outcome(job, adapter.provider, provider_id=result.provider_id,
                                   handed_over=time.monotonic())
         if breaker is not None:
-            breaker.record(job.message.channel, outcome.sent or not outcome.transient)
+            breaker.record(channel, outcome.sent or not outcome.transient)
         return outcome
 
     return list(await asyncio.gather(*(one(j) for j in jobs)))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from dispatcher.channels.base import TransientError
 from dispatcher.channels.resilience import BreakerState, CircuitBreaker
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.limits import RateLimit, parse_limits
-from dispatcher.runtime.limits import MARGIN, MemoryPacer
+from dispatcher.runtime.limits import MARGIN, MemoryPacer, Pacing, lateness_allowed
 
 
 class FakeTime:
@@ -66,3 +71,72 @@ def test_the_breaker_opens_after_repeated_failures_and_a_trial_closes_it() -> No
     assert not breaker.allow(Channel.VOICE)  # … at a time
     breaker.record(Channel.VOICE, ok=True)
     assert breaker.state(Channel.VOICE) is BreakerState.CLOSED
+
+
+# --- a worker's turns: never before its slot, never squeezed into the next one -------------------
+
+def _sms_pacing(t: FakeTime) -> Pacing:
+    limits = {Channel.SMS: RateLimit(10, 1)}
+    return Pacing(MemoryPacer(limits, now=t), limits, now=t)
+
+
+def test_a_message_on_time_goes_in_its_own_slot() -> None:
+    t = FakeTime()
+    pacing = _sms_pacing(t)
+    booking = pacing.reserve(Channel.SMS, 2)
+    pacing.hold(booking, [1, 2])
+    t.t += 0.1 / MARGIN + lateness_allowed(RateLimit(10, 1)) / 2  # slot 2, a little late but within bounds
+    asyncio.run(pacing.turn(2, Channel.SMS))
+    assert pacing.missed == {}
+    assert pacing.reserve(Channel.SMS, 1).slots.first_in > 0  # no slot was taken beyond the two booked
+
+
+def test_a_message_late_for_its_slot_takes_a_new_one_instead_of_crowding_the_next() -> None:
+    """A worker descheduled past its slot must not send then: the next slot may be another worker's,
+    and two messages 1 ms apart put one too many into the provider's window."""
+    t = FakeTime()
+    pacing = _sms_pacing(t)
+    other = _sms_pacing(t)
+    other.pacer = pacing.pacer  # a second worker on the same meter
+    mine = pacing.reserve(Channel.SMS, 1)
+    pacing.hold(mine, [1])
+    theirs = other.reserve(Channel.SMS, 1)  # the slot right after mine
+    other.hold(theirs, [2])
+    t.t += 0.05  # 50 ms late: beyond the 18.5 ms a per-second limit allows
+    asyncio.run(pacing.turn(1, Channel.SMS))
+    assert pacing.missed == {Channel.SMS: 1}
+    # the new slot is after the other worker's: the meter moved by a third slot
+    assert pacing.pacer.reserve(Channel.SMS, 1).first_in == pytest.approx(3 * 0.1 / MARGIN - 0.05, abs=1e-6)
+
+
+def test_a_retry_is_a_new_message_and_takes_a_new_slot() -> None:
+    t = FakeTime()
+    pacing = _sms_pacing(t)
+    pacing.hold(pacing.reserve(Channel.SMS, 1), [1])
+    asyncio.run(pacing.turn(1, Channel.SMS))  # the first try, in its slot
+    t.t += 0.2 / MARGIN  # the provider failed; the retry comes later
+    asyncio.run(pacing.turn(1, Channel.SMS, again=True))
+    # the retry took the slot at now, so the next free one is a slot later (the held one was not reused)
+    assert pacing.pacer.reserve(Channel.SMS, 1).first_in == pytest.approx(0.1 / MARGIN, abs=1e-6)
+
+
+class LateClock(FakeTime):
+    """A worker so starved of CPU that every read of the clock is a second later."""
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+def test_a_message_that_keeps_missing_its_slot_is_queued_again_not_sent() -> None:
+    pacing = _sms_pacing(LateClock())
+    pacing.hold(pacing.reserve(Channel.SMS, 1), [1])
+    with pytest.raises(TransientError, match="missed its send slot 5 times"):
+        asyncio.run(pacing.turn(1, Channel.SMS))
+    assert pacing.missed == {Channel.SMS: 5}
+
+
+def test_a_channel_without_a_limit_never_waits() -> None:
+    pacing = _sms_pacing(LateClock())
+    asyncio.run(pacing.turn(7, Channel.VOICE))
+    assert pacing.missed == {}
