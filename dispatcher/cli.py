@@ -306,6 +306,23 @@ def users_create(
     out.print(f"user {user.name} created ({user.role.value})")
 
 
+@users_app.command("sign-out")
+def users_sign_out(
+    name: Annotated[str, typer.Argument(help="login name")],
+    disable: Annotated[bool, typer.Option("--disable", help="also disable the account")] = False,
+) -> None:
+    """End every board sign-in of a user at once (a lost laptop, a leaked cookie); --disable also
+    stops the account from signing in again."""
+    from .services.users import end_sessions_of
+
+    try:
+        with transaction(get_settings().database_url) as session:
+            ended = end_sessions_of(session, name, now(), disable=disable)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"user {name}: {ended} open sign-in(s) ended" + ("; account disabled" if disable else ""))
+
+
 @app.command()
 def status(
     warning: Annotated[str | None, typer.Argument(help="warning id (default: the newest active one)")] = None,

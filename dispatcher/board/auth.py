@@ -1,9 +1,11 @@
 """Board sessions: a signed cookie naming the user, a CSRF token bound to it, and role checks.
 
 The cookie is ``<user id>.<issued at>.<nonce>.<hmac>`` signed with ``Settings.secret_key``; the
-user is read back from the database on every request, so a deactivated account or a changed role
-takes effect at once. Every POST carries ``csrf`` = HMAC(nonce), checked in constant time. The
-login form, which has no session yet, uses the same scheme with a short-lived pre-login cookie.
+sign-in it names (by its nonce) and its user are read back from the database on every request, so
+signing out, ``jiaoying users sign-out``, a disabled account or a changed role take effect at once
+— a copied cookie is worth nothing after its session has ended. Every POST carries ``csrf`` =
+HMAC(nonce), checked in constant time. The login form, which has no session yet, uses the same
+scheme with a short-lived pre-login cookie.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.tables import UserRow
+from ..services import users
 from ..services.users import Role, User
 
 SESSION_COOKIE = "jy_session"
@@ -48,18 +50,22 @@ def csrf_ok(settings: Settings, nonce: str, offered: str | None) -> bool:
     return bool(offered) and hmac.compare_digest(csrf_token(settings, nonce), offered or "")
 
 
-def issue(settings: Settings, response: Response, user: User, now: datetime) -> None:
-    body = f"{user.id}.{int(now.timestamp())}.{secrets.token_hex(16)}"
+def issue(settings: Settings, session: Session, response: Response, user: User, now: datetime) -> None:
+    nonce = secrets.token_hex(16)
+    users.start_session(session, user, nonce, now, SESSION_TTL)
+    body = f"{user.id}.{int(now.timestamp())}.{nonce}"
     _set(settings, response, SESSION_COOKIE, f"{body}.{_mac(settings, 'session', body)}", SESSION_TTL)
     response.delete_cookie(LOGIN_COOKIE, path="/board")
 
 
-def end(response: Response) -> None:
+def end(session: Session, who: BoardSession | None, response: Response, now: datetime) -> None:
+    if who is not None:
+        users.end_session(session, who.nonce, now)
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
 def current(settings: Settings, session: Session, request: Request, now: datetime) -> BoardSession | None:
-    """The signed-in user, or None (no cookie, tampered, expired, or the account is inactive)."""
+    """The signed-in user, or None (no cookie, tampered, expired, signed out, or the account is inactive)."""
     raw = request.cookies.get(SESSION_COOKIE, "")
     body, _, mac = raw.rpartition(".")
     parts = body.split(".")
@@ -70,10 +76,8 @@ def current(settings: Settings, session: Session, request: Request, now: datetim
         return None
     if now.timestamp() - int(issued) > SESSION_TTL.total_seconds():
         return None
-    row = session.get(UserRow, int(uid))
-    if row is None or not row.active:
-        return None
-    return BoardSession(User(row.id, row.name, Role(row.role)), nonce)
+    user = users.session_user(session, int(uid), nonce, now)
+    return None if user is None else BoardSession(user, nonce)
 
 
 def login_form_token(settings: Settings, request: Request, response: Response) -> str:

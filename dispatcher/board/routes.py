@@ -58,15 +58,16 @@ def login(request: Request, settings: SettingsDep, clock: ClockDep, name: Annota
     if not auth.login_csrf_ok(settings, request, csrf):
         return _login_form(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"), 403)
     name = name.strip()
+    response = RedirectResponse("/board", status_code=303)
     with transaction(settings.database_url) as session:
         user = None if _locked(session, name, now) else users.authenticate(session, name, password, now)
         locked = user is None and _locked(session, name, now)  # this failure may just have locked it
+        if user is not None:
+            auth.issue(settings, session, response, user, now)
     if user is None:
         message = ("账户已锁定，请15分钟后再试或联系管理员。" if locked
                    else "用户名或密码错误（连续5次错误将锁定15分钟）。")
         return _login_form(ctx, request, ctx.t(message), 401)
-    response = RedirectResponse("/board", status_code=303)
-    auth.issue(settings, response, user, now)
     return response
 
 
@@ -83,7 +84,8 @@ async def logout(request: Request, settings: SettingsDep, clock: ClockDep) -> Re
     if ctx.who is not None and not auth.csrf_ok(settings, ctx.who.nonce, csrf if isinstance(csrf, str) else None):
         raise HTTPException(403, "missing or wrong CSRF token")
     response = RedirectResponse("/board/login", status_code=303)
-    auth.end(response)
+    with transaction(settings.database_url) as session:
+        auth.end(session, ctx.who, response, ctx.now)
     return response
 
 

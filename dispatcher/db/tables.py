@@ -279,6 +279,19 @@ class UserRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class BoardSessionRow(Base):
+    """A board sign-in. The cookie names it; signing out or ``jiaoying users sign-out`` ends it here,
+    so a copied cookie stops working at once rather than when it expires."""
+
+    __tablename__ = "board_sessions"
+    __table_args__ = (Index("ix_board_sessions_user", "user_id"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's nonce
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
 class BroadcastOrderRow(Base):
     """An order to the rural emergency broadcast platform, kept until the platform took it."""
 

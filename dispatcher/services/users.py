@@ -1,18 +1,20 @@
 """Duty-officer accounts: viewer < officer < admin. Passwords hashed with Argon2id; repeated
-failures lock the account for a while."""
+failures lock the account for a while. Board sign-ins are kept server-side, so one can be ended
+(sign out, ``jiaoying users sign-out``, disabling the account) before its cookie expires."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..db.tables import UserRow
+from ..db.tables import BoardSessionRow, UserRow
 
 _hasher = PasswordHasher()
 MAX_FAILURES = 5
@@ -75,3 +77,39 @@ def _verify(hashed: str, password: str) -> bool:
         return _hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def _session_id(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()  # a leaked table does not give the cookies
+
+
+def start_session(session: Session, user: User, nonce: str, now: datetime, ttl: timedelta) -> None:
+    session.add(BoardSessionRow(id=_session_id(nonce), user_id=user.id, created_at=now, expires_at=now + ttl))
+
+
+def session_user(session: Session, user_id: int, nonce: str, now: datetime) -> User | None:
+    """The user of a live sign-in: not ended, not expired, the account active."""
+    found = session.execute(
+        select(UserRow).join(BoardSessionRow, BoardSessionRow.user_id == UserRow.id).where(
+            BoardSessionRow.id == _session_id(nonce), BoardSessionRow.user_id == user_id,
+            BoardSessionRow.ended_at.is_(None), BoardSessionRow.expires_at > now, UserRow.active)).scalar()
+    return None if found is None else User(found.id, found.name, Role(found.role))
+
+
+def end_session(session: Session, nonce: str, now: datetime) -> None:
+    session.execute(update(BoardSessionRow).where(BoardSessionRow.id == _session_id(nonce),
+                                                  BoardSessionRow.ended_at.is_(None)).values(ended_at=now))
+
+
+def end_sessions_of(session: Session, name: str, now: datetime, disable: bool = False) -> int:
+    """End every open sign-in of ``name`` (a lost laptop, a shift handed over); with ``disable``
+    the account cannot sign in again until re-created. ValueError if there is no such user."""
+    row = session.scalars(select(UserRow).where(UserRow.name == name)).first()
+    if row is None:
+        raise ValueError(f"no user {name!r}")
+    if disable:
+        row.active = False
+    ended = session.execute(update(BoardSessionRow).where(
+        BoardSessionRow.user_id == row.id, BoardSessionRow.ended_at.is_(None),
+        BoardSessionRow.expires_at > now).values(ended_at=now))
+    return int(ended.rowcount or 0)

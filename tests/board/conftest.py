@@ -48,6 +48,7 @@ class Board:
     warning: str
     drive: Callable[[], None]
     clock: Clock
+    database_url: str
 
     def login(self, name: str, password: str = PASSWORD) -> Any:
         page = self.client.get("/board/login")
@@ -82,4 +83,4 @@ def board(tiny_site: str, clock: Clock, engine: Engine, auth: dict[str, str]) ->
         response = client.post("/api/v1/warnings", json=warning_body(clock()), headers=auth)
         assert response.status_code == 202, response.text
         drive()
-        yield Board(client, response.json()["id"], drive, clock)
+        yield Board(client, response.json()["id"], drive, clock, tiny_site)

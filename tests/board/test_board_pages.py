@@ -56,6 +56,37 @@ def test_logout_needs_the_token_and_ends_the_session(board: Board) -> None:
     assert board.client.get("/board", follow_redirects=False).status_code == 303
 
 
+def test_a_copied_cookie_is_worthless_once_its_owner_signed_out(board: Board) -> None:
+    """Signing out ends the session on the server, not only in this browser."""
+    board.login("liu")
+    copied = board.client.cookies["jy_session"]
+    board.client.post("/board/logout", data={"csrf": csrf_of(board.client.get("/board").text)})
+    board.client.cookies.set("jy_session", copied)
+    assert board.client.get("/board", follow_redirects=False).status_code == 303
+    assert board.client.get(f"/board/warnings/{board.warning}/live").status_code == 401
+
+
+def test_sign_out_everywhere_ends_every_session_of_that_user_only(board: Board) -> None:
+    from dispatcher.db.session import transaction
+    from dispatcher.services.users import end_sessions_of
+
+    board.login("liu")
+    liu = board.client.cookies["jy_session"]
+    board.client.cookies.clear()
+    board.login("chen")
+    chen = board.client.cookies["jy_session"]
+    with transaction(board.database_url) as session:
+        assert end_sessions_of(session, "liu", board.clock()) == 1
+    board.client.cookies.clear()
+    board.client.cookies.set("jy_session", liu)
+    assert board.client.get("/board", follow_redirects=False).status_code == 303
+    board.client.cookies.clear()
+    board.client.cookies.set("jy_session", chen)
+    assert board.client.get("/board", follow_redirects=False).status_code == 200
+    board.client.cookies.clear()
+    assert board.login("liu").status_code == 303  # not disabled: may sign in again
+
+
 def test_the_board_lists_every_callout_with_state_and_attempts(board: Board) -> None:
     board.login("wang")
     html = board.page()

@@ -198,6 +198,35 @@ def test_users_create_reads_the_password_from_stdin_and_refuses_a_short_one(db: 
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_users_sign_out_ends_sessions_and_disable_stops_new_sign_ins(db: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from dispatcher.api.app import create_app
+    from dispatcher.config import Settings
+    from tests.board.conftest import csrf_of
+
+    assert jiaoying("load", str(SAMPLE_SITE), url=db).returncode == 0
+    assert jiaoying("users", "create", "duty1", "--role", "officer", "--password-stdin", url=db,
+                    stdin="correct horse battery\n").returncode == 0
+
+    def sign_in(client: TestClient) -> int:
+        form = csrf_of(client.get("/board/login").text)
+        return client.post("/board/login", data={"name": "duty1", "password": "correct horse battery",
+                                                 "csrf": form}, follow_redirects=False).status_code
+
+    with TestClient(create_app(Settings(database_url=db))) as laptop:
+        assert sign_in(laptop) == 303 and laptop.get("/board", follow_redirects=False).status_code == 200
+        ended = jiaoying("users", "sign-out", "duty1", url=db)
+        assert ended.returncode == 0 and "duty1: 1 open sign-in(s) ended" in ended.stdout
+        assert laptop.get("/board", follow_redirects=False).status_code == 303  # the lost laptop is out
+        disabled = jiaoying("users", "sign-out", "duty1", "--disable", url=db)
+        assert disabled.returncode == 0 and "account disabled" in disabled.stdout
+        assert sign_in(laptop) == 401
+    # bad input: a user that does not exist
+    nobody = jiaoying("users", "sign-out", "nobody", url=db)
+    assert nobody.returncode == 1 and "no user 'nobody'" in nobody.stderr
+
+
 def test_status_once_shows_each_official_of_the_newest_warning(db: str) -> None:
     jiaoying("load", str(SAMPLE_SITE), url=db)
     posted = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--local", url=db)
