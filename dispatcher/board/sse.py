@@ -3,17 +3,25 @@
 The stream polls the database (every half second) for a cheap fingerprint of what the page shows
 — the newest record event, the newest attempt change, the number of call-outs — so changes made
 by workers in other processes show within a second. On a change it re-renders the rows and sends
-only those whose HTML changed, plus the order and the summary. Streams end after a few minutes;
-the browser's EventSource reconnects by itself (also after a server restart) and is sent every
-row again.
+only those whose HTML changed, plus the order and the summary.
+
+What the browser holds is named by a *version*: the data fingerprint (without the clock) and the
+time the rows were rendered at. The page carries it, and every event carries it as its SSE id,
+which EventSource sends back as Last-Event-ID when it reconnects — after a stream's lifetime, a
+dropped connection or a server restart. If the data has not changed since, the stream re-renders
+the rows at that time, which reproduces exactly what the browser shows, and sends only what differs
+from it now; if it has changed (an acknowledgement arrived while the browser was cut off), every
+row is sent again. A board never keeps showing a row that moved while it was away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -39,6 +47,16 @@ STREAM_LIFETIME = 300.0  # seconds; the browser reconnects
 KEEPALIVE = 15.0
 
 
+def record_of(settings: Settings, warning_id: str) -> str:
+    """The record (root warning) a warning's call-outs are kept under; 404 for an unknown warning."""
+    with transaction(settings.database_url) as session:
+        try:
+            row = queries.get_row(session, warning_id, None)
+        except NotFound:
+            raise HTTPException(404, f"no warning {warning_id}") from None
+        return row.root_id or row.id
+
+
 def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) -> dict[str, Any]:
     with transaction(settings.database_url) as session:
         try:
@@ -54,7 +72,32 @@ def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) ->
             "choices": views.choices(rows), "record": record, "broadcasts": broadcasts}
 
 
+def data_version(settings: Settings, record: str | None) -> str:
+    """A short name for the state of a warning's rows (or of the active warnings)."""
+    return hashlib.sha256(repr(_data(settings, record)).encode()).hexdigest()[:16]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def version_tag(data: str, rendered_at: datetime) -> str:
+    """``<data version>.<render time in µs>``: exact, and nothing a URL would mangle."""
+    return f"{data}.{(rendered_at - _EPOCH) // _US}"
+
+
+def _parse_tag(tag: str) -> tuple[str, datetime] | None:
+    data, _, when = tag.partition(".")
+    if not (data and when.isdigit()):
+        return None
+    return data, _EPOCH + int(when) * _US
+
+
 def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:
+    return (*_data(settings, record), int(time.time() // 10))  # overdue flags and "time since" move with the clock
+
+
+def _data(settings: Settings, record: str | None) -> tuple[Any, ...]:
     with transaction(settings.database_url) as session:
         events = select(func.max(EventRow.id))
         attempts = select(func.max(AttemptRow.updated_at), func.count(AttemptRow.id))
@@ -65,12 +108,12 @@ def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:
             callouts = callouts.where(CalloutRow.record_id == record)
         else:
             callouts = select(func.count(WarningRow.id)).where(WarningRow.status == "active")
-        return (session.scalar(events), *session.execute(attempts).one(), session.scalar(callouts),
-                int(time.time() // 10))  # overdue flags and "time since" move with the clock
+        return (session.scalar(events), *session.execute(attempts).one(), session.scalar(callouts))
 
 
-def _message(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+def _message(event: str, data: dict[str, Any], tag: str = "") -> str:
+    head = f"id: {tag}\n" if tag else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _board_update(ctx: Ctx, data: dict[str, Any], sent: dict[int, str]) -> dict[str, Any]:
@@ -108,22 +151,36 @@ def _sse(body: AsyncIterator[str]) -> StreamingResponse:
 
 @router.get("/board/warnings/{warning_id}/live")
 async def board_live(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep,
-                     state: str = "", town: str = "", role: str = "") -> StreamingResponse:
+                     state: str = "", town: str = "", role: str = "", since: str = "") -> StreamingResponse:
     ctx = await run_in_threadpool(context, request, settings, clock())
     if ctx.who is None:
         raise HTTPException(401, "sign in at /board/login")
     filters = Filters(state, town, role)
     first = await run_in_threadpool(snapshot, settings, warning_id, ctx, filters)
+    record = first["record"]
     sent: dict[int, str] = {}
-    # The page already holds these rows: seed what the stream has "sent", so its first event carries
-    # only what changed since the page was rendered, never the whole table again.
-    await run_in_threadpool(_board_update, ctx, first, sent)
+    held = _parse_tag(request.headers.get("last-event-id") or since)
+    if held is not None:
+        # Re-render what the browser holds, if the data is still what it was rendered from; the
+        # stream's first event then carries only what differs from it, never the whole table again.
+        def seed() -> None:
+            version = data_version(settings, record)
+            if version != held[0]:
+                return
+            then = Ctx(settings, held[1], ctx.lang, ctx.who)
+            _board_update(then, snapshot(settings, warning_id, then, filters), sent)
+            if data_version(settings, record) != version:  # it moved while we looked: send everything
+                sent.clear()
+
+        await run_in_threadpool(seed)
 
     def render() -> str:
         fresh = Ctx(settings, clock(), ctx.lang, ctx.who)
-        return _message("board", _board_update(fresh, snapshot(settings, warning_id, fresh, filters), sent))
+        version = data_version(settings, record)  # before the rows: a tag never claims newer data than sent
+        update = _board_update(fresh, snapshot(settings, warning_id, fresh, filters), sent)
+        return _message("board", update, version_tag(version, fresh.now))
 
-    return _sse(_stream(request, settings, first["record"], render))
+    return _sse(_stream(request, settings, record, render))
 
 
 @router.get("/board/live")

@@ -62,8 +62,12 @@
   }
 
   function connect(el) {
+    // What this page holds (its rows' version): the stream sends only what differs from it. After
+    // a dropped stream EventSource says it by itself (Last-Event-ID); a new EventSource by the URL.
     var live = document.getElementById("live");
-    var source = new EventSource(el.dataset.live);
+    var url = el.dataset.live;
+    if (el.dataset.held) { url += (url.indexOf("?") < 0 ? "?" : "&") + "since=" + encodeURIComponent(el.dataset.held); }
+    var source = new EventSource(url);
     source.onopen = function () { live.hidden = false; live.classList.remove("down"); };
     source.onerror = function () {
       live.hidden = false; live.classList.add("down");
@@ -71,7 +75,10 @@
         setTimeout(function () { connect(el); }, 2000);
       }
     };
-    source.addEventListener("board", function (e) { applyBoard(el, JSON.parse(e.data)); });
+    source.addEventListener("board", function (e) {
+      applyBoard(el, JSON.parse(e.data));
+      if (e.lastEventId) { el.dataset.held = e.lastEventId; }
+    });
     source.addEventListener("overview", function (e) { el.innerHTML = JSON.parse(e.data).cards; tick(); });
   }
 

@@ -40,11 +40,41 @@ ZHOU = "+8613800000005"
 WALL = {"width": 1920, "height": 1080}
 
 
+class Serving:
+    """``jiaoying serve`` in a thread: the app with its embedded worker, on a fixed port, so a test
+    can stop it and start it again where the browser expects it."""
+
+    def __init__(self, url: str, port: int) -> None:
+        self.url, self.port = url, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        settings = Settings(database_url=self.url, public_url=self.base, twilio_auth_token=TOKEN)
+        workers = Settings(database_url=self.url)  # no provider credentials: the simulator sends
+        runtime = EmbeddedRuntime(workers, utc_now, lambda: build_adapters(workers, SimOutbox()), interval=0.2)
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1",
+                                                    port=self.port, log_level="warning", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        server = self.server
+        _wait(lambda: server.started, "uvicorn did not start")
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=10)
+            assert not self.thread.is_alive(), "uvicorn did not stop"
+        self.server = self.thread = None
+
+
 @dataclass
 class Live:
     base: str
     warning: str
     callouts: dict[str, int]  # person id -> call-out id
+    serving: Serving
 
     def sms_reply(self, phone: str, body: str) -> None:
         """An inbound SMS exactly as Twilio posts it, with a real signature."""
@@ -78,17 +108,10 @@ def live(tmp_path: Path) -> Iterator[Live]:
         load_site_files(session, TINY_SITE, now)
         _, key = create_key(session, "qingxi-qx", now)
     create_users(url)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(database_url=url, public_url=base, twilio_auth_token=TOKEN)
-    workers = Settings(database_url=url)  # no provider credentials: the simulator sends
-    runtime = EmbeddedRuntime(workers, utc_now, lambda: build_adapters(workers, SimOutbox()), interval=0.2)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    serving = Serving(url, _free_port())
+    base = serving.base
     try:
-        _wait(lambda: server.started, "uvicorn did not start")
+        serving.start()
         posted = httpx.post(f"{base}/api/v1/warnings", json=warning_body(utc_now()),
                             headers={"Authorization": f"Bearer {key}"})
         assert posted.status_code == 202, posted.text
@@ -100,10 +123,9 @@ def live(tmp_path: Path) -> Iterator[Live]:
             return got if got and all(c["state"] == "notified" for c in got) else []
 
         _wait(callouts, "the call-outs did not go out")
-        yield Live(base, warning, {c["official"]["id"]: c["id"] for c in callouts()})
+        yield Live(base, warning, {c["official"]["id"]: c["id"] for c in callouts()}, serving)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        serving.stop()
         engine_for(url).dispose()
 
 
@@ -212,3 +234,65 @@ def test_duty_officers_night_on_the_board(live: Live, browser: Any, artifacts: P
     expect(admin.locator(".flash")).to_contain_text("预警已取消")
     expect(officer.locator(f"#c-{live.callouts['zheng']}")).to_contain_text("已取消", timeout=3000)
     assert officer.evaluate("window.notReloaded") is True
+
+
+def test_the_board_reconnects_by_itself_after_a_server_restart(live: Live, browser: Any) -> None:
+    """A wall screen left alone through a redeploy: the stream drops, the page says so, and once the
+    server is back the rows move again — without anyone pressing reload."""
+    from playwright.sync_api import expect
+
+    officer = _login(browser, live, "liu")
+    officer.goto(f"{live.base}/board/warnings/{live.warning}")
+    expect(officer.locator("#live")).to_be_visible()
+    expect(officer.locator("#live")).not_to_have_class("down")
+    officer.evaluate("window.notReloaded = true")
+
+    live.serving.stop()
+    expect(officer.locator("#live.down")).to_be_visible(timeout=5000)
+    live.serving.start()
+    expect(officer.locator("#live")).not_to_have_class("down", timeout=10000)
+
+    zhou = officer.locator(f"#c-{live.callouts['zhou']}")
+    live.sms_reply(ZHOU, "确认")
+    expect(zhou).to_contain_text("已确认", timeout=3000)
+    assert officer.evaluate("window.notReloaded") is True
+
+
+def _first_board_event(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    import json
+
+    with client.stream("GET", url, headers=headers or {}, timeout=10) as stream:
+        event = ""
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "board":
+                return dict(json.loads(line[6:]))
+    raise AssertionError("the stream ended without a board event")
+
+
+def test_the_stream_sends_only_what_the_page_lacks_and_everything_it_missed(live: Live) -> None:
+    """The stream starts from what the browser holds: nothing again when nothing changed, and the
+    rows that moved while it was cut off (named by Last-Event-ID) when something did."""
+    import re
+
+    with httpx.Client(base_url=live.base) as client:
+        form = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get("/board/login").text)
+        assert form is not None
+        client.post("/board/login", data={"name": "liu", "password": PASSWORD, "csrf": form.group(1)})
+        page = client.get(f"/board/warnings/{live.warning}").text
+        held = re.search(r'data-held="([^"]+)"', page)
+        assert held is not None, "the page does not say which version of the rows it holds"
+        stream = f"/board/warnings/{live.warning}/live"
+
+        quiet = _first_board_event(client, f"{stream}?since={held.group(1)}")
+        assert quiet["rows"] == {} and len(quiet["order"]) == 3  # the page has every row already
+
+        live.sms_reply(ZHOU, "收到")  # arrives while no stream is open
+        missed = _first_board_event(client, stream, {"Last-Event-ID": held.group(1)})
+        zhou = missed["rows"][str(live.callouts["zhou"])]
+        assert "已确认" in zhou and "短信回复" in zhou
+        assert len(missed["rows"]) == 3  # the data moved: every row again, none left stale
+
+        fresh = _first_board_event(client, stream)  # a client that names nothing gets the whole table
+        assert len(fresh["rows"]) == 3
