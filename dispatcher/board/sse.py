@@ -123,10 +123,12 @@ class Sent:
     def __init__(self) -> None:
         self.html: dict[int, str] = {}
         self.data: dict[int, str] = {}
+        self.order: list[str] | None = None
 
     def clear(self) -> None:
         self.html.clear()
         self.data.clear()
+        self.order = None
 
 
 def _board_update(ctx: Ctx, data: dict[str, Any], sent: Sent) -> dict[str, Any]:
@@ -146,8 +148,12 @@ def _board_update(ctx: Ctx, data: dict[str, Any], sent: Sent) -> dict[str, Any]:
         if sent.html.get(i) != html[i]:
             changed[str(i)] = html[i]
     sent.html, sent.data = html, keys
-    return {"rows": changed, "order": [str(r["id"]) for r in data["rows"]],
-            "summary": summary.render(counts=data["counts"], warning=data["warning"], **common)}
+    update: dict[str, Any] = {"rows": changed,
+                              "summary": summary.render(counts=data["counts"], warning=data["warning"], **common)}
+    order = [str(r["id"]) for r in data["rows"]]
+    if order != sent.order:  # 2,000 ids are most of an event: only when rows come, go or move
+        update["order"] = sent.order = order
+    return update
 
 
 async def _stream(request: Request, settings: Settings, record: str | None,

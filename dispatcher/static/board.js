@@ -47,15 +47,17 @@
       fresh.classList.add("changed");
       setTimeout(function () { fresh.classList.remove("changed"); }, 2500);
     });
-    var keep = {};
-    data.order.forEach(function (id) {
-      keep[id] = true;
-      var row = document.getElementById("c-" + id);
-      if (row) { tbody.appendChild(row); }
-    });
-    Array.prototype.slice.call(tbody.children).forEach(function (row) {
-      if (!keep[row.dataset.id]) { row.remove(); }
-    });
+    if (data.order) {  // sent only when rows came, went or moved
+      var keep = {};
+      data.order.forEach(function (id) {
+        keep[id] = true;
+        var row = document.getElementById("c-" + id);
+        if (row) { tbody.appendChild(row); }
+      });
+      Array.prototype.slice.call(tbody.children).forEach(function (row) {
+        if (!keep[row.dataset.id]) { row.remove(); }
+      });
+    }
     var summary = document.getElementById("summary");
     if (summary && data.summary) { summary.innerHTML = data.summary; }
     tick();
