@@ -1,10 +1,12 @@
-"""One error shape for every refusal: {"error": sentence, "errors": [{"field", "message"}]}."""
+"""One error shape for every refusal: {"error": sentence, "errors": [{"field", "message"}]} — and, for
+a browser asking for a board page, the same refusal as a board page in the board's language."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..intake.errors import IntakeError
@@ -16,6 +18,12 @@ def error_body(message: str, problems: list[dict[str, str]] | None = None) -> di
     if problems:
         body["errors"] = problems
     return body
+
+
+def _board_page(request: Request) -> bool:
+    """A browser asking for a board page (not its event stream, not a script)."""
+    return (request.url.path.startswith("/board") and not request.url.path.endswith("/live")
+            and "text/html" in request.headers.get("accept", ""))
 
 
 def install(app: FastAPI) -> None:
@@ -37,7 +45,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(str(exc)), status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if _board_page(request):
+            from ..board.pages import error_page
+
+            return await run_in_threadpool(error_page, request, exc.status_code, str(exc.detail), exc)
         return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

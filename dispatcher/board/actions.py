@@ -18,7 +18,7 @@ from ..services.callouts import cancel_event
 from ..services.errors import NotFound
 from ..services.users import Role
 from . import auth
-from .pages import Ctx, context, render
+from .pages import Ctx, context, refusal_text, render
 
 router = APIRouter()
 
@@ -33,8 +33,7 @@ def _checked(request: Request, ctx: Ctx, csrf: str, role: Role) -> Response | No
     if not auth.csrf_ok(ctx.settings, ctx.who.nonce, csrf):
         return _refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"))
     if not ctx.who.may(role):
-        return _refuse(ctx, request, f"{ctx.t('权限不足')}: {ctx.who.user.name} ({ctx.who.user.role.value}) "
-                                     f"→ {role.value}")
+        return _refuse(ctx, request, refusal_text(ctx, ctx.who, role))
     return None
 
 

@@ -34,6 +34,11 @@ _EN: dict[str, str] = {
     "请填写说明。": "A note is required.", "已过期": "overdue", "秒": "s", "分": "min",
     "叫应进度": "Progress", "人": "", "总览": "Overview", "值班员": "duty officer", "下一步": "next",
     "序号": "#", "预警编号": "Warning", "导出 CSV": "CSV", "导出 JSON": "JSON", "一事一档": "Event file",
+    "权限不足：此操作需要{needed}或更高权限（{name}：{role}）":
+        "Not allowed: this needs the {needed} role or higher ({name}: {role})",
+    "查看员": "viewer", "管理员": "admin", "请先登录。": "Please sign in first.",
+    "未找到：{detail}": "Not found: {detail}",
+    "请求未能完成（{status}）：{detail}": "The request could not be completed ({status}): {detail}",
     "生成时间": "Generated", "签名": "Signature", "未确认": "Not acknowledged", "已结束": "ended",
 }
 

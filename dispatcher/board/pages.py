@@ -77,11 +77,45 @@ def render(ctx: Ctx, request: Request, name: str, status: int = 200, **values: A
     return response
 
 
+ROLE_ZH = {Role.VIEWER: "查看员", Role.OFFICER: "值班员", Role.ADMIN: "管理员"}
+
+
+class RoleRequired(HTTPException):
+    """403 for a signed-in user whose role is too low; the board shows it as a page."""
+
+    def __init__(self, who: auth.BoardSession, needed: Role) -> None:
+        super().__init__(403, f"user {who.user.name} ({who.user.role.value}) may not do this: "
+                              f"it needs the {needed.value} role")
+        self.who, self.needed = who, needed
+
+
 def require(ctx: Ctx, role: Role) -> auth.BoardSession:
     """The signed-in user holding ``role``; 401 when nobody is signed in, 403 when the role is short."""
     if ctx.who is None:
         raise HTTPException(401, "sign in at /board/login")
     if not ctx.who.may(role):
-        raise HTTPException(403, f"user {ctx.who.user.name} ({ctx.who.user.role.value}) may not do this: "
-                                 f"it needs the {role.value} role")
+        raise RoleRequired(ctx.who, role)
     return ctx.who
+
+
+def refusal_text(ctx: Ctx, who: auth.BoardSession, needed: Role) -> str:
+    t = ctx.t
+    return t("权限不足：此操作需要{needed}或更高权限（{name}：{role}）").format(
+        needed=t(ROLE_ZH[needed]), name=who.user.name, role=t(ROLE_ZH[who.user.role]))
+
+
+def error_page(request: Request, status: int, detail: str, exc: Exception | None = None) -> HTMLResponse:
+    """A board page for a refused or failed request, in the board's language — a duty officer
+    clicking an export or a stale link should see a page, not a JSON body."""
+    settings: Settings = request.app.state.settings
+    ctx = context(request, settings, request.app.state.clock())
+    t = ctx.t
+    if isinstance(exc, RoleRequired):
+        message = refusal_text(ctx, exc.who, exc.needed)
+    elif status == 401:
+        message = t("请先登录。")
+    elif status == 404:
+        message = t("未找到：{detail}").format(detail=detail)
+    else:
+        message = t("请求未能完成（{status}）：{detail}").format(status=status, detail=detail)
+    return render(ctx, request, "error.html", status, message=message, login=status == 401)

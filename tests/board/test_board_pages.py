@@ -231,3 +231,30 @@ def test_the_board_shows_broadcast_receipts_per_village(board: Board) -> None:
     assert "农村应急广播" in html and "重复 2" in html
     assert "溪口村" in html and "播发完成" in html  # the receipt from 溪口村
     assert "石桥村" in html and "未回执" in html  # 石桥村 has not answered yet
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def test_a_refused_export_is_a_page_that_says_why_in_the_board_language(board: Board) -> None:
+    """Bad input: a viewer clicks an export (officers only). A browser gets a board page, not JSON."""
+    board.login("wang")
+    page = board.client.get(f"/board/warnings/{board.warning}/export.csv", headers=HTML)
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "权限不足：此操作需要值班员或更高权限（wang：查看员）" in page.text and 'href="/board"' in page.text
+    english = board.client.get(f"/board/warnings/{board.warning}/print?lang=en", headers=HTML)
+    assert english.status_code == 403
+    assert "Not allowed: this needs the duty officer role or higher (wang: viewer)" in english.text
+    # a script still gets the API's JSON shape
+    scripted = board.client.get(f"/board/warnings/{board.warning}/export.json")
+    assert scripted.status_code == 403 and "needs the officer role" in scripted.json()["error"]
+
+
+def test_signed_out_and_unknown_pages_are_board_pages_too(board: Board) -> None:
+    """Bad inputs: an export link opened without signing in; a warning id that does not exist."""
+    signed_out = board.client.get(f"/board/warnings/{board.warning}/export.csv", headers=HTML)
+    assert signed_out.status_code == 401 and "请先登录。" in signed_out.text
+    assert 'href="/board/login"' in signed_out.text
+    board.login("liu")
+    unknown = board.client.get("/board/warnings/W-NO-SUCH/record", headers=HTML)
+    assert unknown.status_code == 404 and "未找到：no warning W-NO-SUCH" in unknown.text
