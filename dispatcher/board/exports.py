@@ -31,6 +31,7 @@ def dossier(ctx: Ctx, warning_id: str) -> dict[str, Any]:
     rows = data["all_rows"]
     for e in events:
         e["at_text"] = views.stamp(views.parse_time(e["at"]))
+        e["kind_zh"] = views.EVENT_ZH.get(e["kind"], e["kind"])
     return data | {
         "events": events, "by_town": stats.table(rows, lambda r: [r["town"]] if r["town"] else []),
         "by_role": stats.table(rows, lambda r: r["roles"]), "chart": stats.chart_svg(rows),

@@ -39,6 +39,21 @@ _EN: dict[str, str] = {
     "查看员": "viewer", "管理员": "admin", "请先登录。": "Please sign in first.",
     "未找到：{detail}": "Not found: {detail}",
     "请求未能完成（{status}）：{detail}": "The request could not be completed ({status}): {detail}",
+    # punctuation: Chinese full-width, English half-width
+    "：": ": ", "、": ", ", "；": "; ", "　　": "    ",
+    # channels, attempt states, ways of acknowledging, the broadcast
+    "短信": "SMS", "语音电话": "Voice call", "即时通讯": "IM", "电子邮件": "E-mail",
+    "排队": "queued", "发送中": "sending", "已发出": "sent", "已送达": "delivered", "失败": "failed",
+    "已撤销": "withdrawn",
+    "短信回复": "SMS reply", "电话按键": "keypress", "链接确认": "confirm link", "人工代确认": "manual (on behalf)",
+    "农村应急广播": "Rural emergency broadcast", "重复": "repeat",
+    # the record's event kinds
+    "收到预警": "Warning received", "匹配预案": "Plans matched", "启动叫应": "Call-outs started",
+    "预警更新": "Warning updated", "预警解除/取消": "Warning cancelled", "发送记录": "Messages handed over",
+    "执行升级步骤": "Escalation steps run", "运营商回执": "Provider receipt",
+    "提前执行下一步": "Next step brought forward", "收到短信": "SMS received", "确认未生效": "Acknowledgement ignored",
+    "应急广播下单": "Broadcast ordered", "应急广播已下发": "Broadcast handed over",
+    "应急广播下发失败": "Broadcast hand-over failed", "应急广播回执": "Broadcast receipt",
     "生成时间": "Generated", "签名": "Signature", "未确认": "Not acknowledged", "已结束": "ended",
 }
 

@@ -25,6 +25,15 @@ ATTEMPT_ICON = {"queued": "◷", "sending": "↗", "sent": "✓", "delivered": "
 ATTEMPT_ZH = {"queued": "排队", "sending": "发送中", "sent": "已发出", "delivered": "已送达", "failed": "失败",
               "cancelled": "已撤销"}
 LEVEL_ICON = {"red": "▲", "orange": "◆", "yellow": "●", "blue": "■"}
+# The record's event kinds as a duty officer reads them (the code stays beside it, for the audit).
+EVENT_ZH = {
+    "received": "收到预警", "matched": "匹配预案", "applied": "启动叫应", "updated": "预警更新",
+    "cancelled": "预警解除/取消", "attempts": "发送记录", "steps": "执行升级步骤", "unreached": "未叫醒",
+    "provider_receipt": "运营商回执", "step_brought_forward": "提前执行下一步", "inbound_sms": "收到短信",
+    "voice_keypress": "电话按键", "ack_ignored": "确认未生效", "acknowledged": "已确认", "recall": "立即重呼",
+    "broadcast_ordered": "应急广播下单", "broadcast_sent": "应急广播已下发", "broadcast_failed": "应急广播下发失败",
+    "broadcast_receipt": "应急广播回执", "link_used": "链接确认",
+}
 
 
 @dataclass(frozen=True)

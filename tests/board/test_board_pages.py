@@ -258,3 +258,32 @@ def test_signed_out_and_unknown_pages_are_board_pages_too(board: Board) -> None:
     board.login("liu")
     unknown = board.client.get("/board/warnings/W-NO-SUCH/record", headers=HTML)
     assert unknown.status_code == 404 and "未找到：no warning W-NO-SUCH" in unknown.text
+
+
+def test_in_english_every_word_of_the_board_is_english_but_the_sites_own_names(board: Board) -> None:
+    """The board's own words, states, channels, record events and punctuation switch to English;
+    what stays Chinese is the site's data (officials, units, roles, places) and the headline."""
+    import re
+
+    from dispatcher.db.session import transaction
+    from dispatcher.services.site import current_site
+
+    with transaction(board.database_url) as session:
+        site = current_site(session)
+        data = [p.name for p in site.people.values()] + [p.unit for p in site.people.values()]
+        data += list(site.roles.values()) + [a.name for a in site.areas]
+    data += ["青溪县气象台发布暴雨红色预警信号", "叫应", "中文"]  # the headline, the brand, the way back
+    board.login("chen")
+    token, sun = csrf_of(board.page()), _sun(board)
+    board.client.post(f"/board/callouts/{sun}/recall", data={"csrf": token})  # a voice call, a re-call event
+    board.drive()
+    board.client.post(f"/board/callouts/{sun}/ack", data={"csrf": token, "note": "reached by landline"})
+    board.client.get("/board?lang=en")
+    cjk = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+    for path in ("/board", f"/board/warnings/{board.warning}", f"/board/warnings/{board.warning}/record",
+                 f"/board/warnings/{board.warning}/print"):
+        text = board.client.get(path).text
+        for item in sorted(data, key=len, reverse=True):
+            text = text.replace(item, "")
+        left = sorted({text[max(0, m.start() - 20):m.end() + 20] for m in cjk.finditer(text)})
+        assert not left, f"{path}: Chinese left in the English board: {left}"
