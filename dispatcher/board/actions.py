@@ -26,18 +26,18 @@ router = APIRouter()
 FormField = Annotated[str, Form()]
 
 
-def _checked(request: Request, ctx: Ctx, csrf: str, role: Role) -> Response | None:
+def checked(request: Request, ctx: Ctx, csrf: str, role: Role) -> Response | None:
     """None, or the page that refuses the POST (403: no CSRF token, or the role is too low)."""
     if ctx.who is None:
         return RedirectResponse("/board/login", status_code=303)
     if not auth.csrf_ok(ctx.settings, ctx.who.nonce, csrf):
-        return _refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"))
+        return refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"))
     if not ctx.who.may(role):
-        return _refuse(ctx, request, refusal_text(ctx, ctx.who, role))
+        return refuse(ctx, request, refusal_text(ctx, ctx.who, role))
     return None
 
 
-def _refuse(ctx: Ctx, request: Request, message: str, status: int = 403) -> Response:
+def refuse(ctx: Ctx, request: Request, message: str, status: int = 403) -> Response:
     return render(ctx, request, "error.html", status, message=message)
 
 
@@ -52,22 +52,22 @@ def _back(back: str, done: str) -> RedirectResponse:
 def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
                   note: FormField = "", back: FormField = "/board") -> Response:
     ctx = context(request, settings, clock())
-    refused = _checked(request, ctx, csrf, Role.OFFICER)
+    refused = checked(request, ctx, csrf, Role.OFFICER)
     if refused:
         return refused
     note = note.strip()[:500]
     if not note:
-        return _refuse(ctx, request, ctx.t("请填写说明。"), 422)
+        return refuse(ctx, request, ctx.t("请填写说明。"), 422)
     assert ctx.who is not None
     try:
         with transaction(settings.database_url) as session:
             result = ack.acknowledge_callout(session, ctx.now, callout_id, via=AckVia.MANUAL,
                                              by=f"user:{ctx.who.user.name}", note=note)
     except NotFound as exc:
-        return _refuse(ctx, request, str(exc), 404)
+        return refuse(ctx, request, str(exc), 404)
     kick(request)
     if not result.acknowledged:
-        return _refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
+        return refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
     return _back(back, "ack")
 
 
@@ -75,7 +75,7 @@ def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, cloc
 def recall(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            back: FormField = "/board") -> Response:
     ctx = context(request, settings, clock())
-    refused = _checked(request, ctx, csrf, Role.OFFICER)
+    refused = checked(request, ctx, csrf, Role.OFFICER)
     if refused:
         return refused
     assert ctx.who is not None
@@ -83,9 +83,9 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
         with transaction(settings.database_url) as session:
             ack.recall(session, ctx.now, callout_id, by=f"user:{ctx.who.user.name}")
     except NotFound as exc:
-        return _refuse(ctx, request, str(exc), 404)
+        return refuse(ctx, request, str(exc), 404)
     except ValueError:
-        return _refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
+        return refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
     kick(request)
     return _back(back, "recall")
 
@@ -94,17 +94,17 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
 def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            confirm: FormField = "", back: FormField = "/board") -> Response:
     ctx = context(request, settings, clock())
-    refused = _checked(request, ctx, csrf, Role.ADMIN)
+    refused = checked(request, ctx, csrf, Role.ADMIN)
     if refused:
         return refused
     if confirm != "yes":
-        return _refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)
+        return refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)
     assert ctx.who is not None
     try:
         with transaction(settings.database_url) as session:
             cancel_event(session, warning_id, ctx.now, f"user:{ctx.who.user.name}")
     except LookupError:
-        return _refuse(ctx, request, f"no warning {warning_id}", 404)
+        return refuse(ctx, request, f"no warning {warning_id}", 404)
     kick(request)
     return _back(back, "cancelled")
 

@@ -54,6 +54,20 @@ _EN: dict[str, str] = {
     "提前执行下一步": "Next step brought forward", "收到短信": "SMS received", "确认未生效": "Acknowledgement ignored",
     "应急广播下单": "Broadcast ordered", "应急广播已下发": "Broadcast handed over",
     "应急广播下发失败": "Broadcast hand-over failed", "应急广播回执": "Broadcast receipt",
+    # agency keys (admins)
+    "接入密钥": "Agency keys", "密钥": "Key", "部门": "Agency", "可发布的灾种": "Hazards it may post",
+    "发布者标识": "Sender ids", "创建时间": "Created", "最近使用": "Last used", "已吊销": "revoked", "有效": "active",
+    "吊销": "Revoke", "我确认吊销": "I confirm the revocation", "新建密钥": "New key", "创建": "Create",
+    "吊销后该部门将无法再推送预警，确定？": "After revocation this agency can no longer post warnings. Revoke?",
+    "发布者标识（逗号分隔，默认同部门）": "Sender ids (comma-separated; default: the agency)",
+    "可发布的灾种（不选 = 全部）": "Hazards it may post (none ticked = all)",
+    "气象、水利、自然资源等发布部门用接入密钥向本系统推送预警。密钥只在创建时显示一次。":
+        "Issuing departments (weather, water, natural resources) post warnings with an agency key. "
+        "A key is shown once, when it is created.",
+    "已为 {agency} 创建密钥 {id}。请现在复制保存，离开本页后不再显示：":
+        "Key {id} created for {agency}. Copy it now: it is not shown again once you leave this page:",
+    "密钥已吊销": "Key revoked", "请填写部门标识（如 qingxi-qx）。": "Enter the agency (e.g. qingxi-qx).",
+    "吊销前请勾选确认。": "Tick the confirmation before revoking.", "没有可吊销的密钥 {key}。": "No active key {key}.",
     "生成时间": "Generated", "签名": "Signature", "未确认": "Not acknowledged", "已结束": "ended",
 }
 

@@ -16,7 +16,7 @@ from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
 from ..db.tables import UserRow
 from ..services import users
-from . import actions, auth, exports, sse, views
+from . import actions, auth, exports, keys, sse, views
 from .pages import Ctx, context, render
 from .views import Filters
 
@@ -24,6 +24,7 @@ router = APIRouter(tags=["board"], include_in_schema=False)
 router.include_router(actions.router)
 router.include_router(sse.router)
 router.include_router(exports.router)
+router.include_router(keys.router)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}

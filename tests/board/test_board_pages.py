@@ -281,7 +281,7 @@ def test_in_english_every_word_of_the_board_is_english_but_the_sites_own_names(b
     board.client.get("/board?lang=en")
     cjk = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
     for path in ("/board", f"/board/warnings/{board.warning}", f"/board/warnings/{board.warning}/record",
-                 f"/board/warnings/{board.warning}/print"):
+                 f"/board/warnings/{board.warning}/print", "/board/keys"):
         text = board.client.get(path).text
         for item in sorted(data, key=len, reverse=True):
             text = text.replace(item, "")

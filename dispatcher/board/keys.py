@@ -1,0 +1,85 @@
+"""Agency keys on the board (admins): the keys issuing departments post warnings with — who holds
+one, what it may post, when it was last used — create one (its secret shown once, on this page
+only) and revoke one. The same services as ``jiaoying keys``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ..api.deps import ClockDep, SettingsDep
+from ..db.session import transaction
+from ..domain.hazards import Hazard, parse_hazard
+from ..services import keys
+from ..services.users import Role
+from .actions import checked, refuse
+from .pages import Ctx, context, render, require
+from .views import stamp
+
+router = APIRouter()
+log = logging.getLogger("jiaoying.board")
+FormField = Annotated[str, Form()]
+
+
+def _page(ctx: Ctx, request: Request, status: int = 200, **values: object) -> Response:
+    with transaction(ctx.settings.database_url) as session:
+        rows = [{"id": r.id, "agency": r.agency, "hazards": r.hazards, "senders": r.senders,
+                 "created": stamp(r.created_at), "last_used": stamp(r.last_used_at),
+                 "revoked": stamp(r.revoked_at)} for r in keys.list_keys(session)]
+    values = {"keys": rows, "hazards": list(Hazard), "created": None, "error": "", "form": {},
+              "request_done": request.query_params.get("done", "")} | values
+    return render(ctx, request, "keys.html", status, **values)
+
+
+@router.get("/board/keys")
+def keys_page(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    ctx = context(request, settings, clock())
+    if ctx.who is None:
+        return RedirectResponse("/board/login", status_code=303)
+    require(ctx, Role.ADMIN)
+    return _page(ctx, request)
+
+
+@router.post("/board/keys")
+async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    form = await request.form()
+    ctx = context(request, settings, clock())
+    refused = checked(request, ctx, str(form.get("csrf", "")), Role.ADMIN)
+    if refused:
+        return refused
+    assert ctx.who is not None
+    agency = str(form.get("agency", "")).strip()
+    senders = [s.strip() for s in str(form.get("senders", "")).replace("，", ",").split(",") if s.strip()]
+    chosen = [str(h) for h in form.getlist("hazards")]
+    entered = {"agency": agency, "senders": ", ".join(senders), "hazards": chosen}
+    try:
+        hazards = [parse_hazard(h) for h in chosen] or None
+        if not agency:
+            raise ValueError(ctx.t("请填写部门标识（如 qingxi-qx）。"))
+    except ValueError as exc:
+        return _page(ctx, request, 422, error=str(exc), form=entered)
+    with transaction(settings.database_url) as session:
+        key, token = keys.create_key(session, agency, ctx.now, hazards, senders or None)
+    log.warning("agency key %s created for %s by user %s", key.id, key.agency, ctx.who.user.name)
+    return _page(ctx, request, 201, created={"id": key.id, "agency": key.agency, "token": token})
+
+
+@router.post("/board/keys/{key_id}/revoke")
+def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
+           confirm: FormField = "") -> Response:
+    ctx = context(request, settings, clock())
+    refused = checked(request, ctx, csrf, Role.ADMIN)
+    if refused:
+        return refused
+    assert ctx.who is not None
+    if confirm != "yes":
+        return refuse(ctx, request, ctx.t("吊销前请勾选确认。"), 422)
+    with transaction(settings.database_url) as session:
+        revoked = keys.revoke_key(session, key_id, ctx.now)
+    if not revoked:
+        return refuse(ctx, request, ctx.t("没有可吊销的密钥 {key}。").format(key=key_id), 404)
+    log.warning("agency key %s revoked by user %s", key_id, ctx.who.user.name)
+    return RedirectResponse("/board/keys?done=revoked", status_code=303)
