@@ -2,7 +2,10 @@
 
 Each thread owns an Engine (its own event loop and adapter clients). The worker sleeps until it
 is kicked — by intake after a commit, or by the scheduler after it queued work — and at least
-once a second regardless, so a lost kick only delays.
+once a second regardless, so a lost kick only delays. While attempts are queued but held back (a
+rate limit's next slot, a person called less than the callee spacing ago) it looks again every
+``HELD_POLL`` seconds, as a Celery worker does: a call whose spacing ends must go then, not up to a
+second later, or every later call to that person slips with it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..config import Settings
 from .engine import AdapterFactory, Engine
 
 log = logging.getLogger("jiaoying.embedded")
+HELD_POLL = 0.05  # seconds
 
 
 class EmbeddedRuntime:
@@ -62,12 +66,14 @@ class EmbeddedRuntime:
 
     def _worker(self) -> None:
         engine = Engine(self.settings, self.clock, self.adapters, name="embedded")
+        held = False
         try:
             while not self._stop.is_set():
-                self._work.wait(self.interval)
+                self._work.wait(HELD_POLL if held else self.interval)
                 self._work.clear()
                 try:
                     engine.drain(patience=1.0)  # keep pacing rate-limited channels
+                    held = engine.waiting()
                 except Exception:
                     log.exception("worker pass failed; retrying")
         finally:
