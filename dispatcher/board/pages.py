@@ -29,6 +29,9 @@ HEADERS = {
 }
 
 
+ROLE_ZH = {Role.VIEWER: "查看员", Role.OFFICER: "值班员", Role.ADMIN: "管理员"}
+
+
 @cache
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(project_root() / "templates" / "board"),
@@ -69,15 +72,14 @@ def context(request: Request, settings: Settings, now: datetime) -> Ctx:
 
 
 def render(ctx: Ctx, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = environment().get_template(name).render(ctx=ctx, t=ctx.t, lang=ctx.lang, user=ctx.who.user if ctx.who
-                                                   else None, csrf=ctx.csrf, **values)
+    user = ctx.who.user if ctx.who else None
+    role_name = ctx.t(ROLE_ZH[user.role]) if user else ""
+    html = environment().get_template(name).render(ctx=ctx, t=ctx.t, lang=ctx.lang, user=user, role_name=role_name,
+                                                   csrf=ctx.csrf, **values)
     response = HTMLResponse(html, status_code=status, headers=HEADERS)
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, ctx.lang, max_age=365 * 86400, path="/", samesite="strict", httponly=True)
     return response
-
-
-ROLE_ZH = {Role.VIEWER: "查看员", Role.OFFICER: "值班员", Role.ADMIN: "管理员"}
 
 
 class RoleRequired(HTTPException):

@@ -296,3 +296,21 @@ def test_the_stream_sends_only_what_the_page_lacks_and_everything_it_missed(live
 
         fresh = _first_board_event(client, stream)  # a client that names nothing gets the whole table
         assert len(fresh["rows"]) == 3
+
+
+def test_the_board_fits_a_laptop_screen_without_sideways_scrolling(live: Live, browser: Any, artifacts: Path) -> None:
+    """The same board on a duty officer's 1366x768 laptop: every column visible, nothing cut off
+    to the right, the level still named beside its colour."""
+    from playwright.sync_api import expect
+
+    page = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
+    page.goto(f"{live.base}/board/login")
+    page.fill("input[name=name]", "liu")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live.base}/board/warnings/{live.warning}")
+    expect(page.locator(f"#c-{live.callouts['zhou']}")).to_be_visible()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the board is {overflow}px wider than a laptop screen"
+    expect(page.locator(".level").first).to_contain_text("红色")
+    page.screenshot(path=str(artifacts / "board-warning-1366x768.png"))
