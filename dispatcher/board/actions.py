@@ -4,6 +4,8 @@ each calls one service and goes back to the board (303)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -11,12 +13,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..api.deps import ClockDep, SettingsDep, kick
+from ..config import Settings
 from ..db.session import transaction
 from ..domain.callouts import AckVia
 from ..services import ack
 from ..services.callouts import cancel_event
 from ..services.errors import NotFound
-from ..services.users import Role
+from ..services.users import Role, User
 from . import auth
 from .pages import Ctx, context, refusal_text, render
 
@@ -26,15 +29,28 @@ router = APIRouter()
 FormField = Annotated[str, Form()]
 
 
-def checked(request: Request, ctx: Ctx, csrf: str, role: Role) -> Response | None:
-    """None, or the page that refuses the POST (403: no CSRF token, or the role is too low)."""
+@dataclass(frozen=True)
+class Acting:
+    """A board POST that passed its checks: the request's context and the user acting."""
+
+    ctx: Ctx
+    user: User
+
+    @property
+    def by(self) -> str:
+        return f"user:{self.user.name}"
+
+
+def acting(request: Request, settings: Settings, now: datetime, csrf: str, role: Role) -> Acting | Response:
+    """Who acts, or the page that refuses the POST (sign-in; 403: no CSRF token, or the role is too low)."""
+    ctx = context(request, settings, now)
     if ctx.who is None:
         return RedirectResponse("/board/login", status_code=303)
     if not auth.csrf_ok(ctx.settings, ctx.who.nonce, csrf):
         return refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"))
     if not ctx.who.may(role):
         return refuse(ctx, request, refusal_text(ctx, ctx.who, role))
-    return None
+    return Acting(ctx, ctx.who.user)
 
 
 def refuse(ctx: Ctx, request: Request, message: str, status: int = 403) -> Response:
@@ -51,18 +67,17 @@ def _back(back: str, done: str) -> RedirectResponse:
 @router.post("/board/callouts/{callout_id}/ack")
 def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
                   note: FormField = "", back: FormField = "/board") -> Response:
-    ctx = context(request, settings, clock())
-    refused = checked(request, ctx, csrf, Role.OFFICER)
-    if refused:
-        return refused
+    act = acting(request, settings, clock(), csrf, Role.OFFICER)
+    if isinstance(act, Response):
+        return act
+    ctx = act.ctx
     note = note.strip()[:500]
     if not note:
         return refuse(ctx, request, ctx.t("请填写说明。"), 422)
-    assert ctx.who is not None
     try:
         with transaction(settings.database_url) as session:
             result = ack.acknowledge_callout(session, ctx.now, callout_id, via=AckVia.MANUAL,
-                                             by=f"user:{ctx.who.user.name}", note=note)
+                                             by=act.by, note=note)
     except NotFound as exc:
         return refuse(ctx, request, str(exc), 404)
     kick(request)
@@ -74,14 +89,13 @@ def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, cloc
 @router.post("/board/callouts/{callout_id}/recall")
 def recall(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            back: FormField = "/board") -> Response:
-    ctx = context(request, settings, clock())
-    refused = checked(request, ctx, csrf, Role.OFFICER)
-    if refused:
-        return refused
-    assert ctx.who is not None
+    act = acting(request, settings, clock(), csrf, Role.OFFICER)
+    if isinstance(act, Response):
+        return act
+    ctx = act.ctx
     try:
         with transaction(settings.database_url) as session:
-            ack.recall(session, ctx.now, callout_id, by=f"user:{ctx.who.user.name}")
+            ack.recall(session, ctx.now, callout_id, by=act.by)
     except NotFound as exc:
         return refuse(ctx, request, str(exc), 404)
     except ValueError:
@@ -93,16 +107,15 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
 @router.post("/board/warnings/{warning_id}/cancel")
 def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            confirm: FormField = "", back: FormField = "/board") -> Response:
-    ctx = context(request, settings, clock())
-    refused = checked(request, ctx, csrf, Role.ADMIN)
-    if refused:
-        return refused
+    act = acting(request, settings, clock(), csrf, Role.ADMIN)
+    if isinstance(act, Response):
+        return act
+    ctx = act.ctx
     if confirm != "yes":
         return refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)
-    assert ctx.who is not None
     try:
         with transaction(settings.database_url) as session:
-            cancel_event(session, warning_id, ctx.now, f"user:{ctx.who.user.name}")
+            cancel_event(session, warning_id, ctx.now, act.by)
     except LookupError:
         return refuse(ctx, request, f"no warning {warning_id}", 404)
     kick(request)

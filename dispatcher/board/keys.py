@@ -15,7 +15,7 @@ from ..db.session import transaction
 from ..domain.hazards import Hazard, parse_hazard
 from ..services import keys
 from ..services.users import Role
-from .actions import checked, refuse
+from .actions import acting, refuse
 from .pages import Ctx, context, render, require
 from .views import stamp
 
@@ -46,11 +46,10 @@ def keys_page(request: Request, settings: SettingsDep, clock: ClockDep) -> Respo
 @router.post("/board/keys")
 async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
     form = await request.form()
-    ctx = context(request, settings, clock())
-    refused = checked(request, ctx, str(form.get("csrf", "")), Role.ADMIN)
-    if refused:
-        return refused
-    assert ctx.who is not None
+    act = acting(request, settings, clock(), str(form.get("csrf", "")), Role.ADMIN)
+    if isinstance(act, Response):
+        return act
+    ctx = act.ctx
     agency = str(form.get("agency", "")).strip()
     senders = [s.strip() for s in str(form.get("senders", "")).replace("，", ",").split(",") if s.strip()]
     chosen = [str(h) for h in form.getlist("hazards")]
@@ -63,23 +62,22 @@ async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Re
         return _page(ctx, request, 422, error=str(exc), form=entered)
     with transaction(settings.database_url) as session:
         key, token = keys.create_key(session, agency, ctx.now, hazards, senders or None)
-    log.warning("agency key %s created for %s by user %s", key.id, key.agency, ctx.who.user.name)
+    log.warning("agency key %s created for %s by user %s", key.id, key.agency, act.user.name)
     return _page(ctx, request, 201, created={"id": key.id, "agency": key.agency, "token": token})
 
 
 @router.post("/board/keys/{key_id}/revoke")
 def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            confirm: FormField = "") -> Response:
-    ctx = context(request, settings, clock())
-    refused = checked(request, ctx, csrf, Role.ADMIN)
-    if refused:
-        return refused
-    assert ctx.who is not None
+    act = acting(request, settings, clock(), csrf, Role.ADMIN)
+    if isinstance(act, Response):
+        return act
+    ctx = act.ctx
     if confirm != "yes":
         return refuse(ctx, request, ctx.t("吊销前请勾选确认。"), 422)
     with transaction(settings.database_url) as session:
         revoked = keys.revoke_key(session, key_id, ctx.now)
     if not revoked:
         return refuse(ctx, request, ctx.t("没有可吊销的密钥 {key}。").format(key=key_id), 404)
-    log.warning("agency key %s revoked by user %s", key_id, ctx.who.user.name)
+    log.warning("agency key %s revoked by user %s", key_id, act.user.name)
     return RedirectResponse("/board/keys?done=revoked", status_code=303)
