@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..db.tables import CalloutRow, WarningRow
+from typing import Protocol
+
+from ..db.tables import WarningRow
 from ..domain.callouts import Purpose
 from ..domain.channels import Channel
 from ..domain.hazards import Hazard, Level
@@ -11,10 +13,17 @@ from ..domain.site import Site
 from ..rendering import MessageContext, render
 
 
-def compose(site: Site, channel: Channel, purpose: Purpose, content: WarningRow, callout: CalloutRow,
+class CalloutFacts(Protocol):
+    """What a message needs of its call-out (a CalloutRow, or a plain row of these columns)."""
+
+    person_id: str
+    ack_code: str
+
+
+def compose(site: Site, channel: Channel, purpose: Purpose, content: WarningRow, callout: CalloutFacts,
             recipient: Person | None, official: Person | None, link: str | None = None,
-            lang: str = "zh") -> tuple[str, str]:
-    step = next((s for s in callout.steps if s["index"] == callout.next_step - 1), None)
+            lang: str = "zh", step: int = 0) -> tuple[str, str]:
+    """``step``: the plan step the message belongs to (the attempt's), shown as the round number."""
     context = MessageContext(
         headline=content.headline,
         hazard=Hazard(content.hazard),
@@ -28,7 +37,7 @@ def compose(site: Site, channel: Channel, purpose: Purpose, content: WarningRow,
         subject_official=official.name if official else callout.person_id,
         ack_code=callout.ack_code,
         link=link,
-        step=step["index"] if step else 0,
+        step=max(step, 0),
     )
     rendered = render(channel, purpose, lang, context)
     return rendered.subject, rendered.text

@@ -166,7 +166,8 @@ def voice_script(session: Session, attempt_ref: str | None) -> VoiceScript | Non
     site = current_site(session)
     content = newest(session, callout.record_id)
     _, text = compose(site, Channel.VOICE, Purpose(attempt.purpose), content, callout,
-                      site.people.get(attempt.recipient_id), site.people.get(callout.person_id))
+                      site.people.get(attempt.recipient_id), site.people.get(callout.person_id),
+                      step=attempt.step_index)
     return VoiceScript(attempt.id, callout.id, text)
 
 

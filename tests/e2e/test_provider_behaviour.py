@@ -68,6 +68,39 @@ def limited(database_url: str, two_level_site: Path, clock) -> Iterator[tuple[En
     eng.close()
 
 
+def test_a_reminder_names_the_round_it_belongs_to(database_url: str, tmp_path: Path, clock, client_for,
+                                                 auth) -> None:
+    """The IM reminder of the plan's second step says 第2轮叫应 — the round of the attempt itself,
+    however late the queue hands it over."""
+    from datetime import timedelta
+
+    site = tmp_path / "rounds"
+    write_big_site(site, 3)
+    plans = yaml.safe_load((site / "plans.yaml").read_text())
+    plans["plans"][0]["steps"] = [{"after": 0, "channels": ["sms"], "to": "self"},
+                                  {"after": "1m", "channels": ["im"], "to": "self"}]
+    (site / "plans.yaml").write_text(yaml.safe_dump(plans, allow_unicode=True))
+    with transaction(database_url) as session:
+        load_site_files(session, site, clock())
+    settings = Settings(database_url=database_url)
+    box = SimOutbox()
+    engine = Engine(settings, clock, lambda: build_adapters(settings, box), name="rounds")
+    try:
+        assert client_for(settings).post("/api/v1/warnings", headers=auth, json={
+            "sender": "qingxi-qx", "identifier": "ROUND", "hazard": "rainstorm", "level": "red",
+            "areas": ["330599"], "headline": "暴雨红色预警", "sent": clock().isoformat()}).status_code == 202
+        engine.tick()
+        engine.drain()
+        clock.now += timedelta(minutes=1)
+        engine.tick()
+        engine.drain()
+    finally:
+        engine.close()
+    reminders = [m.message for m in box.messages() if m.message.channel is Channel.IM]
+    assert reminders and all(m.purpose.value == "reminder" for m in reminders)
+    assert all("第2轮叫应" in m.text for m in reminders), reminders[0].text
+
+
 def test_red_goes_before_orange_when_a_rate_limit_saturates_the_channel(limited, client_for, auth) -> None:
     engine, box = limited
     client = client_for(engine.settings)
