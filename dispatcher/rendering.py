@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
@@ -93,9 +93,61 @@ _NO_AREAS = {"zh": "相关区域", "en": "the affected areas"}
 
 
 def render(channel: Channel, purpose: Purpose, lang: str, context: MessageContext) -> Rendered:
+    """The message for one recipient. A fan-out sends the same warning to thousands of people whose
+    messages differ only in the name, the acknowledgement code and the link: the template is
+    rendered once per warning content with placeholders, and each person's values put in — where
+    that gives exactly what rendering for them would (checked on the first message of each kind,
+    and only for plain values; anything else is rendered for the person)."""
+    if not _plain(context):
+        return _render(channel, purpose, lang, context)
+    key = (channel, purpose, lang, context.headline, context.hazard, context.level, context.areas,
+           context.description, context.instruction, context.sent, context.drill, context.step,
+           context.link is None)
+    shared = _SHARED.get(key)
+    if shared is None:
+        placeholders = replace(context, official=_HOLES["official"], subject_official=_HOLES["subject_official"],
+                               ack_code=_HOLES["ack_code"], link=None if context.link is None else _HOLES["link"])
+        shared = _render(channel, purpose, lang, placeholders)
+        own = _render(channel, purpose, lang, context)
+        if _fill(shared, context) != own:  # a template that transforms a personal value: never shared
+            shared = _NOT_SHARED
+        if len(_SHARED) >= 512:
+            _SHARED.clear()
+        _SHARED[key] = shared
+        return own
+    if shared is _NOT_SHARED:
+        return _render(channel, purpose, lang, context)
+    return _fill(shared, context)
+
+
+def _render(channel: Channel, purpose: Purpose, lang: str, context: MessageContext) -> Rendered:
     template, lang = _template(f"{channel.value}/{purpose.value}", lang)
     module = template.make_module(_variables(lang, context))
     return Rendered(str(getattr(module, "subject", "")).strip(), str(module).strip())
+
+
+_HOLES = {"official": "\x00official\x00", "subject_official": "\x00subject\x00", "ack_code": "\x00code\x00",
+          "link": "\x00link\x00"}
+_NOT_SHARED = Rendered("", "")
+_SHARED: dict[tuple[Any, ...], Rendered] = {}
+
+
+def _plain(context: MessageContext) -> bool:
+    """Values the filters (squash, speakable, clip) would leave as they are."""
+    names = (context.official, context.subject_official, context.ack_code)
+    return all(v == " ".join(v.split()) and "\x00" not in v and "://" not in v and "www." not in v.lower()
+               for v in names) and (context.link is None or ("\x00" not in context.link
+                                                             and context.link == "".join(context.link.split())))
+
+
+def _fill(shared: Rendered, context: MessageContext) -> Rendered:
+    def put(text: str) -> str:
+        text = text.replace(_HOLES["official"], context.official)
+        text = text.replace(_HOLES["subject_official"], context.subject_official)
+        text = text.replace(_HOLES["ack_code"], context.ack_code)
+        return text.replace(_HOLES["link"], context.link) if context.link is not None else text
+
+    return Rendered(put(shared.subject), put(shared.text))
 
 
 def _template(stem: str, lang: str) -> tuple[Template, str]:
