@@ -32,7 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # for tests.support when run as bench/xxx.py
+    sys.path.insert(0, str(ROOT))  # for tests.support when run as bench/<name>.py
 
 from dispatcher.channels.simulator import SimOutbox, SimSent  # noqa: E402
 from dispatcher.config import Settings  # noqa: E402

@@ -146,13 +146,13 @@ class Processes:
 
 def tree_pids(pid: int) -> list[int]:
     """``pid`` and all its descendants (from /proc/<pid>/task/<tid>/children)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
+    found, unvisited = [], [pid]
+    while unvisited:
+        current = unvisited.pop()
         found.append(current)
         for task in Path(f"/proc/{current}/task").glob("*"):
             with contextlib.suppress(OSError, ValueError):
-                todo.extend(int(c) for c in (task / "children").read_text().split())
+                unvisited.extend(int(c) for c in (task / "children").read_text().split())
     return found
 
 

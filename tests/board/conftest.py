@@ -18,6 +18,7 @@ from dispatcher.runtime.engine import Engine
 from dispatcher.services.users import Role, create_user
 from tests.conftest import FIXED_NOW, Clock
 from tests.e2e.conftest import engine, outbox, tiny_site  # noqa: F401 - fixtures
+from tests.support.harness import settle_engine
 
 PASSWORD = "correct horse battery"
 USERS = {"wang": Role.VIEWER, "liu": Role.OFFICER, "chen": Role.ADMIN}
@@ -73,11 +74,7 @@ def board(tiny_site: str, clock: Clock, engine: Engine, auth: dict[str, str]) ->
     create_users(tiny_site)
 
     def drive() -> None:
-        for _ in range(100):
-            report = engine.tick()
-            if not engine.drain() and not report.queued_work:
-                return
-        raise AssertionError("the engine did not settle")
+        settle_engine(engine)
 
     with TestClient(create_app(Settings(database_url=tiny_site), clock=clock)) as client:
         response = client.post("/api/v1/warnings", json=warning_body(clock()), headers=auth)

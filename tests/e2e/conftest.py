@@ -16,7 +16,7 @@ from dispatcher.db.session import transaction
 from dispatcher.runtime.engine import Engine
 from dispatcher.services.site import load_site_files
 from tests.conftest import FIXED_NOW, FIXTURES, Clock
-from tests.support.harness import Harness, Sent
+from tests.support.harness import Harness, Sent, settle_engine
 
 TINY_SITE = FIXTURES / "sites" / "tiny"
 
@@ -50,11 +50,7 @@ def harness(tiny_site: str, clock: Clock, outbox: SimOutbox, engine: Engine, aut
                      m.message.text) for m in outbox.messages()]
 
     def drive() -> None:
-        for _ in range(100):
-            report = engine.tick()
-            if not engine.drain() and not report.queued_work:
-                return
-        raise AssertionError("the engine did not settle")
+        settle_engine(engine)
 
     def move(delta: timedelta) -> None:
         clock.now += delta

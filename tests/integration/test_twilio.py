@@ -38,6 +38,7 @@ from dispatcher.runtime.engine import Engine
 from tests.conftest import Clock
 from tests.e2e.conftest import tiny_site  # noqa: F401 - the fixture
 from tests.fakes.twilio_server import FakeTwilio, Received
+from tests.support.harness import settle_engine
 
 ACCOUNT = "AC" + "a" * 32
 TOKEN = "test-auth-token-0123456789abcdef"
@@ -70,11 +71,7 @@ class World:
     headers: dict[str, str]
 
     def drive(self) -> None:
-        for _ in range(50):
-            report = self.engine.tick()
-            if not self.engine.drain() and not report.queued_work:
-                return
-        raise AssertionError("the engine did not settle")
+        settle_engine(self.engine, rounds=50)
 
     def advance(self, minutes: float) -> None:
         self.drive()

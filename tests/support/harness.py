@@ -23,9 +23,19 @@ from sqlalchemy import func, select
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow, CalloutRow
 from dispatcher.domain.callouts import OPEN_STATES, AckVia
+from dispatcher.runtime.engine import Engine
 from dispatcher.services import ack
 from dispatcher.services.callouts import pending_warnings
 from dispatcher.services.site import current_site
+
+
+def settle_engine(engine: Engine, rounds: int = 100) -> None:
+    """Run the engine's passes until nothing more is due now: the tests' stand-in for the runtime."""
+    for _ in range(rounds):
+        report = engine.tick()
+        if not engine.drain() and not report.queued_work:
+            return
+    raise AssertionError("the engine did not settle")
 
 
 @dataclass(frozen=True)
