@@ -107,8 +107,6 @@ def warning_board(warning_id: str, request: Request, settings: SettingsDep, cloc
     if ctx.who is None:
         return RedirectResponse("/board/login", status_code=303)
     filters = Filters(state, town, role)
-    record = sse.record_of(settings, warning_id)
-    version = sse.data_version(settings, record)  # before the rows: never claim newer data than shown
     data = sse.snapshot(settings, warning_id, ctx, filters)
-    return render(ctx, request, "board.html", filters=filters, done=done, since=sse.version_tag(version, ctx.now),
-                  **data)
+    return render(ctx, request, "board.html", filters=filters, done=done,
+                  since=sse.version_tag(data["version"], ctx.now), **data)

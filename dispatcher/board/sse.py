@@ -28,6 +28,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ..api.deps import ClockDep, SettingsDep
 from ..config import Settings
@@ -47,34 +48,32 @@ STREAM_LIFETIME = 300.0  # seconds; the browser reconnects
 KEEPALIVE = 15.0
 
 
-def record_of(settings: Settings, warning_id: str) -> str:
-    """The record (root warning) a warning's call-outs are kept under; 404 for an unknown warning."""
-    with transaction(settings.database_url) as session:
-        try:
-            row = queries.get_row(session, warning_id, None)
-        except NotFound:
-            raise HTTPException(404, f"no warning {warning_id}") from None
-        return row.root_id or row.id
-
-
 def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) -> dict[str, Any]:
+    """What the board shows of one warning, and ``version``: the data version, read before the rows
+    (so it never claims newer data than they show)."""
     with transaction(settings.database_url) as session:
         try:
             row = queries.get_row(session, warning_id, None)
         except NotFound:
             raise HTTPException(404, f"no warning {warning_id}") from None
         record = row.root_id or row.id
+        version = _version(session, record)
         warning = queries.summary(row) | views.level_view(row.level)
         counts = callout_views.counts(session, record)
         rows = views.board_rows(session, record, ctx.now, show_phones=ctx.may(Role.OFFICER))
         broadcasts = views.broadcasts(session, record)
     return {"warning": warning, "counts": counts, "all_rows": rows, "rows": [r for r in rows if filters.keep(r)],
-            "choices": views.choices(rows), "record": record, "broadcasts": broadcasts}
+            "choices": views.choices(rows), "record": record, "broadcasts": broadcasts, "version": version}
 
 
 def data_version(settings: Settings, record: str | None) -> str:
     """A short name for the state of a warning's rows (or of the active warnings)."""
-    return hashlib.sha256(repr(_data(settings, record)).encode()).hexdigest()[:16]
+    with transaction(settings.database_url) as session:
+        return _version(session, record)
+
+
+def _version(session: Session, record: str | None) -> str:
+    return hashlib.sha256(repr(_data(session, record)).encode()).hexdigest()[:16]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -94,21 +93,22 @@ def _parse_tag(tag: str) -> tuple[str, datetime] | None:
 
 
 def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:
-    return (*_data(settings, record), int(time.time() // 10))  # overdue flags and "time since" move with the clock
-
-
-def _data(settings: Settings, record: str | None) -> tuple[Any, ...]:
     with transaction(settings.database_url) as session:
-        events = select(func.max(EventRow.id))
-        attempts = select(func.max(AttemptRow.updated_at), func.count(AttemptRow.id))
-        callouts = select(func.count(CalloutRow.id))
-        if record is not None:
-            events = events.where(EventRow.warning_id == record)
-            attempts = attempts.where(AttemptRow.record_id == record)
-            callouts = callouts.where(CalloutRow.record_id == record)
-        else:
-            callouts = select(func.count(WarningRow.id)).where(WarningRow.status == "active")
-        return (session.scalar(events), *session.execute(attempts).one(), session.scalar(callouts))
+        data = _data(session, record)
+    return (*data, int(time.time() // 10))  # overdue flags and "time since" move with the clock
+
+
+def _data(session: Session, record: str | None) -> tuple[Any, ...]:
+    events = select(func.max(EventRow.id))
+    attempts = select(func.max(AttemptRow.updated_at), func.count(AttemptRow.id))
+    callouts = select(func.count(CalloutRow.id))
+    if record is not None:
+        events = events.where(EventRow.warning_id == record)
+        attempts = attempts.where(AttemptRow.record_id == record)
+        callouts = callouts.where(CalloutRow.record_id == record)
+    else:
+        callouts = select(func.count(WarningRow.id)).where(WarningRow.status == "active")
+    return (session.scalar(events), *session.execute(attempts).one(), session.scalar(callouts))
 
 
 def _message(event: str, data: dict[str, Any], tag: str = "") -> str:
@@ -192,21 +192,20 @@ async def board_live(warning_id: str, request: Request, settings: SettingsDep, c
         # Re-render what the browser holds, if the data is still what it was rendered from; the
         # stream's first event then carries only what differs from it, never the whole table again.
         def seed() -> None:
-            version = data_version(settings, record)
-            if version != held[0]:
-                return
             then = Ctx(settings, held[1], ctx.lang, ctx.who)
-            _board_update(then, snapshot(settings, warning_id, then, filters), sent)
-            if data_version(settings, record) != version:  # it moved while we looked: send everything
+            rows = snapshot(settings, warning_id, then, filters)
+            if rows["version"] != held[0]:
+                return
+            _board_update(then, rows, sent)
+            if data_version(settings, record) != held[0]:  # it moved while we looked: send everything
                 sent.clear()
 
         await run_in_threadpool(seed)
 
     def render() -> str:
         fresh = Ctx(settings, clock(), ctx.lang, ctx.who)
-        version = data_version(settings, record)  # before the rows: a tag never claims newer data than sent
-        update = _board_update(fresh, snapshot(settings, warning_id, fresh, filters), sent)
-        return _message("board", update, version_tag(version, fresh.now))
+        rows = snapshot(settings, warning_id, fresh, filters)
+        return _message("board", _board_update(fresh, rows, sent), version_tag(rows["version"], fresh.now))
 
     return _sse(_stream(request, settings, record, render))
 
