@@ -152,8 +152,14 @@ class Harness:
 
 
 def engine_quiet(url: str, now: datetime) -> bool:
-    """No warning waiting to be applied, no step due, nothing queued or being sent."""
+    """No warning waiting to be applied, no step due, nothing queued or being sent.
+
+    The three counts must come from one snapshot: under PostgreSQL's default READ COMMITTED each
+    statement sees a fresh one, and a warning applied between the counts (no call-outs yet, then
+    no longer pending) would read as a quiet engine."""
     with transaction(url) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         busy = session.scalar(select(func.count()).where(AttemptRow.status.in_(("queued", "sending")))) or 0
         due = session.scalar(select(func.count()).where(CalloutRow.state.in_(OPEN_STATES),
                                                         CalloutRow.next_due <= now)) or 0
