@@ -17,8 +17,11 @@ def append_event(
 ) -> EventRow:
     """Append one event. The warning row is locked (FOR UPDATE on PostgreSQL) so concurrent
     writers chain their events one after another."""
+    # populate_existing: a row this session loaded before the lock was taken is read again, or
+    # the head and count would be those of before another writer's append.
     warning = session.execute(
         select(WarningRow).where(WarningRow.id == warning_id).with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     seq = warning.record_count + 1
     payload = data or {}
