@@ -73,44 +73,60 @@ class Engine:
     def tick(self, role: str = "scheduler") -> TickReport:
         report = TickReport()
         try:
-            report.applied = self.apply_pending()
-            while (advanced := self._advance()) > 0:
-                report.advanced += advanced
-                self.on_work()
-                if advanced < self.batch:
-                    break
+            report.applied = self.apply_pending(report)
+            report.advanced += self._advance_due()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
         report.reconciled = self.reconcile()
         self.broadcast()
-        with transaction(self.url) as session:
+        with transaction(self.url, background=True) as session:
             beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced})
         return report
 
-    def apply_pending(self) -> int:
-        with transaction(self.url) as session:
+    def apply_pending(self, report: TickReport | None = None) -> int:
+        """Apply stored warnings, a part per transaction; after each part its first steps run, so
+        the first calls of a big fan-out go out while the rest of its call-outs are being started."""
+        with transaction(self.url, background=True) as session:
             pending = callouts.pending_warnings(session)
         for warning_id in pending:
-            with transaction(self.url) as session:
-                callouts.apply_warning(session, warning_id, self.clock())
+            with transaction(self.url, write=False) as session:
+                start = callouts.begin_start(session, warning_id, self.clock())
+            if start is None:
+                continue
+            while True:
+                with transaction(self.url, background=True) as session:
+                    done = callouts.apply_part(session, start, self.clock())
+                advanced = self._advance_due()
+                if report is not None:
+                    report.advanced += advanced
+                if done:
+                    break
         return len(pending)
 
-    def _advance(self) -> int:
-        with transaction(self.url) as session:
-            return escalation.advance_due(session, self.clock(), self.batch)
+    def _advance_due(self) -> int:
+        """Run every due step, a batch per transaction, waking the workers after each batch."""
+        total = 0
+        while True:
+            with transaction(self.url, background=True) as session:
+                advanced = escalation.advance_due(session, self.clock(), self.batch)
+            total += advanced
+            if advanced:
+                self.on_work()
+            if advanced < self.batch:
+                return total
 
     def broadcast(self) -> int:
         """Hand pending broadcast orders to the platform (retrying transient failures later)."""
-        with transaction(self.url) as session:
+        with transaction(self.url, background=True) as session:
             orders = broadcasts.claim_due(session, self.clock())
         for order in orders:
             platform_id, error = self._loop.run_until_complete(broadcasts.hand_over(self.settings, order))
-            with transaction(self.url) as session:
+            with transaction(self.url, background=True) as session:
                 broadcasts.record(session, self.clock(), order, platform_id, error)
         return len(orders)
 
     def reconcile(self) -> int:
-        with transaction(self.url) as session:
+        with transaction(self.url, background=True) as session:
             found, requeued = self._loop.run_until_complete(
                 dispatch.reconcile(session, self.clock(), self._adapters))
         if found or requeued:
@@ -128,13 +144,13 @@ class Engine:
         spaced = {Channel.VOICE} if self._spacing else set()
         free = [c for c in Channel if c not in self._limits and c not in spaced]
         if free:
-            with transaction(self.url) as session:
+            with transaction(self.url, background=True) as session:
                 jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, free)
         for channel in [c for c in Channel if c in self._limits or c in spaced]:
             booking = self._pacing.reserve(channel, want)
             if not booking.granted:
                 continue
-            with transaction(self.url) as session:
+            with transaction(self.url, background=True) as session:
                 claimed = dispatch.claim_jobs(session, self.clock(), min(booking.granted, want), self.name, lease,
                                               self.settings, [channel], self._spacing if channel in spaced else None)
             self._pacing.hold(booking, [job.attempt_id for job in claimed])
@@ -143,7 +159,7 @@ class Engine:
             return 0
         outcomes = self._loop.run_until_complete(dispatch.deliver(
             jobs, self._adapters, self.concurrency, self._pacing, self._breaker, self._retry))
-        with transaction(self.url) as session:
+        with transaction(self.url, background=True) as session:
             dispatch.finish(session, outcomes, self.clock())
             beat(session, f"worker:{self.name}", "worker", self.clock(), {
                 "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
@@ -155,7 +171,7 @@ class Engine:
 
     def waiting(self) -> bool:
         """Whether attempts are queued (e.g. held back by a rate limit) — a reason to keep draining."""
-        with transaction(self.url) as session:
+        with transaction(self.url, background=True) as session:
             return session.scalar(select(AttemptRow.id).where(AttemptRow.status == "queued").limit(1)) is not None
 
     def drain(self, max_batches: int = 10_000, patience: float = 0.0) -> int:

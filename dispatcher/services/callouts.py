@@ -11,16 +11,17 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..db.queue import attempt_values, insert_attempts
 from ..db.record_repo import append_event
-from ..db.tables import AttemptRow, CalloutRow, WarningRow
+from ..db.tables import AttemptRow, CalloutRow, EventRow, WarningRow
 from ..domain.areas import overlaps
 from ..domain.callouts import (
     ACKABLE_STATES,
@@ -33,8 +34,7 @@ from ..domain.callouts import (
 )
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
-from ..domain.rules import PlannedCallout, WarningFacts, resolve
-from ..domain.site import Site
+from ..domain.rules import PlannedCallout, PlannedStep, Resolution, WarningFacts, resolve
 from . import broadcasts
 from .site import current_site
 
@@ -56,57 +56,134 @@ def pending_warnings(session: Session, limit: int = 20) -> list[str]:
     ))
 
 
-def apply_warning(session: Session, warning_id: str, now: datetime) -> Applied | None:
-    """Apply one stored warning exactly once (the row lock and ``applied_at`` make a second,
-    concurrent call a no-op)."""
-    row = session.execute(
-        select(WarningRow).where(WarningRow.id == warning_id).with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
+# Call-outs started per transaction. A red warning to thousands of officials is started a part at
+# a time: the first parts' calls go out while the rest are being started, and other writers
+# (intake, acknowledgements) get the database between parts instead of waiting for all of it.
+START_PART = 1000
+
+
+@dataclass
+class Start:
+    """A stored warning being applied, one transaction (``apply_part``) at a time.
+
+    Who is called is decided once, outside any write lock (``begin_start``); each part then starts
+    the next officials under the warning's row lock, skipping anyone already started for this
+    warning, so a part repeated after a crash, or run by a second scheduler, starts nobody twice.
+    ``applied_at`` is set by the last part: until then the warning stays pending and any
+    scheduler resumes it."""
+
+    warning_id: str
+    record: str
+    resolution: Resolution | None  # None: nothing to start (a cancel, or no longer active)
+    applied: Applied = field(default_factory=Applied)
+    done: int = 0  # planned call-outs handled so far
+    matched: bool = False  # the MATCHED event and the broadcast order are written
+
+    @property
+    def planned(self) -> tuple[PlannedCallout, ...]:
+        return self.resolution.callouts if self.resolution else ()
+
+
+def begin_start(session: Session, warning_id: str, now: datetime) -> Start | None:
+    """Read a pending warning and decide who is called (no lock taken); None if already applied."""
+    row = session.get(WarningRow, warning_id)
     if row is None or row.applied_at is not None:
         return None
-    site = current_site(session)
     record = row.root_id or row.id
+    if row.msg_type == "cancel" or row.status != "active":
+        return Start(row.id, record, None)
+    facts = WarningFacts(Hazard(row.hazard), Level(row.level), tuple(row.areas), row.sender, row.sent)
+    return Start(row.id, record, resolve(current_site(session), facts, start=now))
+
+
+def apply_part(session: Session, start: Start, now: datetime) -> bool:
+    """Start the next part of the warning's call-outs; True once the warning is fully applied (or
+    another scheduler holds it: it carries on, and a pending warning is resumed by the next tick)."""
+    row = session.execute(
+        select(WarningRow).where(WarningRow.id == start.warning_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if row is None or row.applied_at is not None:
+        return True
     if row.msg_type == "cancel":
-        applied = _cancel(session, row, record, now)
-    else:
-        applied = _start(session, site, row, record, now)
-        if row.msg_type == "update":
-            applied.notices += _notify_reached(session, record, row, Purpose.UPDATE, now,
-                                               skip_people=applied_people(session, row.id))
+        start.applied = _cancel(session, row, start.record, now)
+        return _finish(session, row, start, now)
+    if start.resolution is None or row.status != "active":  # cancelled or updated before all had started
+        return _finish(session, row, start, now)
+    if not start.matched:
+        _match(session, row, start, now)
+    part = start.planned[start.done:start.done + START_PART]
+    start.done += len(part)
+    _start(session, row, start.record, part, start.applied, now)
+    if start.done < len(start.planned):
+        return False
+    if row.msg_type == "update":
+        start.applied.notices += _notify_reached(session, start.record, row, Purpose.UPDATE, now,
+                                                 skip_people=applied_people(session, row.id))
+    return _finish(session, row, start, now)
+
+
+def apply_warning(session: Session, warning_id: str, now: datetime) -> Applied | None:
+    """Apply one stored warning whole, in the caller's transaction (for tests and small tools)."""
+    start = begin_start(session, warning_id, now)
+    if start is None:
+        return None
+    while not apply_part(session, start, now):
+        pass
+    return start.applied
+
+
+def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> None:
+    """The rules engine's decision, once per warning (a resumed start finds it already written)."""
+    start.matched = True
+    if session.scalar(select(EventRow.id).where(EventRow.warning_id == start.record,
+                                                EventRow.kind == EventKind.MATCHED.value,
+                                                EventRow.data["warning"].as_string() == row.id).limit(1)):
+        return
+    resolution = start.resolution
+    assert resolution is not None
+    append_event(session, start.record, EventKind.MATCHED, "rules", now, {
+        "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
+        "duty": list(resolution.duty.everyone) if resolution.duty else [],
+        "gaps": [g.message for g in resolution.gaps][:200],
+    })
+    site = current_site(session)
+    broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
+
+
+def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> bool:
+    applied = start.applied
+    applied.started = session.scalar(
+        select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
     row.applied_at = now
-    append_event(session, record, "applied", "engine", now, {
+    data: dict[str, Any] = {
         "warning": row.id, "msg_type": row.msg_type, "started": applied.started,
         "superseded": applied.superseded, "muted": applied.muted[:500], "notices": applied.notices,
         "cancelled": applied.cancelled,
-    })
-    return applied
+    }
+    if start.resolution is not None and row.status != "active":
+        data["stopped"] = row.status  # an update or cancel came while its call-outs were being started
+    append_event(session, start.record, "applied", "engine", now, data)
+    return True
 
 
 def applied_people(session: Session, warning_id: str) -> set[str]:
     return set(session.scalars(select(CalloutRow.person_id).where(CalloutRow.warning_id == warning_id)))
 
 
-def _start(session: Session, site: Site, row: WarningRow, record: str, now: datetime) -> Applied:
-    applied = Applied()
-    if row.status != "active":  # cancelled or updated before its call-outs could start
-        return applied
-    level = Level(row.level)
-    facts = WarningFacts(Hazard(row.hazard), level, tuple(row.areas), row.sender, row.sent)
-    resolution = resolve(site, facts, start=now)
-    append_event(session, record, EventKind.MATCHED, "rules", now, {
-        "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
-        "duty": list(resolution.duty.everyone) if resolution.duty else [],
-        "gaps": [g.message for g in resolution.gaps][:200],
-    })
-    broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
-    planned = resolution.callouts
+def _start(session: Session, row: WarningRow, record: str, planned: Sequence[PlannedCallout], applied: Applied,
+           now: datetime) -> None:
     if not planned:
-        return applied
+        return
     people = [c.person_id for c in planned]
+    begun = _started_for(session, row.id, people)
+    planned = [c for c in planned if c.person_id not in begun]
+    people = [c.person_id for c in planned]
+    level = Level(row.level)
     holding = _open_callouts(session, people, row.hazard)
-    in_event = _levels_in_event(session, record)
+    in_event = _levels_in_event(session, record, people)
     codes = _codes_in_use(session, people)
-    new_rows = []
+    steps_json: dict[tuple[PlannedStep, ...], list[dict[str, Any]]] = {}
+    new_rows, superseded = [], []
     for callout in planned:
         # Already called for this event at this level or higher: the update notice will do.
         if callout.person_id in in_event and not supersedes(level.rank, in_event[callout.person_id]):
@@ -117,24 +194,34 @@ def _start(session: Session, site: Site, row: WarningRow, record: str, now: date
             continue
         for old in blocking:
             _close(old, CalloutState.CANCELLED, now, f"superseded by {row.id} ({level.value})")
-            applied.superseded.append(old.id)
-        new_rows.append(_callout_values(callout, row, record, level, now, codes))
+            superseded.append(old.id)
+        steps = steps_json.get(callout.steps)
+        if steps is None:  # officials of one plan share their steps' times and channels
+            steps = steps_json[callout.steps] = [step_to_json(s) for s in callout.steps]
+        new_rows.append(_callout_values(callout, row, record, level, now, codes, steps))
     # Core insert: thousands of rows whose ids nobody needs back (the ORM's RETURNING costs seconds).
-    for start in range(0, len(new_rows), 1000):
-        session.execute(insert(CalloutRow.__table__), new_rows[start:start + 1000])
-    if applied.superseded:
-        _cancel_queued(session, applied.superseded, now)
-    applied.started = len(new_rows)
-    return applied
+    if new_rows:
+        session.execute(insert(CalloutRow.__table__), new_rows)
+    if superseded:
+        _cancel_queued(session, superseded, now)
+        applied.superseded += superseded
+
+
+def _started_for(session: Session, warning_id: str, people: list[str]) -> set[str]:
+    begun: set[str] = set()
+    for first in range(0, len(people), 900):
+        begun.update(session.scalars(select(CalloutRow.person_id).where(
+            CalloutRow.warning_id == warning_id, CalloutRow.person_id.in_(people[first:first + 900]))))
+    return begun
 
 
 def _callout_values(callout: PlannedCallout, row: WarningRow, record: str, level: Level, now: datetime,
-                    codes: dict[str, set[str]]) -> dict[str, Any]:
+                    codes: dict[str, set[str]], steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "warning_id": row.id, "record_id": record, "person_id": callout.person_id, "plan_id": callout.plan_id,
         "hazard": row.hazard, "level": level.value, "priority": level.rank, "drill": row.drill,
         "reason": callout.reason[:200], "state": CalloutState.PENDING.value,
-        "steps": [step_to_json(s) for s in callout.steps], "next_step": 0, "next_due": now,
+        "steps": steps, "next_step": 0, "next_due": now,
         "ack_code": _new_code(codes.setdefault(callout.person_id, set())), "started_at": now,
     }
 
@@ -158,12 +245,14 @@ def _codes_in_use(session: Session, people: list[str]) -> dict[str, set[str]]:
     return codes
 
 
-def _levels_in_event(session: Session, record: str) -> dict[str, int]:
+def _levels_in_event(session: Session, record: str, people: list[str]) -> dict[str, int]:
     levels: dict[str, int] = {}
-    for pid, priority in session.execute(
-        select(CalloutRow.person_id, CalloutRow.priority).where(CalloutRow.record_id == record)
-    ):
-        levels[pid] = max(priority, levels.get(pid, 0))
+    for first in range(0, len(people), 900):
+        for pid, priority in session.execute(
+            select(CalloutRow.person_id, CalloutRow.priority)
+            .where(CalloutRow.record_id == record, CalloutRow.person_id.in_(people[first:first + 900]))
+        ):
+            levels[pid] = max(priority, levels.get(pid, 0))
     return levels
 
 
@@ -206,6 +295,12 @@ def _cancel_queued(session: Session, callout_ids: list[int], now: datetime) -> i
 
 def _cancel(session: Session, row: WarningRow, record: str, now: datetime) -> Applied:
     applied = Applied()
+    applied.cancelled = _close_open(session, row, record, now)
+    applied.notices = _notify_reached(session, record, row, Purpose.CANCEL, now)
+    return applied
+
+
+def _close_open(session: Session, row: WarningRow, record: str, now: datetime) -> int:
     open_ones = list(session.scalars(
         select(CalloutRow).where(CalloutRow.record_id == record, CalloutRow.state.in_(OPEN_STATES))
         .with_for_update()
@@ -213,9 +308,7 @@ def _cancel(session: Session, row: WarningRow, record: str, now: datetime) -> Ap
     for callout in open_ones:
         _close(callout, CalloutState.CANCELLED, now, f"warning cancelled by {row.id}")
     _cancel_queued(session, [c.id for c in open_ones], now)
-    applied.cancelled = len(open_ones)
-    applied.notices = _notify_reached(session, record, row, Purpose.CANCEL, now)
-    return applied
+    return len(open_ones)
 
 
 def _notify_reached(session: Session, record: str, row: WarningRow, purpose: Purpose, now: datetime,
@@ -253,12 +346,16 @@ def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -
     # Call-outs first, then the warning rows: the lock order every other writer uses.
     applied = _cancel(session, row, record, now)
     chain_rows = session.scalars(select(WarningRow).where(
-        (WarningRow.id == record) | (WarningRow.root_id == record), WarningRow.status.in_(("active", "updated"))))
+        (WarningRow.id == record) | (WarningRow.root_id == record), WarningRow.status.in_(("active", "updated")))
+        .order_by(WarningRow.id).with_for_update().execution_options(populate_existing=True))
     ended = []
     for message in chain_rows:
         message.status = "cancelled"
         message.applied_at = message.applied_at or now  # a not-yet-applied alert must not start afterwards
         ended.append(message.id)
+    # A part of the warning's call-outs started while we waited for its row: close those too. From
+    # here on no part can start (each takes the row lock, then finds the warning cancelled).
+    applied.cancelled += _close_open(session, row, record, now)
     append_event(session, record, "cancelled", actor, now, {
         "warnings": sorted(ended), "callouts_cancelled": applied.cancelled, "notices": applied.notices})
     return applied
