@@ -3,6 +3,9 @@ can share the file; PostgreSQL gets a normal pool."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,11 +13,17 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock
+BACKGROUND = "jiaoying_background"  # execution option: the engine's passes (see WriteTurns)
+_TURN = "jiaoying_turn"  # connection info: this connection holds the process's write turn
+READ_ONLY = "jiaoying_read_only"  # execution option: begin the SQLite transaction without the write lock
+
 
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT})
+        turns = write_turns(url)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -26,27 +35,120 @@ def engine_for(url: str) -> Engine:
             cur.close()
 
         # Single writer: every transaction takes the write lock up front, so two writers queue
-        # behind each other (busy timeout) instead of failing on a stale snapshot. WAL keeps
-        # plain readers unblocked.
+        # behind each other instead of failing on a stale snapshot — in this process in the
+        # order WriteTurns gives, from other processes through the busy timeout. WAL keeps
+        # readers unblocked: a transaction opened with write=False reads one snapshot and takes
+        # no lock, so it neither waits for a writer nor holds one up.
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            options = conn.get_execution_options()
+            if options.get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                return
+            turns.acquire(background=bool(options.get(BACKGROUND)))
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                turns.release()
+                raise
+            conn.info[_TURN] = True
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _end(conn):  # type: ignore[no-untyped-def]
+            if conn.info.pop(_TURN, False):
+                turns.release()
+
+        # A connection lost mid-transaction never commits or rolls back: its turn is given back
+        # when it leaves the pool's hands, or every writer in the process would wait for it.
+        @event.listens_for(engine, "checkin")
+        @event.listens_for(engine, "invalidate")
+        def _lost(_dbapi_conn, record, *_):  # type: ignore[no-untyped-def]
+            if record.info.pop(_TURN, False):
+                turns.release()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+class _Waiter:
+    __slots__ = ("since",)
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+
+
+class WriteTurns:
+    """The writers of one SQLite file in this process take turns: requests first, then the engine.
+
+    SQLite's write lock is not fair: a writer that finds it taken sleeps in the busy handler and
+    polls, and the engine's threads, releasing and retaking it back to back, could keep a request
+    (a warning posted, an acknowledgement) waiting for seconds. Here a request waits only for the
+    transaction in progress and the requests ahead of it; the engine's passes (``background``) go
+    next, except that one kept waiting longer than ``patience`` goes first, so a flood of
+    acknowledgements cannot stop the escalation timers. Each kind is served in arrival order."""
+
+    def __init__(self, timeout: float = SQLITE_BUSY_TIMEOUT, patience: float = 0.2) -> None:
+        self.timeout, self.patience = timeout, patience
+        self._cond = threading.Condition()
+        self._busy = False
+        self._requests: deque[_Waiter] = deque()
+        self._background: deque[_Waiter] = deque()
+
+    def acquire(self, background: bool = False) -> None:
+        queue = self._background if background else self._requests
+        me = _Waiter(time.monotonic())
+        with self._cond:
+            queue.append(me)
+            if not self._cond.wait_for(lambda: not self._busy and self._next_up() is me, self.timeout):
+                queue.remove(me)
+                self._cond.notify_all()
+                raise TimeoutError(f"the database stayed locked for {self.timeout:.0f} s")
+            queue.popleft()
+            self._busy = True
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+    @contextmanager
+    def turn(self, background: bool = False) -> Iterator[None]:
+        self.acquire(background)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _next_up(self) -> _Waiter | None:
+        if self._background and (not self._requests or
+                                 time.monotonic() - self._background[0].since > self.patience):
+            return self._background[0]
+        return self._requests[0] if self._requests else None
+
+
 @lru_cache(maxsize=8)
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+def write_turns(url: str) -> WriteTurns:
+    return WriteTurns()
+
+
+@lru_cache(maxsize=16)
+def session_factory(url: str, background: bool = False) -> sessionmaker[Session]:
+    bind = engine_for(url)
+    return sessionmaker(bind.execution_options(**{BACKGROUND: True}) if background else bind,
+                        expire_on_commit=False)
 
 
 @contextmanager
-def transaction(url: str) -> Iterator[Session]:
-    """One unit of work: committed on success, rolled back on any error."""
-    session = session_factory(url)()
+def transaction(url: str, write: bool = True, background: bool = False) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back on any error. ``write=False`` is for
+    a transaction that only reads: on SQLite it does not take the single write lock.
+    ``background``: the engine's passes, which on SQLite let requests write first (WriteTurns)."""
+    session = session_factory(url, background)()
     try:
         with session.begin():
+            if not write:
+                session.connection(execution_options={READ_ONLY: True})
             yield session
     finally:
         session.close()
