@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..db.session import transaction
 from ..services import users
-from ..services.keys import AgencyKey, authenticate
+from ..services.keys import AgencyKey, authenticate, mark_used
 from ..services.users import Role, User
 
 
@@ -43,11 +43,15 @@ def agency_key(request: Request, settings: SettingsDep, clock: ClockDep) -> Agen
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "an agency API key is required: Authorization: Bearer <key>",
                             headers={"WWW-Authenticate": "Bearer"})
-    with transaction(settings.database_url) as session:
-        key = authenticate(session, token.strip(), clock())
+    with transaction(settings.database_url, write=False) as session:
+        key = authenticate(session, token.strip())
     if key is None:
         raise HTTPException(401, "the API key is not valid (unknown or revoked)",
                             headers={"WWW-Authenticate": "Bearer"})
+    now = clock()
+    if not key.used_since(now - timedelta(minutes=1)):
+        with transaction(settings.database_url) as session:
+            mark_used(session, key, now)
     return key
 
 

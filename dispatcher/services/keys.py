@@ -25,6 +25,10 @@ class AgencyKey:
     agency: str
     hazards: frozenset[Hazard] | None  # None: every hazard
     senders: frozenset[str]
+    last_used_at: datetime | None = None
+
+    def used_since(self, moment: datetime) -> bool:
+        return self.last_used_at is not None and self.last_used_at >= moment
 
     def may_post(self, hazard: Hazard) -> bool:
         return self.hazards is None or hazard in self.hazards
@@ -56,7 +60,7 @@ def create_key(
     return _key(row), token
 
 
-def authenticate(session: Session, token: str, now: datetime) -> AgencyKey | None:
+def authenticate(session: Session, token: str) -> AgencyKey | None:
     parts = token.split("_")
     if len(parts) < 3 or parts[0] != PREFIX:
         return None
@@ -65,8 +69,15 @@ def authenticate(session: Session, token: str, now: datetime) -> AgencyKey | Non
         return None
     if not hmac.compare_digest(row.key_hash, _hash(token)):
         return None
-    row.last_used_at = now
     return _key(row)
+
+
+def mark_used(session: Session, key: AgencyKey, now: datetime) -> None:
+    """Keep a key's last use to the minute: a post reads its key without writing, and writes
+    ``last_used_at`` only when the stored one is a minute old (``AgencyKey.used_since``)."""
+    row = session.get(ApiKeyRow, key.id)
+    if row is not None:
+        row.last_used_at = now
 
 
 def revoke_key(session: Session, key_id: str, now: datetime) -> bool:
@@ -83,4 +94,4 @@ def list_keys(session: Session) -> list[ApiKeyRow]:
 
 def _key(row: ApiKeyRow) -> AgencyKey:
     hazards = frozenset(Hazard(h) for h in row.hazards) if row.hazards is not None else None
-    return AgencyKey(row.id, row.agency, hazards, frozenset(row.senders))
+    return AgencyKey(row.id, row.agency, hazards, frozenset(row.senders), row.last_used_at)

@@ -287,3 +287,31 @@ def test_malformed_xml_is_400(client: TestClient, auth: dict[str, str]) -> None:
                     headers={**auth, "Content-Type": "application/cap+xml"})
     assert r.status_code == 400
     assert r.json()["error"].startswith("malformed XML")
+
+
+def test_a_keys_last_use_is_kept_to_the_minute(client: TestClient, auth: dict[str, str], database_url: str,
+                                               clock) -> None:
+    """The board's key list shows when each agency last posted; a post reads its key without a
+    write unless the stored time is a minute old."""
+    from datetime import timedelta
+
+    from dispatcher.db.tables import ApiKeyRow
+
+    def last_used() -> Any:
+        with transaction(database_url) as s:
+            return s.scalars(select(ApiKeyRow.last_used_at)).one()
+
+    assert last_used() is None
+    first = clock()
+    assert client.post(URL, json=red_rainstorm(identifier="K-1"), headers=auth).status_code == 202
+    assert last_used() == first
+    clock.now += timedelta(seconds=40)
+    assert client.post(URL, json=red_rainstorm(identifier="K-2"), headers=auth).status_code == 202
+    assert last_used() == first  # within the minute: not written again
+    clock.now += timedelta(seconds=30)
+    assert client.get(URL, headers=auth).status_code == 200
+    assert last_used() == clock()
+    bad = {"Authorization": auth["Authorization"][:-2] + "xx"}  # bad input: a key with a wrong secret
+    clock.now += timedelta(minutes=5)
+    assert client.post(URL, json=red_rainstorm(identifier="K-3"), headers=bad).status_code == 401
+    assert last_used() == first + timedelta(seconds=70)
