@@ -26,7 +26,7 @@ router = APIRouter()
 def dossier(ctx: Ctx, warning_id: str) -> dict[str, Any]:
     """Everything on file for the warning's event: summary, rows, statistics, the record."""
     data = snapshot(ctx.settings, warning_id, ctx, Filters())
-    with transaction(ctx.settings.database_url) as session:
+    with transaction(ctx.settings.database_url, write=False) as session:
         events = queries.record(session, data["record"], None)
     rows = data["all_rows"]
     for e in events:

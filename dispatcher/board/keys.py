@@ -25,7 +25,7 @@ FormField = Annotated[str, Form()]
 
 
 def _page(ctx: Ctx, request: Request, status: int = 200, **values: object) -> Response:
-    with transaction(ctx.settings.database_url) as session:
+    with transaction(ctx.settings.database_url, write=False) as session:
         rows = [{"id": r.id, "agency": r.agency, "hazards": r.hazards, "senders": r.senders,
                  "created": stamp(r.created_at), "last_used": stamp(r.last_used_at),
                  "revoked": stamp(r.revoked_at)} for r in keys.list_keys(session)]

@@ -65,7 +65,7 @@ class Ctx:
 
 
 def context(request: Request, settings: Settings, now: datetime) -> Ctx:
-    with transaction(settings.database_url) as session:
+    with transaction(settings.database_url, write=False) as session:
         who = auth.current(settings, session, request, now)
         problems = tuple(f"{k}: {v}" for k, v in engine_health(session, now).items() if v != "ok") if who else ()
     return Ctx(settings, now, lang_of(request), who, problems)

@@ -95,7 +95,7 @@ def overview(request: Request, settings: SettingsDep, clock: ClockDep) -> Respon
     ctx = context(request, settings, clock())
     if ctx.who is None:
         return RedirectResponse("/board/login", status_code=303)
-    with transaction(settings.database_url) as session:
+    with transaction(settings.database_url, write=False) as session:
         cards = views.overview(session, ctx.now)
     return render(ctx, request, "overview.html", cards=cards)
 

@@ -51,7 +51,7 @@ KEEPALIVE = 15.0
 def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) -> dict[str, Any]:
     """What the board shows of one warning, and ``version``: the data version, read before the rows
     (so it never claims newer data than they show)."""
-    with transaction(settings.database_url) as session:
+    with transaction(settings.database_url, write=False) as session:
         try:
             row = queries.get_row(session, warning_id, None)
         except NotFound:
@@ -68,7 +68,7 @@ def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) ->
 
 def data_version(settings: Settings, record: str | None) -> str:
     """A short name for the state of a warning's rows (or of the active warnings)."""
-    with transaction(settings.database_url) as session:
+    with transaction(settings.database_url, write=False) as session:
         return _version(session, record)
 
 
@@ -93,7 +93,7 @@ def _parse_tag(tag: str) -> tuple[str, datetime] | None:
 
 
 def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:
-    with transaction(settings.database_url) as session:
+    with transaction(settings.database_url, write=False) as session:
         data = _data(session, record)
     return (*data, int(time.time() // 10))  # overdue flags and "time since" move with the clock
 
@@ -218,7 +218,7 @@ async def overview_live(request: Request, settings: SettingsDep, clock: ClockDep
 
     def render() -> str:
         fresh = Ctx(settings, clock(), ctx.lang, ctx.who)
-        with transaction(settings.database_url) as session:
+        with transaction(settings.database_url, write=False) as session:
             cards = views.overview(session, fresh.now)
         html = environment().get_template("_cards.html").render(cards=cards, ctx=fresh, t=fresh.t, lang=fresh.lang)
         return _message("overview", {"cards": html})

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock
 BACKGROUND = "jiaoying_background"  # execution option: the engine's passes (see WriteTurns)
 _TURN = "jiaoying_turn"  # connection info: this connection holds the process's write turn
+_QUERY_ONLY = "jiaoying_query_only"  # connection info: PRAGMA query_only is on
 READ_ONLY = "jiaoying_read_only"  # execution option: begin the SQLite transaction without the write lock
 
 
@@ -42,7 +43,11 @@ def engine_for(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
             options = conn.get_execution_options()
-            if options.get(READ_ONLY):
+            read_only = bool(options.get(READ_ONLY))
+            if conn.info.get(_QUERY_ONLY, False) != read_only:  # a read-only transaction cannot write by mistake
+                conn.exec_driver_sql(f"PRAGMA query_only = {int(read_only)}")
+                conn.info[_QUERY_ONLY] = read_only
+            if read_only:
                 conn.exec_driver_sql("BEGIN")
                 return
             turns.acquire(background=bool(options.get(BACKGROUND)))

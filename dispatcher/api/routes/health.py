@@ -27,7 +27,7 @@ def healthz() -> dict[str, str]:
 def readyz(settings: SettingsDep, clock: ClockDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
-        with transaction(settings.database_url) as session:
+        with transaction(settings.database_url, write=False) as session:
             session.execute(text("SELECT 1"))
             checks["database"] = "ok"
             rev = MigrationContext.configure(session.connection()).get_current_revision()

@@ -35,7 +35,7 @@ class EngineCollector(Collector):
         oldest = GaugeMetricFamily("jiaoying_queue_oldest_seconds", "Age of the oldest queued attempt")
         beat = GaugeMetricFamily("jiaoying_heartbeat_age_seconds", "Seconds since each role's last pass",
                                  labels=["role"])
-        with transaction(self.url) as session:
+        with transaction(self.url, write=False) as session:
             for channel, status, n in session.execute(
                     select(AttemptRow.channel, AttemptRow.status, func.count()).group_by(AttemptRow.channel,
                                                                                           AttemptRow.status)):
