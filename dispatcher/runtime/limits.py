@@ -42,6 +42,10 @@ LATENESS_SHARE = 0.6
 TURN_TRIES = 5
 # A new slot for a message that missed its own: at the back of the meter, however far that is.
 BACK_OF_THE_METER = 3600.0
+# A booking's first slot is no sooner than this from now: a worker reserves before it claims the
+# attempts from the database and renders them, and on an idle meter a first slot at "now" was
+# already stale by then (a red message sent to the back of the meter, behind orange ones).
+READY_LEAD = 0.05
 
 
 def lateness_allowed(limit: RateLimit) -> float:
@@ -68,14 +72,14 @@ class MemoryPacer:
         self._next_free: dict[Channel, float] = {}
         self._lock = threading.Lock()
 
-    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS) -> Slots:
+    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS, lead: float = 0.0) -> Slots:
         limit = self.limits.get(channel)
         if limit is None:
             return UNLIMITED
         spacing = 1.0 / (limit.per_second * MARGIN)
         with self._lock:
             now = self._now()
-            start = max(now, self._next_free.get(channel, now))
+            start = max(now + lead, self._next_free.get(channel, now))
             room = int((now + horizon - start) / spacing) + (1 if start <= now + horizon else 0)
             granted = max(0, min(want, room))
             if granted:
@@ -99,8 +103,9 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local spacing = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
+local lead = tonumber(ARGV[4])
 local nf = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = math.max(now, nf)
+local start = math.max(now + lead, nf)
 local room = 0
 if start <= now + horizon then room = math.floor((now + horizon - start) / spacing) + 1 end
 local n = math.max(0, math.min(want, room))
@@ -130,12 +135,13 @@ class RedisPacer:
         self._release = self._redis.register_script(_RELEASE)
         self._ends: dict[Channel, str] = {}
 
-    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS) -> Slots:
+    def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS, lead: float = 0.0) -> Slots:
         limit = self.limits.get(channel)
         if limit is None:
             return UNLIMITED
         spacing = 1.0 / (limit.per_second * MARGIN)
-        granted, first_in, end = self._reserve(keys=[self.prefix + channel.value], args=[spacing, want, horizon])
+        granted, first_in, end = self._reserve(keys=[self.prefix + channel.value],
+                                               args=[spacing, want, horizon, lead])
         return Slots(int(granted), float(first_in), spacing, end.decode() if isinstance(end, bytes) else str(end))
 
     def release(self, channel: Channel, slots: Slots, used: int) -> None:
@@ -177,8 +183,8 @@ class Pacing:
     """A worker's use of the shared meter: reserve, hold slots for claimed attempts, wait its turn."""
 
     def __init__(self, pacer: Pacer, limits: Mapping[Channel, RateLimit],
-                 now: Callable[[], float] = time.monotonic, tries: int = TURN_TRIES) -> None:
-        self.pacer, self.limits, self._now, self.tries = pacer, dict(limits), now, tries
+                 now: Callable[[], float] = time.monotonic, tries: int = TURN_TRIES, lead: float = READY_LEAD) -> None:
+        self.pacer, self.limits, self._now, self.tries, self.lead = pacer, dict(limits), now, tries, lead
         self._allowed = {channel: lateness_allowed(limit) for channel, limit in self.limits.items()}
         self._held: dict[int, Turn] = {}
         self.missed: dict[Channel, int] = {}  # slots given up because the message was late for them
@@ -188,7 +194,7 @@ class Pacing:
 
     def reserve(self, channel: Channel, want: int, horizon: float = HORIZON_SECONDS) -> Booking:
         before = self._now()
-        slots = self.pacer.reserve(channel, want, horizon)
+        slots = self.pacer.reserve(channel, want, horizon, self.lead)
         return Booking(channel, slots, before, self._now())
 
     def hold(self, booking: Booking, attempt_ids: list[int]) -> None:

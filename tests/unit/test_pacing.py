@@ -10,7 +10,7 @@ from dispatcher.channels.base import TransientError
 from dispatcher.channels.resilience import BreakerState, CircuitBreaker
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.limits import RateLimit, parse_limits
-from dispatcher.runtime.limits import MARGIN, MemoryPacer, Pacing, lateness_allowed
+from dispatcher.runtime.limits import MARGIN, READY_LEAD, MemoryPacer, Pacing, lateness_allowed
 
 
 class FakeTime:
@@ -77,7 +77,7 @@ def test_the_breaker_opens_after_repeated_failures_and_a_trial_closes_it() -> No
 
 def _sms_pacing(t: FakeTime) -> Pacing:
     limits = {Channel.SMS: RateLimit(10, 1)}
-    return Pacing(MemoryPacer(limits, now=t), limits, now=t)
+    return Pacing(MemoryPacer(limits, now=t), limits, now=t, lead=0.0)  # slot arithmetic from "now"
 
 
 def test_a_message_on_time_goes_in_its_own_slot() -> None:
@@ -139,4 +139,18 @@ def test_a_message_that_keeps_missing_its_slot_is_queued_again_not_sent() -> Non
 def test_a_channel_without_a_limit_never_waits() -> None:
     pacing = _sms_pacing(LateClock())
     asyncio.run(pacing.turn(7, Channel.VOICE))
+    assert pacing.missed == {}
+
+
+def test_a_booking_leaves_time_to_claim_before_its_first_slot() -> None:
+    """The worker reserves, then claims and renders: 30 ms later (over the 18.5 ms a late message
+    may have) the first message is still in its slot, not sent to the back behind orange ones."""
+    t = FakeTime()
+    limits = {Channel.SMS: RateLimit(10, 1)}
+    pacing = Pacing(MemoryPacer(limits, now=t), limits, now=t)  # the default lead
+    booking = pacing.reserve(Channel.SMS, 2)
+    assert booking.slots.first_in == pytest.approx(READY_LEAD)
+    pacing.hold(booking, [1, 2])
+    t.t += 0.03  # the claim transaction and the rendering took 30 ms
+    asyncio.run(pacing.turn(1, Channel.SMS))
     assert pacing.missed == {}
