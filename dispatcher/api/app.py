@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from .. import __version__
 from ..board import routes as board
+from ..board.actions import Refused
 from ..config import Settings, get_settings
 from . import errors
 from .routes import broadcast, callouts, health, links, metrics, plans, twilio, warnings
@@ -52,7 +54,13 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.state.clock = clock
     app.state.runtime = runtime
     errors.install(app)
+    app.add_exception_handler(Refused, _refused)
     for router in (warnings.router, callouts.router, plans.router, health.router, twilio.router, links.router,
                    broadcast.router, metrics.router, board.router):
         app.include_router(router)
     return app
+
+
+async def _refused(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return exc.response

@@ -41,15 +41,24 @@ class Acting:
         return f"user:{self.user.name}"
 
 
-def acting(request: Request, settings: Settings, now: datetime, csrf: str, role: Role) -> Acting | Response:
-    """Who acts, or the page that refuses the POST (sign-in; 403: no CSRF token, or the role is too low)."""
+class Refused(Exception):  # noqa: N818 - a refusal, answered with its page (handler in api/app.py)
+    """A board POST refused before it acts: the answer is ``response`` (sign in, or a 403 page)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def acting(request: Request, settings: Settings, now: datetime, csrf: str, role: Role) -> Acting:
+    """Who acts; Refused with the page that refuses the POST (sign-in; 403: no CSRF token, or the
+    role is too low)."""
     ctx = context(request, settings, now)
     if ctx.who is None:
-        return RedirectResponse("/board/login", status_code=303)
+        raise Refused(RedirectResponse("/board/login", status_code=303))
     if not auth.csrf_ok(ctx.settings, ctx.who.nonce, csrf):
-        return refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"))
+        raise Refused(refuse(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。")))
     if not ctx.who.may(role):
-        return refuse(ctx, request, refusal_text(ctx, ctx.who, role))
+        raise Refused(refuse(ctx, request, refusal_text(ctx, ctx.who, role)))
     return Acting(ctx, ctx.who.user)
 
 
@@ -68,8 +77,6 @@ def _back(back: str, done: str) -> RedirectResponse:
 def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
                   note: FormField = "", back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.OFFICER)
-    if isinstance(act, Response):
-        return act
     ctx = act.ctx
     note = note.strip()[:500]
     if not note:
@@ -90,8 +97,6 @@ def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, cloc
 def recall(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.OFFICER)
-    if isinstance(act, Response):
-        return act
     ctx = act.ctx
     try:
         with transaction(settings.database_url) as session:
@@ -108,8 +113,6 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
 def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            confirm: FormField = "", back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.ADMIN)
-    if isinstance(act, Response):
-        return act
     ctx = act.ctx
     if confirm != "yes":
         return refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)

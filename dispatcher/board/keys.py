@@ -5,9 +5,8 @@ only) and revoke one. The same services as ``jiaoying keys``."""
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..api.deps import ClockDep, SettingsDep
@@ -15,13 +14,12 @@ from ..db.session import transaction
 from ..domain.hazards import Hazard, parse_hazard
 from ..services import keys
 from ..services.users import Role
-from .actions import acting, refuse
+from .actions import FormField, acting, refuse
 from .pages import Ctx, context, render, require
 from .views import stamp
 
 router = APIRouter()
 log = logging.getLogger("jiaoying.board")
-FormField = Annotated[str, Form()]
 
 
 def _page(ctx: Ctx, request: Request, status: int = 200, **values: object) -> Response:
@@ -47,8 +45,6 @@ def keys_page(request: Request, settings: SettingsDep, clock: ClockDep) -> Respo
 async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
     form = await request.form()
     act = acting(request, settings, clock(), str(form.get("csrf", "")), Role.ADMIN)
-    if isinstance(act, Response):
-        return act
     ctx = act.ctx
     agency = str(form.get("agency", "")).strip()
     senders = [s.strip() for s in str(form.get("senders", "")).replace("，", ",").split(",") if s.strip()]
@@ -70,8 +66,6 @@ async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Re
 def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            confirm: FormField = "") -> Response:
     act = acting(request, settings, clock(), csrf, Role.ADMIN)
-    if isinstance(act, Response):
-        return act
     ctx = act.ctx
     if confirm != "yes":
         return refuse(ctx, request, ctx.t("吊销前请勾选确认。"), 422)

@@ -73,7 +73,7 @@ class Engine:
     def tick(self, role: str = "scheduler") -> TickReport:
         report = TickReport()
         try:
-            report.applied = self.apply_pending(report)
+            self.apply_pending(report)
             report.advanced += self._advance_due()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
@@ -83,10 +83,10 @@ class Engine:
             beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced})
         return report
 
-    def apply_pending(self, report: TickReport | None = None) -> int:
+    def apply_pending(self, report: TickReport) -> None:
         """Apply stored warnings, a part per transaction; after each part its first steps run, so
         the first calls of a big fan-out go out while the rest of its call-outs are being started."""
-        with transaction(self.url, background=True) as session:
+        with transaction(self.url, write=False) as session:
             pending = callouts.pending_warnings(session)
         for warning_id in pending:
             with transaction(self.url, write=False) as session:
@@ -96,12 +96,10 @@ class Engine:
             while True:
                 with transaction(self.url, background=True) as session:
                     done = callouts.apply_part(session, start, self.clock())
-                advanced = self._advance_due()
-                if report is not None:
-                    report.advanced += advanced
+                report.advanced += self._advance_due()
                 if done:
                     break
-        return len(pending)
+        report.applied = len(pending)
 
     def _advance_due(self) -> int:
         """Run every due step, a batch per transaction, waking the workers after each batch."""
@@ -171,7 +169,7 @@ class Engine:
 
     def waiting(self) -> bool:
         """Whether attempts are queued (e.g. held back by a rate limit) — a reason to keep draining."""
-        with transaction(self.url, background=True) as session:
+        with transaction(self.url, write=False) as session:
             return session.scalar(select(AttemptRow.id).where(AttemptRow.status == "queued").limit(1)) is not None
 
     def drain(self, max_batches: int = 10_000, patience: float = 0.0) -> int:

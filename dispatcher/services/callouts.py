@@ -106,9 +106,11 @@ def apply_part(session: Session, start: Start, now: datetime) -> bool:
         return True
     if row.msg_type == "cancel":
         start.applied = _cancel(session, row, start.record, now)
-        return _finish(session, row, start, now)
+        _finish(session, row, start, now)
+        return True
     if start.resolution is None or row.status != "active":  # cancelled or updated before all had started
-        return _finish(session, row, start, now)
+        _finish(session, row, start, now)
+        return True
     if not start.matched:
         _match(session, row, start, now)
     part = start.planned[start.done:start.done + START_PART]
@@ -119,17 +121,8 @@ def apply_part(session: Session, start: Start, now: datetime) -> bool:
     if row.msg_type == "update":
         start.applied.notices += _notify_reached(session, start.record, row, Purpose.UPDATE, now,
                                                  skip_people=applied_people(session, row.id))
-    return _finish(session, row, start, now)
-
-
-def apply_warning(session: Session, warning_id: str, now: datetime) -> Applied | None:
-    """Apply one stored warning whole, in the caller's transaction (for tests and small tools)."""
-    start = begin_start(session, warning_id, now)
-    if start is None:
-        return None
-    while not apply_part(session, start, now):
-        pass
-    return start.applied
+    _finish(session, row, start, now)
+    return True
 
 
 def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> None:
@@ -150,7 +143,7 @@ def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> No
     broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
 
 
-def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> bool:
+def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> None:
     applied = start.applied
     applied.started = session.scalar(
         select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
@@ -163,7 +156,6 @@ def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> b
     if start.resolution is not None and row.status != "active":
         data["stopped"] = row.status  # an update or cancel came while its call-outs were being started
     append_event(session, start.record, "applied", "engine", now, data)
-    return True
 
 
 def applied_people(session: Session, warning_id: str) -> set[str]:
