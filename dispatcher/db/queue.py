@@ -69,9 +69,16 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
             (recent.status == "sending") | (recent.sent_at > now - callee_spacing)))
     candidates = (candidates.order_by(AttemptRow.priority.desc(), AttemptRow.id).limit(limit)
                   .with_for_update(skip_locked=True))
+    # Pick, then take: two statements, so the batch is exactly what the limited SELECT chose. As one
+    # ``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`` PostgreSQL may plan a
+    # nested-loop semi-join that re-runs the limited subquery per outer row (it does when the
+    # table's statistics saw no queued rows, the normal case) and take ten times the batch.
+    picked = list(session.scalars(candidates))
+    if not picked:
+        return []
     claimed = session.execute(
         update(AttemptRow)
-        .where(AttemptRow.id.in_(candidates.scalar_subquery()), AttemptRow.status == "queued")
+        .where(AttemptRow.id.in_(picked), AttemptRow.status == "queued")
         .values(status="sending", lease_until=now + lease, worker=worker, tries=AttemptRow.tries + 1,
                 updated_at=now)
         .returning(AttemptRow.id)
