@@ -48,6 +48,30 @@ class Purpose(StrEnum):
     CANCEL = "cancel"  # the warning is lifted (解除)
 
 
+class AttemptStatus(StrEnum):
+    """queued -> sending (a worker holds it) -> sent -> delivered | failed; queued -> cancelled."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# What chases an answer stops once there is one (or the warning is lifted); notices of an update or
+# a cancel go to everyone reached whatever their call-out's state.
+_CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY,
+                      Purpose.UNREACHED})
+_CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED})
+
+
+def moot(purpose: Purpose, state: CalloutState) -> bool:
+    """Whether an attempt for ``purpose`` must not go out now that its call-out is in ``state``:
+    checked just before every hand-over, so an acknowledgement stops what is about to be sent."""
+    return purpose in _CHASING and state in _CLOSED
+
+
 class AckVia(StrEnum):
     SMS = "sms"
     VOICE = "voice"

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from ..channels.base import ChannelAdapter
+from ..channels.base import ChannelAdapter, SendResult
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.session import transaction
@@ -30,6 +30,7 @@ from ..db.tables import AttemptRow
 from ..domain.channels import Channel
 from ..services import broadcasts, callouts, dispatch, escalation
 from ..services.errors import NotReady
+from ..services.handover import HandOverGuard
 from ..services.heartbeat import beat
 from .limits import Pacing, make_pacer
 
@@ -155,14 +156,40 @@ class Engine:
             jobs += claimed
         if not jobs:
             return 0
-        outcomes = self._loop.run_until_complete(dispatch.deliver(
-            jobs, self._adapters, self.concurrency, self._pacing, self._breaker, self._retry))
+        outcomes = self._loop.run_until_complete(self._deliver(jobs, lease))
         with transaction(self.url, background=True) as session:
-            dispatch.finish(session, outcomes, self.clock())
+            dispatch.finish(session, outcomes, self.clock(), self.name)
             beat(session, f"worker:{self.name}", "worker", self.clock(), {
                 "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
                 "circuits": {c.value: self._breaker.state(c).value for c in Channel}})
         return len(jobs)
+
+    async def _deliver(self, jobs: list[dispatch.Job], lease: timedelta) -> list[dispatch.Outcome]:
+        """Hand the batch over with a last look before each message and the lease kept alive."""
+        def check(ids: list[int]) -> dict[int, str]:
+            with transaction(self.url, write=False) as session:
+                return dispatch.stops_before_hand_over(session, self.name, ids)
+
+        def renew(ids: list[int]) -> set[int]:
+            with transaction(self.url, background=True) as session:
+                return dispatch.renew_leases(session, self.name, ids, self.clock() + lease)
+
+        def seen(key: str) -> SendResult | None:
+            with transaction(self.url, write=False) as session:
+                return dispatch.seen_by_provider(session, key)
+
+        async def receipts(key: str) -> SendResult | None:
+            return await asyncio.to_thread(seen, key)
+
+        guard = HandOverGuard(check, renew, renew_every=max(0.2, lease.total_seconds() / 4))
+        done = asyncio.Event()
+        keeper = asyncio.ensure_future(guard.keep_leases(done))
+        try:
+            return await dispatch.deliver(jobs, self._adapters, self.concurrency, self._pacing, self._breaker,
+                                          self._retry, guard, receipts)
+        finally:
+            done.set()
+            await keeper
 
     def adapter(self, channel: Channel) -> ChannelAdapter:
         return self._adapters[channel]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from ..channels.base import TransientError
@@ -46,6 +46,9 @@ BACK_OF_THE_METER = 3600.0
 # attempts from the database and renders them, and on an idle meter a first slot at "now" was
 # already stale by then (a red message sent to the back of the meter, behind orange ones).
 READY_LEAD = 0.05
+# The last look before a hand-over (was the call-out answered meanwhile?) is taken this long before
+# the slot, so the database round trip does not make the message late for it.
+CHECK_LEAD = 0.05
 
 
 def lateness_allowed(limit: RateLimit) -> float:
@@ -203,16 +206,25 @@ class Pacing:
         if self.paced(booking.channel):
             self._held.update((attempt_id, booking.turn(i)) for i, attempt_id in enumerate(attempt_ids))
 
-    async def turn(self, attempt_id: int, channel: Channel, again: bool = False) -> None:
+    async def turn(self, attempt_id: int, channel: Channel, again: bool = False,
+                   ready: Callable[[], Awaitable[None]] | None = None) -> None:
         """Return when the attempt may be handed over: inside its slot. A retry (``again``) is a new
-        message to the provider and takes a new slot. TransientError if no slot could be kept."""
+        message to the provider and takes a new slot. TransientError if no slot could be kept.
+        ``ready`` (the last look before the hand-over) is awaited shortly before each slot; what it
+        raises stops the hand-over."""
         held = self._held.pop(attempt_id, None)
         if not self.paced(channel):
+            if ready is not None:
+                await ready()
             return
         turn = None if again else held
         for _ in range(self.tries):
             if turn is None:
                 turn = self.reserve(channel, 1, BACK_OF_THE_METER).turn(0)
+            if ready is not None:
+                if (wait := turn.at - CHECK_LEAD - self._now()) > 0:
+                    await asyncio.sleep(wait)
+                await ready()
             if (wait := turn.at - self._now()) > 0:
                 await asyncio.sleep(wait)
             if self._now() - turn.earliest <= self._allowed[channel]:

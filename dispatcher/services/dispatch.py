@@ -9,9 +9,10 @@ doubles a message where the provider can answer that question.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,16 +27,18 @@ from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
-from ..domain.callouts import CalloutState, Purpose
+from ..domain.callouts import AttemptStatus, CalloutState, Purpose, moot
 from ..domain.channels import Channel
 from ..domain.hazards import Level
 from ..domain.roster import Person
 from ..domain.site import Site
 from ..links import link_url, make_token
 from .chain import newest
+from .handover import ANSWERED, LEASE_LOST, HandOverGuard, HandOverStopped
 from .messages import compose
 from .site import current_site
 
+logger = logging.getLogger("jiaoying.dispatch")
 DEFAULT_LEASE = timedelta(seconds=60)
 MAX_TRIES = 3
 
@@ -47,6 +50,7 @@ class Job:
     record_id: str
     own_step: bool  # a step to the official themself (its failure may bring the next step forward)
     message: OutboundMessage
+    retried: bool = False  # an earlier claim tried it: the provider may have it already
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,11 @@ class Outcome:
     error: str | None = None
     transient: bool = False
     handed_over: float = 0.0  # time.monotonic() when the provider took it
-
+    stopped: str | None = None  # not handed over: handover.ANSWERED or handover.LEASE_LOST
 
     @property
     def sent(self) -> bool:
-        return self.error is None
+        return self.error is None and self.stopped is None
 
 
 def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
@@ -89,7 +93,7 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
 
 
 _ATTEMPT_COLUMNS = (AttemptRow.id, AttemptRow.callout_id, AttemptRow.key, AttemptRow.channel, AttemptRow.purpose,
-                    AttemptRow.recipient_id, AttemptRow.step_index)
+                    AttemptRow.recipient_id, AttemptRow.step_index, AttemptRow.tries)
 _CALLOUT_COLUMNS = (CalloutRow.id, CalloutRow.person_id, CalloutRow.record_id, CalloutRow.level,
                     CalloutRow.ack_code, CalloutRow.drill)
 
@@ -123,7 +127,7 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
         drill=callout.drill,
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
-    return Job(attempt.id, callout.id, callout.record_id, own, message)
+    return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1)
 
 
 def _address(person: Person | None, person_id: str) -> Address:
@@ -137,45 +141,67 @@ class Pacing(Protocol):
 
     def paced(self, channel: Channel) -> bool: ...
 
-    async def turn(self, attempt_id: int, channel: Channel, again: bool = False) -> None: ...
+    async def turn(self, attempt_id: int, channel: Channel, again: bool = False,
+                   ready: Callable[[], Awaitable[None]] | None = None) -> None: ...
+
+
+Receipts = Callable[[str], Awaitable[SendResult | None]]
 
 
 async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], concurrency: int = 64,
                   pacing: Pacing | None = None, breaker: CircuitBreaker | None = None,
-                  retry: RetryPolicy | None = None) -> list[Outcome]:
+                  retry: RetryPolicy | None = None, guard: HandOverGuard | None = None,
+                  receipts: Receipts | None = None) -> list[Outcome]:
     """Hand every job to its channel's adapter. A rate-limited channel's job waits for its send slot
     (and a retry for a new one); the others go ``concurrency`` at a time — a paced job does not
-    queue behind them, or it would miss its slot."""
+    queue behind them, or it would miss its slot. Just before each hand-over the ``guard`` looks
+    again: a call-out answered meanwhile, or a lease lost, stops it. A job tried before (in this
+    claim or an earlier one) first asks whether it already arrived: the provider by our key where
+    it can answer, else our own ``receipts`` (a status callback carries the key)."""
     gate = asyncio.Semaphore(concurrency)
     policy = retry or RetryPolicy(attempts=1)
+    if guard is not None:
+        guard.hold(j.attempt_id for j in jobs)
+
+    async def ready(job: Job) -> None:
+        if guard is not None:
+            await guard.clear(job.attempt_id)
+
+    async def arrived(adapter: ChannelAdapter, key: str) -> SendResult | None:
+        found = await adapter.lookup(key)
+        if found is None and receipts is not None:
+            found = await receipts(key)
+        return found
 
     async def one(job: Job) -> Outcome:
         channel = job.message.channel
         adapter = adapters[channel]
         paced = pacing is not None and pacing.paced(channel)
-        if paced:
-            try:
-                await pacing.turn(job.attempt_id, channel)
-            except TransientError as exc:
-                return Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}", transient=True)
-        if breaker is not None and not breaker.allow(channel):
-            return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
-        tried = False
+        tried = job.retried
 
         async def hand_over() -> SendResult:
             nonlocal tried
-            if tried:  # the last try may have reached the provider and only its answer was lost
-                found = await adapter.lookup(job.message.key)
+            if tried:  # a try may have reached the provider and only its answer was lost
+                found = await arrived(adapter, job.message.key)
                 if found is not None:
                     return found
-                if paced:
-                    await pacing.turn(job.attempt_id, channel, again=True)
+            if paced:
+                await pacing.turn(job.attempt_id, channel, again=tried, ready=lambda: ready(job))
+            else:
+                await ready(job)
+            if breaker is not None and not breaker.allow(channel):
+                raise _CircuitOpen()
             tried = True
             return await adapter.send(job.message)
 
         async with nullcontext() if paced else gate:
             try:
                 result = await policy.call(hand_over)
+            except HandOverStopped as stop:
+                return Outcome(job, adapter.provider, stopped=stop.reason,
+                               error="answered before hand-over" if stop.reason == ANSWERED else "lease lost")
+            except _CircuitOpen:
+                return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
             except ChannelError as exc:
                 outcome = Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
                                   transient=isinstance(exc, TransientError))
@@ -185,6 +211,9 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             else:
                 outcome = Outcome(job, adapter.provider, provider_id=result.provider_id,
                                   handed_over=time.monotonic())
+            finally:
+                if guard is not None:
+                    guard.release(job.attempt_id)
         if breaker is not None:
             breaker.record(channel, outcome.sent or not outcome.transient)
         return outcome
@@ -192,21 +221,74 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
     return list(await asyncio.gather(*(one(j) for j in jobs)))
 
 
-def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
+class _CircuitOpen(Exception):
+    """The channel's circuit is open: nothing was handed over."""
+
+
+def stops_before_hand_over(session: Session, worker: str, attempt_ids: list[int]) -> dict[int, str]:
+    """Of these attempts, the ones that must not be handed over now, with why."""
+    stops: dict[int, str] = {}
+    for start in range(0, len(attempt_ids), 900):
+        rows = session.execute(
+            select(AttemptRow.id, AttemptRow.status, AttemptRow.worker, AttemptRow.purpose, CalloutRow.state)
+            .join(CalloutRow, CalloutRow.id == AttemptRow.callout_id)
+            .where(AttemptRow.id.in_(attempt_ids[start:start + 900])))
+        for row in rows:
+            if row.worker != worker or row.status != AttemptStatus.SENDING:
+                stops[row.id] = LEASE_LOST
+            elif moot(Purpose(row.purpose), CalloutState(row.state)):
+                stops[row.id] = ANSWERED
+    return stops
+
+
+def renew_leases(session: Session, worker: str, attempt_ids: list[int], until: datetime) -> set[int]:
+    """Extend this worker's lease on attempts it still holds; returns those it no longer holds."""
+    kept: set[int] = set()
+    for start in range(0, len(attempt_ids), 900):
+        kept.update(session.scalars(
+            update(AttemptRow)
+            .where(AttemptRow.id.in_(attempt_ids[start:start + 900]), AttemptRow.worker == worker,
+                   AttemptRow.status == AttemptStatus.SENDING)
+            .values(lease_until=until).returning(AttemptRow.id).execution_options(synchronize_session=False)))
+    return set(attempt_ids) - kept
+
+
+def seen_by_provider(session: Session, key: str) -> SendResult | None:
+    """Whether a provider's status callback already told us about this attempt (it carries our key):
+    the answer to "did my lost try arrive?" for providers that cannot be asked by key (Twilio)."""
+    row = session.execute(select(AttemptRow.status, AttemptRow.provider_id).where(AttemptRow.key == key)).first()
+    if row is None or row.status not in (AttemptStatus.SENT, AttemptStatus.DELIVERED, AttemptStatus.FAILED):
+        return None
+    return SendResult(row.provider_id or "", "sent")
+
+
+def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str | None = None) -> None:
     """Record what the providers said; move call-outs to notified; bring the next step forward
-    for an official whose own step failed on every channel."""
+    for an official whose own step failed on every channel.
+
+    Only rows this worker still holds are written: an attempt whose lease was taken over belongs to
+    whoever holds it now. One that this worker sent anyway is recorded loudly (a possible double)."""
     if not outcomes:
         return
-    current = {row.id: row for row in session.execute(select(AttemptRow.id, AttemptRow.tries, AttemptRow.status).where(
-        AttemptRow.id.in_([o.job.attempt_id for o in outcomes])))}
+    current = {row.id: row for row in session.execute(
+        select(AttemptRow.id, AttemptRow.tries, AttemptRow.status, AttemptRow.worker)
+        .where(AttemptRow.id.in_([o.job.attempt_id for o in outcomes])).with_for_update())}
     updates, notified, failed_own = [], set(), set()
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    taken: dict[str, list[dict[str, Any]]] = defaultdict(list)
     mono = time.monotonic()
     for o in outcomes:
         row = current.get(o.job.attempt_id)
-        retry = o.transient and row is not None and row.tries < MAX_TRIES
+        if row is None or (worker is not None and row.worker != worker) or o.stopped == LEASE_LOST:
+            if o.sent:
+                taken[o.job.record_id].append({"key": o.job.message.key, "provider_id": o.provider_id,
+                                               "held_by": row.worker if row is not None else None})
+            continue
+        retry = o.transient and row.tries < MAX_TRIES
         status = "sent" if o.sent else ("queued" if retry else "failed")
-        if o.sent and row is not None and row.status in ("delivered", "failed"):
+        if o.stopped == ANSWERED:
+            status = AttemptStatus.CANCELLED.value
+        if o.sent and row.status in ("delivered", "failed"):
             status = row.status  # a provider callback got here first: never move an attempt backwards
         updates.append({"id": o.job.attempt_id, "status": status, "provider": o.provider,
                         "provider_id": o.provider_id, "error": o.error,
@@ -221,7 +303,8 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
                 "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
                 "purpose": o.job.message.purpose.value, "status": status, "provider_id": o.provider_id,
                 "error": o.error})
-    session.execute(update(AttemptRow), updates)
+    if updates:
+        session.execute(update(AttemptRow), updates)
     if notified:
         session.execute(
             update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.state == CalloutState.PENDING)
@@ -232,6 +315,10 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime) -> None:
     _fail_over(session, failed_own - notified, now)
     for record, entries in log.items():
         append_event(session, record, "attempts", "worker", now, {"attempts": entries})
+    for record, entries in taken.items():
+        logger.error("sent %d attempt(s) whose lease another worker had taken: %s", len(entries), entries)
+        append_event(session, record, "sent_after_lease_lost", worker or "worker", now, {"attempts": entries})
+
 
 
 def _fail_over(session: Session, callout_ids: set[int], now: datetime) -> None:
