@@ -3,8 +3,9 @@
 - Retries: a transient failure (timeout, 5xx, 429) is retried a few times with jittered exponential
   backoff, waiting at least the provider's Retry-After; permanent and configuration errors are not.
 - Circuit breaker: after ``threshold`` failures in a row a channel is *open* for ``cooldown``
-  seconds — its attempts fail at once, so the plan's next step (another channel) runs now instead
-  of waiting out the step timer; then one trial message decides whether it closes again.
+  seconds — its attempts are not handed over but wait until then (and the plan's next step, on
+  another channel, runs now instead of waiting out the step timer); then one trial message decides
+  whether it closes again.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class CircuitBreaker:
         if c.opened_at is None:
             return BreakerState.CLOSED
         return BreakerState.OPEN if self._now() - c.opened_at < self.cooldown else BreakerState.HALF_OPEN
+
+    def retry_in(self, channel: Channel) -> float:
+        """Seconds until an open circuit lets a trial through (0 when it would now)."""
+        with self._lock:
+            c = self._circuits.setdefault(channel, _Circuit())
+            return 0.0 if c.opened_at is None else max(0.0, self.cooldown - (self._now() - c.opened_at))
 
     def allow(self, channel: Channel) -> bool:
         """May a message go out on this channel now? In half-open state one trial at a time."""

@@ -59,7 +59,8 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
 
     ``channels`` restricts the claim (a rate-limited channel is claimed on its own budget);
     ``callee_spacing`` skips recipients called on that channel within the spacing."""
-    candidates = select(AttemptRow.id).where(AttemptRow.status == "queued")
+    candidates = select(AttemptRow.id).where(
+        AttemptRow.status == "queued", AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))
     if channels is not None:
         candidates = candidates.where(AttemptRow.channel.in_(list(channels)))
     if callee_spacing:

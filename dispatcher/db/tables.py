@@ -232,6 +232,9 @@ class AttemptRow(Base):
     # queued -> sending -> sent -> delivered | failed; queued -> cancelled
     status: Mapped[str] = mapped_column(String(12))
     tries: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by a failed try: not claimed again before this time. A transient failure or an open circuit
+    # is a wait, never the end of the attempt; a set value also tells the ladder this try failed.
+    not_before: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
     worker: Mapped[str | None] = mapped_column(String(64))
     provider: Mapped[str | None] = mapped_column(String(32))

@@ -66,6 +66,16 @@ _CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpos
 _CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED})
 
 
+RETRY_CAP = timedelta(seconds=60)
+
+
+def retry_delay(tries: int) -> timedelta:
+    """How long a failed attempt waits before it is claimed again: 2, 4, 8 … seconds, at most a
+    minute. It is never given up for a transient failure: an outage delays a message, and the last
+    look before each hand-over stops it once its call-out is answered or cancelled."""
+    return min(RETRY_CAP, timedelta(seconds=2 ** max(1, tries)))
+
+
 def moot(purpose: Purpose, state: CalloutState) -> bool:
     """Whether an attempt for ``purpose`` must not go out now that its call-out is in ``state``:
     checked just before every hand-over, so an acknowledgement stops what is about to be sent."""

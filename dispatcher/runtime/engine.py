@@ -64,7 +64,7 @@ class Engine:
         self._limits = settings.limits
         self._pacing = Pacing(make_pacer(self._limits, settings.broker_url), self._limits)
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
-        self._breaker = CircuitBreaker()
+        self._breaker = CircuitBreaker(now=lambda: self.clock().timestamp())  # on the engine's clock, as timers are
         self._retry = RetryPolicy(attempts=settings.send_attempts)
 
     @property

@@ -21,13 +21,21 @@ from typing import Any, Protocol
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
-from ..channels.base import Address, ChannelAdapter, ChannelError, OutboundMessage, SendResult, TransientError
+from ..channels.base import (
+    Address,
+    ChannelAdapter,
+    ChannelError,
+    OutboundMessage,
+    PermanentError,
+    SendResult,
+    TransientError,
+)
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
-from ..domain.callouts import AttemptStatus, CalloutState, Purpose, moot
+from ..domain.callouts import AttemptStatus, CalloutState, Purpose, moot, retry_delay
 from ..domain.channels import Channel
 from ..domain.hazards import Level
 from ..domain.roster import Person
@@ -40,7 +48,6 @@ from .site import current_site
 
 logger = logging.getLogger("jiaoying.dispatch")
 DEFAULT_LEASE = timedelta(seconds=60)
-MAX_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Outcome:
     transient: bool = False
     handed_over: float = 0.0  # time.monotonic() when the provider took it
     stopped: str | None = None  # not handed over: handover.ANSWERED or handover.LEASE_LOST
+    wait: float | None = None  # not handed over: the channel's circuit is open for this many seconds
 
     @property
     def sent(self) -> bool:
@@ -192,7 +200,16 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             if breaker is not None and not breaker.allow(channel):
                 raise _CircuitOpen()
             tried = True
-            return await adapter.send(job.message)
+            try:
+                result = await adapter.send(job.message)
+            except PermanentError:  # the provider answered: it is up, the message was refused
+                _record(breaker, channel, True)
+                raise
+            except BaseException:
+                _record(breaker, channel, False)
+                raise
+            _record(breaker, channel, True)
+            return result
 
         async with nullcontext() if paced else gate:
             try:
@@ -201,7 +218,8 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 return Outcome(job, adapter.provider, stopped=stop.reason,
                                error="answered before hand-over" if stop.reason == ANSWERED else "lease lost")
             except _CircuitOpen:
-                return Outcome(job, adapter.provider, error="channel down: circuit open, the next step runs now")
+                return Outcome(job, adapter.provider, transient=True, wait=max(1.0, breaker.retry_in(channel)),
+                               error="channel down: circuit open, waiting for it to half-open")
             except ChannelError as exc:
                 outcome = Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
                                   transient=isinstance(exc, TransientError))
@@ -214,11 +232,15 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             finally:
                 if guard is not None:
                     guard.release(job.attempt_id)
-        if breaker is not None:
-            breaker.record(channel, outcome.sent or not outcome.transient)
         return outcome
 
     return list(await asyncio.gather(*(one(j) for j in jobs)))
+
+
+def _record(breaker: CircuitBreaker | None, channel: Channel, ok: bool) -> None:
+    """Every try counts for the breaker (a half-open circuit's trial included, or it stays stuck)."""
+    if breaker is not None:
+        breaker.record(channel, ok)
 
 
 class _CircuitOpen(Exception):
@@ -284,25 +306,30 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
                 taken[o.job.record_id].append({"key": o.job.message.key, "provider_id": o.provider_id,
                                                "held_by": row.worker if row is not None else None})
             continue
-        retry = o.transient and row.tries < MAX_TRIES
-        status = "sent" if o.sent else ("queued" if retry else "failed")
+        status, wait, tries = AttemptStatus.SENT, None, row.tries
         if o.stopped == ANSWERED:
-            status = AttemptStatus.CANCELLED.value
+            status = AttemptStatus.CANCELLED
+        elif o.transient:  # a wait, never the end: claimed again at its retry time
+            status, wait = AttemptStatus.QUEUED, o.wait or retry_delay(row.tries).total_seconds()
+            if o.wait:
+                tries -= 1  # nothing was handed over: the circuit refused it
+        elif not o.sent:
+            status = AttemptStatus.FAILED
         if o.sent and row.status in ("delivered", "failed"):
-            status = row.status  # a provider callback got here first: never move an attempt backwards
-        updates.append({"id": o.job.attempt_id, "status": status, "provider": o.provider,
-                        "provider_id": o.provider_id, "error": o.error,
+            status = AttemptStatus(row.status)  # a provider callback got here first: never move backwards
+        updates.append({"id": o.job.attempt_id, "status": status.value, "provider": o.provider,
+                        "provider_id": o.provider_id, "error": o.error, "tries": tries,
+                        "not_before": now + timedelta(seconds=wait) if wait else None,
                         "sent_at": now - timedelta(seconds=max(0.0, mono - o.handed_over)) if o.sent else None,
                         "updated_at": now, "lease_until": None})
         if o.sent:
             notified.add(o.job.callout_id)
-        elif status == "failed" and o.job.own_step:
-            failed_own.add(o.job.callout_id)
-        if status != "queued":
-            log[o.job.record_id].append({
-                "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
-                "purpose": o.job.message.purpose.value, "status": status, "provider_id": o.provider_id,
-                "error": o.error})
+        elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
+            failed_own.add(o.job.callout_id)  # this channel is down for now: the ladder need not wait
+        log[o.job.record_id].append({
+            "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
+            "purpose": o.job.message.purpose.value, "status": "retrying" if wait else status.value,
+            "provider_id": o.provider_id, "error": o.error} | ({"retry_in": round(wait, 1)} if wait else {}))
     if updates:
         session.execute(update(AttemptRow), updates)
     if notified:
@@ -322,11 +349,13 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
 
 
 def _fail_over(session: Session, callout_ids: set[int], now: datetime) -> None:
-    """Every channel of an official's own step failed: the next step need not wait its turn."""
+    """Every channel of an official's own step failed (for good, or for now: an attempt waiting for
+    its retry keeps trying): the next step need not wait its turn."""
     for callout in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(sorted(callout_ids)))):
+        alive = AttemptRow.status.in_(("sent", "delivered")) | (
+            AttemptRow.status.in_(("queued", "sending")) & AttemptRow.not_before.is_(None))
         pending = session.scalar(select(AttemptRow.id).where(
-            AttemptRow.callout_id == callout.id, AttemptRow.status.in_(("queued", "sending", "sent", "delivered")),
-            AttemptRow.step_index == callout.next_step - 1).limit(1))
+            AttemptRow.callout_id == callout.id, alive, AttemptRow.step_index == callout.next_step - 1).limit(1))
         if pending is None and callout.state in (CalloutState.PENDING, CalloutState.NOTIFIED) \
                 and callout.next_due is not None and callout.next_due > now:
             callout.next_due = now

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db.tables import AttemptRow, CalloutRow, HeartbeatRow
-from ..domain.callouts import OPEN_STATES
+from ..domain.callouts import OPEN_STATES, Purpose
 
 SCHEDULER_STALE_S = 30
 QUEUE_STALE_S = 60
@@ -32,12 +32,29 @@ def engine_health(session: Session, now: datetime) -> dict[str, str]:
     age = (now - last).total_seconds() if last else None
     checks["scheduler"] = "ok" if age is not None and age < SCHEDULER_STALE_S else (
         f"no scheduler pass for {age:.0f} s" if age is not None else "no scheduler has run")
-    oldest = session.scalar(select(func.min(AttemptRow.created_at)).where(AttemptRow.status == "queued"))
+    # Attempts a worker could take now; one waiting for its retry time is not a stalled worker's fault.
+    claimable = (AttemptRow.status == "queued", AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))
+    oldest = session.scalar(select(func.min(func.coalesce(AttemptRow.not_before, AttemptRow.created_at)))
+                            .where(*claimable))
     waiting = (now - oldest).total_seconds() if oldest else 0.0
-    queued = session.scalar(select(func.count()).where(AttemptRow.status == "queued")) or 0
+    queued = session.scalar(select(func.count()).where(*claimable)) or 0
     checks["workers"] = "ok" if waiting < QUEUE_STALE_S else (
         f"stalled: {queued} attempts queued, the oldest waiting {waiting:.0f} s")
+    checks["escalations"] = _final_escalations(session, now)
     overdue = session.scalar(select(func.min(CalloutRow.next_due)).where(CalloutRow.state.in_(OPEN_STATES)))
     late = (now - overdue).total_seconds() if overdue else 0.0
     checks["timers"] = "ok" if late < QUEUE_STALE_S else f"escalation steps overdue by {late:.0f} s"
     return checks
+
+
+def _final_escalations(session: Session, now: datetime) -> str:
+    """The 未叫醒 list is the last message of a call-out: one that a provider refused is retried until
+    it goes or the call-out is answered, and loud meanwhile."""
+    failing = session.execute(
+        select(func.count(), func.min(AttemptRow.created_at)).where(
+            AttemptRow.purpose == Purpose.UNREACHED, AttemptRow.status.in_(("queued", "sending")),
+            AttemptRow.not_before.is_not(None))).one()
+    count, since = failing
+    if not count:
+        return "ok"
+    return f"{count} final escalation(s) not delivered, retrying for {(now - since).total_seconds():.0f} s"

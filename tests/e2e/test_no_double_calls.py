@@ -85,11 +85,15 @@ def test_a_try_whose_answer_was_lost_is_looked_up_when_claimed_again(harness: Ha
         harness.post()
         engine.tick()
         engine.drain()
+        clock.now += timedelta(seconds=3)  # the failed try's retry time
+        engine.drain()
         with transaction(tiny_site) as session:
             tried = {a.key: (a.status, a.tries) for a in session.scalars(select(AttemptRow))}
         assert sorted(provider.counts.values()) == [1, 1, 1]
         assert {status for status, _ in tried.values()} == {"sent"}
         assert sorted(t for _, t in tried.values()) == [1, 1, 2]
+        for person in ("sun", "zhou", "zheng"):  # (the failed try brought 孙's next step forward: answered)
+            harness.press_1(person, callout_of=person)
     finally:
         engine.close()
         provider.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -71,17 +72,25 @@ def test_a_lost_answer_is_not_sent_twice(harness: Harness, http_engine: Engine, 
     assert {status for status, _ in attempts(harness.url).values()} == {"sent"}
 
 
-def test_a_provider_that_stays_down_fails_over_to_the_next_step(harness: Harness, http_engine: Engine,
-                                                                provider: SimServer) -> None:
+def test_a_provider_that_stays_down_delays_messages_and_fails_over_to_the_next_step(
+        harness: Harness, http_engine: Engine, provider: SimServer, clock) -> None:
     provider.fail_next(1000, status=503)
     post_and_send(harness, http_engine)
     recorded = attempts(harness.url)
     sms = {k: v for k, v in recorded.items() if ":0:sms:" in k}
-    assert len(sms) == 3 and all(status == "failed" and tries == 3 for status, tries in sms.values())
-    # nothing was lost: each failure is on record, and the voice step is due now instead of at 3 min
+    # an outage is a wait, not a failure: each SMS waits for its retry time …
+    assert len(sms) == 3 and all(status == "queued" and tries == 1 for status, tries in sms.values())
+    # … and the voice step is due now instead of at 3 min
     with transaction(harness.url) as session:
         due = [c.next_due for c in session.scalars(select(CalloutRow))]
     assert all(d is not None and d <= harness.now() for d in due)
     assert provider.counts == {}  # nothing ever reached the provider
+    provider.state.reset()  # the outage ends
+    clock.now += timedelta(seconds=3)  # past the first retry time
+    http_engine.tick()
+    http_engine.drain()
+    # every message delivered once: the delayed SMS and the voice step brought forward
+    assert sorted(provider.counts.values()) == [1] * 6
+    assert {k.split(":")[2] for k in provider.counts} == {"sms", "voice"}
     for person in ("sun", "zhou", "zheng"):  # (answered, so the harness's own engine has nothing left to send)
         harness.press_1(person, callout_of=person)

@@ -131,13 +131,15 @@ def test_a_down_provider_opens_its_circuit_the_next_channel_goes_at_once_and_met
         harness: Harness, engine: Engine) -> None:
     engine.adapter(Channel.SMS).fail_next(50, TransientError("connection refused"))
     harness.post()
-    # every SMS fails (retried, then given up): the plan's voice step runs now, not at 3 minutes
+    # every SMS fails (retried within the claim, then waiting for a later try): the plan's voice
+    # step runs now, not at 3 minutes
     for person in ("sun", "zhou", "zheng"):
         harness.expect(person, "voice", "reminder")
+    harness.advance(seconds=3)  # the SMS are tried again and fail again: five failures in a row open the circuit
     text = harness.client.get("/metrics").text
     assert 'jiaoying_channel_circuit_open{channel="sms"} 1.0' in text
     assert 'jiaoying_channel_circuit_open{channel="voice"} 0.0' in text
-    assert 'jiaoying_attempts{channel="sms",status="failed"} 3.0' in text
+    assert 'jiaoying_attempts{channel="sms",status="queued"} 3.0' in text  # waiting, never failed for good
     assert 'jiaoying_callouts{state="notified"} 3.0' in text
     assert "jiaoying_heartbeat_age_seconds" in text and "jiaoying_queue_oldest_seconds" in text
     for person in ("sun", "zhou", "zheng"):

@@ -152,7 +152,7 @@ class Harness:
 
 
 def engine_quiet(url: str, now: datetime) -> bool:
-    """No warning waiting to be applied, no step due, nothing queued or being sent.
+    """No warning waiting to be applied, no step due, nothing queued (and due) or being sent.
 
     The three counts must come from one snapshot: under PostgreSQL's default READ COMMITTED each
     statement sees a fresh one, and a warning applied between the counts (no call-outs yet, then
@@ -160,7 +160,9 @@ def engine_quiet(url: str, now: datetime) -> bool:
     with transaction(url) as session:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        busy = session.scalar(select(func.count()).where(AttemptRow.status.in_(("queued", "sending")))) or 0
+        busy = session.scalar(select(func.count()).where(
+            AttemptRow.status.in_(("queued", "sending")),
+            AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))) or 0  # a retry waiting is quiet
         due = session.scalar(select(func.count()).where(CalloutRow.state.in_(OPEN_STATES),
                                                         CalloutRow.next_due <= now)) or 0
         return not busy and not due and not pending_warnings(session, 1)

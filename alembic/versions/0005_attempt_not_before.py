@@ -1,0 +1,24 @@
+"""Attempts wait for their retry time: a transient failure or an open circuit is a wait, not a failure.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("attempts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("attempts", schema=None) as batch_op:
+        batch_op.drop_column("not_before")
