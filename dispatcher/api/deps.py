@@ -1,21 +1,24 @@
-"""Request dependencies: settings, clock, database sessions and the calling agency's key."""
+"""Request dependencies: settings, clock, database sessions, the calling agency's key, and the
+one sign-in check that the board's login form and HTTP Basic on the API share."""
 
 from __future__ import annotations
 
 import base64
-import binascii
+import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..db.session import transaction
 from ..services import users
 from ..services.keys import AgencyKey, authenticate, mark_used
+from ..services.throttle import LoginThrottle
 from ..services.users import Role, User
 
 
@@ -67,7 +70,7 @@ class Caller:
 
     @property
     def actor(self) -> str:
-        return f"user:{self.user.name}" if self.user else f"agency:{self.key.agency}" if self.key else "anonymous"
+        return f"user:{self.user.name}" if self.user else self.key.actor if self.key else "anonymous"
 
     @property
     def scope(self) -> AgencyKey | None:
@@ -83,17 +86,74 @@ def caller(request: Request, settings: SettingsDep, clock: ClockDep) -> Caller:
     if scheme.lower() == "bearer":
         return Caller(key=agency_key(request, settings, clock))
     if scheme.lower() == "basic":
-        try:
-            name, _, password = base64.b64decode(credentials.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise HTTPException(401, "malformed Basic credentials", headers=_CHALLENGE) from None
-        with transaction(settings.database_url) as session:
-            user = users.authenticate(session, name, password, clock())
-        if user is None:
-            raise HTTPException(401, "wrong user name or password, or the account is locked", headers=_CHALLENGE)
-        return Caller(user=user)
+        name, password = _basic(credentials)
+        outcome = sign_in(request, name, password)
+        if outcome.retry_after:
+            raise HTTPException(429, f"too many sign-in attempts; try again in {outcome.retry_after} s",
+                                headers={"Retry-After": str(outcome.retry_after)})
+        if outcome.user is None:
+            raise HTTPException(401, "wrong user name or password", headers=_CHALLENGE)
+        return Caller(user=outcome.user)
     raise HTTPException(401, "credentials are required: an agency key (Bearer) or a user (Basic)",
                         headers=_CHALLENGE)
+
+
+def _basic(credentials: str) -> tuple[str, str]:
+    """``name:password`` from Basic credentials: base64 of UTF-8. Anything else (non-ASCII in the
+    header, bad base64, bytes that are not UTF-8, no colon) is a 401, never a 500."""
+    try:
+        name, colon, password = base64.b64decode(credentials.strip().encode("ascii")).decode("utf-8").partition(":")
+    except ValueError:  # UnicodeError and binascii.Error are ValueErrors
+        name, colon, password = "", "", ""
+    if not colon:
+        raise HTTPException(401, "malformed Basic credentials: base64 of name:password (UTF-8) is expected",
+                            headers=_CHALLENGE)
+    return name, password
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """One sign-in attempt's outcome: the user, or none — and if ``retry_after`` (seconds) is set,
+    the attempt was not checked at all (too many failures, or every password check busy): 429."""
+
+    user: User | None = None
+    retry_after: int = 0
+
+
+def sign_in(request: Request, name: str, password: str) -> SignIn:
+    """Check a name and password — the board's login form and HTTP Basic both come here.
+
+    A throttled attempt (``LoginThrottle``) is answered before the user is looked up or any hash
+    is run, the same for every name; every other attempt runs exactly one Argon2 check (against a
+    dummy hash for an unknown name), on ``users.PASSWORD_CHECKS``, outside any transaction."""
+    throttle = login_throttle(request.app)
+    address = request.client.host if request.client else ""
+    wait = throttle.wait(address, name)
+    if wait > 0:
+        return SignIn(retry_after=math.ceil(wait))
+    with transaction(request.app.state.settings.database_url, write=False) as session:
+        login = users.find_login(session, name)
+    try:
+        ok = users.PASSWORD_CHECKS.check(login.password_hash if login else None, password)
+    except users.PasswordChecksBusy as busy:
+        return SignIn(retry_after=busy.retry_after)
+    if login is None or not ok:
+        throttle.failed(address, name)
+        return SignIn()
+    throttle.succeeded(address, name)
+    return SignIn(user=login.user)
+
+
+_THROTTLE_LOCK = threading.Lock()
+
+
+def login_throttle(app: FastAPI) -> LoginThrottle:
+    """The app's sign-in throttle, made on first use (kept in memory: one per process)."""
+    with _THROTTLE_LOCK:
+        throttle = getattr(app.state, "login_throttle", None)
+        if throttle is None:
+            throttle = app.state.login_throttle = LoginThrottle()
+        return throttle
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

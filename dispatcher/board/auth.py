@@ -5,7 +5,8 @@ sign-in it names (by its nonce) and its user are read back from the database on 
 signing out, ``jiaoying users sign-out``, a disabled account or a changed role take effect at once
 — a copied cookie is worth nothing after its session has ended. Every POST carries ``csrf`` =
 HMAC(nonce), checked in constant time. The login form, which has no session yet, uses the same
-scheme with a short-lived pre-login cookie.
+scheme with a short-lived pre-login cookie, and checks the password through ``api.deps.sign_in``
+— the throttle and the password-check threads HTTP Basic uses too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from datetime import datetime, timedelta
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
+from ..api.deps import SignIn, sign_in
 from ..config import Settings
 from ..services import users
 from ..services.users import Role, User
+from .i18n import lang_of
 
 SESSION_COOKIE = "jy_session"
 LOGIN_COOKIE = "jy_login"
@@ -90,6 +93,28 @@ def login_form_token(settings: Settings, request: Request, response: Response) -
 def login_csrf_ok(settings: Settings, request: Request, offered: str | None) -> bool:
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     return bool(nonce) and csrf_ok(settings, "login:" + nonce, offered)
+
+
+@dataclass(frozen=True)
+class LoginRefusal:
+    status: int  # 401 wrong name or password, 429 too many attempts (with Retry-After)
+    message: str
+    headers: dict[str, str]
+
+
+def login(request: Request, name: str, password: str) -> User | LoginRefusal:
+    """The login form's check. A refusal never says whether the name exists: a wrong password
+    and an unknown name read alike, and a throttled attempt is refused before either is looked at."""
+    outcome: SignIn = sign_in(request, name, password)
+    if outcome.user is not None:
+        return outcome.user
+    en = lang_of(request) == "en"
+    if outcome.retry_after:
+        wait = outcome.retry_after
+        message = (f"Too many sign-in attempts; try again in {wait} s." if en
+                   else f"登录尝试过多，请 {wait} 秒后再试。")
+        return LoginRefusal(429, message, {"Retry-After": str(wait)})
+    return LoginRefusal(401, "Wrong user name or password." if en else "用户名或密码错误。", {})
 
 
 def _set(settings: Settings, response: Response, name: str, value: str, ttl: timedelta, path: str = "/") -> None:

@@ -3,19 +3,14 @@ Actions, live updates and exports live in their own modules and are gathered her
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
-from ..db.tables import UserRow
-from ..services import users
 from . import actions, auth, exports, keys, sse, views
 from .pages import Ctx, context, render
 from .views import Filters
@@ -58,23 +53,15 @@ def login(request: Request, settings: SettingsDep, clock: ClockDep, name: Annota
     ctx = context(request, settings, now)
     if not auth.login_csrf_ok(settings, request, csrf):
         return _login_form(ctx, request, ctx.t("请求无效（缺少或错误的校验码），请刷新页面后重试。"), 403)
-    name = name.strip()
+    user = auth.login(request, name.strip(), password)
+    if isinstance(user, auth.LoginRefusal):
+        page = _login_form(ctx, request, user.message, user.status)
+        page.headers.update(user.headers)
+        return page
     response = RedirectResponse("/board", status_code=303)
     with transaction(settings.database_url) as session:
-        user = None if _locked(session, name, now) else users.authenticate(session, name, password, now)
-        locked = user is None and _locked(session, name, now)  # this failure may just have locked it
-        if user is not None:
-            auth.issue(settings, session, response, user, now)
-    if user is None:
-        message = ("账户已锁定，请15分钟后再试或联系管理员。" if locked
-                   else "用户名或密码错误（连续5次错误将锁定15分钟）。")
-        return _login_form(ctx, request, ctx.t(message), 401)
+        auth.issue(settings, session, response, user, now)
     return response
-
-
-def _locked(session: Session, name: str, now: datetime) -> bool:
-    until = session.scalar(select(UserRow.locked_until).where(UserRow.name == name))
-    return until is not None and until > now
 
 
 @router.post("/board/logout")

@@ -23,7 +23,7 @@ from ..domain.warnings import MsgType, Warning
 from ..intake.errors import IntakeError
 from ..intake.schema import WarningIn
 from .errors import Forbidden
-from .keys import AgencyKey
+from .keys import AgencyKey, check_event_scope
 from .site import current_site
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -43,13 +43,15 @@ def new_warning_id(now: datetime) -> str:
 def receive_warning(
     session: Session, draft: WarningIn, *, key: AgencyKey | None, source_format: str, raw: str, now: datetime,
 ) -> IntakeResult:
-    actor = f"agency:{key.agency}" if key else "local"
+    actor = key.actor if key else "local"
     if key and not key.may_send_as(draft.sender):
         raise Forbidden(f"this key (agency {key.agency}) may not post as sender {draft.sender!r}")
     existing = _find(session, draft.sender, draft.identifier)
     if existing is not None:
         return IntakeResult(existing.id, created=False, status=existing.status)
     earlier = _referenced(session, draft)
+    if key:  # an update or cancel reaches its whole event: the key must cover every message of it
+        check_event_scope(session, key, earlier)
     warning = draft.to_domain(_domain(earlier[0]) if earlier else None)
     if key and not key.may_post(warning.hazard):
         raise Forbidden(f"this key (agency {key.agency}) may not post {warning.hazard.value} warnings")

@@ -1,18 +1,23 @@
-"""Per-agency API keys: stored as SHA-256 of a 256-bit random secret, shown once."""
+"""Per-agency API keys: stored as SHA-256 of a 256-bit random secret, shown once. A key is scoped
+to its agency's sender ids and optionally to hazards — for what it posts and for every warning
+its updates and cancels reach."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..db.tables import ApiKeyRow
+from ..db.tables import ApiKeyRow, WarningRow
 from ..domain.hazards import Hazard
+from .errors import Forbidden
 
 PREFIX = "jy"
 
@@ -35,6 +40,29 @@ class AgencyKey:
 
     def may_send_as(self, sender: str) -> bool:
         return sender in self.senders
+
+    @property
+    def actor(self) -> str:
+        """How the record names what this key did: the agency and the key's id (never its secret)."""
+        return f"agency:{self.agency} key:{self.id}"
+
+
+def check_event_scope(session: Session, key: AgencyKey, warnings: Iterable[WarningRow]) -> None:
+    """Forbidden unless ``key`` may post every message of the events ``warnings`` belong to (the
+    whole chain: an update or cancel ends them all). Checked before anything is changed."""
+    roots = sorted({w.root_id or w.id for w in warnings})
+    if not roots:
+        return
+    chain = session.scalars(select(WarningRow).where(
+        or_(WarningRow.id.in_(roots), WarningRow.root_id.in_(roots))).order_by(WarningRow.id))
+    for row in chain:
+        if not key.may_send_as(row.sender):
+            raise Forbidden(f"this key (agency {key.agency}) may not update or cancel {row.id}: "
+                            f"it was sent as {row.sender!r}")
+        if not key.may_post(Hazard(row.hazard)):
+            allowed = ", ".join(sorted(h.value for h in key.hazards or ()))
+            raise Forbidden(f"this key (agency {key.agency}) may not update or cancel {row.id}: "
+                            f"it is a {row.hazard} warning and the key may post only {allowed}")
 
 
 def _hash(token: str) -> str:
@@ -60,10 +88,13 @@ def create_key(
     return _key(row), token
 
 
+_PREFIX = re.compile(r"[0-9a-f]{8}")
+
+
 def authenticate(session: Session, token: str) -> AgencyKey | None:
     parts = token.split("_")
-    if len(parts) < 3 or parts[0] != PREFIX:
-        return None
+    if len(parts) < 3 or parts[0] != PREFIX or not _PREFIX.fullmatch(parts[1]):
+        return None  # also keeps NUL and other odd characters out of the query
     row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.prefix == parts[1])).first()
     if row is None or row.revoked_at is not None:
         return None

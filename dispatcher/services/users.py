@@ -1,10 +1,14 @@
-"""Duty-officer accounts: viewer < officer < admin. Passwords hashed with Argon2id; repeated
-failures lock the account for a while. Board sign-ins are kept server-side, so one can be ended
-(sign out, ``jiaoying users sign-out``, disabling the account) before its cookie expires."""
+"""Duty-officer accounts: viewer < officer < admin. Passwords hashed with Argon2id and checked on
+a small thread pool of their own (``PASSWORD_CHECKS``); repeated failures are slowed down per
+address and per name by ``throttle.LoginThrottle``, never by locking the account. Board sign-ins
+are kept server-side, so one can be ended (sign out, ``jiaoying users sign-out``, disabling the
+account) before its cookie expires."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,10 +21,9 @@ from sqlalchemy.orm import Session
 from ..db.tables import BoardSessionRow, UserRow
 
 _hasher = PasswordHasher()
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
 # A hash to verify against when the user does not exist, so timing does not reveal names.
 _DUMMY = _hasher.hash("not a password")
+MAX_NAME = 64  # users.name is VARCHAR(64)
 
 
 class Role(StrEnum):
@@ -46,6 +49,8 @@ class User:
 def create_user(session: Session, name: str, role: Role, password: str, now: datetime) -> User:
     if not name.strip():
         raise ValueError("the user name must not be empty")
+    if len(name) > MAX_NAME or not name.isprintable():
+        raise ValueError(f"the user name must have at most {MAX_NAME} characters and no control characters")
     if len(password) < 10:
         raise ValueError("the password must have at least 10 characters")
     if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
@@ -56,20 +61,53 @@ def create_user(session: Session, name: str, role: Role, password: str, now: dat
     return User(row.id, row.name, Role(row.role))
 
 
-def authenticate(session: Session, name: str, password: str, now: datetime) -> User | None:
+@dataclass(frozen=True)
+class Login:
+    user: User
+    password_hash: str
+
+
+def find_login(session: Session, name: str) -> Login | None:
+    """The active user called ``name`` and its password hash; None for no such user, a disabled
+    one, or a name no user can have (empty, too long, control characters such as NUL)."""
+    if not (0 < len(name) <= MAX_NAME and name.isprintable()):
+        return None
     row = session.scalars(select(UserRow).where(UserRow.name == name, UserRow.active)).first()
-    if row is None:
-        _verify(_DUMMY, password)
-        return None
-    if row.locked_until is not None and row.locked_until > now:
-        return None
-    if not _verify(row.password_hash, password):
-        row.failed_logins += 1
-        if row.failed_logins >= MAX_FAILURES:
-            row.locked_until, row.failed_logins = now + LOCKOUT, 0
-        return None
-    row.failed_logins, row.locked_until = 0, None
-    return User(row.id, row.name, Role(row.role))
+    return None if row is None else Login(User(row.id, row.name, Role(row.role)), row.password_hash)
+
+
+class PasswordChecksBusy(Exception):
+    """Every password-check thread is taken: the caller answers 429 and the client comes back."""
+
+    retry_after = 1  # seconds: one Argon2 check takes well under one
+
+
+class PasswordChecks:
+    """Argon2 checks (64 MiB and 0.2–0.5 s of one core each) on ``size`` threads of their own, never
+    on the thread pool that request handlers and intake share. A check that finds every thread
+    busy is refused at once (``PasswordChecksBusy``) rather than queued, so at most ``size``
+    requests ever wait for one, and a flood of sign-ins costs at most ``size`` cores."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix="jiaoying-password")
+
+    def check(self, password_hash: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``password_hash``. ``None`` (no such user) is checked
+        against a dummy hash, so that it takes as long as a wrong password. Waits for the result."""
+        if not self._slots.acquire(blocking=False):
+            raise PasswordChecksBusy()
+        try:
+            done = self._threads.submit(_verify, password_hash or _DUMMY, password)
+        except BaseException:
+            self._slots.release()
+            raise
+        done.add_done_callback(lambda _: self._slots.release())  # when the hash ends, not the wait
+        return done.result()
+
+
+PASSWORD_CHECKS = PasswordChecks()
 
 
 def _verify(hashed: str, password: str) -> bool:

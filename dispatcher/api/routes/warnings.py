@@ -19,6 +19,7 @@ from ...services import warnings as queries
 from ...services.callout_views import counts
 from ...services.callouts import cancel_event
 from ...services.intake import receive_warning
+from ...services.keys import check_event_scope
 from ...services.users import Role
 from ..deps import CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, kick
 
@@ -129,7 +130,9 @@ def cancel_warning(warning_id: str, settings: SettingsDep, clock: ClockDep, who:
         raise HTTPException(403, f"user {who.user.name} ({who.user.role.value}) may not cancel warnings: "
                                  "it needs the admin role")
     with transaction(settings.database_url) as session:
-        queries.get_row(session, warning_id, who.scope)  # an agency may cancel only its own
+        row = queries.get_row(session, warning_id, who.scope)  # an agency may cancel only its own
+        if who.key is not None:  # and only within its key's hazards, for every message of the event
+            check_event_scope(session, who.key, [row])
         applied = cancel_event(session, warning_id, clock(), who.actor)
     kick(request)
     return {"warning": warning_id, "status": "cancelled", "callouts_cancelled": applied.cancelled,
