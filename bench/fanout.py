@@ -64,6 +64,7 @@ import io
 import json
 import os
 import pstats
+import secrets
 import shutil
 import signal
 import socket
@@ -320,7 +321,8 @@ def start_api(procs: Processes, env: dict[str, str], name: str) -> tuple[str, su
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JIAOYING_")}
-    env.update({"PYTHONUNBUFFERED": "1", **extra})
+    # `serve` and `scheduler` refuse to run without a real secret.
+    env.update({"PYTHONUNBUFFERED": "1", "JIAOYING_SECRET_KEY": secrets.token_urlsafe(32), **extra})
     return env
 
 

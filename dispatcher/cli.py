@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import get_settings, project_root
+from .config import Settings, UnsafeSecret, project_root
+from .config import get_settings as _load_settings
 from .db.session import transaction
 
 app = typer.Typer(help="Jiaoying 叫应 — warning dispatch and call-out service.", no_args_is_help=True,
@@ -38,6 +39,29 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def get_settings() -> Settings:
+    """The settings from the environment; a bad JIAOYING_* value is an error message, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return _load_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"JIAOYING_{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "")
+            + str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise fail(problems) from None
+
+
+def server_settings() -> Settings:
+    """Settings for a process that signs links and sessions: refused with an unsafe secret."""
+    settings = get_settings()
+    try:
+        settings.require_safe_secret()
+    except UnsafeSecret as exc:
+        raise fail(f"refusing to start: {exc}") from None
+    return settings
+
+
 def default_site_dir() -> Path:
     configured = get_settings().site_dir
     return Path(configured) if configured else project_root() / "rosters" / "qingxi"
@@ -48,9 +72,29 @@ def db_upgrade() -> None:
     """Create or migrate the schema (SQLite file or PostgreSQL from JIAOYING_DATABASE_URL)."""
     from .db.migrate import current_revision, upgrade
 
-    url = get_settings().database_url
+    settings = get_settings()
+    url = settings.database_url
     upgrade(url)
     out.print(f"database at revision {current_revision(url)}")
+    provision_secret(settings)
+
+
+def provision_secret(settings: Settings) -> None:
+    """No secret configured: create one in the secret file (outside the database), for SQLite or an
+    explicit JIAOYING_SECRET_FILE; else say that the servers will need one."""
+    from . import secretfile
+
+    if settings.secret_origin != "default":
+        return
+    path = settings.secret_path
+    if not (settings.is_sqlite or settings.secret_file):
+        err.print(f"note: no secret key is configured; `jiaoying serve` and `jiaoying scheduler` need "
+                  f"JIAOYING_SECRET_KEY (at least {secretfile.MIN_LENGTH} random characters) or "
+                  "JIAOYING_SECRET_FILE", highlight=False, soft_wrap=True)
+        return
+    if secretfile.create(path):
+        err.print(f"created a new secret key in {path} (mode 0600; keep it out of backups of the database, "
+                  "or set JIAOYING_SECRET_KEY instead)", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -256,7 +300,7 @@ def serve(
     from .clock import system_clock
     from .runtime.embedded import EmbeddedRuntime, default_adapters
 
-    settings = get_settings()
+    settings = server_settings()
     clock = system_clock(settings)
     runtime = None if settings.broker_url else EmbeddedRuntime(settings, clock, default_adapters(settings))
     mode = "production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None else "embedded"
@@ -278,6 +322,7 @@ def scheduler(interval: Annotated[float, typer.Option(help="seconds between pass
     if not settings.broker_url:
         raise fail("JIAOYING_BROKER_URL is not set: the scheduler wakes Celery workers through the broker "
                    "(the embedded `jiaoying serve` needs no scheduler)")
+    settings = server_settings()
     run_scheduler(settings, interval)
 
 

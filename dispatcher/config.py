@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DEV_SECRET = "dev-insecure-secret"
+from . import secretfile
+
+_DEV_SECRET = "dev-insecure-secret"  # public: only for tests and library use, refused by every server
+ENVIRONMENTS = ("development", "production")
+_MAKE_ONE = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+class UnsafeSecret(ValueError):
+    """The secret key cannot protect links and sessions; the message says how to fix it."""
 
 
 class Settings(BaseSettings):
@@ -19,9 +26,12 @@ class Settings(BaseSettings):
     # Embedded default: a SQLite file in the working directory.
     database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'jiaoying.db'}")
     broker_url: str = ""  # empty: embedded in-process worker; redis://… for Celery
-    secret_key: str = _DEV_SECRET
+    # Signs acknowledgement links and board sessions. Not set: read from ``secret_file``; neither:
+    # the public development value, which `serve` and `scheduler` refuse (see require_safe_secret).
+    secret_key: str = ""
+    secret_file: str = ""  # empty: jiaoying.secret next to the SQLite file, else in the working directory
     public_url: str = "http://127.0.0.1:8000"
-    # "development" lets the embedded mode run with a throw-away secret; "production" refuses it.
+    # "development" or "production" (any case); production also refuses SQLite at start-up.
     environment: str = "development"
     max_body_bytes: int = 262_144
     site_dir: str = ""  # default site for `serve`/`demo`; empty: rosters/qingxi
@@ -67,17 +77,70 @@ class Settings(BaseSettings):
     callee_spacing_seconds: float = 0.0  # minimum time between two voice calls to the same person
     send_attempts: int = 3  # tries per hand-over for transient provider errors (jittered backoff)
 
+    # Where the secret came from: "environment" (or a constructor argument), "file" or "default".
+    _secret_origin: str = PrivateAttr("default")
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _known_environment(cls, value: Any) -> str:
+        name = str(value).strip().lower()
+        if name not in ENVIRONMENTS:
+            raise ValueError(f"unknown environment {value!r}; accepted: {', '.join(ENVIRONMENTS)}")
+        return name
+
     @model_validator(mode="after")
-    def _refuse_unsafe_defaults(self) -> Settings:
+    def _secret_and_production(self) -> Settings:
+        if "secret_key" in self.model_fields_set:
+            self._secret_origin = "environment"
+        else:
+            stored = secretfile.read(self.secret_path)
+            self._secret_origin = "default" if stored is None else "file"
+            # Not through __setattr__: the key stays "not set" for model_fields_set and copies.
+            self.__dict__["secret_key"] = _DEV_SECRET if stored is None else stored
         if self.environment == "production":
-            if self.secret_key == _DEV_SECRET or len(self.secret_key) < 32:
-                raise ValueError(
-                    "JIAOYING_SECRET_KEY must be set to at least 32 random characters in production "
-                    f"(e.g. {secrets.token_urlsafe(32)})"
-                )
+            problem = self.secret_problem()
+            if problem:
+                raise ValueError(problem)
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production mode needs PostgreSQL: set JIAOYING_DATABASE_URL")
         return self
+
+    @property
+    def secret_path(self) -> Path:
+        """The secret file: JIAOYING_SECRET_FILE, else jiaoying.secret beside the SQLite file (or in
+        the working directory)."""
+        return Path(self.secret_file).expanduser() if self.secret_file else secretfile.default_path(self.database_url)
+
+    @property
+    def secret_origin(self) -> str:
+        return self._secret_origin
+
+    def secret_problem(self) -> str | None:
+        """Why the secret key cannot protect links and sessions, with how to fix it; None if it can."""
+        path = self.secret_path
+        fix = (f"set JIAOYING_SECRET_KEY to at least {secretfile.MIN_LENGTH} random characters (e.g. the output of "
+               f"`{_MAKE_ONE}`)")
+        if self.is_sqlite or self.secret_file:
+            fix += f", or leave it unset and run `jiaoying db upgrade`, which creates {path}"
+        else:
+            fix += ", or set JIAOYING_SECRET_FILE to a file holding it (`jiaoying db upgrade` creates that file)"
+        where = "JIAOYING_SECRET_KEY" if self._secret_origin == "environment" else f"the secret file {path}"
+        key = self.secret_key
+        if self._secret_origin == "default":
+            return f"no secret key is configured (JIAOYING_SECRET_KEY is not set and {path} does not exist): {fix}"
+        if not key.strip():
+            return f"{where} is empty: {fix}"
+        if key == _DEV_SECRET:
+            return f"{where} holds the public development secret, with which anyone can forge links: {fix}"
+        if len(key) < secretfile.MIN_LENGTH:
+            return f"{where} is {len(key)} characters long, shorter than {secretfile.MIN_LENGTH}: {fix}"
+        return None
+
+    def require_safe_secret(self) -> None:
+        """Refuse to run a server with a missing, empty, short or development secret."""
+        problem = self.secret_problem()
+        if problem:
+            raise UnsafeSecret(problem)
 
     @field_validator("rate_limits")
     @classmethod

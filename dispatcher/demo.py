@@ -7,6 +7,7 @@ demo clock that runs ``speed`` times faster than real time (shown on screen).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -65,7 +66,9 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
     db_file = (workdir or Path.cwd()) / "jiaoying-demo.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-    settings = Settings(database_url=f"sqlite:///{db_file}", public_url=f"http://127.0.0.1:{port}")
+    # A throw-away secret: the demo's links and sessions die with it.
+    settings = Settings(database_url=f"sqlite:///{db_file}", public_url=f"http://127.0.0.1:{port}",
+                        secret_key=secrets.token_urlsafe(32))
     clock = DemoClock(speed)
     site_dir = project_root() / "rosters" / "qingxi"
 

@@ -10,7 +10,7 @@ from typing import Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from .. import __version__
+from .. import __version__, accesslog
 from ..board import routes as board
 from ..board.actions import Refused
 from ..config import Settings, get_settings
@@ -31,7 +31,12 @@ def utc_now() -> datetime:
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utc_now,
                runtime: Runtime | None = None) -> FastAPI:
     """The app. With a ``runtime`` (the embedded worker and scheduler) it is started and stopped
-    with the app and woken after commits that create work."""
+    with the app and woken after commits that create work. Without ``settings`` (an ASGI server's
+    ``--factory``) the settings come from the environment and an unsafe secret is refused."""
+    if settings is None:
+        settings = get_settings()
+        settings.require_safe_secret()
+    accesslog.install()  # link tokens never reach the access log
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +55,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         docs_url="/docs",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.clock = clock
     app.state.runtime = runtime
     errors.install(app)

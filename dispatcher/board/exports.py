@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import csvsafe, privacy
 from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
 from ..services import warnings as queries
@@ -28,6 +27,8 @@ def dossier(ctx: Ctx, warning_id: str) -> dict[str, Any]:
     data = snapshot(ctx.settings, warning_id, ctx, Filters())
     with transaction(ctx.settings.database_url, write=False) as session:
         events = queries.record(session, data["record"], None)
+    if not ctx.may(Role.OFFICER):  # viewers: phone numbers masked, as in the rows
+        events = privacy.mask_events(events)
     rows = data["all_rows"]
     for e in events:
         e["at_text"] = views.stamp(views.parse_time(e["at"]))
@@ -66,16 +67,13 @@ def export(warning_id: str, fmt: str, request: Request, settings: SettingsDep, c
         body = json.dumps({k: data[k] for k in ("warning", "counts", "events", "by_town", "by_role")}
                           | {"callouts": data["all_rows"]}, ensure_ascii=False, indent=2, default=str)
         return _download(body, "application/json", f"{name}.json")
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["callout", "official", "phone", "roles", "unit", "area", "town", "state", "acknowledged_at",
-                     "time_to_ack", "via", "by", "note", "attempts"])
-    for r in data["all_rows"]:
-        attempts = "; ".join(f"{ch['channel']}:{a['status']}@{a['at']}" for ch in r["channels"]
-                             for a in ch["attempts"])
-        writer.writerow([r["id"], r["name"], r["phone"], "/".join(r["roles"]), r["unit"], r["area_name"], r["town"],
-                         r["state"], r["ack_at"], r["to_ack"], r["via"], r["ack_by"], r["note"], attempts])
-    return _download("\ufeff" + out.getvalue(), "text/csv; charset=utf-8", f"{name}.csv")  # BOM: Excel reads UTF-8
+    header = ["callout", "official", "phone", "roles", "unit", "area", "town", "state", "acknowledged_at",
+              "time_to_ack", "via", "by", "note", "attempts"]
+    rows = ([r["id"], r["name"], r["phone"], "/".join(r["roles"]), r["unit"], r["area_name"], r["town"], r["state"],
+             r["ack_at"], r["to_ack"], r["via"], r["ack_by"], r["note"],
+             "; ".join(f"{ch['channel']}:{a['status']}@{a['at']}" for ch in r["channels"] for a in ch["attempts"])]
+            for r in data["all_rows"])
+    return _download(csvsafe.document(header, rows), "text/csv; charset=utf-8", f"{name}.csv")
 
 
 def _download(body: str, media: str, filename: str) -> Response:

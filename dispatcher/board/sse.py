@@ -11,7 +11,13 @@ which EventSource sends back as Last-Event-ID when it reconnects — after a str
 dropped connection or a server restart. If the data has not changed since, the stream re-renders
 the rows at that time, which reproduces exactly what the browser shows, and sends only what differs
 from it now; if it has changed (an acknowledgement arrived while the browser was cut off), every
-row is sent again. A board never keeps showing a row that moved while it was away.
+row is sent again. A board never keeps showing a row that moved while it was away. A ``since`` or
+Last-Event-ID that is not such a version (garbage, a time no calendar holds) counts as none: the
+stream starts from the whole table.
+
+Every few seconds (``SESSION_CHECK``) the stream reads its sign-in back: once it has ended (signed
+out, ``jiaoying users sign-out``, a disabled account, expired) or the user's role changed, the
+stream sends ``signed_out`` and ends; the browser's reconnect is then refused (401).
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +45,7 @@ from ..services import callout_views
 from ..services import warnings as queries
 from ..services.errors import NotFound
 from ..services.users import Role
-from . import views
+from . import auth, views
 from .pages import Ctx, context, environment
 from .views import Filters
 
@@ -46,6 +53,7 @@ router = APIRouter()
 POLL = 0.5  # seconds
 STREAM_LIFETIME = 300.0  # seconds; the browser reconnects
 KEEPALIVE = 15.0
+SESSION_CHECK = 5.0  # seconds between reading the stream's sign-in back
 
 
 def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) -> dict[str, Any]:
@@ -85,11 +93,18 @@ def version_tag(data: str, rendered_at: datetime) -> str:
     return f"{data}.{(rendered_at - _EPOCH) // _US}"
 
 
+_TAG = re.compile(r"([0-9a-f]{16})\.([0-9]{1,20})")
+
+
 def _parse_tag(tag: str) -> tuple[str, datetime] | None:
-    data, _, when = tag.partition(".")
-    if not (data and when.isdigit()):
+    """What ``version_tag`` made, or None for anything else (the stream then starts afresh)."""
+    found = _TAG.fullmatch(tag.strip())
+    if found is None:
         return None
-    return data, _EPOCH + int(when) * _US
+    try:
+        return found.group(1), _EPOCH + int(found.group(2)) * _US
+    except OverflowError:  # beyond the year 9999
+        return None
 
 
 def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:
@@ -156,12 +171,24 @@ def _board_update(ctx: Ctx, data: dict[str, Any], sent: Sent) -> dict[str, Any]:
     return update
 
 
-async def _stream(request: Request, settings: Settings, record: str | None,
-                  render: Any) -> AsyncIterator[str]:
+def _signed_in(request: Request, settings: Settings, now: datetime, who: auth.BoardSession) -> bool:
+    """The stream's sign-in still holds, with the role it was opened with."""
+    with transaction(settings.database_url, write=False) as session:
+        fresh = auth.current(settings, session, request, now)
+    return fresh is not None and fresh.nonce == who.nonce and fresh.user.role == who.user.role
+
+
+async def _stream(request: Request, settings: Settings, record: str | None, render: Any,
+                  signed_in: Callable[[], bool]) -> AsyncIterator[str]:
     yield "retry: 1000\n\n"
     last: tuple[Any, ...] | None = None
-    started = quiet = time.monotonic()
+    started = quiet = checked = time.monotonic()
     while time.monotonic() - started < STREAM_LIFETIME and not await request.is_disconnected():
+        if time.monotonic() - checked >= SESSION_CHECK:
+            checked = time.monotonic()
+            if not await run_in_threadpool(signed_in):
+                yield _message("signed_out", {"login": "/board/login"})
+                return
         mark = await run_in_threadpool(_fingerprint, settings, record)
         if mark != last:
             last, quiet = mark, time.monotonic()
@@ -207,7 +234,8 @@ async def board_live(warning_id: str, request: Request, settings: SettingsDep, c
         rows = snapshot(settings, warning_id, fresh, filters)
         return _message("board", _board_update(fresh, rows, sent), version_tag(rows["version"], fresh.now))
 
-    return _sse(_stream(request, settings, record, render))
+    who = ctx.who
+    return _sse(_stream(request, settings, record, render, lambda: _signed_in(request, settings, clock(), who)))
 
 
 @router.get("/board/live")
@@ -223,4 +251,5 @@ async def overview_live(request: Request, settings: SettingsDep, clock: ClockDep
         html = environment().get_template("_cards.html").render(cards=cards, ctx=fresh, t=fresh.t, lang=fresh.lang)
         return _message("overview", {"cards": html})
 
-    return _sse(_stream(request, settings, None, render))
+    who = ctx.who
+    return _sse(_stream(request, settings, None, render, lambda: _signed_in(request, settings, clock(), who)))

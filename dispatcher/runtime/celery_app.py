@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from celery import Celery
+from celery import Celery, signals
 
 from ..channels.simulator import SimOutbox
 from ..clock import system_clock
@@ -43,6 +43,12 @@ def create_celery(broker_url: str | None = None) -> Celery:
 
 
 app = create_celery()
+
+
+@signals.worker_init.connect
+def _refuse_unsafe_secret(**_: object) -> None:
+    """A worker signs acknowledgement links: it refuses to start with a secret anyone could know."""
+    get_settings().require_safe_secret()
 
 
 def now() -> datetime:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..db.tables import AttemptRow, CalloutRow
 from ..domain.roster import mask_phone
+from ..privacy import mask_value
 from .site import current_site
 
 
@@ -58,7 +59,9 @@ def list_callouts(session: Session, record_id: str, show_phones: bool) -> list[d
             "next_step": c.next_step if c.next_step < c.n_steps else None,
             "next_due": c.next_due.isoformat() if c.next_due else None,
             "acknowledged_at": c.acknowledged_at.isoformat() if c.acknowledged_at else None,
-            "acknowledged_by": c.acknowledged_by, "ack_via": c.ack_via, "ack_note": c.ack_note,
+            # An SMS reply's acknowledger may be its sender's number: masked like the official's.
+            "acknowledged_by": c.acknowledged_by if show_phones else mask_value(c.acknowledged_by),
+            "ack_via": c.ack_via, "ack_note": c.ack_note,
             "seconds_to_ack": to_ack,
             "unreached_at": c.unreached_at.isoformat() if c.unreached_at else None,
             "closed_reason": c.closed_reason,

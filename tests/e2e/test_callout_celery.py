@@ -38,6 +38,7 @@ from tests.support.harness import Harness, Sent, engine_quiet, wait_until
 from tests.support.servers import Postgres, Redis, start_redis
 
 pytestmark = pytest.mark.postgres
+E2E_SECRET = "celery-e2e-secret-" + "s" * 32  # the scheduler refuses to start without a real one
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +140,9 @@ def production(pg_url: str, redis_server: Redis, sim: SimServer, tmp_path: Path)
     write_offset(str(offset_file), (FIXED_NOW - datetime.now(UTC)).total_seconds())
     env = {**os.environ, "JIAOYING_DATABASE_URL": pg_url, "JIAOYING_BROKER_URL": redis_server.url,
            "JIAOYING_SIMULATOR_URL": sim.url, "JIAOYING_CLOCK_OFFSET_FILE": str(offset_file),
-           "JIAOYING_ATTEMPT_LEASE_SECONDS": "5"}
+           "JIAOYING_ATTEMPT_LEASE_SECONDS": "5", "JIAOYING_SECRET_KEY": E2E_SECRET}
     settings = Settings(database_url=pg_url, broker_url=redis_server.url, simulator_url=sim.url,
-                        clock_offset_file=str(offset_file), attempt_lease_seconds=5)
+                        clock_offset_file=str(offset_file), attempt_lease_seconds=5, secret_key=E2E_SECRET)
     prod = Production(settings, env, tmp_path)
     yield prod
     prod.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Annotated, Any
 
@@ -15,6 +13,7 @@ from ...db.session import transaction
 from ...intake.cap import parse_cap
 from ...intake.errors import IntakeError
 from ...intake.schema import WarningIn, parse_warning_dict
+from ... import csvsafe, privacy
 from ...services import warnings as queries
 from ...services.callout_views import counts
 from ...services.callouts import cancel_event
@@ -107,6 +106,8 @@ def get_warning(warning_id: str, session: SessionDep, who: CallerDep) -> dict[st
 def get_record(warning_id: str, session: SessionDep, who: CallerDep,
                format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
     events = queries.record(session, warning_id, who.scope)
+    if who.user is None or not who.user.may(Role.OFFICER):  # agencies and viewers: numbers masked
+        events = privacy.mask_events(events)
     if format == "csv":
         return Response(record_csv(events), media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="record-{warning_id}.csv"'})
@@ -114,13 +115,9 @@ def get_record(warning_id: str, session: SessionDep, who: CallerDep,
 
 
 def record_csv(events: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["seq", "at", "actor", "kind", "data", "hash"])
-    for e in events:
-        writer.writerow([e["seq"], e["at"], e["actor"], e["kind"], json.dumps(e["data"], ensure_ascii=False),
-                         e["hash"]])
-    return "\ufeff" + buffer.getvalue()  # BOM: Excel on a Chinese Windows desktop reads it as UTF-8
+    return csvsafe.document(["seq", "at", "actor", "kind", "data", "hash"], (
+        [e["seq"], e["at"], e["actor"], e["kind"], json.dumps(e["data"], ensure_ascii=False), e["hash"]]
+        for e in events))
 
 
 @router.post("/{warning_id}/cancel", summary="Cancel the warning's whole event: every pending step stops")
