@@ -9,11 +9,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ... import csvsafe, privacy
 from ...db.session import transaction
 from ...intake.cap import parse_cap
 from ...intake.errors import IntakeError
 from ...intake.schema import WarningIn, parse_warning_dict
-from ... import csvsafe, privacy
 from ...services import warnings as queries
 from ...services.callout_views import counts
 from ...services.callouts import cancel_event
