@@ -1,4 +1,6 @@
-"""Attempts wait for their retry time: a transient failure or an open circuit is a wait, not a failure.
+"""Engine hardening: attempts wait for their retry time (a transient failure or an open circuit is a
+wait, not a failure); a warning or call-out the engine could not process keeps its error and is
+tried again later while the others carry on.
 
 Revision ID: 0005
 Revises: 0004
@@ -17,8 +19,18 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("attempts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("warnings", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("apply_error", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("apply_retry_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("callouts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("error", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("callouts", schema=None) as batch_op:
+        batch_op.drop_column("error")
+    with op.batch_alter_table("warnings", schema=None) as batch_op:
+        batch_op.drop_column("apply_retry_at")
+        batch_op.drop_column("apply_error")
     with op.batch_alter_table("attempts", schema=None) as batch_op:
         batch_op.drop_column("not_before")

@@ -162,6 +162,9 @@ class WarningRow(Base):
     record_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
     # Set once the warning's call-outs (or its update/cancel effects) have been applied.
     applied_at: Mapped[datetime | None]
+    # The engine could not apply it: why, and when it tries again (the other warnings carry on).
+    apply_error: Mapped[str | None] = mapped_column(Text)
+    apply_retry_at: Mapped[datetime | None]
 
 
 class EventRow(Base):
@@ -212,6 +215,7 @@ class CalloutRow(Base):
     unreached_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     closed_reason: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)  # its last step could not be run: why (tried again)
 
 
 class AttemptRow(Base):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..channels.base import ChannelAdapter, SendResult
 from ..channels.resilience import CircuitBreaker, RetryPolicy
@@ -86,21 +87,32 @@ class Engine:
 
     def apply_pending(self, report: TickReport) -> None:
         """Apply stored warnings, a part per transaction; after each part its first steps run, so
-        the first calls of a big fan-out go out while the rest of its call-outs are being started."""
+        the first calls of a big fan-out go out while the rest of its call-outs are being started.
+        A warning that cannot be applied keeps its error and is tried again later; the others go on."""
         with transaction(self.url, write=False) as session:
-            pending = callouts.pending_warnings(session)
+            pending = callouts.pending_warnings(session, now=self.clock())
         for warning_id in pending:
-            with transaction(self.url, write=False) as session:
-                start = callouts.begin_start(session, warning_id, self.clock())
-            if start is None:
-                continue
-            while True:
+            try:
+                self._apply(warning_id, report)
+            except (OperationalError, InterfaceError):
+                raise  # the database itself is away: nothing to blame on this warning
+            except Exception as exc:
+                log.exception("warning %s could not be applied; the others carry on", warning_id)
                 with transaction(self.url, background=True) as session:
-                    done = callouts.apply_part(session, start, self.clock())
-                report.advanced += self._advance_due()
-                if done:
-                    break
+                    callouts.apply_failed(session, warning_id, self.clock(), f"{type(exc).__name__}: {exc}")
         report.applied = len(pending)
+
+    def _apply(self, warning_id: str, report: TickReport) -> None:
+        with transaction(self.url, write=False) as session:
+            start = callouts.begin_start(session, warning_id, self.clock())
+        if start is None:
+            return
+        while True:
+            with transaction(self.url, background=True) as session:
+                done = callouts.apply_part(session, start, self.clock())
+            report.advanced += self._advance_due()
+            if done:
+                return
 
     def _advance_due(self) -> int:
         """Run every due step, a batch per transaction, waking the workers after each batch."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -50,10 +50,28 @@ class Applied:
     cancelled: int = 0
 
 
-def pending_warnings(session: Session, limit: int = 20) -> list[str]:
-    return list(session.scalars(
-        select(WarningRow.id).where(WarningRow.applied_at.is_(None)).order_by(WarningRow.received_at).limit(limit)
-    ))
+def pending_warnings(session: Session, limit: int = 20, now: datetime | None = None) -> list[str]:
+    """Stored warnings not yet applied; with ``now``, not those waiting to be tried again after a failure."""
+    query = select(WarningRow.id).where(WarningRow.applied_at.is_(None))
+    if now is not None:
+        query = query.where(WarningRow.apply_retry_at.is_(None) | (WarningRow.apply_retry_at <= now))
+    return list(session.scalars(query.order_by(WarningRow.received_at).limit(limit)))
+
+
+APPLY_RETRY = timedelta(seconds=60)
+
+
+def apply_failed(session: Session, warning_id: str, now: datetime, error: str) -> None:
+    """The engine could not apply this warning (a bug, or data it cannot handle): keep why on the
+    warning and its record, try again in a minute, and let every other warning carry on."""
+    row = session.get(WarningRow, warning_id, with_for_update=True)
+    if row is None or row.applied_at is not None:
+        return
+    first = row.apply_error is None
+    row.apply_error, row.apply_retry_at = error[:2000], now + APPLY_RETRY
+    if first:  # once on the record, not every minute
+        append_event(session, row.root_id or row.id, EventKind.APPLY_FAILED, "engine", now,
+                     {"warning": row.id, "error": error[:2000]})
 
 
 # Call-outs started per transaction. A red warning to thousands of officials is started a part at
@@ -147,7 +165,7 @@ def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> N
     applied = start.applied
     applied.started = session.scalar(
         select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
-    row.applied_at = now
+    row.applied_at, row.apply_error, row.apply_retry_at = now, None, None
     data: dict[str, Any] = {
         "warning": row.id, "msg_type": row.msg_type, "started": applied.started,
         "superseded": applied.superseded, "muted": applied.muted[:500], "notices": applied.notices,

@@ -5,8 +5,9 @@ runs the plan's final escalation (the 未叫醒 list)."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,9 +16,13 @@ from ..db.queue import attempt_values, claim_due_callouts, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow
 from ..domain.callouts import CalloutState, purpose_for, step_from_json
+from ..domain.record import EventKind
 from ..domain.rules import PlannedStep
 from ..domain.site import Site
 from .site import current_site
+
+log = logging.getLogger("jiaoying.escalation")
+STEP_RETRY = timedelta(seconds=60)
 
 
 def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
@@ -27,11 +32,23 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
         return 0
     site = current_site(session)
     attempts: list[dict[str, Any]] = []
-    log: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    log_: dict[str, list[dict[str, Any]]] = defaultdict(list)
     unreached: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    failed: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for callout in callouts:
-        step = step_from_json(callout.steps[callout.next_step])
-        made, skipped = step_attempts(site, callout, step, now)
+        try:
+            step = step_from_json(callout.steps[callout.next_step])
+            made, skipped = step_attempts(site, callout, step, now)
+            following = (datetime.fromisoformat(callout.steps[callout.next_step + 1]["due"])
+                         if callout.next_step + 1 < len(callout.steps) else None)
+        except Exception as exc:  # one call-out the engine cannot run must not stop the others
+            log.exception("call-out %s: step %s could not be run", callout.id, callout.next_step)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            if callout.error is None:
+                failed[callout.record_id].append({"callout": callout.id, "person": callout.person_id,
+                                                  "step": callout.next_step, "error": error})
+            callout.error, callout.next_due = error, now + STEP_RETRY
+            continue
         attempts.extend(made)
         entry = {"callout": callout.id, "person": callout.person_id, "step": step.index,
                  "attempts": len(made)}
@@ -41,13 +58,14 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
             callout.state, callout.unreached_at = CalloutState.UNREACHED, now
             unreached[callout.record_id].append(entry)
         else:
-            log[callout.record_id].append(entry)
+            log_[callout.record_id].append(entry)
         callout.next_step += 1
-        callout.next_due = (datetime.fromisoformat(callout.steps[callout.next_step]["due"])
-                            if callout.next_step < len(callout.steps) else None)
+        callout.next_due, callout.error = following, None
     insert_attempts(session, attempts)
-    for record, entries in log.items():
+    for record, entries in log_.items():
         append_event(session, record, "steps", "engine", now, {"steps": entries})
+    for record, entries in failed.items():
+        append_event(session, record, EventKind.STEP_FAILED, "engine", now, {"steps": entries})
     for record, entries in unreached.items():
         append_event(session, record, "unreached", "engine", now, {"callouts": entries})
     return len(callouts)

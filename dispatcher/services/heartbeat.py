@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..db.tables import AttemptRow, CalloutRow, HeartbeatRow
+from ..db.tables import AttemptRow, CalloutRow, HeartbeatRow, WarningRow
 from ..domain.callouts import OPEN_STATES, Purpose
 
 SCHEDULER_STALE_S = 30
@@ -41,6 +41,7 @@ def engine_health(session: Session, now: datetime) -> dict[str, str]:
     checks["workers"] = "ok" if waiting < QUEUE_STALE_S else (
         f"stalled: {queued} attempts queued, the oldest waiting {waiting:.0f} s")
     checks["escalations"] = _final_escalations(session, now)
+    checks["warnings"] = _stuck(session)
     overdue = session.scalar(select(func.min(CalloutRow.next_due)).where(CalloutRow.state.in_(OPEN_STATES)))
     late = (now - overdue).total_seconds() if overdue else 0.0
     checks["timers"] = "ok" if late < QUEUE_STALE_S else f"escalation steps overdue by {late:.0f} s"
@@ -58,3 +59,18 @@ def _final_escalations(session: Session, now: datetime) -> str:
     if not count:
         return "ok"
     return f"{count} final escalation(s) not delivered, retrying for {(now - since).total_seconds():.0f} s"
+
+
+def _stuck(session: Session) -> str:
+    """Warnings and call-outs the engine could not process (it tries again; the others carry on)."""
+    warnings = session.execute(select(WarningRow.id, WarningRow.apply_error).where(
+        WarningRow.applied_at.is_(None), WarningRow.apply_error.is_not(None)).order_by(WarningRow.received_at)).all()
+    callouts = session.scalar(select(func.count()).where(
+        CalloutRow.state.in_(OPEN_STATES), CalloutRow.error.is_not(None))) or 0
+    problems = []
+    if warnings:
+        first = warnings[0]
+        problems.append(f"{len(warnings)} warning(s) could not be applied ({first.id}: {first.apply_error})")
+    if callouts:
+        problems.append(f"{callouts} call-out(s) could not run their step")
+    return "; ".join(problems) or "ok"
