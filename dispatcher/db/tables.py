@@ -260,6 +260,9 @@ class InboundRow(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     outcome: Mapped[str] = mapped_column(String(32))
     callouts: Mapped[list[Any]] = mapped_column(default=list)
+    # The provider's own id of this reply or keypress (e.g. twilio:sms:<MessageSid>): a replayed
+    # webhook finds it and changes nothing.
+    provider_ref: Mapped[str | None] = mapped_column(String(160), unique=True)
 
 
 class HeartbeatRow(Base):
