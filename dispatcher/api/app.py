@@ -15,6 +15,7 @@ from ..board import routes as board
 from ..board.actions import Refused
 from ..config import Settings, get_settings
 from . import errors
+from .bodylimit import BodyLimit
 from .routes import broadcast, callouts, health, links, metrics, plans, twilio, warnings
 
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.state.runtime = runtime
     errors.install(app)
     app.add_exception_handler(Refused, _refused)
+    app.add_middleware(BodyLimit, intake_limit=settings.max_body_bytes)  # before anything reads a body
     for router in (warnings.router, callouts.router, plans.router, health.router, twilio.router, links.router,
                    broadcast.router, metrics.router, board.router):
         app.include_router(router)

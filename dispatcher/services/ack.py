@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.queue import attempt_values, insert_attempts
@@ -27,7 +28,7 @@ REACHED = ("sending", "sent", "delivered")
 
 @dataclass
 class AckResult:
-    outcome: str  # acknowledged | already_acknowledged | cancelled | unknown_sender | nothing_open
+    outcome: str  # acknowledged | already_acknowledged | cancelled | unknown_sender | nothing_open | duplicate
     callouts: list[int] = field(default_factory=list)
 
     @property
@@ -36,13 +37,17 @@ class AckResult:
 
 
 def acknowledge_reply(session: Session, now: datetime, *, phone: str, via: AckVia, body: str = "",
-                      code: str | None = None) -> AckResult:
+                      code: str | None = None, provider_ref: str | None = None) -> AckResult:
     """A reply from a phone number: with a code it acknowledges that call-out, without one every
-    open call-out that reached this person on this channel."""
+    open call-out that reached this person on this channel. ``provider_ref`` (the provider's id of
+    the reply) makes a replayed webhook a duplicate that changes nothing."""
+    inbound = first_arrival(session, now, via, phone, body, provider_ref)
+    if inbound is None:
+        return AckResult("duplicate")
     site = current_site(session)
     people = [p.id for p in site.people.values() if p.phone == phone]
     if not people:
-        return _inbound(session, now, via, phone, body, AckResult("unknown_sender"))
+        return _inbound(inbound, AckResult("unknown_sender"))
     reached = select(AttemptRow.callout_id).where(
         AttemptRow.recipient_id.in_(people), AttemptRow.channel == via.value, AttemptRow.status.in_(REACHED))
     query = select(CalloutRow).where(CalloutRow.id.in_(reached.scalar_subquery()))
@@ -53,7 +58,7 @@ def acknowledge_reply(session: Session, now: datetime, *, phone: str, via: AckVi
                 select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people)).scalar_subquery()))
     candidates = list(session.scalars(query.order_by(CalloutRow.id).with_for_update()))
     result = _close_all(session, now, candidates, via=via, by=people[0], note=None)
-    return _inbound(session, now, via, phone, body, result)
+    return _inbound(inbound, result)
 
 
 def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via: AckVia, by: str,
@@ -90,9 +95,28 @@ def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *,
     return AckResult("acknowledged", [c.id for c in open_ones])
 
 
-def _inbound(session: Session, now: datetime, via: AckVia, sender: str, body: str, result: AckResult) -> AckResult:
-    session.add(InboundRow(at=now, via=via.value, sender=sender, body=body[:500], outcome=result.outcome,
-                           callouts=result.callouts))
+def first_arrival(session: Session, now: datetime, via: AckVia, sender: str, body: str,
+                  provider_ref: str | None) -> InboundRow | None:
+    """Keep an inbound reply or keypress; None if the provider's id was seen before (a replay, or
+    the provider retrying a webhook we already took). The row is written at once, in a savepoint,
+    so two copies arriving together cannot both pass."""
+    row = InboundRow(at=now, via=via.value, sender=sender, body=body[:500], outcome="received", callouts=[],
+                     provider_ref=provider_ref or None)
+    if not provider_ref:
+        session.add(row)
+        return row
+    if session.scalar(select(InboundRow.id).where(InboundRow.provider_ref == provider_ref)) is not None:
+        return None
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
+    return row
+
+
+def _inbound(row: InboundRow, result: AckResult) -> AckResult:
+    row.outcome, row.callouts = result.outcome, result.callouts
     return result
 
 

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_event
-from ..db.tables import AttemptRow, CalloutRow, InboundRow
+from ..db.tables import AttemptRow, CalloutRow
 from ..domain.callouts import OPEN_STATES, AckVia, Purpose
 from ..domain.channels import Channel
-from .ack import AckResult, acknowledge_callout, acknowledge_reply, parse_reply
+from .ack import AckResult, acknowledge_callout, acknowledge_reply, first_arrival, parse_reply
 from .chain import newest
 from .messages import compose
 from .site import current_site
@@ -121,15 +121,22 @@ class InboundOutcome:
 def inbound_sms(session: Session, now: datetime, *, sender: str, body: str, sid: str = "") -> InboundOutcome:
     """An SMS reply: a confirmation (or a code) acknowledges; anything else is recorded only."""
     confirms, code = parse_reply(body)
+    ref = f"twilio:sms:{sid}" if sid else None
     if not confirms:
-        session.add(InboundRow(at=now, via=AckVia.SMS.value, sender=sender, body=body[:500],
-                               outcome="not_a_confirmation", callouts=[]))
+        inbound = first_arrival(session, now, AckVia.SMS, sender, body, ref)
+        if inbound is None:
+            log.info("sms %s from %s seen before: ignored", sid, mask(sender))
+            return InboundOutcome(False, None, AckResult("duplicate"))
+        inbound.outcome = "not_a_confirmation"
         for record in _open_records(session, sender):
             append_event(session, record, "inbound_sms", sender, now, {
                 "sid": sid, "body": body[:500], "outcome": "not_a_confirmation"})
         log.info("sms from %s is not a confirmation", mask(sender))
         return InboundOutcome(False, None, None)
-    result = acknowledge_reply(session, now, phone=sender, via=AckVia.SMS, body=body, code=code)
+    result = acknowledge_reply(session, now, phone=sender, via=AckVia.SMS, body=body, code=code, provider_ref=ref)
+    if result.outcome == "duplicate":
+        log.info("sms %s from %s seen before: ignored", sid, mask(sender))
+        return InboundOutcome(True, code, result)
     records = {c.record_id for c in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(result.callouts)))}
     for record in sorted(records):
         append_event(session, record, "inbound_sms", sender, now, {
@@ -180,6 +187,12 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
         log.warning("voice keypress for unknown attempt %r", attempt_ref)
         return None
     digits = (digits or "").strip()
+    ref = f"twilio:gather:{call_sid}:{attempt.key}:{digits}" if call_sid else None
+    inbound = first_arrival(session, now, AckVia.VOICE, attempt.recipient_id, digits, ref)
+    if inbound is None:
+        log.info("keypress %r on call %s seen before: ignored", digits, call_sid)
+        return AckResult("duplicate", [attempt.callout_id])
+    inbound.outcome = "keypress"
     append_event(session, attempt.record_id, "voice_keypress", attempt.recipient_id, now, {
         "key": attempt.key, "call_sid": call_sid, "digits": digits})
     if digits != "1":
