@@ -97,7 +97,7 @@ def _capacity(cap: dict[str, Any]) -> list[RenderableType]:
 
 
 STATE_STYLE = {"pending": ("…", "dim"), "notified": ("☎", "yellow"), "acknowledged": ("✔", "green"),
-               "unreached": ("✖", "bold red"), "cancelled": ("–", "dim")}
+               "unreached": ("✖", "bold red"), "cancelled": ("–", "dim"), "expired": ("⌛", "dim")}
 ATTEMPT_MARK = {"queued": "·", "sending": "→", "sent": "✓", "delivered": "✓✓", "failed": "✗", "cancelled": "−"}
 
 
@@ -138,7 +138,7 @@ def status_view(url: str, warning: str | None, now: datetime) -> RenderableType:
     )
     table = Table("姓名 official", "岗位 role", "区域 area", "状态 state", "尝试 attempts", "确认用时 to ack",
                   "下一步 next", expand=False)
-    order = {"unreached": 0, "notified": 1, "pending": 2, "acknowledged": 3, "cancelled": 4}
+    order = {"unreached": 0, "notified": 1, "pending": 2, "acknowledged": 3, "cancelled": 4, "expired": 5}
     for c in sorted(callouts, key=lambda c: (order.get(c["state"], 9), c["official"]["area"])):
         mark, style = STATE_STYLE.get(c["state"], ("?", ""))
         attempts = " ".join(f"{Channel(a['channel']).zh[:2]}{ATTEMPT_MARK.get(a['status'], '?')}"

@@ -13,7 +13,7 @@ _EN: dict[str, str] = {
     "叫应引擎异常，呼叫可能停滞": "Engine trouble: call-outs may be stalled",
     "叫应值班看板": "Acknowledgement board", "登录": "Sign in", "退出": "Sign out", "用户名": "User name",
     "密码": "Password", "当前预警": "Active warnings", "暂无生效预警": "No active warnings",
-    "演练": "DRILL", "已确认": "Acknowledged", "已通知": "Notified", "待发送": "Pending", "未叫醒": "Unreached",
+    "演练": "DRILL", "已确认": "Acknowledged", "已通知": "Notified", "待发送": "Pending", "未叫醒": "Unreached", "预警已过期": "Warning expired",
     "已取消": "Cancelled", "合计": "Total", "发布": "Issued", "前": "ago", "区域": "Areas",
     "责任人": "Official", "岗位": "Role", "单位": "Unit", "状态": "State", "各渠道尝试": "Attempts",
     "用时": "Time to ack", "确认方式": "How", "当前步骤": "Step", "下次升级": "Next escalation",
@@ -54,6 +54,10 @@ _EN: dict[str, str] = {
     "提前执行下一步": "Next step brought forward", "收到短信": "SMS received", "确认未生效": "Acknowledgement ignored",
     "应急广播下单": "Broadcast ordered", "应急广播已下发": "Broadcast handed over",
     "应急广播下发失败": "Broadcast hand-over failed", "应急广播回执": "Broadcast receipt",
+    "叫应随预警过期关闭": "Call-outs closed: the warning expired",
+    "预警处理失败（稍后重试）": "The engine could not apply the warning (trying again)",
+    "升级步骤执行失败（稍后重试）": "The engine could not run a step (trying again)",
+    "重复发送告警": "Sent although another worker held it (possible double)",
     # agency keys (admins)
     "接入密钥": "Agency keys", "密钥": "Key", "部门": "Agency", "可发布的灾种": "Hazards it may post",
     "发布者标识": "Sender ids", "创建时间": "Created", "最近使用": "Last used", "已吊销": "revoked", "有效": "active",
@@ -69,6 +73,12 @@ _EN: dict[str, str] = {
     "密钥已吊销": "Key revoked", "请填写部门标识（如 qingxi-qx）。": "Enter the agency (e.g. qingxi-qx).",
     "吊销前请勾选确认。": "Tick the confirmation before revoking.", "没有可吊销的密钥 {key}。": "No active key {key}.",
     "生成时间": "Generated", "签名": "Signature", "未确认": "Not acknowledged", "已结束": "ended",
+    # the printed record's head (一事一档), to check a paper copy against the database
+    "档案校验": "Record check", "事件数": "events", "末条事件校验码": "last event's code", "密钥编号": "key",
+    "无（启用密钥前写入）": "none (written before keying)", "档案登记号": "ledger entry",
+    "核对方法：运行 jiaoying record {id} --verify，须校验通过，且第 {n} 条事件的校验码与上面一致，即本页打印后记录未被改动。":
+        "To check: run jiaoying record {id} --verify; it must pass, and event {n}'s code must be the one above: "
+        "then the record was not altered after this page was printed.",
 }
 
 

@@ -20,7 +20,8 @@ from ..services.site import current_site
 
 # Not acknowledged this long after the call-out started: shown (and filterable) as overdue.
 OVERDUE_AFTER = timedelta(minutes=5)
-STATE_ICON = {"pending": "◷", "notified": "✉", "acknowledged": "✔", "unreached": "✖", "cancelled": "⊘"}
+STATE_ICON = {"pending": "◷", "notified": "✉", "acknowledged": "✔", "unreached": "✖", "cancelled": "⊘",
+              "expired": "⌛"}
 ATTEMPT_ICON = {"queued": "◷", "sending": "↗", "sent": "✓", "delivered": "✔✔", "failed": "✖", "cancelled": "⊘"}
 ATTEMPT_ZH = {"queued": "排队", "sending": "发送中", "sent": "已发出", "delivered": "已送达", "failed": "失败",
               "cancelled": "已撤销"}
@@ -32,7 +33,9 @@ EVENT_ZH = {
     "provider_receipt": "运营商回执", "step_brought_forward": "提前执行下一步", "inbound_sms": "收到短信",
     "voice_keypress": "电话按键", "ack_ignored": "确认未生效", "acknowledged": "已确认", "recall": "立即重呼",
     "broadcast_ordered": "应急广播下单", "broadcast_sent": "应急广播已下发", "broadcast_failed": "应急广播下发失败",
-    "broadcast_receipt": "应急广播回执", "link_used": "链接确认",
+    "broadcast_receipt": "应急广播回执", "link_used": "链接确认", "expired": "预警已过期",
+    "callouts_expired": "叫应随预警过期关闭", "apply_failed": "预警处理失败（稍后重试）",
+    "step_failed": "升级步骤执行失败（稍后重试）", "sent_after_lease_lost": "重复发送告警",
 }
 
 

@@ -2,7 +2,8 @@
 
     pending --step sent--> notified --ack--> acknowledged
        |                      |--last step passes--> unreached --late ack--> acknowledged
-       '--------cancel / superseded--------> cancelled
+       |--------cancel / superseded--------> cancelled
+       '--------the warning's expires passes--> expired
 
 A call-out carries its plan's steps frozen at start (who, when, which channels), so a later
 edit of the site files does not change what a running call-out does.
@@ -25,11 +26,12 @@ class CalloutState(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     UNREACHED = "unreached"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # the warning ran out (its ``expires``) before anyone answered
 
     @property
     def zh(self) -> str:
         return {"pending": "待发送", "notified": "已通知", "acknowledged": "已确认", "unreached": "未叫醒",
-                "cancelled": "已取消"}[self.value]
+                "cancelled": "已取消", "expired": "预警已过期"}[self.value]
 
 
 OPEN_STATES = (CalloutState.PENDING, CalloutState.NOTIFIED)
@@ -63,7 +65,7 @@ class AttemptStatus(StrEnum):
 # a cancel go to everyone reached whatever their call-out's state.
 _CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY,
                       Purpose.UNREACHED})
-_CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED})
+_CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED, CalloutState.EXPIRED})
 
 
 RETRY_CAP = timedelta(seconds=60)

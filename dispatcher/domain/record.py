@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     MATCHED = "matched"  # the rules engine's decision: plans, officials, gaps
     UPDATED = "updated"  # a later update superseded this message
     CANCELLED = "cancelled"  # a cancel (解除) arrived, or a duty officer cancelled
+    EXPIRED = "expired"  # the message's ``expires`` passed (services/expiry.py)
     APPLY_FAILED = "apply_failed"  # the engine could not apply the warning (tried again; others carry on)
     STEP_FAILED = "step_failed"  # the engine could not run a call-out's step (tried again; others carry on)
 

@@ -29,7 +29,7 @@ from ..config import Settings
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
-from ..services import broadcasts, callouts, dispatch, escalation
+from ..services import broadcasts, callouts, dispatch, escalation, expiry
 from ..services.errors import NotReady
 from ..services.handover import HandOverGuard
 from ..services.heartbeat import beat
@@ -44,6 +44,7 @@ class TickReport:
     applied: int = 0
     advanced: int = 0
     reconciled: int = 0
+    expired: int = 0  # call-outs closed because their warning ran out
 
     @property
     def queued_work(self) -> bool:
@@ -75,6 +76,8 @@ class Engine:
     def tick(self, role: str = "scheduler") -> TickReport:
         report = TickReport()
         try:
+            with transaction(self.url, background=True) as session:
+                report.expired = expiry.expire_due(session, self.clock())
             self.apply_pending(report)
             report.advanced += self._advance_due()
         except NotReady as exc:

@@ -28,7 +28,8 @@ REACHED = ("sending", "sent", "delivered")
 
 @dataclass
 class AckResult:
-    outcome: str  # acknowledged | already_acknowledged | cancelled | unknown_sender | nothing_open | duplicate
+    outcome: str  # acknowledged | already_acknowledged | cancelled | expired | unknown_sender | nothing_open
+    #               | duplicate
     callouts: list[int] = field(default_factory=list)
 
     @property
@@ -80,7 +81,8 @@ def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *,
     if not open_ones:
         states = {c.state for c in candidates}
         outcome = ("nothing_open" if not candidates else
-                   "cancelled" if CalloutState.CANCELLED in states else "already_acknowledged")
+                   "cancelled" if CalloutState.CANCELLED in states else
+                   "expired" if CalloutState.EXPIRED in states else "already_acknowledged")
         return AckResult(outcome, [c.id for c in candidates])
     for callout in open_ones:
         late = callout.state == CalloutState.UNREACHED

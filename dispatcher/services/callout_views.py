@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db.tables import AttemptRow, CalloutRow
+from ..domain.callouts import CalloutState
 from ..domain.roster import mask_phone
 from ..privacy import mask_value
 from .site import current_site
@@ -18,7 +19,7 @@ def counts(session: Session, record_id: str) -> dict[str, int]:
     by_state = dict(session.execute(
         select(CalloutRow.state, func.count()).where(CalloutRow.record_id == record_id).group_by(CalloutRow.state)
     ).all())
-    out = {s: by_state.get(s, 0) for s in ("pending", "notified", "acknowledged", "unreached", "cancelled")}
+    out = {s.value: by_state.get(s.value, 0) for s in CalloutState}
     out["total"] = sum(by_state.values())
     return out
 

@@ -23,6 +23,7 @@ from ..domain.warnings import MsgType, Warning
 from ..intake.errors import IntakeError
 from ..intake.schema import WarningIn
 from .errors import Forbidden
+from .expiry import expired_on_arrival
 from .keys import AgencyKey, check_event_scope
 from .site import current_site
 
@@ -115,7 +116,8 @@ def _store(
             hazard=warning.hazard.value, level=warning.level.value, areas=list(warning.areas),
             headline=warning.headline, description=warning.description, instruction=warning.instruction,
             sent=warning.sent, expires=warning.expires, drill=warning.drill,
-            status="cancelled" if cancel else "active", received_at=now,
+            status="cancelled" if cancel else ("expired" if expired_on_arrival(warning.expires, now) else "active"),
+            received_at=now,
             api_key_id=key.id if key else None, source_format=source_format, raw=raw,
         )
         try:

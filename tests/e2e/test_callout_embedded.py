@@ -200,7 +200,7 @@ def test_manual_ack_and_recall_by_a_duty_officer(harness: Harness, database_url:
     wid = harness.client.get("/api/v1/warnings", auth=officer).json()["warnings"][0]["id"]
     listing = harness.client.get(f"/api/v1/warnings/{wid}/callouts", auth=officer).json()
     assert listing["counts"] == {"pending": 0, "notified": 0, "acknowledged": 3, "unreached": 0, "cancelled": 0,
-                                 "total": 3}
+                                 "expired": 0, "total": 3}
     harness.advance(minutes=30)
     harness.expect_nothing_more()
 

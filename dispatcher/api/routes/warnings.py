@@ -81,11 +81,12 @@ async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clo
     result = await run_in_threadpool(store)  # committed before we answer
     if result.created:
         kick(request)
-    return JSONResponse(
-        {"id": result.id, "status": "accepted" if result.created else "duplicate",
-         "warning_status": result.status, "links": queries.links(result.id)},
-        status_code=202 if result.created else 200,
-    )
+    answer = {"id": result.id, "status": "accepted" if result.created else "duplicate",
+              "warning_status": result.status, "links": queries.links(result.id)}
+    if result.status == "expired":
+        answer["note"] = ("已过期：预警在收到时已超过有效期（expires），已记录，不叫应任何人。 "
+                          "Already expired when received: recorded, nobody is called.")
+    return JSONResponse(answer, status_code=202 if result.created else 200)
 
 
 @router.get("", summary="List warnings (an agency sees its own)")
