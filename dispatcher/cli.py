@@ -181,7 +181,7 @@ def post(
     ctype = "application/cap+xml" if is_xml else "application/json"
     if local:
         result = _post_local(body, ctype)
-        out.print(json.dumps(result, ensure_ascii=False))
+        typer.echo(json.dumps(result, ensure_ascii=False))  # machine-readable: no wrapping, no markup
         return
     import httpx
 
@@ -194,7 +194,7 @@ def post(
         raise fail(f"cannot reach {url}: {exc}") from None
     if response.status_code >= 400:
         raise fail(f"{response.status_code}: {response.json().get('error', response.text)}")
-    out.print(json.dumps(response.json(), ensure_ascii=False))
+    typer.echo(json.dumps(response.json(), ensure_ascii=False))
 
 
 def _post_local(body: bytes, ctype: str) -> dict[str, Any]:
@@ -262,30 +262,82 @@ def keys_revoke(key_id: str) -> None:
 
 @app.command()
 def record(
-    warning: Annotated[str, typer.Argument(help="warning id")],
-    verify: Annotated[bool, typer.Option("--verify", help="check the hash chain")] = False,
+    warning: Annotated[str | None, typer.Argument(help="warning id (any message of its event)")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="check that no event, no row it describes and no record was changed or removed")] = False,
+    all_records: Annotated[bool, typer.Option(
+        "--all", help="with --verify: every record, and the ledger that chains them (finds deleted records)")] = False,
+    old_secret_files: Annotated[list[Path] | None, typer.Option(
+        "--old-secret-file", help="a file holding a secret used before a rotation (repeatable): "
+                                  "what it signed is verified too")] = None,
 ) -> None:
-    """Print a warning's record; --verify checks that no event was edited or removed."""
+    """Print a warning's record; --verify checks it against the record key (from the secret key,
+    kept outside the database): exit 1 if anything was changed or removed, 2 if it cannot be verified."""
+    from . import secretfile
     from .db import record_repo
+    from .domain.record import Keyring
     from .services import warnings as queries
     from .services.errors import NotFound
 
-    with transaction(get_settings().database_url) as session:
+    def verdict(problems: list[str], unverified: list[str], notes: list[str], subject: str) -> None:
+        for note in notes:
+            err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+        for p in problems:
+            err.print(f"TAMPERED: {p}", markup=False, highlight=False, soft_wrap=True)
+        for u in unverified:
+            err.print(f"CANNOT VERIFY: {u}", markup=False, highlight=False, soft_wrap=True)
+        if problems:
+            raise fail(f"校验未通过 — {subject}: something was changed or removed after it was written")
+        if unverified:
+            raise fail(f"无法完全校验 — {subject}: not everything can be verified with this secret", code=2)
+
+    if all_records and warning:
+        raise fail("give a warning id or --all, not both")
+    if not all_records and not warning:
+        raise fail("give a warning id, or --verify --all for every record")
+    verify = verify or all_records
+    settings = get_settings()
+    keys = None
+    if verify:
+        problem = settings.secret_problem()
+        if problem:
+            raise fail(f"无法校验 — the record cannot be verified without the secret key: {problem}", code=2)
+        older = []
+        for path in old_secret_files or []:
+            secret = secretfile.read(path)
+            if not secret:
+                raise fail(f"no secret in {path}", code=2)
+            older.append(secret)
+        keys = Keyring.of(settings.secret_key, *older)
+    if all_records:
+        assert keys is not None
+        with record_repo.snapshot(settings.database_url) as session:
+            result = record_repo.check_all(session, keys)
+        verdict(result.problems, result.unverified, [], "the records")
+        unkeyed = (f"; {result.unkeyed_records} written before keying (unkeyed, checked by their plain hash chain)"
+                   if result.unkeyed_records else "")
+        out.print(f"校验通过 — {len(result.records)} records, {result.entries} ledger entries: chains intact, "
+                  f"rows agree, no record missing (key {keys.current.id}){unkeyed}", highlight=False)
+        return
+    assert warning is not None
+    with record_repo.snapshot(settings.database_url) if verify else transaction(settings.database_url) as session:
         try:
             events = queries.record(session, warning, None)
             root = queries.get_row(session, warning, None)
         except NotFound as exc:
             raise fail(str(exc)) from None
-        problems = record_repo.verify(session, root.root_id or root.id) if verify else []
+        checked = record_repo.check(session, root.root_id or root.id, keys) if keys is not None else None
+        head = record_repo.head(session, root.root_id or root.id)
     for ev in events:
-        out.print(f"{ev['seq']:>4} {ev['at']} {ev['actor']:<22} {ev['kind']:<12} "
+        out.print(f"{ev['seq']:>4} {ev['hash'][:16]} {ev['at']} {ev['actor']:<22} {ev['kind']:<12} "
                   f"{json.dumps(ev['data'], ensure_ascii=False)}", highlight=False, markup=False)
-    if verify:
-        if problems:
-            for p in problems:
-                err.print(f"TAMPERED: {p}", markup=False)
-            raise fail(f"the record of {warning} fails verification")
-        out.print(f"record of {warning}: {len(events)} events, hash chain intact")
+    if checked is None:
+        return
+    verdict(checked.problems, checked.unverified, checked.notes, f"the record of {warning}")
+    ledger = f", ledger entry {head.ledger_seq}" if head.ledger_seq else ""
+    out.print(f"校验通过 — record of {warning}: {checked.count} events, hash chain intact, rows agree; "
+              f"head {head.short} (event {head.count}, key {head.key_id or 'none: written before keying'}){ledger}",
+              highlight=False)
 
 
 @app.command()

@@ -70,6 +70,8 @@ def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) ->
         counts = callout_views.counts(session, record)
         rows = views.board_rows(session, record, ctx.now, show_phones=ctx.may(Role.OFFICER))
         broadcasts = views.broadcasts(session, record)
+        matched = queries.last_match(session, record)
+    warning["fallback"] = matched.data.get("fallback") if matched else None
     return {"warning": warning, "counts": counts, "all_rows": rows, "rows": [r for r in rows if filters.keep(r)],
             "choices": views.choices(rows), "record": record, "broadcasts": broadcasts, "version": version}
 

@@ -18,7 +18,7 @@ from .areas import covers, overlaps
 from .channels import Channel
 from .duty import DutyPosition, DutyShift
 from .hazards import Hazard, Level
-from .plans import DutyTarget, Plan, QuietHours, Recipient, RoleTarget, Scope, Step
+from .plans import DutyTarget, Match, Plan, QuietHours, Recipient, RoleTarget, Scope, Step
 from .roster import Person
 from .site import Site
 
@@ -55,6 +55,7 @@ class PlannedCallout:
 
 
 class GapKind(StrEnum):
+    NO_PLAN = "no_plan"
     NOBODY_IN_AREA = "nobody_in_area"
     NO_CHANNEL = "no_channel"
     NO_RECIPIENT = "no_recipient"
@@ -75,6 +76,7 @@ class Resolution:
     callouts: tuple[PlannedCallout, ...]
     gaps: tuple[Gap, ...]
     duty: DutyShift | None
+    fallback: str | None = None  # why the fallback plan was used (no plan; nobody reached in an area)
 
     def callout_for(self, person_id: str) -> PlannedCallout | None:
         return next((c for c in self.callouts if c.person_id == person_id), None)
@@ -106,13 +108,49 @@ def resolve(site: Site, facts: WarningFacts, start: datetime | None = None) -> R
         for person_id, reason in reached.items():
             chosen.setdefault(person_id, (plan, reason))
         gaps.extend(_empty_areas(site, plan, affected, reached))
+    why = _needs_fallback(site, facts, plans, chosen)
+    if why is not None:
+        fallback = site.fallback or DEFAULT_FALLBACK
+        gaps.append(Gap(GapKind.NO_PLAN, fallback.id, "", why))
+        for person_id, reason in _targets(site, fallback, facts.areas, duty, gaps).items():
+            chosen.setdefault(person_id, (fallback, f"{why}: {reason}"))
+        plans = [*plans, fallback]
     callouts = []
     for person_id, (plan, reason) in chosen.items():
         person = site.people[person_id]
         steps = tuple(_plan_steps(site, plan, person, duty, start))
         callouts.append(PlannedCallout(person_id, plan.id, reason, steps))
         gaps.extend(_channel_gaps(site, plan, person, steps))
-    return Resolution(tuple(p.id for p in plans), tuple(callouts), tuple(gaps), duty)
+    return Resolution(tuple(p.id for p in plans), tuple(callouts), tuple(gaps), duty, why)
+
+
+# A red or orange warning must wake someone even when no plan answers it, or when its plans reach
+# nobody in one of its areas: the duty leader and the shift chief are called by this plan, unless the
+# site names its own (site.fallback).
+FALLBACK_LEVELS = frozenset({Level.RED, Level.ORANGE})
+DEFAULT_FALLBACK = Plan(
+    id="fallback", name="无匹配方案：值班领导、值班长叫应",
+    match=Match(frozenset(Hazard), FALLBACK_LEVELS),
+    targets=(DutyTarget((DutyPosition.LEADER, DutyPosition.CHIEF)),),
+    steps=(Step(timedelta(0), (Channel.SMS, Channel.VOICE)), Step(timedelta(minutes=5), (Channel.VOICE,))),
+)
+
+
+def _needs_fallback(site: Site, facts: WarningFacts, plans: list[Plan],
+                    chosen: dict[str, tuple[Plan, str]]) -> str | None:
+    """Why the fallback plan must run for this warning, or None."""
+    if facts.level not in FALLBACK_LEVELS:
+        return None
+    if not plans:
+        return f"无匹配方案，已通知值班领导 (no plan for {facts.hazard.value} × {facts.level.value})"
+    # An area is reached when someone called sits in it, under it or above it (a town head answers for
+    # the villages of the town); a fallback is for areas the plans left with nobody at all.
+    seats = [site.people[p].area for p in chosen]
+    empty = [a for a in facts.areas if not any(covers(a, seat) or covers(seat, a) for seat in seats)]
+    if empty:
+        names = "、".join(f"{site.areas.label(a)}" for a in empty)
+        return f"方案在{names}无人可叫，已通知值班领导 (nobody reached in {', '.join(empty)})"
+    return None
 
 
 def _targets(

@@ -23,6 +23,8 @@ class Site:
     duty: DutyRota
     plans: tuple[Plan, ...]
     tz: tzinfo = field(default=DEFAULT_TZ)
+    # Who is called when no plan answers a red or orange warning (rules.DEFAULT_FALLBACK if None).
+    fallback: Plan | None = None
 
     def person(self, person_id: str | None) -> Person | None:
         return self.people.get(person_id) if person_id else None

@@ -155,7 +155,7 @@ def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> No
     append_event(session, start.record, EventKind.MATCHED, "rules", now, {
         "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
         "duty": list(resolution.duty.everyone) if resolution.duty else [],
-        "gaps": [g.message for g in resolution.gaps][:200],
+        "gaps": [g.message for g in resolution.gaps][:200], "fallback": resolution.fallback,
     })
     site = current_site(session)
     broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)

@@ -38,18 +38,22 @@ def get_row(session: Session, warning_id: str, key: AgencyKey | None) -> Warning
 def get_warning(session: Session, warning_id: str, key: AgencyKey | None) -> dict[str, Any]:
     row = get_row(session, warning_id, key)
     out = summary(row)
-    matched = session.scalars(
-        select(EventRow).where(EventRow.warning_id == (row.root_id or row.id), EventRow.kind == EventKind.MATCHED)
-        .order_by(EventRow.seq.desc())
-    ).first()
+    matched = last_match(session, row.root_id or row.id)
     out.update({
         "description": row.description, "instruction": row.instruction, "references": row.references,
         "root_id": row.root_id, "expires": row.expires.isoformat() if row.expires else None,
         "matched": {"plans": matched.data.get("plans", []), "officials": matched.data.get("officials", 0),
-                    "gaps": matched.data.get("gaps", [])} if matched else None,
+                    "gaps": matched.data.get("gaps", []), "fallback": matched.data.get("fallback")}
+        if matched else None,
         "links": links(row.id),
     })
     return out
+
+
+def last_match(session: Session, record: str) -> EventRow | None:
+    """The rules engine's latest decision for an event (plans, officials, gaps, fallback)."""
+    return session.scalars(select(EventRow).where(EventRow.warning_id == record, EventRow.kind == EventKind.MATCHED)
+                           .order_by(EventRow.seq.desc())).first()
 
 
 def summary(row: WarningRow) -> dict[str, Any]:

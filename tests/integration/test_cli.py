@@ -25,6 +25,20 @@ def jiaoying(*args: str, url: str, stdin: str | None = None, timeout: float = 60
                           input=stdin, timeout=timeout)
 
 
+def current_cap(tmp_path: Path) -> Path:
+    """The CAP example warning, sent now and in force for six hours: the CLI posts to a server on the
+    real clock, and the example's own July times would make it expired on arrival (it calls nobody)."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    text = (FIXTURES / "cap" / "oasis-alert.xml").read_text(encoding="utf-8")
+    text = text.replace("2026-07-16T03:10:00+08:00", now.isoformat())
+    text = text.replace("2026-07-16T15:00:00+08:00", (now + timedelta(hours=6)).isoformat())
+    path = tmp_path / "alert.xml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -131,7 +145,7 @@ def test_preview_refuses_an_unknown_area(db: str) -> None:
     assert r.returncode == 1 and "440106 is not an area of this site" in r.stderr
 
 
-def test_post_to_a_running_server(db: str) -> None:
+def test_post_to_a_running_server(db: str, tmp_path: Path) -> None:
     jiaoying("load", str(SAMPLE_SITE), url=db)
     key = jiaoying("keys", "create", "--agency", "qingxi-qx", url=db).stdout.strip().splitlines()[-1]
     port = free_port()
@@ -148,10 +162,11 @@ def test_post_to_a_running_server(db: str) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        r = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--url", f"http://127.0.0.1:{port}",
+        r = jiaoying("post", str(current_cap(tmp_path)), "--url", f"http://127.0.0.1:{port}",
                      "--key", key, url=db)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["status"] == "accepted"
+        assert json.loads(r.stdout)["warning_status"] == "active"
         refused = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--url",
                            f"http://127.0.0.1:{port}", "--key", "jy_bad_key", url=db)
         assert refused.returncode == 1 and "401" in refused.stderr
@@ -227,9 +242,9 @@ def test_users_sign_out_ends_sessions_and_disable_stops_new_sign_ins(db: str) ->
     assert nobody.returncode == 1 and "no user 'nobody'" in nobody.stderr
 
 
-def test_status_once_shows_each_official_of_the_newest_warning(db: str) -> None:
+def test_status_once_shows_each_official_of_the_newest_warning(db: str, tmp_path: Path) -> None:
     jiaoying("load", str(SAMPLE_SITE), url=db)
-    posted = jiaoying("post", str(FIXTURES / "cap" / "oasis-alert.xml"), "--local", url=db)
+    posted = jiaoying("post", str(current_cap(tmp_path)), "--local", url=db)
     wid = json.loads(posted.stdout)["id"]
     r = jiaoying("status", "--once", url=db)
     assert r.returncode == 0, r.stderr

@@ -171,7 +171,17 @@ def test_steps_are_frozen_with_recipients_and_due_times() -> None:
 def test_plan_areas_cut_a_county_wide_warning_down_to_the_plans_towns() -> None:
     plan = orange_plan(match=Match(frozenset({Hazard.RAINSTORM}), frozenset({Level.ORANGE}), areas=(TOWN_B,)))
     assert called(county((plan,)), facts(Level.ORANGE, areas=(COUNTY,))) == {"head-b"}
-    assert called(county((plan,)), facts(Level.ORANGE, areas=(TOWN_A,))) == set()
+    # no plan answers an orange warning for town A: only the duty leader and chief (the fallback)
+    assert called(county((plan,)), facts(Level.ORANGE, areas=(TOWN_A,))) == {"duty-mon", "duty-thu"}
+
+
+def test_an_area_the_plans_leave_with_nobody_brings_in_the_duty_leader_and_chief() -> None:
+    site = county((orange_plan(),), people=[p for p in county().people.values() if p.id != "head-b"])
+    res = resolve(site, facts(Level.ORANGE, areas=(TOWN_A, TOWN_B)))
+    assert {c.person_id: c.plan_id for c in res.callouts} == {
+        "head-a": "rain-orange", "duty-mon": "fallback", "duty-thu": "fallback"}
+    assert res.fallback is not None and "石门镇" in res.fallback and TOWN_B in res.fallback
+    assert [g.kind for g in res.gaps].count(GapKind.NO_PLAN) == 1
 
 
 @pytest.mark.parametrize(("sender", "fires"), [("qingxi-zrzy", True), ("someone-else", False), (None, True)])
