@@ -34,7 +34,7 @@ from .domain.plans import (
 )
 from .domain.roster import Person
 from .domain.site import DEFAULT_TZ, Site
-from .yamlsource import Fields, Problem, Source, format_span
+from .yamlsource import Fields, Problem, Source, clip, format_span, text_problem
 
 __all__ = ["FILES", "Problem", "SiteInvalid", "check_site", "load_site", "site_digest"]
 
@@ -185,6 +185,8 @@ def _read_roles(top: Fields) -> dict[str, str]:
             top.problem(f"role id '{key}' may only use letters, digits, '-' and '_'", line=line)
         elif not isinstance(name, str | int) or isinstance(name, bool) or not str(name).strip():
             top.problem(f"role {key} needs a display name, e.g. {key}: 村防汛责任人", line=line)
+        elif problem := text_problem(str(name)):
+            top.problem(f"role {key}: the display name {problem}", line=line)
         else:
             roles[key] = str(name).strip()
     return roles
@@ -319,7 +321,7 @@ def _read_weekly(f: Fields, known: _Known) -> WeeklyShift | None:
     if hours is None:
         hours = 24
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 168:
-        f.problem(f"hours must be a number more than 0 (at most 168), found {hours!r}", "hours")
+        f.problem(f"hours must be a number more than 0 (at most 168), found {clip(repr(hours))}", "hours")
         hours = None
     leader, chief, staff = _duty_people(f, known.people)
     if not day or day.lower() not in WEEKDAYS or start is None or hours is None:

@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from yaml.events import CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 E = TypeVar("E")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+MAX_DEPTH = 50  # of nested mappings and lists: a site file needs fewer than ten
+_MAX_DIGITS = 30  # of an integer: longer ones are read as text
+LONGEST_DURATION = timedelta(days=7)  # of a step's or a final escalation's delay
+# Dated times in site files (duty shifts): the rota's arithmetic overflows near year 1 and 9999.
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,38 @@ def _loader(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
         loader.add_implicit_resolver(f"tag:yaml.org,2002:{kind}", re.compile(pattern), list(first))
     loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
     loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+    loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+    for kind in ("float", "bool", "timestamp", "binary"):
+        tag = f"tag:yaml.org,2002:{kind}"
+        loader.add_constructor(tag, _readable(yaml.SafeLoader.yaml_constructors[tag], kind))
     return loader
+
+
+def _construct_int(loader: yaml.SafeLoader, node: Node) -> Any:
+    """An integer, except one too long to be any field's value, which stays text (the field's
+    check then says what it accepts; Python refuses to read integers of over 4,300 digits)."""
+    text = loader.construct_scalar(node)  # type: ignore[arg-type]
+    if len(text.lstrip("+-").replace("_", "")) > _MAX_DIGITS:
+        return text
+    return _readable(yaml.SafeLoader.yaml_constructors["tag:yaml.org,2002:int"], "int")(loader, node)
+
+
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "timestamp": "a date and time",
+          "binary": "base64 data"}
+
+
+def _readable(construct: Callable[[Any, Node], Any], kind: str) -> Callable[[Any, Node], Any]:
+    """``construct``, with a value that is not of its kind (``!!int abc``, ``!!bool maybe``,
+    ``!!timestamp soon``) reported as a YAML error on its line instead of a Python exception."""
+
+    def read(loader: Any, node: Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError):
+            problem = f"{clip(str(node.value))!r} is not {_KINDS[kind]} (tag !!{kind})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+    return read
 
 
 # libyaml reads fast; the pure-Python parser words syntax errors better (and the same on every
@@ -107,13 +144,18 @@ class YamlFailure(Exception):
 
 
 def parse_yaml(text: str) -> Any:
-    """The document in ``text`` (None when empty); YamlFailure carries the line of a syntax error."""
+    """The document in ``text`` (None when empty); YamlFailure carries the line of a syntax error,
+    or of where the document nests too deeply to be read."""
     try:
         return _parse(_FAST, text)
     except yaml.YAMLError:
         pass
+    except RecursionError:
+        raise _too_deep(text) from None
     try:
         return _parse(_PLAIN_LOADER, text)
+    except RecursionError:
+        raise _too_deep(text) from None
     except yaml.MarkedYAMLError as exc:
         mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
         detail = exc.problem or "unreadable"
@@ -124,6 +166,27 @@ def parse_yaml(text: str) -> Any:
         raise YamlFailure(mark.line + 1 if mark else 1, f"invalid YAML: {detail}") from exc
     except yaml.YAMLError as exc:
         raise YamlFailure(1, f"invalid YAML: {exc}") from exc
+
+
+def _too_deep(text: str) -> YamlFailure:
+    """The failure for a document nested beyond what the loader can build (hundreds of levels):
+    the line where it passes ``MAX_DEPTH``, found by reading its events (which needs no recursion)."""
+    message = f"invalid YAML: mappings and lists nested more than {MAX_DEPTH} levels deep"
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return YamlFailure(event.start_mark.line + 1, message)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return YamlFailure(mark.line + 1 if mark else 1, f"invalid YAML: {exc.problem or 'unreadable'}")
+    except yaml.YAMLError:
+        pass
+    return YamlFailure(1, message)
 
 
 def _parse(loader_class: type[yaml.SafeLoader], text: str) -> Any:
@@ -163,6 +226,19 @@ class Source:
         except YamlFailure as exc:
             self.add(exc.line, exc.message)
             return None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (PostgreSQL holds no NUL character, and no database a lone
+    surrogate, both of which YAML can spell as escapes: "\\0", "\\ud800"), or None."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    what = "NUL characters (\\0)" if found.group() == "\x00" else "lone surrogates (\\ud800-\\udfff)"
+    return f"must not contain {what}"
 
 
 def describe(value: Any) -> str:
@@ -222,6 +298,9 @@ class Fields:
         if required and not text:
             self.problem(f"'{key}' must not be empty", key)
             return None
+        if problem := text_problem(text):
+            self.problem(f"'{key}' {problem}", key)
+            return None
         return text
 
     def texts(self, key: str, required: bool = False) -> list[tuple[str, int]]:
@@ -239,6 +318,8 @@ class Fields:
         for item, line in zip(value, lines, strict=True):
             if isinstance(item, bool) or not isinstance(item, str | int | float):
                 self.problem(f"'{key}' must list plain values, found {describe(item)}", line=line)
+            elif problem := text_problem(str(item)):
+                self.problem(f"'{key}' {problem}", line=line)
             else:
                 out.append((str(item).strip(), line))
         return out
@@ -297,13 +378,22 @@ class Fields:
         if text == "0" and not isinstance(value, bool):
             return timedelta(0)
         if text.isdigit():
-            self.problem(f"'{key}' needs a unit: write {text}s, {text}m or {text}h", key)
+            shown = clip(text)
+            self.problem(f"'{key}' needs a unit: write {shown}s, {shown}m or {shown}h", key)
             return None
         if isinstance(value, bool) or not text or not match:
-            self.problem(f"'{key}' must be a duration like 0, 30s, 5m or 1h30m, found '{value}'", key)
+            self.problem(f"'{key}' must be a duration like 0, 30s, 5m or 1h30m, found '{clip(str(value))}'", key)
             return None
-        hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        groups = match.groups()
+        span = None
+        if all(len(g or "") <= 6 for g in groups):  # longer numbers are beyond any bound (or timedelta's)
+            hours, minutes, seconds = (int(g or 0) for g in groups)
+            span = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        if span is None or span > LONGEST_DURATION:
+            self.problem(f"'{key}' must be at most {format_span(LONGEST_DURATION)} ({LONGEST_DURATION.days} days), "
+                         f"found '{clip(text)}'", key)
+            return None
+        return span
 
     def time_of_day(self, key: str) -> time | None:
         text = self.text(key, required=True)
@@ -322,7 +412,15 @@ class Fields:
         except ValueError:
             self.problem(f"'{key}' must be a date and time like 2026-07-16 08:30, found '{text}'", key)
             return None
+        if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            self.problem(f"'{key}' must be a date and time in the years {EARLIEST_YEAR} to {LATEST_YEAR}, "
+                         f"found '{text}'", key)
+            return None
         return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def format_span(span: timedelta) -> str:

@@ -36,7 +36,10 @@ supplies them), and in a Cancel they are best effort: what cannot be read is lef
 
 Errors: 400 (``IntakeError.malformed``) for a body that cannot be read as CAP 1.2 - malformed
 or unsafe XML, another root or namespace, CAP 1.0/1.1; 422 (``IntakeError.invalid``) naming
-the CAP element for a readable alert with bad or missing values.
+the CAP element for a readable alert with bad or missing values - times included, which are
+bounded as every warning's are (``intake.schema``): ``sent`` on or after 2000-01-01, ``expires``
+after ``sent`` and at most 366 days later (how far ahead of the clock ``sent`` may be is checked
+at intake, with the server's clock). ``onset`` and ``effective`` are not read.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from ..domain.hazards import (
     parse_level,
 )
 from .errors import FieldProblem, IntakeError
+from .schema import span_problem, time_problem
 
 CAP12_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 _OLD_CAP = {"urn:oasis:names:tc:emergency:cap:1.1": "1.1", "urn:oasis:names:tc:emergency:cap:1.0": "1.0",
@@ -99,6 +103,9 @@ def parse_cap(body: bytes) -> dict[str, Any]:
         fields.update(description=_text(root, "note"), instruction="", expires=None)
         return fields
     fields.update(_from_info(info, chinese, best_effort=fields["msg_type"] == "cancel"))
+    if fields["expires"] and (problem := span_problem(
+            datetime.fromisoformat(fields["sent"]), datetime.fromisoformat(fields["expires"]))):
+        raise IntakeError.invalid("info.expires", problem)
     return fields
 
 
@@ -254,6 +261,8 @@ def _time(value: str, element: str, chinese: bool) -> str:
         if not chinese:
             raise IntakeError.invalid(element, f"{value!r} must carry a UTC offset, {expected}")
         moment = moment.replace(tzinfo=BEIJING)
+    if problem := time_problem(moment):  # the bounds of every warning's times (see intake.schema)
+        raise IntakeError.invalid(element, problem)
     return moment.isoformat()
 
 

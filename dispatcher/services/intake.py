@@ -21,7 +21,7 @@ from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.warnings import MsgType, Warning
 from ..intake.errors import IntakeError
-from ..intake.schema import WarningIn
+from ..intake.schema import WarningIn, check_sent
 from .errors import Forbidden
 from .expiry import expired_on_arrival
 from .keys import AgencyKey, check_event_scope
@@ -44,6 +44,7 @@ def new_warning_id(now: datetime) -> str:
 def receive_warning(
     session: Session, draft: WarningIn, *, key: AgencyKey | None, source_format: str, raw: str, now: datetime,
 ) -> IntakeResult:
+    check_sent(draft, now)  # the one bound that needs the server's clock
     actor = key.actor if key else "local"
     if key and not key.may_send_as(draft.sender):
         raise Forbidden(f"this key (agency {key.agency}) may not post as sender {draft.sender!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.areas import normalize_code
@@ -14,6 +14,11 @@ from ..domain.limits import RateLimit
 from ..domain.rules import Resolution, WarningFacts, resolve
 from ..domain.site import Site
 from ..intake.errors import FieldProblem, IntakeError
+
+# The times a preview may be asked about: the duty rota and the steps' timers are computed from
+# ``at``, and near the ends of the calendar (year 1, year 9999) that arithmetic overflows.
+EARLIEST_AT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def preview(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
@@ -57,6 +62,8 @@ def describe_capacity(cap: Capacity) -> dict[str, Any]:
 def _facts(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
            sender: str | None) -> WarningFacts:
     problems: list[FieldProblem] = []
+    if problem := at_problem(at):
+        problems.append(FieldProblem("at", problem))
     parsed: dict[str, Any] = {}
     for name, parse, value in (("hazard", parse_hazard, hazard), ("level", parse_level, level)):
         try:
@@ -78,6 +85,15 @@ def _facts(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
     if problems:
         raise IntakeError.many(problems)
     return WarningFacts(parsed["hazard"], parsed["level"], tuple(codes), sender, at)
+
+
+def at_problem(at: datetime) -> str | None:
+    """What makes ``at`` unusable as a preview's time, or None."""
+    if at.utcoffset() is None:
+        return f"{at.isoformat()} must carry a UTC offset, e.g. 2026-07-16T03:10:00+08:00"
+    if not EARLIEST_AT <= at < LATEST_AT:  # compared without converting: year 1 at +14:00 has no UTC form
+        return f"{at.isoformat()} is outside the years a preview covers (2000 to 2099)"
+    return None
 
 
 def describe(site: Site, facts: WarningFacts, res: Resolution) -> dict[str, Any]:

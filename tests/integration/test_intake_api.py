@@ -4,6 +4,7 @@ on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -74,12 +75,13 @@ def test_repeat_of_the_same_sender_and_identifier_returns_the_first_id_with_200(
     assert count_warnings(database_url) == 1
 
 
-def test_update_and_cancel_refer_to_the_first_warning(client: TestClient, auth: dict[str, str]) -> None:
+def test_update_and_cancel_refer_to_the_first_warning(client: TestClient, auth: dict[str, str], clock) -> None:
     first = client.post(URL, json=red_rainstorm(level="orange"), headers=auth).json()["id"]
     update = client.post(URL, json=red_rainstorm(identifier="QX-2026-0716-002", msg_type="update",
                                                  references=["QX-2026-0716-001"]), headers=auth)
     assert update.status_code == 202
     assert client.get(f"{URL}/{first}", headers=auth).json()["status"] == "updated"
+    clock.now = datetime(2026, 7, 16, 7, 0, tzinfo=UTC)  # the cancel is sent at 15:00 Beijing time
     cancel = client.post(URL, headers=auth, json={
         "sender": "qingxi-qx", "identifier": "QX-2026-0716-003", "msg_type": "cancel",
         "references": ["QX-2026-0716-002"], "sent": "2026-07-16T15:00:00+08:00"})
@@ -231,24 +233,26 @@ def post_cap(client: TestClient, auth: dict[str, str], name: str, ctype: str = "
                        headers={**auth, "Content-Type": ctype})
 
 
-def test_oasis_cap_alert_update_cancel(client: TestClient, auth: dict[str, str]) -> None:
+def test_oasis_cap_alert_update_cancel(client: TestClient, auth: dict[str, str], clock) -> None:
     alert = post_cap(client, auth, "oasis-alert.xml")
     assert alert.status_code == 202, alert.text
     got = client.get(f"{URL}/{alert.json()['id']}", headers=auth).json()
     assert (got["hazard"], got["level"], got["areas"]) == ("rainstorm", "red", ["330599100", "330599101"])
     update = post_cap(client, auth, "oasis-update.xml", "application/xml")
     assert update.status_code == 202, update.text
+    clock.now = datetime(2026, 7, 16, 10, 30, tzinfo=UTC)  # oasis-cancel.xml is sent at 18:30 Beijing time
     cancel = post_cap(client, auth, "oasis-cancel.xml", "text/xml")
     assert cancel.status_code == 202, cancel.text
     assert client.get(f"{URL}/{alert.json()['id']}", headers=auth).json()["status"] == "cancelled"
 
 
-def test_chinese_profile_alert_update_cancel(client: TestClient, make_key) -> None:
+def test_chinese_profile_alert_update_cancel(client: TestClient, make_key, clock) -> None:
     auth = {"Authorization": f"Bearer {make_key('qingxi-qx', senders=['33059941600000'])}"}
     alert = post_cap(client, auth, "cn-alert.xml")
     assert alert.status_code == 202, alert.text
     got = client.get(f"{URL}/{alert.json()['id']}", headers=auth).json()
     assert (got["hazard"], got["level"], got["sender"]) == ("rainstorm", "orange", "33059941600000")
+    clock.now = datetime(2026, 7, 16, 10, 30, tzinfo=UTC)  # cn-cancel.xml is sent at 18:30 Beijing time
     for name in ("cn-update.xml", "cn-cancel.xml"):
         r = post_cap(client, auth, name)
         assert r.status_code == 202, r.text

@@ -94,7 +94,7 @@ def test_a_rainstorm_key_may_not_cancel_a_flash_flood_warning_named_second(
     before = state(database_url)
     r = client.post(URL, headers=bearer(rain), json={
         "sender": "qingxi-qx", "identifier": "QX-2026-0716-009", "msg_type": "cancel",
-        "references": ["QX-2026-0716-001", "QX-FF-001"], "sent": "2026-07-16T15:00:00+08:00"})
+        "references": ["QX-2026-0716-001", "QX-FF-001"], "sent": "2026-07-16T11:12:00+08:00"})
     assert r.status_code == 403 and r.json()["error"] == FLOOD.format(id=flood)
     assert state(database_url) == before
 

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ...db.session import transaction
 from ...domain.callouts import AckVia, CalloutState
+from ...intake.schema import text_problem
 from ...services import ack, callout_views
 from ...services import warnings as queries
+from ...services.errors import NotFound
 from ...services.users import Role
 from ..deps import CallerDep, ClockDep, OfficerDep, SessionDep, SettingsDep, kick
 
 router = APIRouter(tags=["callouts"])
+
+MAX_ID = 2**31 - 1  # call-out ids are 32-bit integers in the database: a larger one is no call-out
+CalloutId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"the call-out's id (1 to {MAX_ID})")]
 
 
 class ManualAck(BaseModel):
@@ -22,12 +27,21 @@ class ManualAck(BaseModel):
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = Field(
         description="how the official was reached, e.g. 已通过座机联系本人确认")
 
+    @field_validator("note")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if problem := text_problem(value):
+            raise ValueError(problem)
+        return value
+
 
 @router.get("/api/v1/warnings/{warning_id}/callouts",
             summary="Every call-out of the warning's event; ?state=unreached gives the 未叫醒 list")
 def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep,
                      state: Annotated[CalloutState | None, Query(description="only call-outs in this state")] = None,
                      ) -> dict[str, Any]:
+    if "\x00" in warning_id:  # PostgreSQL cannot compare text holding NUL: no warning's id has one
+        raise NotFound(f"no warning {warning_id}")
     row = queries.get_row(session, warning_id, who.scope)
     record = row.root_id or row.id
     show = who.user is not None and who.user.may(Role.OFFICER)
@@ -38,7 +52,7 @@ def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep,
 
 
 @router.post("/api/v1/callouts/{callout_id}/ack", summary="Acknowledge on the official's behalf (note required)")
-def manual_ack(callout_id: int, body: ManualAck, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
+def manual_ack(callout_id: CalloutId, body: ManualAck, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
                request: Request) -> dict[str, Any]:
     with transaction(settings.database_url) as session:
         result = ack.acknowledge_callout(session, clock(), callout_id, via=AckVia.MANUAL, by=who.actor,
@@ -50,7 +64,7 @@ def manual_ack(callout_id: int, body: ManualAck, settings: SettingsDep, clock: C
 
 
 @router.post("/api/v1/callouts/{callout_id}/recall", summary="Run the call-out's next step now")
-def recall(callout_id: int, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
+def recall(callout_id: CalloutId, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
            request: Request) -> dict[str, Any]:
     try:
         with transaction(settings.database_url) as session:

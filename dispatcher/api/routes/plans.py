@@ -21,7 +21,9 @@ def plan_preview(
     hazard: Annotated[str, Query(description="hazard code, e.g. rainstorm")],
     level: Annotated[str, Query(description="blue, yellow, orange or red")],
     areas: Annotated[str, Query(description="comma-separated division codes")],
-    at: Annotated[datetime | None, Query(description="the warning's time (default: now)")] = None,
+    at: Annotated[datetime | None, Query(
+        description="the warning's time with a UTC offset, e.g. 2026-07-16T03:10:00+08:00, in the years "
+                    "2000 to 2099 (default: now)")] = None,
     sender: Annotated[str | None, Query(description="apply plans' sender filters for this sender")] = None,
 ) -> dict[str, Any]:
     codes = [a.strip() for a in areas.split(",") if a.strip()]

@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse
 from ... import csvsafe, privacy
 from ...db.session import transaction
 from ...intake.cap import parse_cap
-from ...intake.errors import IntakeError
-from ...intake.schema import WarningIn, parse_warning_dict
+from ...intake.schema import WarningIn, parse_warning_dict, parse_warning_json
 from ...services import warnings as queries
 from ...services.callout_views import counts
 from ...services.callouts import cancel_event
@@ -45,11 +44,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 def parse_body(content_type: str, body: bytes) -> tuple[WarningIn, str]:
     media = content_type.split(";")[0].strip().lower()
     if media in JSON_TYPES:
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IntakeError.malformed(f"malformed JSON: {exc}") from None
-        return parse_warning_dict(data), "json"
+        return parse_warning_json(body), "json"
     if media in CAP_TYPES:
         return parse_warning_dict(parse_cap(body)), "cap"
     accepted = ", ".join(sorted(JSON_TYPES | CAP_TYPES))
