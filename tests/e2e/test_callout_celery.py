@@ -285,3 +285,20 @@ def test_two_workers_and_two_schedulers_never_double_send(production: Production
     assert_exactly_once(production, sim, 800)
     h.advance(minutes=5)
     assert_exactly_once(production, sim, 1200)
+
+
+def test_sending_and_timers_go_on_while_redis_is_down(production: Production, redis_server: Redis, sim: SimServer,
+                                                      tmp_path: Path) -> None:
+    """The broker only carries wake-ups: with Redis down the whole time, the scheduler's passes are
+    not held up by wake-ups it cannot publish, and the workers look at the database themselves."""
+    production.start_worker()
+    production.start_scheduler()
+    redis_server.stop()
+    try:
+        h = big_fan_out(production, sim, tmp_path, 200)
+        wait_until(lambda: len(sim.received) >= 400, 30, "step 0 (SMS and IM) sent while Redis is down")
+        h.advance(minutes=5)  # the voice step is due (the harness waits for the engine to go quiet)
+        wait_until(lambda: len(sim.received) >= 600, 30, "the voice step sent while Redis is down")
+        assert sim.stats()["duplicates"] == []
+    finally:
+        redis_server.start()
