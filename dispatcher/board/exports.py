@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import csvsafe, privacy
 from ..api.deps import ClockDep, SettingsDep
+from ..db import record_repo
 from ..db.session import transaction
 from ..services import warnings as queries
 from ..services.users import Role
@@ -52,7 +53,13 @@ def record_page(warning_id: str, request: Request, settings: SettingsDep, clock:
 def print_page(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
     ctx = context(request, settings, clock())
     require(ctx, Role.OFFICER)
-    return render(ctx, request, "print.html", **dossier(ctx, warning_id))
+    data = dossier(ctx, warning_id)
+    # The head of the record as printed (its last event shown): a paper copy to check the database
+    # against later (`jiaoying record <id> --verify` lists each event's code).
+    shown = data["events"][-1]["seq"] if data["events"] else None
+    with transaction(ctx.settings.database_url, write=False) as session:
+        head = record_repo.head(session, data["record"], shown)
+    return render(ctx, request, "print.html", **data, head=head)
 
 
 @router.get("/board/warnings/{warning_id}/export.{fmt}")

@@ -13,7 +13,8 @@ _EN: dict[str, str] = {
     "叫应引擎异常，呼叫可能停滞": "Engine trouble: call-outs may be stalled",
     "叫应值班看板": "Acknowledgement board", "登录": "Sign in", "退出": "Sign out", "用户名": "User name",
     "密码": "Password", "当前预警": "Active warnings", "暂无生效预警": "No active warnings",
-    "演练": "DRILL", "已确认": "Acknowledged", "已通知": "Notified", "待发送": "Pending", "未叫醒": "Unreached", "预警已过期": "Warning expired",
+    "演练": "DRILL", "已确认": "Acknowledged", "已通知": "Notified", "待发送": "Pending", "未叫醒": "Unreached",
+    "预警已过期": "Warning expired",
     "已取消": "Cancelled", "合计": "Total", "发布": "Issued", "前": "ago", "区域": "Areas",
     "责任人": "Official", "岗位": "Role", "单位": "Unit", "状态": "State", "各渠道尝试": "Attempts",
     "用时": "Time to ack", "确认方式": "How", "当前步骤": "Step", "下次升级": "Next escalation",
@@ -76,7 +77,8 @@ _EN: dict[str, str] = {
     # the printed record's head (一事一档), to check a paper copy against the database
     "档案校验": "Record check", "事件数": "events", "末条事件校验码": "last event's code", "密钥编号": "key",
     "无（启用密钥前写入）": "none (written before keying)", "档案登记号": "ledger entry",
-    "核对方法：运行 jiaoying record {id} --verify，须校验通过，且第 {n} 条事件的校验码与上面一致，即本页打印后记录未被改动。":
+    ("核对方法：运行 jiaoying record {id} --verify，须校验通过，"
+     "且第 {n} 条事件的校验码与上面一致，即本页打印后记录未被改动。"):
         "To check: run jiaoying record {id} --verify; it must pass, and event {n}'s code must be the one above: "
         "then the record was not altered after this page was printed.",
 }

@@ -160,6 +160,7 @@ class WarningRow(Base):
     # The record's head: appends lock this row, so events of one warning are strictly ordered.
     record_count: Mapped[int] = mapped_column(Integer, default=0)
     record_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    record_seal: Mapped[str | None] = mapped_column(String(64))  # HMAC over count + head (domain/record.py)
     # Set once the warning's call-outs (or its update/cancel effects) have been applied.
     applied_at: Mapped[datetime | None]
     # The engine could not apply it: why, and when it tries again (the other warnings carry on).
@@ -168,7 +169,7 @@ class WarningRow(Base):
 
 
 class EventRow(Base):
-    """The per-warning record: appended, hash-chained, never updated."""
+    """The per-warning record: appended, HMAC-chained (domain/record.py), never updated."""
 
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("warning_id", "seq", name="uq_events_warning_seq"),)
@@ -180,7 +181,34 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))  # the event's MAC; plain SHA-256 if written before keying
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the record key's id; None: written before keying
+
+
+class LedgerRow(Base):
+    """The ledger of records: one entry per record (a warning and its updates and cancel),
+    HMAC-chained to the entry before it, so a deleted record or entry shows. No foreign key: an
+    entry outlives the record it names, which is what tells that the record was deleted."""
+
+    __tablename__ = "record_ledger"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    record_id: Mapped[str] = mapped_column(String(32), unique=True)
+    at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_mac: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerHeadRow(Base):
+    """The ledger's head (one row, id 1): its count and last MAC, sealed with the record key."""
+
+    __tablename__ = "record_ledger_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    seal: Mapped[str | None] = mapped_column(String(64))
 
 
 class CalloutRow(Base):

@@ -1,4 +1,4 @@
-"""The record is hash-chained: editing or deleting an event is detected."""
+"""The record is chained: editing or deleting an event is detected (see also test_record_integrity)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def post_and_cancel(client, auth) -> str:
     wid = client.post(URL, json=red_rainstorm(), headers=auth).json()["id"]
     client.post(URL, headers=auth, json={"sender": "qingxi-qx", "identifier": "QX-2026-0716-009",
                                          "msg_type": "cancel", "references": ["QX-2026-0716-001"],
-                                         "sent": "2026-07-16T15:00:00+08:00"})
+                                         "sent": "2026-07-16T11:12:00+08:00"})
     return wid
 
 
@@ -51,5 +51,7 @@ def test_removing_the_last_event_is_detected(client, auth, database_url) -> None
         last = s.scalar(select(EventRow.seq).where(EventRow.warning_id == wid).order_by(EventRow.seq.desc()))
         s.execute(delete(EventRow).where(EventRow.warning_id == wid, EventRow.seq == last))
     with transaction(database_url) as s:
-        (problem,) = record_repo.verify(s, wid)
-    assert problem.startswith("the record should hold 3 events")
+        problems = record_repo.verify(s, wid)
+    assert problems[0].startswith("the record should hold 3 events")
+    # … and the warning's row says cancelled, which no event left on the record says any more
+    assert f"warning {wid} is marked 'cancelled', but by the record it is 'active' (event 1)" in problems
