@@ -11,9 +11,10 @@ edit of the site files does not change what a running call-out does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from .channels import Channel
 from .plans import Recipient
@@ -108,6 +109,38 @@ def step_from_json(data: dict[str, Any]) -> PlannedStep:
         channels=tuple(Channel(c) for c in data["channels"]), to=tuple(Recipient(r) for r in data["to"]),
         recipients=tuple(data["recipients"]), held=tuple(Channel(c) for c in data.get("held", ())),
         final=data["final"])
+
+
+class FrozenSteps(Sequence[PlannedStep]):
+    """A call-out's frozen steps as stored, parsed only when asked for: a scheduler pass over 10,000
+    call-outs reads one or two steps of each, not all of them."""
+
+    def __init__(self, stored: list[dict[str, Any]]) -> None:
+        self._stored = stored
+        self._parsed: dict[int, PlannedStep] = {}
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedStep: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PlannedStep]: ...
+
+    def __getitem__(self, index: int | slice) -> PlannedStep | Sequence[PlannedStep]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        step = self._parsed.get(index)
+        if step is None:
+            step = self._parsed[index] = step_from_json(self._stored[index])
+        return step
+
+    def due(self, index: int) -> datetime:
+        """A step's due time without parsing the rest of it."""
+        return self._parsed[index].due if index in self._parsed else datetime.fromisoformat(self._stored[index]["due"])
 
 
 def purpose_for(step: PlannedStep, recipient: str, official: str) -> Purpose:

@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import ACKABLE_STATES, AckVia, CalloutState, Purpose, step_from_json
+from ..domain.callouts import AckVia, CalloutState, Purpose, step_from_json
+from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
+from ..domain.escalation import recall as recall_rule
 from .errors import NotFound
 from .site import current_site
 
@@ -74,18 +76,17 @@ def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via
 
 def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *, via: AckVia, by: str,
                note: str | None) -> AckResult:
-    open_ones = [c for c in candidates if c.state in ACKABLE_STATES]
-    for ignored in (c for c in candidates if c.state not in ACKABLE_STATES):
+    decided = [(c, acknowledge(CalloutState(c.state))) for c in candidates]
+    open_ones = [c for c, decision in decided if decision is not AckDecision.IGNORE]
+    for ignored in (c for c, decision in decided if decision is AckDecision.IGNORE):
         append_event(session, ignored.record_id, "ack_ignored", by, now, {
             "callout": ignored.id, "person": ignored.person_id, "via": via.value, "state": ignored.state})
     if not open_ones:
-        states = {c.state for c in candidates}
-        outcome = ("nothing_open" if not candidates else
-                   "cancelled" if CalloutState.CANCELLED in states else
-                   "expired" if CalloutState.EXPIRED in states else "already_acknowledged")
-        return AckResult(outcome, [c.id for c in candidates])
-    for callout in open_ones:
-        late = callout.state == CalloutState.UNREACHED
+        return AckResult(ignored_outcome({CalloutState(c.state) for c in candidates}), [c.id for c in candidates])
+    for callout, decision in decided:
+        if decision is AckDecision.IGNORE:
+            continue
+        late = decision is AckDecision.CLOSE_LATE
         callout.state, callout.acknowledged_at, callout.acknowledged_by = CalloutState.ACKNOWLEDGED, now, by
         callout.ack_via, callout.ack_note, callout.next_due, callout.closed_at = via.value, note, None, now
         append_event(session, callout.record_id, "acknowledged", by, now, {
@@ -146,9 +147,10 @@ def recall(session: Session, now: datetime, callout_id: int, by: str) -> str:
         select(CalloutRow).where(CalloutRow.id == callout_id).with_for_update()).scalar_one_or_none()
     if callout is None:
         raise NotFound(f"no call-out {callout_id}")
-    if callout.state not in ACKABLE_STATES:
+    decision = recall_rule(CalloutFacts(CalloutState(callout.state), (), callout.next_step, callout.next_due))
+    if decision is None:
         raise ValueError(f"call-out {callout_id} is {callout.state}: nothing to re-call")
-    if callout.state != CalloutState.UNREACHED and callout.next_due is not None:
+    if decision is Recall.NEXT_STEP_NOW:
         callout.next_due = now
         done = f"step {callout.next_step} runs now"
     else:

@@ -30,8 +30,8 @@ from ..domain.callouts import (
     Purpose,
     step_from_json,
     step_to_json,
-    supersedes,
 )
+from ..domain.escalation import TakeOver, takes_over
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.rules import PlannedCallout, PlannedStep, Resolution, WarningFacts, resolve
@@ -165,6 +165,9 @@ def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> N
     applied = start.applied
     applied.started = session.scalar(
         select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
+    # From the database, like ``started``: a start resumed after a crash did not see the earlier parts.
+    applied.superseded = sorted(session.scalars(select(CalloutRow.id).where(
+        CalloutRow.closed_reason.like(f"superseded by {row.id} (%"))))
     row.applied_at, row.apply_error, row.apply_retry_at = now, None, None
     data: dict[str, Any] = {
         "warning": row.id, "msg_type": row.msg_type, "started": applied.started,
@@ -196,10 +199,10 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
     new_rows, superseded = [], []
     for callout in planned:
         # Already called for this event at this level or higher: the update notice will do.
-        if callout.person_id in in_event and not supersedes(level.rank, in_event[callout.person_id]):
+        if callout.person_id in in_event and takes_over(level.rank, in_event[callout.person_id]) is TakeOver.MUTE:
             continue
         blocking = [c for c in holding.get(callout.person_id, []) if _same_concern(session, c, row, record)]
-        if any(not supersedes(level.rank, c.priority) for c in blocking):
+        if any(takes_over(level.rank, c.priority) is TakeOver.MUTE for c in blocking):
             applied.muted.append(callout.person_id)
             continue
         for old in blocking:

@@ -37,6 +37,7 @@ from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
 from ..domain.callouts import AttemptStatus, CalloutState, Purpose, moot, retry_delay
 from ..domain.channels import Channel
+from ..domain.escalation import CalloutFacts, fail_over
 from ..domain.hazards import Level
 from ..domain.roster import Person
 from ..domain.site import Site
@@ -58,6 +59,7 @@ class Job:
     own_step: bool  # a step to the official themself (its failure may bring the next step forward)
     message: OutboundMessage
     retried: bool = False  # an earlier claim tried it: the provider may have it already
+    step_index: int = 0  # the step of the call-out it belongs to (-1: an update or cancel notice)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
         drill=callout.drill,
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
-    return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1)
+    return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1,
+               step_index=attempt.step_index)
 
 
 def _address(person: Person | None, person_id: str) -> Address:
@@ -295,7 +298,9 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
     current = {row.id: row for row in session.execute(
         select(AttemptRow.id, AttemptRow.tries, AttemptRow.status, AttemptRow.worker)
         .where(AttemptRow.id.in_([o.job.attempt_id for o in outcomes])).with_for_update())}
-    updates, notified, failed_own = [], set(), set()
+    updates: list[dict[str, Any]] = []
+    notified: set[int] = set()
+    failed_own: dict[int, int] = {}  # call-out -> the own step that failed
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: dict[str, list[dict[str, Any]]] = defaultdict(list)
     mono = time.monotonic()
@@ -325,7 +330,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         if o.sent:
             notified.add(o.job.callout_id)
         elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
-            failed_own.add(o.job.callout_id)  # this channel is down for now: the ladder need not wait
+            failed_own[o.job.callout_id] = o.job.step_index  # the channel is down for now: the ladder need not wait
         log[o.job.record_id].append({
             "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
             "purpose": o.job.message.purpose.value, "status": "retrying" if wait else status.value,
@@ -339,7 +344,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         session.execute(
             update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.notified_at.is_(None))
             .values(notified_at=now).execution_options(synchronize_session=False))
-    _fail_over(session, failed_own - notified, now)
+    _fail_over(session, {c: step for c, step in failed_own.items() if c not in notified}, now)
     for record, entries in log.items():
         append_event(session, record, "attempts", "worker", now, {"attempts": entries})
     for record, entries in taken.items():
@@ -348,17 +353,20 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
 
 
 
-def _fail_over(session: Session, callout_ids: set[int], now: datetime) -> None:
+def _fail_over(session: Session, failed: dict[int, int], now: datetime) -> None:
     """Every channel of an official's own step failed (for good, or for now: an attempt waiting for
     its retry keeps trying): the next step need not wait its turn."""
-    for callout in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(sorted(callout_ids)))):
+    for callout in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(sorted(failed)))):
         alive = AttemptRow.status.in_(("sent", "delivered")) | (
             AttemptRow.status.in_(("queued", "sending")) & AttemptRow.not_before.is_(None))
         pending = session.scalar(select(AttemptRow.id).where(
-            AttemptRow.callout_id == callout.id, alive, AttemptRow.step_index == callout.next_step - 1).limit(1))
-        if pending is None and callout.state in (CalloutState.PENDING, CalloutState.NOTIFIED) \
-                and callout.next_due is not None and callout.next_due > now:
-            callout.next_due = now
+            AttemptRow.callout_id == callout.id, alive, AttemptRow.step_index == failed[callout.id]).limit(1))
+        if pending is not None:
+            continue
+        due = fail_over(CalloutFacts(CalloutState(callout.state), (), callout.next_step, callout.next_due),
+                        failed[callout.id], now)
+        if due is not None:
+            callout.next_due = due
 
 
 async def reconcile(session: Session, now: datetime, adapters: Mapping[Channel, ChannelAdapter],

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, claim_due_callouts, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow
-from ..domain.callouts import CalloutState, purpose_for, step_from_json
+from ..domain.callouts import CalloutState, FrozenSteps, purpose_for
+from ..domain.escalation import CalloutFacts, advance
 from ..domain.record import EventKind
 from ..domain.rules import PlannedStep
 from ..domain.site import Site
@@ -37,10 +38,10 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
     failed: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for callout in callouts:
         try:
-            step = step_from_json(callout.steps[callout.next_step])
-            made, skipped = step_attempts(site, callout, step, now)
-            following = (datetime.fromisoformat(callout.steps[callout.next_step + 1]["due"])
-                         if callout.next_step + 1 < len(callout.steps) else None)
+            moved = advance(facts_of(callout), now)
+            if moved is None:
+                raise ValueError(f"step {callout.next_step} of {len(callout.steps)} is not due or does not exist")
+            made, skipped = step_attempts(site, callout, moved.step, now)
         except Exception as exc:  # one call-out the engine cannot run must not stop the others
             log.exception("call-out %s: step %s could not be run", callout.id, callout.next_step)
             error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -50,17 +51,17 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
             callout.error, callout.next_due = error, now + STEP_RETRY
             continue
         attempts.extend(made)
-        entry = {"callout": callout.id, "person": callout.person_id, "step": step.index,
+        entry = {"callout": callout.id, "person": callout.person_id, "step": moved.step.index,
                  "attempts": len(made)}
         if skipped:
             entry["unreachable"] = skipped
-        if step.final:
-            callout.state, callout.unreached_at = CalloutState.UNREACHED, now
+        if moved.step.final:
+            callout.unreached_at = now
             unreached[callout.record_id].append(entry)
         else:
             log_[callout.record_id].append(entry)
-        callout.next_step += 1
-        callout.next_due, callout.error = following, None
+        callout.state, callout.next_step, callout.next_due = moved.state, moved.next_step, moved.next_due
+        callout.error = None
     insert_attempts(session, attempts)
     for record, entries in log_.items():
         append_event(session, record, "steps", "engine", now, {"steps": entries})
@@ -69,6 +70,11 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
     for record, entries in unreached.items():
         append_event(session, record, "unreached", "engine", now, {"callouts": entries})
     return len(callouts)
+
+
+def facts_of(callout: CalloutRow) -> CalloutFacts:
+    """The rules' view of a call-out row (its steps parsed only as needed)."""
+    return CalloutFacts(CalloutState(callout.state), FrozenSteps(callout.steps), callout.next_step, callout.next_due)
 
 
 def step_attempts(site: Site, callout: CalloutRow, step: PlannedStep,

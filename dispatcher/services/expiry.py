@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
 from ..domain.callouts import OPEN_STATES, AttemptStatus, CalloutState, Purpose
+from ..domain.escalation import expire
 from ..domain.record import EventKind
 
 _CHASING = [p.value for p in (Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR,
@@ -58,7 +59,7 @@ def _close_event(session: Session, record: str, now: datetime) -> int:
         return 0
     ids = [c.id for c in callouts]
     for callout in callouts:
-        callout.state, callout.next_due, callout.closed_at = CalloutState.EXPIRED, None, now
+        callout.state, callout.next_due, callout.closed_at = expire(CalloutState(callout.state)), None, now
         callout.closed_reason = "warning expired"
     for start in range(0, len(ids), 900):
         session.execute(update(AttemptRow).where(
