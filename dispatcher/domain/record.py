@@ -46,6 +46,24 @@ class EventKind(StrEnum):
     APPLY_FAILED = "apply_failed"  # the engine could not apply the warning (tried again; others carry on)
     STEP_FAILED = "step_failed"  # the engine could not run a call-out's step (tried again; others carry on)
     EXPIRED = "expired"  # the message's ``expires`` passed (services/expiry.py)
+    APPLIED = "applied"  # the engine started the call-outs (or carried out the update or cancel)
+    STEPS = "steps"  # due steps ran: attempts queued per call-out
+    ATTEMPTS = "attempts"  # what the providers said of a batch of attempts
+    UNREACHED = "unreached"  # the last step passed unanswered: the 未叫醒 list
+    STEP_BROUGHT_FORWARD = "step_brought_forward"  # a failed own step: the next one runs now
+    PROVIDER_RECEIPT = "provider_receipt"  # a provider's status callback
+    INBOUND_SMS = "inbound_sms"  # an SMS reply
+    VOICE_KEYPRESS = "voice_keypress"  # a key pressed on a call
+    LINK_USED = "link_used"  # a signed confirm link was used
+    ACKNOWLEDGED = "acknowledged"  # a call-out was answered (by the official, a deputy or a duty officer)
+    ACK_IGNORED = "ack_ignored"  # an answer that changed nothing (already closed)
+    RECALL = "recall"  # a duty officer's 立即重呼
+    CALLOUTS_EXPIRED = "callouts_expired"  # open call-outs closed because the warning ran out
+    SENT_AFTER_LEASE_LOST = "sent_after_lease_lost"  # a worker sent what another held: a possible double
+    BROADCAST_ORDERED = "broadcast_ordered"  # the rural broadcast was ordered for the affected villages
+    BROADCAST_SENT = "broadcast_sent"  # … and the platform took the order
+    BROADCAST_FAILED = "broadcast_failed"  # … or refused it for good
+    BROADCAST_RECEIPT = "broadcast_receipt"  # a terminal's playback receipt
 
 
 @dataclass(frozen=True)

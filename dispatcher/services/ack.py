@@ -22,6 +22,7 @@ from ..db.tables import AttemptRow, CalloutRow, InboundRow
 from ..domain.callouts import AckVia, CalloutState, Purpose, step_from_json
 from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
 from ..domain.escalation import recall as recall_rule
+from ..domain.record import EventKind
 from .errors import NotFound
 from .site import current_site
 
@@ -79,7 +80,7 @@ def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *,
     decided = [(c, acknowledge(CalloutState(c.state))) for c in candidates]
     open_ones = [c for c, decision in decided if decision is not AckDecision.IGNORE]
     for ignored in (c for c, decision in decided if decision is AckDecision.IGNORE):
-        append_event(session, ignored.record_id, "ack_ignored", by, now, {
+        append_event(session, ignored.record_id, EventKind.ACK_IGNORED, by, now, {
             "callout": ignored.id, "person": ignored.person_id, "via": via.value, "state": ignored.state})
     if not open_ones:
         return AckResult(ignored_outcome({CalloutState(c.state) for c in candidates}), [c.id for c in candidates])
@@ -89,7 +90,7 @@ def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *,
         late = decision is AckDecision.CLOSE_LATE
         callout.state, callout.acknowledged_at, callout.acknowledged_by = CalloutState.ACKNOWLEDGED, now, by
         callout.ack_via, callout.ack_note, callout.next_due, callout.closed_at = via.value, note, None, now
-        append_event(session, callout.record_id, "acknowledged", by, now, {
+        append_event(session, callout.record_id, EventKind.ACKNOWLEDGED, by, now, {
             "callout": callout.id, "person": callout.person_id, "via": via.value, "note": note,
             "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)})
     session.execute(
@@ -155,8 +156,8 @@ def recall(session: Session, now: datetime, callout_id: int, by: str) -> str:
         done = f"step {callout.next_step} runs now"
     else:
         done = _call_again(session, now, callout)
-    append_event(session, callout.record_id, "recall", by, now, {"callout": callout.id, "person": callout.person_id,
-                                                                 "done": done})
+    append_event(session, callout.record_id, EventKind.RECALL, by, now,
+                 {"callout": callout.id, "person": callout.person_id, "done": done})
     return done
 
 

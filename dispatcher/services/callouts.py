@@ -176,7 +176,7 @@ def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> N
     }
     if start.resolution is not None and row.status != "active":
         data["stopped"] = row.status  # an update or cancel came while its call-outs were being started
-    append_event(session, start.record, "applied", "engine", now, data)
+    append_event(session, start.record, EventKind.APPLIED, "engine", now, data)
 
 
 def applied_people(session: Session, warning_id: str) -> set[str]:
@@ -369,6 +369,6 @@ def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -
     # A part of the warning's call-outs started while we waited for its row: close those too. From
     # here on no part can start (each takes the row lock, then finds the warning cancelled).
     applied.cancelled += _close_open(session, row, record, now)
-    append_event(session, record, "cancelled", actor, now, {
+    append_event(session, record, EventKind.CANCELLED, actor, now, {
         "warnings": sorted(ended), "callouts_cancelled": applied.cancelled, "notices": applied.notices})
     return applied

@@ -39,6 +39,7 @@ from ..domain.callouts import AttemptStatus, CalloutState, Purpose, moot, retry_
 from ..domain.channels import Channel
 from ..domain.escalation import CalloutFacts, fail_over
 from ..domain.hazards import Level
+from ..domain.record import EventKind
 from ..domain.roster import Person
 from ..domain.site import Site
 from ..links import link_url, make_token
@@ -346,10 +347,10 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             .values(notified_at=now).execution_options(synchronize_session=False))
     _fail_over(session, {c: step for c, step in failed_own.items() if c not in notified}, now)
     for record, entries in log.items():
-        append_event(session, record, "attempts", "worker", now, {"attempts": entries})
+        append_event(session, record, EventKind.ATTEMPTS, "worker", now, {"attempts": entries})
     for record, entries in taken.items():
         logger.error("sent %d attempt(s) whose lease another worker had taken: %s", len(entries), entries)
-        append_event(session, record, "sent_after_lease_lost", worker or "worker", now, {"attempts": entries})
+        append_event(session, record, EventKind.SENT_AFTER_LEASE_LOST, worker or "worker", now, {"attempts": entries})
 
 
 

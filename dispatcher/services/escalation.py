@@ -64,11 +64,11 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
         callout.error = None
     insert_attempts(session, attempts)
     for record, entries in log_.items():
-        append_event(session, record, "steps", "engine", now, {"steps": entries})
+        append_event(session, record, EventKind.STEPS, "engine", now, {"steps": entries})
     for record, entries in failed.items():
         append_event(session, record, EventKind.STEP_FAILED, "engine", now, {"steps": entries})
     for record, entries in unreached.items():
-        append_event(session, record, "unreached", "engine", now, {"callouts": entries})
+        append_event(session, record, EventKind.UNREACHED, "engine", now, {"callouts": entries})
     return len(callouts)
 
 

@@ -66,6 +66,6 @@ def _close_event(session: Session, record: str, now: datetime) -> int:
             AttemptRow.callout_id.in_(ids[start:start + 900]), AttemptRow.status == AttemptStatus.QUEUED,
             AttemptRow.purpose.in_(_CHASING)).values(status=AttemptStatus.CANCELLED, updated_at=now)
             .execution_options(synchronize_session=False))
-    append_event(session, record, "callouts_expired", "engine", now,
+    append_event(session, record, EventKind.CALLOUTS_EXPIRED, "engine", now,
                  {"callouts": len(ids), "people": [c.person_id for c in callouts][:500]})
     return len(ids)

@@ -22,6 +22,7 @@ from ...db.session import transaction
 from ...db.tables import CalloutRow
 from ...domain.callouts import ACKABLE_STATES, AckVia, CalloutState
 from ...domain.hazards import Level
+from ...domain.record import EventKind
 from ...links import LinkClaims, LinkError, check_csrf, csrf_for, read_token
 from ...rendering import BEIJING
 from ...services import ack
@@ -130,7 +131,7 @@ def _confirm(settings: Settings, now: datetime, claims: LinkClaims, ip: str | No
             result = ack.acknowledge_callout(session, now, claims.callout_id, via=AckVia.LINK, by=claims.recipient)
             outcome = result.outcome
             if result.acknowledged:
-                append_event(session, callout.record_id, "link_used", claims.recipient, now, {
+                append_event(session, callout.record_id, EventKind.LINK_USED, claims.recipient, now, {
                     "callout": callout.id, "person": callout.person_id, "recipient": claims.recipient,
                     "nonce": claims.nonce, "ip": ip, "user_agent": agent})
     at = now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
