@@ -18,7 +18,7 @@ import phonenumbers
 from .domain.areas import Area, AreaTree, covers, normalize_code, overlaps
 from .domain.channels import Channel, accepted_channels
 from .domain.duty import WEEKDAYS, DutyPosition, DutyRota, DutyShift, WeeklyShift
-from .domain.hazards import accepted_hazards, accepted_levels, parse_hazard, parse_level
+from .domain.hazards import Hazard, accepted_hazards, accepted_levels, parse_hazard, parse_level
 from .domain.plans import (
     Broadcast,
     DutyTarget,
@@ -33,6 +33,7 @@ from .domain.plans import (
     Target,
 )
 from .domain.roster import Person
+from .domain.rules import FALLBACK_LEVELS
 from .domain.site import DEFAULT_TZ, Site
 from .yamlsource import Fields, Problem, Source, clip, format_span, text_problem
 
@@ -60,6 +61,7 @@ class _Known:
     tree: AreaTree | None = None
     roles: dict[str, str] | None = None
     people: dict[str, Person] | None = None
+    fallback: Plan | None = None  # the plan marked ``fallback: true``, if any
 
 
 def load_site(path: Path) -> Site:
@@ -91,7 +93,7 @@ def check_site(path: Path) -> tuple[Site | None, list[Problem]]:
     problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
     if problems or known.tree is None or known.roles is None or known.people is None:
         return None, problems
-    return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz), []
+    return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback), []
 
 
 # --- areas.yaml -------------------------------------------------------------------------------
@@ -353,15 +355,21 @@ def _read_plans(src: Source, known: _Known) -> tuple[Plan, ...]:
     top.check_keys(("plans",))
     plans: list[Plan] = []
     lines: dict[str, int] = {}
+    fallback_line = 0
     for f in top.each("plans", "plan"):
         plan = _read_plan(f, known)
         if plan and plan.id in lines:
             f.problem(f"duplicate id (first at line {lines[plan.id]})", "id")
+        elif plan and f.get("fallback") is True:
+            if fallback_line:
+                f.problem(f"a second fallback plan (the first is at line {fallback_line}): there is one", "fallback")
+            fallback_line = lines[plan.id] = f.line
+            known.fallback = plan
         elif plan:
             lines[plan.id] = f.line
             plans.append(plan)
             _check_coverage(f, plan, known)
-    if not lines and not src.problems:
+    if not plans and not src.problems:
         top.problem("no plans: add at least one call-out plan under 'plans:'")
     return tuple(plans)
 
@@ -369,11 +377,20 @@ def _read_plans(src: Source, known: _Known) -> tuple[Plan, ...]:
 def _read_plan(f: Fields, known: _Known) -> Plan | None:
     pid = f.text("id", required=True)
     f.label = f"plan {pid}" if pid else "plan"
-    f.check_keys(("id", "name", "match", "targets", "steps", "final", "broadcast", "quiet_hours"))
+    f.check_keys(("id", "name", "match", "targets", "steps", "final", "broadcast", "quiet_hours", "fallback"))
     if pid and not _ID.match(pid):
         f.problem(f"id '{pid}' may only use letters, digits, '-' and '_'", "id")
     name = f.text("name", required=True)
-    match = _read_match(f, known)
+    fallback = f.get("fallback")
+    if fallback not in (None, True, False):
+        f.problem("'fallback' is true or false", "fallback")
+    if fallback is True:  # answers any red or orange warning no other plan answers: no match of its own
+        if f.has("match"):
+            f.problem("a fallback plan has no 'match': it runs when no other plan answers a red or orange "
+                      "warning, or an area of the warning has nobody to call", "match")
+        match: Match | None = Match(frozenset(Hazard), FALLBACK_LEVELS)
+    else:
+        match = _read_match(f, known)
     targets = _read_targets(f, known)
     steps = _read_steps(f)
     final = _read_final(f, steps)

@@ -50,10 +50,12 @@ def sync_site(session: Session, site: Site, digest: str, now: datetime) -> SyncR
         rid: {"name": name, "active": True} for rid, name in site.roles.items()
     })
     _sync_keyed(session, PersonRow, "id", "people", report, {p.id: _person_row(p) for p in site.people.values()})
-    _sync_keyed(session, PlanRow, "id", "plans", report, {
-        p.id: {"name": p.name, "position": i, "definition": plan_to_dict(p), "active": True}
-        for i, p in enumerate(site.plans)
-    })
+    plans = {p.id: {"name": p.name, "position": i, "definition": plan_to_dict(p), "active": True}
+             for i, p in enumerate(site.plans)}
+    if site.fallback is not None:  # kept beside the plans, marked, after them
+        plans[site.fallback.id] = {"name": site.fallback.name, "position": len(site.plans),
+                                   "definition": plan_to_dict(site.fallback) | {"fallback": True}, "active": True}
+    _sync_keyed(session, PlanRow, "id", "plans", report, plans)
     _sync_duty(session, site, report)
     row = session.get(SiteRow, site.name)
     tz_name = getattr(site.tz, "key", "Asia/Shanghai")
@@ -154,8 +156,7 @@ def read_site(session: Session) -> Site | None:
         elif r.kind == "weekly" and r.start_time is not None and r.weekday is not None:
             weekly.append(WeeklyShift(r.weekday, time.fromisoformat(r.start_time), r.hours or 24.0,
                                       r.leader_id, r.chief_id, tuple(r.staff)))
-    plans = tuple(
-        plan_from_dict(r.definition)
-        for r in session.scalars(select(PlanRow).where(PlanRow.active).order_by(PlanRow.position))
-    )
-    return Site(meta.id, areas, roles, people, DutyRota(tz, tuple(shifts), tuple(weekly)), plans, tz)
+    rows = list(session.scalars(select(PlanRow).where(PlanRow.active).order_by(PlanRow.position)))
+    plans = tuple(plan_from_dict(r.definition) for r in rows if not r.definition.get("fallback"))
+    fallback = next((plan_from_dict(r.definition) for r in rows if r.definition.get("fallback")), None)
+    return Site(meta.id, areas, roles, people, DutyRota(tz, tuple(shifts), tuple(weekly)), plans, tz, fallback)

@@ -87,3 +87,25 @@ def test_a_person_who_leaves_the_roster_is_deactivated_not_deleted(database_url:
     with transaction(database_url) as s:
         assert s.get(PersonRow, leaver.id).active is False
         assert leaver.id not in sites_repo.read_site(s).people
+
+
+def test_a_sites_own_fallback_plan_is_loaded_and_used(database_url: str, tmp_path: Path) -> None:
+    from dispatcher.domain.hazards import Hazard, Level
+    from dispatcher.domain.rules import WarningFacts, resolve
+    from dispatcher.services.site import current_site
+    from tests.conftest import FIXTURES
+    from tests.unit.test_sites import FALLBACK_PLAN
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(FIXTURES / "sites" / "tiny", folder)
+    with open(folder / "plans.yaml", "a", encoding="utf-8") as f:
+        f.write(FALLBACK_PLAN)
+    with transaction(database_url) as session:
+        load_site_files(session, folder, FIXED_NOW)
+    with transaction(database_url) as session:
+        site = current_site(session)
+        plans = [p.id for p in site.plans]
+        resolution = resolve(site, WarningFacts(Hazard.HEAT, Level.RED, ("330599100",), "qingxi-qx", FIXED_NOW))
+    assert site.fallback is not None and site.fallback.id == "county-fallback" and "county-fallback" not in plans
+    assert {c.plan_id for c in resolution.callouts} == {"county-fallback"}
+    assert len(resolution.callouts[0].steps) == 3  # its two steps and the 未叫醒 marker after them

@@ -508,3 +508,37 @@ def test_only_the_topmost_empty_area_is_reported(site_dir: Path) -> None:
     village = f"plans.yaml:{start}: plan heat-red: nobody with role forest_ranger in 330599101201 (石门村)"
     assert village in found
     assert not any("330599101202" in p or "330599101 " in p for p in found)
+
+
+FALLBACK_PLAN = """\
+  - id: county-fallback
+    name: 无匹配方案：县值班室叫应
+    fallback: true
+    targets:
+      - { duty: [leader, chief] }
+    steps:
+      - { after: 0, channels: [sms, voice], to: self }
+      - { after: 3m, channels: [voice], to: self }
+"""
+
+
+def test_a_site_may_name_its_own_fallback_plan(site_dir: Path) -> None:
+    with open(site_dir / "plans.yaml", "a", encoding="utf-8") as f:
+        f.write(FALLBACK_PLAN)
+    site = load_site(site_dir)
+    assert site.fallback is not None and site.fallback.id == "county-fallback"
+    assert site.fallback.id not in {p.id for p in site.plans}  # it answers only what no plan answers
+    assert site.fallback.match.levels == {Level.RED, Level.ORANGE}
+
+
+def test_a_fallback_plan_with_a_match_or_a_second_one_is_refused(site_dir: Path) -> None:
+    path = site_dir / "plans.yaml"
+    start = path.read_text(encoding="utf-8").count("\n") + 1
+    with open(path, "a", encoding="utf-8") as f:
+        # bad input: a fallback plan that also names a match, then a second fallback plan
+        with_match = "    fallback: true\n    match: { hazards: [heat], levels: [red] }\n"
+        f.write(FALLBACK_PLAN.replace("    fallback: true\n", with_match))
+        f.write(FALLBACK_PLAN.replace("county-fallback", "another-fallback"))
+    found = problems(site_dir)
+    assert any(p.startswith(f"plans.yaml:{start + 3}:") and "a fallback plan has no 'match'" in p for p in found), found
+    assert any("a second fallback plan (the first is at line" in p for p in found), found
