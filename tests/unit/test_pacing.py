@@ -154,3 +154,29 @@ def test_a_booking_leaves_time_to_claim_before_its_first_slot() -> None:
     t.t += 0.03  # the claim transaction and the rendering took 30 ms
     asyncio.run(pacing.turn(1, Channel.SMS))
     assert pacing.missed == {}
+
+
+def test_attempts_beyond_the_granted_slots_take_slots_of_their_own() -> None:
+    """An over-claim (more attempts held than slots granted) must never send faster than the meter:
+    the attempts without a slot reserve their own, at the back of the meter."""
+    import time
+
+    limits = {Channel.SMS: RateLimit(20, 1)}
+    pacing = Pacing(MemoryPacer(limits), limits)
+    booking = pacing.reserve(Channel.SMS, 2)
+    assert booking.granted >= 2
+    pacing.hold(booking, [1, 2, 3, 4, 5, 6][:booking.granted + 3])  # bad input: three more than granted
+    sent: list[float] = []
+
+    async def one(attempt_id: int) -> None:
+        await pacing.turn(attempt_id, Channel.SMS)
+        sent.append(time.monotonic())
+
+    async def all_of_them() -> None:
+        await asyncio.gather(*(one(i) for i in range(1, booking.granted + 4)))
+
+    asyncio.run(all_of_them())
+    sent.sort()
+    spacing = 1 / (20 * MARGIN)
+    assert len(sent) == booking.granted + 3
+    assert min(b - a for a, b in zip(sent, sent[1:], strict=False)) >= spacing - lateness_allowed(RateLimit(20, 1))
