@@ -95,6 +95,10 @@ class ChannelAdapter(ABC):
 
     channel: ClassVar[Channel]
     provider: ClassVar[str]
+    # Whether ``lookup`` can tell if the provider has a message with our key; and whether the provider
+    # calls back with its status and our key (so a message it has is known once the callback arrives).
+    can_look_up: ClassVar[bool] = False
+    calls_back: ClassVar[bool] = False
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:

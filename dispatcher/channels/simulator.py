@@ -106,6 +106,7 @@ class SimulatorAdapter(ChannelAdapter):
     one person whose every message fails (an invalid number, say)."""
 
     provider = "simulator"
+    can_look_up = True
 
     def __init__(self, channel: Channel, outbox: SimOutbox, endpoint: str | None = None, *,
                  failures: Mapping[str, ChannelError] | None = None, timeout: float = 10.0) -> None:

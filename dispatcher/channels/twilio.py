@@ -122,6 +122,7 @@ def classify(exc: Exception, retry_after: float | None = None) -> TransientError
 
 class _TwilioAdapter(ChannelAdapter):
     provider = "twilio"
+    calls_back = True  # no lookup by our key, but every status callback carries it
 
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.settings = settings

@@ -49,6 +49,10 @@ from .messages import compose
 from .site import current_site
 
 logger = logging.getLogger("jiaoying.dispatch")
+# Before a try is repeated on a provider that cannot be asked by our key, its status callback (which
+# carries the key) has this long since the last try to arrive: the window in which a message whose
+# answer was lost can go twice is what remains of the provider's callback delay.
+CALLBACK_GRACE = 3.0
 DEFAULT_LEASE = timedelta(seconds=60)
 
 
@@ -189,11 +193,13 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
         channel = job.message.channel
         adapter = adapters[channel]
         paced = pacing is not None and pacing.paced(channel)
-        tried = job.retried
+        tried, last_try = job.retried, 0.0
 
         async def hand_over() -> SendResult:
-            nonlocal tried
+            nonlocal tried, last_try
             if tried:  # a try may have reached the provider and only its answer was lost
+                if adapter.calls_back and not adapter.can_look_up:  # only its callback can tell: let it come
+                    await asyncio.sleep(max(0.0, CALLBACK_GRACE - (time.monotonic() - last_try)))
                 found = await arrived(adapter, job.message.key)
                 if found is not None:
                     return found
@@ -203,7 +209,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 await ready(job)
             if breaker is not None and not breaker.allow(channel):
                 raise _CircuitOpen()
-            tried = True
+            tried, last_try = True, time.monotonic()
             try:
                 result = await adapter.send(job.message)
             except PermanentError:  # the provider answered: it is up, the message was refused
