@@ -228,8 +228,11 @@ def keys_create(
     except ValueError as exc:
         raise fail(str(exc)) from None
     sender_list = [s.strip() for s in senders.split(",") if s.strip()] or None
-    with transaction(get_settings().database_url) as session:
-        key, token = create_key(session, agency, now(), hazard_list, sender_list)
+    try:
+        with transaction(get_settings().database_url) as session:
+            key, token = create_key(session, agency, now(), hazard_list, sender_list)
+    except ValueError as exc:  # a name no key can carry (too long, NUL): said plainly, nothing stored
+        raise fail(str(exc)) from None
     scope = ", ".join(sorted(h.value for h in key.hazards)) if key.hazards else "all hazards"
     err.print(f"key {key.id} for {key.agency} ({scope}; senders {', '.join(sorted(key.senders))}). "
               "Store it now: it is not shown again.")

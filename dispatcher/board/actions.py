@@ -1,6 +1,8 @@
 """The duty officer's actions: acknowledge on behalf (note required), re-call now, cancel the
-warning (admin, confirmed). Every POST is checked for its CSRF token first, then for the role;
-each calls one service and goes back to the board (303)."""
+warning (admin, confirmed). Every POST is checked for its CSRF token first, then for the role,
+then for its input — an id no call-out or warning can have (past the 32-bit ids, NUL) is refused
+404 and a note holding NUL 422, each with the board's page, before the database is asked; each
+calls one service and goes back to the board (303)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..api.deps import ClockDep, SettingsDep, kick
+from ..api.routes.callouts import MAX_ID
 from ..config import Settings
 from ..db.session import transaction
 from ..domain.callouts import AckVia
+from ..intake.schema import text_problem
 from ..services import ack
+from ..services import warnings as queries
 from ..services.callouts import cancel_event
 from ..services.errors import NotFound
 from ..services.users import Role, User
@@ -73,14 +78,35 @@ def _back(back: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"{back}{sep}done={quote(done)}", status_code=303)
 
 
+def no_callout(ctx: Ctx, request: Request, callout_id: int) -> Response | None:
+    """The 404 page for a call-out id no call-out can have (ids are 32-bit integers in the database:
+    a larger one overflows PostgreSQL's int4, past 2**63 SQLite's integer); None for a possible one."""
+    if 1 <= callout_id <= MAX_ID:
+        return None
+    return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=f"no call-out {callout_id}"), 404)
+
+
+def bad_text(ctx: Ctx, request: Request, value: str, field: str, field_zh: str) -> Response | None:
+    """The 422 page for a form field holding text that cannot be stored (NUL), naming the field in
+    the board's language; None for acceptable text."""
+    if not (problem := text_problem(value)):
+        return None
+    message = f"{field}: {problem}" if ctx.lang == "en" else f"{field_zh}（{field}）：不能包含空字符（\\u0000）"
+    return refuse(ctx, request, message, 422)
+
+
 @router.post("/board/callouts/{callout_id}/ack")
 def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
                   note: FormField = "", back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.OFFICER)
     ctx = act.ctx
+    if refused := no_callout(ctx, request, callout_id):
+        return refused
     note = note.strip()[:500]
     if not note:
         return refuse(ctx, request, ctx.t("请填写说明。"), 422)
+    if refused := bad_text(ctx, request, note, "note", "说明"):
+        return refused
     try:
         with transaction(settings.database_url) as session:
             result = ack.acknowledge_callout(session, ctx.now, callout_id, via=AckVia.MANUAL,
@@ -98,6 +124,8 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
            back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.OFFICER)
     ctx = act.ctx
+    if refused := no_callout(ctx, request, callout_id):
+        return refused
     try:
         with transaction(settings.database_url) as session:
             ack.recall(session, ctx.now, callout_id, by=act.by)
@@ -118,7 +146,10 @@ def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: Cloc
         return refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)
     try:
         with transaction(settings.database_url) as session:
+            queries.get_row(session, warning_id, None)  # NotFound, before any lookup, for an impossible id
             cancel_event(session, warning_id, ctx.now, act.by)
+    except NotFound as exc:
+        return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
     except LookupError:
         return refuse(ctx, request, f"no warning {warning_id}", 404)
     kick(request)

@@ -50,7 +50,11 @@ def csrf_token(settings: Settings, nonce: str) -> str:
 
 
 def csrf_ok(settings: Settings, nonce: str, offered: str | None) -> bool:
-    return bool(offered) and hmac.compare_digest(csrf_token(settings, nonce), offered or "")
+    """Whether ``offered`` is the CSRF token for ``nonce``. Compared as bytes: compare_digest
+    refuses str holding anything but ASCII (a TypeError), and a token is ASCII (hex)."""
+    if not offered:
+        return False
+    return hmac.compare_digest(csrf_token(settings, nonce).encode(), offered.encode("utf-8", "replace"))
 
 
 def issue(settings: Settings, session: Session, response: Response, user: User, now: datetime) -> None:
@@ -72,7 +76,8 @@ def current(settings: Settings, session: Session, request: Request, now: datetim
     raw = request.cookies.get(SESSION_COOKIE, "")
     body, _, mac = raw.rpartition(".")
     parts = body.split(".")
-    if len(parts) != 3 or not hmac.compare_digest(_mac(settings, "session", body), mac):
+    if len(parts) != 3 or not hmac.compare_digest(_mac(settings, "session", body).encode(),
+                                                  mac.encode("utf-8", "replace")):  # any cookie text: no TypeError
         return None
     uid, issued, nonce = parts
     if not (uid.isdigit() and issued.isdigit()):

@@ -11,7 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
+from ..db.tables import ApiKeyRow
 from ..domain.hazards import Hazard, parse_hazard
+from ..intake.schema import text_problem
 from ..services import keys
 from ..services.users import Role
 from .actions import FormField, acting, refuse
@@ -20,6 +22,8 @@ from .views import stamp
 
 router = APIRouter()
 log = logging.getLogger("jiaoying.board")
+_FIELDS = {"agency": "部门", "senders": "发布者标识"}  # create_key's fields, as the form names them
+_KEY_ID_LENGTH: int = ApiKeyRow.__table__.c.id.type.length
 
 
 def _page(ctx: Ctx, request: Request, status: int = 200, **values: object) -> Response:
@@ -56,8 +60,12 @@ async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Re
             raise ValueError(ctx.t("请填写部门标识（如 qingxi-qx）。"))
     except ValueError as exc:
         return _page(ctx, request, 422, error=str(exc), form=entered)
-    with transaction(settings.database_url) as session:
-        key, token = keys.create_key(session, agency, ctx.now, hazards, senders or None)
+    try:
+        with transaction(settings.database_url) as session:
+            key, token = keys.create_key(session, agency, ctx.now, hazards, senders or None)
+    except keys.KeyInputError as exc:  # NUL, too long: nothing was stored (the transaction rolled back)
+        problem = exc.problem if ctx.lang == "en" else exc.zh
+        return _page(ctx, request, 422, error=f"{ctx.t(_FIELDS[exc.field])}{ctx.t('：')}{problem}", form=entered)
     log.warning("agency key %s created for %s by user %s", key.id, key.agency, act.user.name)
     return _page(ctx, request, 201, created={"id": key.id, "agency": key.agency, "token": token})
 
@@ -69,6 +77,11 @@ def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep
     ctx = act.ctx
     if confirm != "yes":
         return refuse(ctx, request, ctx.t("吊销前请勾选确认。"), 422)
+    # An id no key can have (NUL, which PostgreSQL cannot compare; longer than the column) is not
+    # looked up: it is no key, as an unknown one.
+    if text_problem(key_id) or len(key_id) > _KEY_ID_LENGTH:
+        shown = key_id.encode("unicode_escape").decode("ascii")
+        return refuse(ctx, request, ctx.t("没有可吊销的密钥 {key}。").format(key=shown[:80]), 404)
     with transaction(settings.database_url) as session:
         revoked = keys.revoke_key(session, key_id, ctx.now)
     if not revoked:

@@ -3,6 +3,7 @@ Actions, live updates and exports live in their own modules and are gathered her
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +26,15 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 
+# The assets' names: plain file names. Anything else (NUL, which no path may hold; names longer
+# than a file system's; separators) is no asset, answered 404 before the file system is asked.
+_ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 @router.get("/static/{name}")
 def static(name: str) -> FileResponse:
+    if not _ASSET_NAME.fullmatch(name):
+        raise HTTPException(404, "no such file")
     path = (STATIC / name).resolve()
     if path.parent != STATIC.resolve() or path.suffix not in _TYPES or not path.is_file():
         raise HTTPException(404, "no such file")

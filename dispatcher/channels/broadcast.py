@@ -34,6 +34,7 @@ from ..db.record_repo import append_event
 from ..db.tables import EventRow, WarningRow
 from ..domain.areas import AreaTree
 from ..domain.hazards import Hazard, Level
+from ..intake.schema import text_problem
 from .base import ChannelError, ConfigurationError, PermanentError, TransientError
 from .im import webhook_signature
 
@@ -43,6 +44,7 @@ __all__ = ["MAX_SKEW_SECONDS", "RECEIPT_STATES", "BroadcastOrder", "ReceiptRefus
 log = logging.getLogger(__name__)
 
 MAX_SKEW_SECONDS = 300
+MAX_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658
 RECEIPT_STATES = ("playing", "completed", "failed")  # ↔ EBD BrdStateCode 1, 2, 0
 PREFIX = "bc-"
 TIMEOUT = httpx.Timeout(10.0)
@@ -62,13 +64,15 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
         raise ReceiptRefused("no broadcast secret is configured: receipts are refused")
     if not timestamp or not signature:
         raise ReceiptRefused("X-Jiaoying-Timestamp and X-Jiaoying-Signature are required")
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        raise ReceiptRefused("X-Jiaoying-Timestamp is not unix seconds") from None
-    if abs(now.timestamp() - ts) > MAX_SKEW_SECONDS:
+    # Unix seconds: ASCII digits only (int() would also take "١٢", "+1", " 1", "1_0"), and few of
+    # them — a number of hundreds of digits overflows the comparison below.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
+        raise ReceiptRefused(f"X-Jiaoying-Timestamp is not unix seconds (at most {MAX_TIMESTAMP_DIGITS} digits)")
+    if abs(now.timestamp() - int(timestamp)) > MAX_SKEW_SECONDS:
         raise ReceiptRefused("the timestamp is more than 5 minutes away from ours (old or replayed)")
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip().lower()):
+    # Compared as bytes: compare_digest refuses str holding anything but ASCII (a TypeError).
+    offered = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), offered):
         raise ReceiptRefused("the signature does not match")
 
 
@@ -194,16 +198,26 @@ def record_sent(session: Session, now: datetime, order: BroadcastOrder, platform
 def record_receipt(session: Session, now: datetime, receipt: dict[str, Any]) -> str:
     """Record a verified receipt as a ``broadcast_receipt`` event on the warning's record.
     Returns ``recorded`` or ``duplicate`` (the same id/area/state/at again: nothing changes).
-    Raises LookupError for an id we never issued and ValueError for an area not in the order."""
+    Raises LookupError for an id we never issued and ValueError (naming the field) for an area not
+    in the order, text holding NUL (PostgreSQL can neither store nor compare it) or a time with no
+    UTC form (year 1 at +14:00) — before anything is looked up."""
+    for name in ("id", "area", "state", "detail"):
+        if isinstance(receipt.get(name), str) and (problem := text_problem(receipt[name])):
+            raise ValueError(f"{name}: {problem}")
+    at = receipt["at"]
+    if isinstance(at, datetime):
+        try:
+            at = at.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"at: {at.isoformat()} is out of range") from None
     broadcast_id = str(receipt["id"])
     order = _ordered(session, broadcast_id)
     if order is None:
         raise LookupError(f"no broadcast {broadcast_id!r} was ordered")
     if receipt["area"] not in order["areas"]:
         raise ValueError(f"area {receipt['area']} is not in broadcast {broadcast_id}")
-    at = receipt["at"]
     data = {"id": broadcast_id, "area": receipt["area"], "state": receipt["state"],
-            "at": at.astimezone(UTC).isoformat() if isinstance(at, datetime) else str(at),
+            "at": at.isoformat() if isinstance(at, datetime) else str(at),
             "detail": receipt.get("detail") or ""}
     record = order["record"]
     for seen in session.scalars(select(EventRow.data).where(EventRow.warning_id == record,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..db.tables import ApiKeyRow, WarningRow
 from ..domain.hazards import Hazard
+from ..intake.schema import text_problem
 from .errors import Forbidden
 
 PREFIX = "jy"
@@ -69,13 +70,45 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class KeyInputError(ValueError):
+    """``create_key`` refused its input. ``field`` names it (agency, senders); the message is
+    ``"<field>: <problem>"`` in English, ``zh`` the problem in Chinese (for the board)."""
+
+    def __init__(self, field: str, problem: str, zh: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem, self.zh = field, problem, zh
+
+
+# An agency and a sender id are at most as long as their columns (a warning's sender is the same).
+ID_LENGTHS: dict[str, int] = {"agency": ApiKeyRow.__table__.c.agency.type.length,
+                              "senders": WarningRow.__table__.c.sender.type.length}
+
+
+def _check_id(field: str, value: str) -> None:
+    if problem := text_problem(value):
+        raise KeyInputError(field, problem, "不能包含空字符（\\u0000）")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise KeyInputError(field, "must be valid text (it holds a lone surrogate)", "含有无效字符") from None
+    limit = ID_LENGTHS[field]
+    if len(value) > limit:
+        raise KeyInputError(field, f"must be at most {limit} characters (it has {len(value)})",
+                            f"最多 {limit} 个字符（现有 {len(value)} 个）")
+
+
 def create_key(
     session: Session, agency: str, now: datetime, hazards: list[Hazard] | None = None,
     senders: list[str] | None = None,
 ) -> tuple[AgencyKey, str]:
-    """A new key; the plain token is returned once and never stored."""
+    """A new key; the plain token is returned once and never stored. KeyInputError (a ValueError
+    naming the field) for an empty agency, or an agency or sender id that cannot be stored or could
+    never match a warning: holding NUL or a lone surrogate, or longer than its column."""
     if not agency.strip():
-        raise ValueError("agency must not be empty")
+        raise KeyInputError("agency", "must not be empty", "不能为空")
+    _check_id("agency", agency)
+    for sender in senders or ():
+        _check_id("senders", sender)
     prefix = secrets.token_hex(4)
     token = f"{PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKeyRow(

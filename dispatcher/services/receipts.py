@@ -16,10 +16,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..api.routes.callouts import MAX_ID
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow
 from ..domain.callouts import OPEN_STATES, AckVia, Purpose
 from ..domain.channels import Channel
+from ..intake.schema import text_problem
 from .ack import AckResult, acknowledge_callout, acknowledge_reply, first_arrival, parse_reply
 from .chain import newest
 from .messages import compose
@@ -49,18 +51,31 @@ def mask(phone: str | None) -> str:
     return phone[:-8] + "****" + phone[-4:] if len(phone) > 8 else "****"
 
 
+_KEY_LENGTH: int = AttemptRow.__table__.c.key.type.length
+_ID_DIGITS = len(str(MAX_ID))
+
+
 def attempt_by_ref(session: Session, ref: str | None) -> AttemptRow | None:
-    """An attempt by its id (digits) or its unique key."""
-    if not ref:
+    """An attempt by its id (ASCII digits) or its unique key; None for an unknown one — and,
+    without asking the database, for a ref no attempt can have: a number past the 32-bit ids
+    (PostgreSQL's int4), text holding NUL (which PostgreSQL cannot compare) or longer than a key.
+    Other digits (``²``, ``١٢``) are not a number here: ``int()`` takes some and not others."""
+    if not ref or text_problem(ref) or len(ref) > _KEY_LENGTH:
         return None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
+        if len(ref) > _ID_DIGITS or not 1 <= int(ref) <= MAX_ID:
+            return None
         return session.get(AttemptRow, int(ref))
     return session.scalars(select(AttemptRow).where(AttemptRow.key == ref)).first()
 
 
 def record_status(session: Session, now: datetime, provider_id: str, status: str, error_code: str | None = None,
                   *, attempt_ref: str | None = None) -> bool:
-    """Record one status callback. False (and logged) when no attempt has this sid."""
+    """Record one status callback. False (and logged) when no attempt has this sid. ValueError,
+    naming the argument, for text PostgreSQL cannot hold (NUL): such a callback is not Twilio's."""
+    for name, value in (("provider_id", provider_id), ("status", status), ("error_code", error_code)):
+        if value and (problem := text_problem(value)):
+            raise ValueError(f"{name}: {problem}")
     attempt = None
     if provider_id:
         attempt = session.scalars(select(AttemptRow).where(AttemptRow.provider_id == provider_id)

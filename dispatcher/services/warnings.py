@@ -11,6 +11,7 @@ from ..db import record_repo
 from ..db.tables import EventRow, WarningRow
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
+from ..intake.schema import text_problem
 from .errors import NotFound
 from .keys import AgencyKey
 
@@ -27,12 +28,32 @@ def list_warnings(session: Session, key: AgencyKey | None, active: bool | None =
     return [summary(row) for row in session.scalars(query)]
 
 
+# A warning id is at most this long (the column's length): a longer one names no warning.
+ID_LENGTH: int = WarningRow.__table__.c.id.type.length
+
+
+def possible_id(warning_id: str) -> bool:
+    """Whether ``warning_id`` could name a stored warning: short enough for the column, and free of
+    NUL (PostgreSQL refuses even to compare text holding one). Checked before any lookup."""
+    return 0 < len(warning_id) <= ID_LENGTH and text_problem(warning_id) is None
+
+
 def get_row(session: Session, warning_id: str, key: AgencyKey | None) -> WarningRow:
+    """The warning, or NotFound: for an id that cannot exist (NotFound before the lookup), one that
+    does not, and another agency's warning."""
+    if not possible_id(warning_id):
+        raise NotFound(f"no warning {_shown(warning_id)}")
     row = session.get(WarningRow, warning_id)
     # A key never learns that another agency's warning exists.
     if row is None or (key is not None and row.sender not in key.senders):
         raise NotFound(f"no warning {warning_id}")
     return row
+
+
+def _shown(warning_id: str) -> str:
+    """An impossible id as a message may quote it: NUL and anything not ASCII escaped, and clipped."""
+    shown = warning_id.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 80 else shown[:80] + "…"
 
 
 def get_warning(session: Session, warning_id: str, key: AgencyKey | None) -> dict[str, Any]:

@@ -256,3 +256,10 @@ def test_status_once_shows_each_official_of_the_newest_warning(db: str, tmp_path
 def test_scheduler_refuses_to_start_without_a_broker(db: str) -> None:
     r = jiaoying("scheduler", url=db)
     assert r.returncode == 1 and "JIAOYING_BROKER_URL is not set" in r.stderr
+
+
+def test_keys_create_refuses_an_agency_no_key_can_carry(db: str) -> None:
+    r = jiaoying("keys", "create", "--agency", "a" * 200, url=db)  # bad input: a 200-character agency
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "128" in r.stderr
+    listed = jiaoying("keys", "list", url=db)
+    assert "aaaa" not in listed.stdout

@@ -3,7 +3,8 @@
 The body is checked against ``X-Jiaoying-Signature`` (hex HMAC-SHA256 over ``timestamp + "." +
 body`` with JIAOYING_BROADCAST_SECRET) and ``X-Jiaoying-Timestamp`` (within 5 minutes) before it is
 even parsed. Refused: 403 (bad, missing or old signature; no secret configured), 422 (unreadable
-receipt or an area not in the order), 404 (an id we never issued). Nothing is recorded on the
+receipt — not JSON, nested too deeply, a field missing or holding NUL, a time with no UTC form — or
+an area not in the order), 404 (an id we never issued). Nothing is recorded on the
 warning for a refused receipt; forged ones are logged.
 """
 
@@ -46,6 +47,8 @@ async def broadcast_receipt(request: Request, settings: SettingsDep, clock: Cloc
         raise HTTPException(403, f"receipt refused: {exc}") from None
     try:
         receipt = Receipt.model_validate(json.loads(body))
+    except RecursionError:  # nested deeper than Python's JSON reader goes: no receipt is
+        raise HTTPException(422, "unreadable receipt: nested too deeply") from None
     except (ValueError, ValidationError) as exc:
         raise HTTPException(422, f"unreadable receipt: {exc}"[:500]) from None
     try:

@@ -5,6 +5,13 @@ Every request must carry a valid ``X-Twilio-Signature``, checked with the twilio
 (``JIAOYING_PUBLIC_URL`` + path + query, so it works behind proxies). Anything else — no token
 configured, no signature, a forged one, one made for another URL or another body — is answered
 403, logged, and changes nothing.
+
+A signed request is then checked for what it holds (``checked_form``): a field holding NUL (no
+Twilio value does; PostgreSQL cannot store or even compare it), or a sender or SID longer than its
+column, is refused with 422 naming the field — the signature was fine, the content is not — and
+nothing is stored. Values are refused, never stripped or cut: a changed SID or phone number would
+match another attempt or person. An attempt ref in the query (``?attempt=``) that no attempt can
+have (past the 32-bit ids, non-ASCII digits, NUL) is an unknown attempt, as any other unknown one.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -21,6 +29,8 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ...channels.twilio import VOICE_GATHER_PATH
 from ...db.session import transaction
+from ...db.tables import AttemptRow, InboundRow
+from ...intake.schema import text_problem
 from ...services import receipts
 from ..deps import ClockDep, SettingsDep, kick
 
@@ -68,7 +78,32 @@ async def signed_form(request: Request, settings: SettingsDep) -> Form:
     return form
 
 
-SignedForm = Annotated[Form, Depends(signed_form)]
+# The longest value of a field that is stored or looked up (longer: refused). From is kept as the
+# reply's sender; SIDs are Twilio's 34-character ids, kept in provider_id and provider refs;
+# Digits (one keypress here) go into a keypress's provider ref.
+_SID_LENGTH: int = AttemptRow.__table__.c.provider_id.type.length
+FIELD_LENGTHS = {"From": InboundRow.__table__.c.sender.type.length, "MessageSid": _SID_LENGTH,
+                 "SmsSid": _SID_LENGTH, "CallSid": _SID_LENGTH, "Digits": 32}
+
+
+def checked_form(form: Annotated[Form, Depends(signed_form)]) -> Form:
+    """The signed form, once every value is one we can store: 422 naming the field otherwise."""
+    problems = []
+    for name, values in form.items():
+        for value in values:
+            if problem := text_problem(value):
+                problems.append({"type": "value_error", "loc": ("body", name), "msg": problem, "input": value})
+            elif name in FIELD_LENGTHS and len(value) > FIELD_LENGTHS[name]:
+                problems.append({"type": "value_error", "loc": ("body", name), "input": value,
+                                 "msg": f"at most {FIELD_LENGTHS[name]} characters (got {len(value)})"})
+    if problems:
+        log.warning("twilio webhook refused: signed, but %s", "; ".join(
+            f"{p['loc'][1]!r}: {p['msg']}" for p in problems))
+        raise RequestValidationError(problems)
+    return form
+
+
+SignedForm = Annotated[Form, Depends(checked_form)]
 
 
 def _twiml(document: object) -> Response:
