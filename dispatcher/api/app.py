@@ -14,6 +14,7 @@ from .. import __version__, accesslog
 from ..board import routes as board
 from ..board.actions import Refused
 from ..config import Settings, get_settings
+from ..services.replies import ReplyBatcher
 from . import errors
 from .bodylimit import BodyLimit
 from .routes import broadcast, callouts, health, links, metrics, plans, twilio, warnings
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.state.settings = settings
     app.state.clock = clock
     app.state.runtime = runtime
+    app.state.replies = ReplyBatcher(settings.database_url, clock)  # SMS replies, written in batches
     errors.install(app)
     app.add_exception_handler(Refused, _refused)
     app.add_middleware(BodyLimit, intake_limit=settings.max_body_bytes)  # before anything reads a body

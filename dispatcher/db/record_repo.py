@@ -108,13 +108,33 @@ def append_event(
     """Append one event. The warning row is locked (FOR UPDATE on PostgreSQL) so concurrent
     writers chain their events one after another. No query beyond that lock and the writes,
     except for a record's first event, which also enters the record in the ledger."""
+    return _append(session, _locked(session, warning_id), signing_key(session), kind, actor, at, data)
+
+
+def append_events(session: Session, events: list[tuple[str, str, str, datetime, dict[str, Any]]]) -> None:
+    """Append many events — (warning id, kind, actor, at, data) each, in order — locking each warning
+    row once: a burst of a thousand acknowledgements is one lock per record, not one per event."""
+    key = signing_key(session)
+    warnings: dict[str, WarningRow] = {}
+    for warning_id, kind, actor, at, data in events:
+        warning = warnings.get(warning_id)
+        if warning is None:
+            warning = warnings[warning_id] = _locked(session, warning_id)
+        _append(session, warning, key, kind, actor, at, data)
+
+
+def _locked(session: Session, warning_id: str) -> WarningRow:
     # populate_existing: a row this session loaded before the lock was taken is read again, or
     # the head and count would be those of before another writer's append.
-    warning = session.execute(
+    return session.execute(
         select(WarningRow).where(WarningRow.id == warning_id).with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    key = signing_key(session)
+
+
+def _append(session: Session, warning: WarningRow, key: RecordKey, kind: str, actor: str, at: datetime,
+            data: dict[str, Any] | None) -> EventRow:
+    warning_id = warning.id
     seq = warning.record_count + 1
     payload = dict(data) if data else {}
     if kind == EventKind.RECEIVED and isinstance(payload.get("warning"), str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from .areas import AreaTree
@@ -28,3 +29,15 @@ class Site:
 
     def person(self, person_id: str | None) -> Person | None:
         return self.people.get(person_id) if person_id else None
+
+    @cached_property
+    def _by_phone(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for person in self.people.values():
+            if person.phone:
+                index.setdefault(person.phone, []).append(person.id)
+        return index
+
+    def people_with_phone(self, phone: str) -> list[str]:
+        """Who answers from this number (usually one person; a shared office phone, several)."""
+        return self._by_phone.get(phone, [])

@@ -40,6 +40,15 @@ class AckResult:
         return self.outcome == "acknowledged"
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A reply from a phone number, read: the confirmation's code, if it gave one."""
+
+    phone: str
+    via: AckVia
+    code: str | None = None
+
+
 def acknowledge_reply(session: Session, now: datetime, *, phone: str, via: AckVia, body: str = "",
                       code: str | None = None, provider_ref: str | None = None) -> AckResult:
     """A reply from a phone number: with a code it acknowledges that call-out, without one every
@@ -48,21 +57,75 @@ def acknowledge_reply(session: Session, now: datetime, *, phone: str, via: AckVi
     inbound = first_arrival(session, now, via, phone, body, provider_ref)
     if inbound is None:
         return AckResult("duplicate")
+    return _inbound(inbound, acknowledge_replies(session, now, [Reply(phone, via, code)])[0])
+
+
+def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -> list[AckResult]:
+    """Many replies in one transaction, in order, with a handful of queries whatever their number:
+    a county's replies arrive in bursts. A later reply for a call-out an earlier one closed finds it
+    closed, exactly as if they had come one by one."""
     site = current_site(session)
-    people = [p.id for p in site.people.values() if p.phone == phone]
-    if not people:
-        return _inbound(inbound, AckResult("unknown_sender"))
-    reached = select(AttemptRow.callout_id).where(
-        AttemptRow.recipient_id.in_(people), AttemptRow.channel == via.value, AttemptRow.status.in_(REACHED))
-    query = select(CalloutRow).where(CalloutRow.id.in_(reached.scalar_subquery()))
-    if code:
-        query = select(CalloutRow).where(
-            CalloutRow.ack_code == code,
-            CalloutRow.person_id.in_(people) | CalloutRow.id.in_(
-                select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people)).scalar_subquery()))
-    candidates = list(session.scalars(query.order_by(CalloutRow.id).with_for_update()))
-    result = _close_all(session, now, candidates, via=via, by=people[0], note=None)
-    return _inbound(inbound, result)
+    people_of = [site.people_with_phone(r.phone) for r in replies]
+    everyone = sorted({p for people in people_of for p in people})
+    contacts = _contacts(session, everyone)  # (person, channel, reached) -> call-out ids
+    codes = {r.code for r in replies if r.code}
+    coded = _by_code(session, codes, everyone) if codes else {}
+    wanted: list[list[int]] = []
+    for reply, people in zip(replies, people_of, strict=True):
+        if reply.code:
+            ids = {c for c, person in coded.get(reply.code, ()) if person in people or any(
+                c in contacts.get((p, None, False), ()) for p in people)}
+        else:
+            ids = {c for p in people for c in contacts.get((p, reply.via.value, True), ())}
+        wanted.append(sorted(ids))
+    rows = _lock(session, sorted({c for ids in wanted for c in ids}))
+    closed: list[int] = []
+    results = []
+    for reply, people, ids in zip(replies, people_of, wanted, strict=True):
+        if not people:
+            results.append(AckResult("unknown_sender"))
+            continue
+        results.append(_close_all(session, now, [rows[c] for c in ids], via=reply.via, by=people[0], note=None,
+                                  closed=closed))
+    _cancel_queued(session, closed, now)
+    return results
+
+
+def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None, bool], set[int]]:
+    """Every call-out that sent these people an attempt: by (person, channel, reached) and, for
+    codes, by (person, None, False) whatever the channel or status."""
+    found: dict[tuple[str, str | None, bool], set[int]] = {}
+    for start in range(0, len(people), 900):
+        for person, channel, status, callout in session.execute(
+                select(AttemptRow.recipient_id, AttemptRow.channel, AttemptRow.status, AttemptRow.callout_id)
+                .where(AttemptRow.recipient_id.in_(people[start:start + 900]))):
+            found.setdefault((person, None, False), set()).add(callout)
+            if status in REACHED:
+                found.setdefault((person, channel, True), set()).add(callout)
+    return found
+
+
+def _by_code(session: Session, codes: set[str], people: list[str]) -> dict[str, list[tuple[int, str]]]:
+    """Call-outs with one of these codes that are these people's own or sent them an attempt."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for start in range(0, len(people), 900):
+        chunk = people[start:start + 900]
+        contacted = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(chunk)).scalar_subquery()
+        for callout, person, code in session.execute(
+                select(CalloutRow.id, CalloutRow.person_id, CalloutRow.ack_code).where(
+                    CalloutRow.ack_code.in_(codes), CalloutRow.person_id.in_(chunk) | CalloutRow.id.in_(contacted))):
+            if (callout, person) not in found.get(code, []):
+                found.setdefault(code, []).append((callout, person))
+    return found
+
+
+def _lock(session: Session, ids: list[int]) -> dict[int, CalloutRow]:
+    rows: dict[int, CalloutRow] = {}
+    for start in range(0, len(ids), 900):
+        rows.update((c.id, c) for c in session.scalars(
+            select(CalloutRow).where(CalloutRow.id.in_(ids[start:start + 900])).order_by(CalloutRow.id)
+            .with_for_update()))
+    return rows
 
 
 def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via: AckVia, by: str,
@@ -72,11 +135,16 @@ def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via
         select(CalloutRow).where(CalloutRow.id == callout_id).with_for_update()).scalar_one_or_none()
     if callout is None:
         raise NotFound(f"no call-out {callout_id}")
-    return _close_all(session, now, [callout], via=via, by=by, note=note)
+    closed: list[int] = []
+    result = _close_all(session, now, [callout], via=via, by=by, note=note, closed=closed)
+    _cancel_queued(session, closed, now)
+    return result
 
 
 def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *, via: AckVia, by: str,
-               note: str | None) -> AckResult:
+               note: str | None, closed: list[int]) -> AckResult:
+    """Close the open ones among ``candidates`` (their ids are added to ``closed``, whose queued
+    attempts the caller cancels once) and record each answer."""
     decided = [(c, acknowledge(CalloutState(c.state))) for c in candidates]
     open_ones = [c for c, decision in decided if decision is not AckDecision.IGNORE]
     for ignored in (c for c, decision in decided if decision is AckDecision.IGNORE):
@@ -93,10 +161,18 @@ def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *,
         append_event(session, callout.record_id, EventKind.ACKNOWLEDGED, by, now, {
             "callout": callout.id, "person": callout.person_id, "via": via.value, "note": note,
             "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)})
-    session.execute(
-        update(AttemptRow).where(AttemptRow.callout_id.in_([c.id for c in open_ones]), AttemptRow.status == "queued")
-        .values(status="cancelled", updated_at=now).execution_options(synchronize_session=False))
+    closed.extend(c.id for c in open_ones)
     return AckResult("acknowledged", [c.id for c in open_ones])
+
+
+def _cancel_queued(session: Session, callout_ids: list[int], now: datetime) -> None:
+    """The answered call-outs' messages still queued will not go (those being sent are stopped by the
+    last look before their hand-over)."""
+    for start in range(0, len(callout_ids), 900):
+        session.execute(
+            update(AttemptRow).where(AttemptRow.callout_id.in_(callout_ids[start:start + 900]),
+                                     AttemptRow.status == "queued")
+            .values(status="cancelled", updated_at=now).execution_options(synchronize_session=False))
 
 
 def first_arrival(session: Session, now: datetime, via: AckVia, sender: str, body: str,

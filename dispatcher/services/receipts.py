@@ -22,9 +22,10 @@ from ..db.tables import AttemptRow, CalloutRow
 from ..domain.callouts import OPEN_STATES, AckVia, Purpose
 from ..domain.channels import Channel
 from ..intake.schema import text_problem
-from .ack import AckResult, acknowledge_callout, acknowledge_reply, first_arrival, parse_reply
+from .ack import AckResult, acknowledge_callout, first_arrival
 from .chain import newest
 from .messages import compose
+from .replies import InboundOutcome, IncomingReply, take_replies
 from .site import current_site
 
 __all__ = ["InboundOutcome", "VoiceScript", "attempt_by_ref", "inbound_sms", "mask", "record_status",
@@ -126,48 +127,10 @@ def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRo
         "callout": callout.id, "person": callout.person_id, "failed": attempt.key, "next_step": callout.next_step})
 
 
-@dataclass(frozen=True)
-class InboundOutcome:
-    confirms: bool
-    code: str | None
-    result: AckResult | None  # None when the text was not a confirmation
-
-
 def inbound_sms(session: Session, now: datetime, *, sender: str, body: str, sid: str = "") -> InboundOutcome:
-    """An SMS reply: a confirmation (or a code) acknowledges; anything else is recorded only."""
-    confirms, code = parse_reply(body)
-    ref = f"twilio:sms:{sid}" if sid else None
-    if not confirms:
-        inbound = first_arrival(session, now, AckVia.SMS, sender, body, ref)
-        if inbound is None:
-            log.info("sms %s from %s seen before: ignored", sid, mask(sender))
-            return InboundOutcome(False, None, AckResult("duplicate"))
-        inbound.outcome = "not_a_confirmation"
-        for record in _open_records(session, sender):
-            append_event(session, record, "inbound_sms", sender, now, {
-                "sid": sid, "body": body[:500], "outcome": "not_a_confirmation"})
-        log.info("sms from %s is not a confirmation", mask(sender))
-        return InboundOutcome(False, None, None)
-    result = acknowledge_reply(session, now, phone=sender, via=AckVia.SMS, body=body, code=code, provider_ref=ref)
-    if result.outcome == "duplicate":
-        log.info("sms %s from %s seen before: ignored", sid, mask(sender))
-        return InboundOutcome(True, code, result)
-    records = {c.record_id for c in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(result.callouts)))}
-    for record in sorted(records):
-        append_event(session, record, "inbound_sms", sender, now, {
-            "sid": sid, "body": body[:500], "code": code, "outcome": result.outcome, "callouts": result.callouts})
-    log.info("sms from %s: %s %s", mask(sender), result.outcome, result.callouts)
-    return InboundOutcome(True, code, result)
-
-
-def _open_records(session: Session, phone: str) -> list[str]:
-    site = current_site(session)
-    people = [p.id for p in site.people.values() if p.phone == phone]
-    if not people:
-        return []
-    reached = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people))
-    return sorted(set(session.scalars(select(CalloutRow.record_id).where(
-        CalloutRow.id.in_(reached.scalar_subquery()), CalloutRow.state.in_(OPEN_STATES)))))
+    """One SMS reply (see services.replies for many at once): a confirmation (or a code)
+    acknowledges; anything else is recorded only."""
+    return take_replies(session, now, [IncomingReply(sender, body, sid)])[0]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from ...db.session import transaction
 from ...db.tables import AttemptRow, InboundRow
 from ...intake.schema import text_problem
 from ...services import receipts
+from ...services.replies import IncomingReply, ReplyBatcher
 from ..deps import ClockDep, SettingsDep, kick
 
 router = APIRouter(tags=["webhooks"])
@@ -124,10 +125,12 @@ def status_callback(form: SignedForm, request: Request, settings: SettingsDep, c
 
 
 @router.post("/webhooks/twilio/sms", summary="Inbound SMS: replies that acknowledge")
-def inbound_sms(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
-    with transaction(settings.database_url) as session:
-        outcome = receipts.inbound_sms(session, clock(), sender=form.first("From"), body=form.first("Body"),
-                                       sid=form.first("MessageSid") or form.first("SmsSid"))
+async def inbound_sms(form: SignedForm, request: Request) -> Response:
+    # Taken together with the replies arriving meanwhile (one transaction per batch), answered once
+    # its batch is committed: a burst of a thousand replies is a few transactions, not a thousand.
+    batcher: ReplyBatcher = request.app.state.replies
+    outcome = await batcher.take(IncomingReply(form.first("From"), form.first("Body"),
+                                               form.first("MessageSid") or form.first("SmsSid")))
     reply = MessagingResponse()
     if not outcome.confirms:
         reply.message(HELP_TEXT)
