@@ -65,6 +65,7 @@ from dispatcher.services import users
 from dispatcher.services.keys import create_key
 from dispatcher.services.users import Role, create_user
 from tests.conftest import FIXED_NOW, FIXTURES, Clock
+from tests.support.board import sign_in
 from tests.support.harness import settle_engine
 
 PASSWORD = "correct horse battery"
@@ -462,8 +463,6 @@ def test_no_signed_webhook_gets_a_server_error(world: World) -> None:
 
 # -- 4. the board ------------------------------------------------------------------------------------------------
 
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
-LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 BOARD_GETS = ["/board", "/board/login", "/board/keys", "/board/warnings/{warning_id}",
               "/board/warnings/{warning_id}/record", "/board/warnings/{warning_id}/print",
               "/board/warnings/{warning_id}/export.{fmt}", "/static/{name}"]
@@ -484,14 +483,7 @@ class BoardSession:
 
     def sign_in(self) -> None:
         self.client.cookies.clear()
-        token = LOGIN_CSRF.search(self.client.get("/board/login").text)
-        assert token
-        signed_in = self.client.post("/board/login", follow_redirects=False, data={
-            "name": "fuzz-admin", "password": PASSWORD, "csrf": token.group(1)})
-        assert signed_in.status_code == 303, signed_in.text[:500]
-        found = CSRF.search(self.client.get("/board").text)
-        assert found
-        self.csrf = found.group(1)
+        self.csrf = sign_in(self.client, "fuzz-admin", PASSWORD)
 
 
 def test_no_board_request_gets_a_server_error(world: World) -> None:

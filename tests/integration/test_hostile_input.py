@@ -9,7 +9,6 @@ Requests go through TestClient with server exceptions raised, so a regression sh
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from dispatcher.services import users
 from dispatcher.services.keys import KeyInputError, create_key
 from dispatcher.services.users import Role, create_user
 from tests.conftest import FIXED_NOW, Clock
+from tests.support.board import sign_in
 from tests.support.harness import settle_engine
 
 PASSWORD = "correct horse battery"
@@ -53,8 +53,6 @@ WARNING = {
     "areas": ["330599100"], "headline": "青溪县气象台发布暴雨红色预警信号", "sent": "2026-07-16T11:10:00+08:00",
     "expires": "2026-07-16T23:00:00+08:00",
 }
-LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 HTML = {"Accept": "text/html"}
 
 
@@ -87,14 +85,7 @@ class World:
             }
 
     def sign_in(self) -> None:
-        token = LOGIN_CSRF.search(self.client.get("/board/login").text)
-        assert token
-        signed_in = self.client.post("/board/login", follow_redirects=False, data={
-            "name": "hostile-admin", "password": PASSWORD, "csrf": token.group(1)})
-        assert signed_in.status_code == 303, signed_in.text[:500]
-        found = CSRF.search(self.client.get("/board").text)
-        assert found
-        self.csrf = found.group(1)
+        self.csrf = sign_in(self.client, "hostile-admin", PASSWORD)
 
     def twilio(self, path: str, form: dict[str, str], attempt: str | None = None) -> Any:
         """A POST to a Twilio webhook, signed as Twilio signs it (the URL with its query, the form)."""
