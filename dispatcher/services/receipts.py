@@ -28,7 +28,7 @@ from .messages import compose
 from .replies import InboundOutcome, IncomingReply, take_replies
 from .site import current_site
 
-__all__ = ["InboundOutcome", "VoiceScript", "attempt_by_ref", "inbound_sms", "mask", "record_status",
+__all__ = ["InboundOutcome", "VoiceScript", "attempt_by_ref", "inbound_sms", "record_status",
            "voice_keypress", "voice_script"]
 
 log = logging.getLogger("jiaoying.receipts")
@@ -43,13 +43,6 @@ STATUS_MAP = {
     "no-answer": "failed", "busy": "failed", "canceled": "failed",
 }
 _RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "failed": 2, "cancelled": 2}
-
-
-def mask(phone: str | None) -> str:
-    """+8613800000003 -> +86138****0003, for logs."""
-    if not phone:
-        return ""
-    return phone[:-8] + "****" + phone[-4:] if len(phone) > 8 else "****"
 
 
 _KEY_LENGTH: int = AttemptRow.__table__.c.key.type.length
