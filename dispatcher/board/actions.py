@@ -15,9 +15,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..api.deps import ClockDep, SettingsDep, kick
-from ..api.routes.callouts import MAX_ID
 from ..config import Settings
 from ..db.session import transaction
+from ..db.tables import MAX_ID
 from ..domain.callouts import AckVia
 from ..intake.schema import text_problem
 from ..services import ack

@@ -16,9 +16,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..api.routes.callouts import MAX_ID
 from ..db.record_repo import append_event
-from ..db.tables import AttemptRow, CalloutRow
+from ..db.tables import MAX_ID, AttemptRow, CalloutRow
 from ..domain.callouts import OPEN_STATES, AckVia, Purpose
 from ..domain.channels import Channel
 from ..intake.schema import text_problem

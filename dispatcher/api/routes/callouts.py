@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ...db.session import transaction
+from ...db.tables import MAX_ID
 from ...domain.callouts import AckVia, CalloutState
 from ...intake.schema import text_problem
 from ...services import ack, callout_views
@@ -18,7 +19,6 @@ from ..deps import CallerDep, ClockDep, OfficerDep, SessionDep, SettingsDep, kic
 
 router = APIRouter(tags=["callouts"])
 
-MAX_ID = 2**31 - 1  # call-out ids are 32-bit integers in the database: a larger one is no call-out
 CalloutId = Annotated[int, Path(ge=1, le=MAX_ID, description=f"the call-out's id (1 to {MAX_ID})")]
 
 
