@@ -14,9 +14,9 @@ from .. import __version__, accesslog
 from ..board import routes as board
 from ..board.actions import Refused
 from ..config import Settings, get_settings
-from ..services.replies import ReplyBatcher
 from . import errors
 from .bodylimit import BodyLimit
+from .replies import ReplyBatcher
 from .routes import broadcast, callouts, health, links, metrics, plans, twilio, warnings
 
 

@@ -4,17 +4,13 @@ and each reply once cost a transaction of its own with two locks on the warning'
 ``take_replies`` handles any number of replies in one transaction with a handful of queries: the
 provider's ids are recorded first (a replayed or retried webhook is a duplicate that changes
 nothing), confirmations acknowledge through ``ack.acknowledge_replies`` in arrival order, and
-every reply lands on the records it concerns with one lock per record. ``ReplyBatcher`` gathers the
-replies that arrive while a batch is being written, so under a burst each transaction carries
-hundreds of them; a reply is answered only once its batch is committed.
+every reply lands on the records it concerns with one lock per record (api.replies gathers the
+replies of concurrent requests into such batches).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +18,6 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_events
-from ..db.session import transaction
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
 from ..domain.callouts import OPEN_STATES, AckVia
 from ..domain.record import EventKind
@@ -126,57 +121,3 @@ def _open_records(session: Session, phone: str) -> list[str]:
     reached = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people))
     return sorted(set(session.scalars(select(CalloutRow.record_id).where(
         CalloutRow.id.in_(reached.scalar_subquery()), CalloutRow.state.in_(OPEN_STATES)))))
-
-
-class ReplyBatcher:
-    """Takes the replies of concurrent requests together: one writer thread, one transaction per
-    batch. ``take`` returns once the reply's batch is committed (a failure fails every reply in it,
-    and the provider retries them)."""
-
-    def __init__(self, database_url: str, clock: Callable[[], datetime], limit: int = 500) -> None:
-        self.url, self.clock, self.limit = database_url, clock, limit
-        self._waiting: list[tuple[IncomingReply, asyncio.Future[InboundOutcome], asyncio.AbstractEventLoop]] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    async def take(self, reply: IncomingReply) -> InboundOutcome:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[InboundOutcome] = loop.create_future()
-        with self._lock:
-            self._waiting.append((reply, future, loop))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="jiaoying-replies", daemon=True)
-                self._thread.start()
-        self._wake.set()
-        return await future
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while True:
-                with self._lock:
-                    batch, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
-                if not batch:
-                    break
-                try:
-                    with transaction(self.url) as session:
-                        outcomes = take_replies(session, self.clock(), [reply for reply, _, _ in batch])
-                except Exception as exc:  # nothing of the batch was kept: each request answers the error
-                    log.warning("a batch of %d replies could not be written: %s", len(batch), exc)
-                    for _, future, loop in batch:
-                        loop.call_soon_threadsafe(_fail, future, exc)
-                    continue
-                for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
-                    loop.call_soon_threadsafe(_settle, future, outcome)
-
-
-def _settle(future: asyncio.Future[InboundOutcome], outcome: InboundOutcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
-
-
-def _fail(future: asyncio.Future[InboundOutcome], exc: Exception) -> None:
-    if not future.done():
-        future.set_exception(exc)

@@ -8,11 +8,12 @@ import asyncio
 
 from sqlalchemy import func, select
 
+from dispatcher.api.replies import ReplyBatcher
 from dispatcher.db import record_repo
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import CalloutRow, InboundRow
 from dispatcher.runtime.engine import Engine
-from dispatcher.services.replies import IncomingReply, ReplyBatcher
+from dispatcher.services.replies import IncomingReply
 from tests.support.harness import Harness
 
 PHONE = {"sun": "+8613800000003", "zhou": "+8613800000005", "zheng": "+8613800000007"}

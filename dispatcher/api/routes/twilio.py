@@ -32,8 +32,9 @@ from ...db.session import transaction
 from ...db.tables import AttemptRow, InboundRow
 from ...intake.schema import text_problem
 from ...services import receipts
-from ...services.replies import IncomingReply, ReplyBatcher
+from ...services.replies import IncomingReply
 from ..deps import ClockDep, SettingsDep, kick
+from ..replies import ReplyBatcher
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("jiaoying.webhooks.twilio")
