@@ -34,6 +34,7 @@ from ..db.record_repo import append_event
 from ..db.tables import EventRow, WarningRow
 from ..domain.areas import AreaTree
 from ..domain.hazards import Hazard, Level
+from ..domain.record import EventKind
 from ..intake.schema import text_problem
 from .base import ChannelError, ConfigurationError, PermanentError, TransientError
 from .im import webhook_signature
@@ -128,7 +129,7 @@ def order_broadcast(session: Session, now: datetime, warning_id: str, areas: Seq
     order = BroadcastOrder(PREFIX + row.id, row.id, record, tuple(areas), text or _tts(row), row.level,
                            int(repeat), row.drill, row.hazard, row.headline)
     if _ordered(session, order.id) is None:
-        append_event(session, record, "broadcast_ordered", "engine", now,
+        append_event(session, record, EventKind.BROADCAST_ORDERED, "engine", now,
                      {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(order).items()})
     return order
 
@@ -189,7 +190,8 @@ async def send_broadcast(settings: Settings, order: BroadcastOrder, *, clock: Ca
 def record_sent(session: Session, now: datetime, order: BroadcastOrder, platform_id: str | None = None,
                 error: ChannelError | None = None) -> None:
     """Record the outcome of ``send_broadcast`` on the warning's record."""
-    append_event(session, order.record, "broadcast_sent" if error is None else "broadcast_failed", "worker", now, {
+    kind = EventKind.BROADCAST_SENT if error is None else EventKind.BROADCAST_FAILED
+    append_event(session, order.record, kind, "worker", now, {
         "id": order.id, "platform_id": platform_id,
         "error": None if error is None else f"{type(error).__name__}: {error}",
         "retry": isinstance(error, TransientError)})
@@ -224,5 +226,5 @@ def record_receipt(session: Session, now: datetime, receipt: dict[str, Any]) -> 
                                                             EventRow.kind == "broadcast_receipt")):
         if all(seen.get(k) == data[k] for k in ("id", "area", "state", "at")):
             return "duplicate"
-    append_event(session, record, "broadcast_receipt", "broadcast", now, data)
+    append_event(session, record, EventKind.BROADCAST_RECEIPT, "broadcast", now, data)
     return "recorded"

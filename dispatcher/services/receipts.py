@@ -20,6 +20,7 @@ from ..db.record_repo import append_event
 from ..db.tables import MAX_ID, AttemptRow, CalloutRow
 from ..domain.callouts import OPEN_STATES, AckVia, Purpose
 from ..domain.channels import Channel
+from ..domain.record import EventKind
 from ..intake.schema import text_problem
 from .ack import AckResult, acknowledge_callout, first_arrival
 from .chain import newest
@@ -89,7 +90,7 @@ def record_status(session: Session, now: datetime, provider_id: str, status: str
         attempt.status, attempt.updated_at = ours, now
         if ours == "failed":
             attempt.error = f"twilio: {status}" + (f" (error {error_code})" if error_code else "")
-    append_event(session, attempt.record_id, "provider_receipt", "twilio", now, {
+    append_event(session, attempt.record_id, EventKind.PROVIDER_RECEIPT, "twilio", now, {
         "key": attempt.key, "channel": attempt.channel, "to": attempt.recipient_id, "provider_id": provider_id,
         "provider_status": status, "error_code": error_code, "status": attempt.status if changed else before,
         "changed": changed})
@@ -115,7 +116,7 @@ def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRo
         if alive is not None:
             return
     callout.next_due = now
-    append_event(session, callout.record_id, "step_brought_forward", "twilio", now, {
+    append_event(session, callout.record_id, EventKind.STEP_BROUGHT_FORWARD, "twilio", now, {
         "callout": callout.id, "person": callout.person_id, "failed": attempt.key, "next_step": callout.next_step})
 
 
@@ -163,7 +164,7 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
         log.info("keypress %r on call %s seen before: ignored", digits, call_sid)
         return AckResult("duplicate", [attempt.callout_id])
     inbound.outcome = "keypress"
-    append_event(session, attempt.record_id, "voice_keypress", attempt.recipient_id, now, {
+    append_event(session, attempt.record_id, EventKind.VOICE_KEYPRESS, attempt.recipient_id, now, {
         "key": attempt.key, "call_sid": call_sid, "digits": digits})
     if digits != "1":
         return AckResult("not_a_confirmation", [attempt.callout_id])
