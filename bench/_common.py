@@ -1,4 +1,4 @@
-"""Shared helpers for bench/ratelimit.py and bench/drill.py (not for bench/fanout.py).
+"""Shared helpers for bench/ratelimit.py, bench/drill.py and bench/faults.py (not for bench/fanout.py).
 
 - ``machine()``: the machine line printed at the top of every run.
 - ``write_site()``: a site folder (areas, people, duty, plans) from plain Python lists.
@@ -9,6 +9,8 @@
   Engine (with a redis:// broker URL each Engine has its own ``RedisPacer`` on the same Redis key,
   as two Celery worker processes would).
 - ``window_counts()`` / ``pace()``: what a provider enforcing "N per window" would see.
+- ``restart_postgres()``: a fast shutdown and a start again of a server from tests/support/servers.py
+  (same data, same port), for the fault benchmark.
 """
 
 from __future__ import annotations
@@ -259,3 +261,70 @@ def redis_server() -> Any:
     finally:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+# -- PostgreSQL restarts -----------------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def postmaster_pid(server: Any) -> int:
+    """The postmaster of a tests.support.servers.Postgres: its process, or (run as root, the
+    server runs under ``runuser``) that process's ``postgres`` child."""
+    pid = server.process.pid
+    for candidate in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            argv0 = Path(f"/proc/{candidate}/cmdline").read_bytes().split(b"\0", 1)[0]
+            if argv0.endswith(b"postgres"):
+                return candidate
+    raise RuntimeError(f"no postgres process under pid {pid}")
+
+
+def stop_postgres(server: Any, timeout: float = 30.0) -> None:
+    """Fast shutdown (SIGINT to the postmaster: open sessions are ended, then a clean stop)."""
+    import signal
+    import subprocess
+
+    if server.process.poll() is not None:
+        return
+    os.kill(postmaster_pid(server), signal.SIGINT)
+    try:
+        server.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # immediate shutdown, as `pg_ctl stop -m immediate`
+        with contextlib.suppress(RuntimeError, ProcessLookupError):
+            os.kill(postmaster_pid(server), signal.SIGQUIT)
+        server.process.wait(timeout=timeout)
+
+
+def start_postgres_again(server: Any, timeout: float = 30.0) -> None:
+    """Start a stopped server again with the same command line (data folder, port, settings)."""
+    import subprocess
+
+    import psycopg
+
+    server.process = subprocess.Popen(server.process.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres",
+                            connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if server.process.poll() is not None:
+                raise RuntimeError("postgres exited while starting again") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def restart_postgres(server: Any, down: float = 0.0) -> None:
+    """Stop the server (fast shutdown), leave it down ``down`` seconds, start it again."""
+    stop_postgres(server)
+    time.sleep(down)
+    start_postgres_again(server)
+

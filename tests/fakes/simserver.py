@@ -6,8 +6,15 @@
     GET  /stats       {"received": N, "unique": M, "duplicates": [keys sent more than once]}
     GET  /timing      {"received": N, "unique": M, "first_at": t, "last_new_at": t} — wall-clock
                       (time.time()) of the first message and of the last first-time key, for benchmarks
+    GET  /arrivals    {"keys": {key: [t, ...]}} — wall clock (time.time()) at which each message with
+                      that key arrived (read off the socket, before any latency): faults/benchmarks
     POST /fault       {"status": 500|429|..., "count": N, "retry_after": s} or {"hang": true, "count": N}
-    POST /reset       forget everything
+    POST /latency     {"min": s, "max": s}: every later POST / waits a uniformly random time in that
+                      range before it is answered (and recorded), like a slow provider's API
+    POST /outage      {"seconds": S, "status": 503} answers every request but the control paths with
+                      that status for S seconds; {"seconds": S, "drop": true} closes each connection
+                      unanswered instead (the provider unreachable); {"seconds": 0} ends it
+    POST /reset       forget everything (the latency and any outage included)
 
 In a test: ``server = SimServer(); url = server.start(); ...; server.stop()``.
 As a process: ``python -m tests.fakes.simserver --port P`` (prints its URL on the first line).
@@ -19,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import threading
 import time
@@ -30,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
+CONTROL_PATHS = ("/stats", "/timing", "/arrivals", "/fault", "/latency", "/outage", "/reset")
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,15 @@ class SimState:
             self._faults: list[Fault] = []
             self._first_at: float | None = None
             self._last_new_at: float | None = None
+            self._arrivals: dict[str, list[float]] = {}
+            self._outage: tuple[float, int | None] | None = None  # (until, status); None status: drop
 
-    def add(self, message: dict[str, Any]) -> str:
+    def add(self, message: dict[str, Any], arrived: float | None = None) -> str:
         with self._lock:
             self._seq += 1
             key, provider_id = str(message["key"]), str(self._seq)
             self._received.append(message)
+            self._arrivals.setdefault(key, []).append(time.time() if arrived is None else arrived)
             if not self._counts[key]:
                 self._last_new_at = time.time()
                 if self._first_at is None:
@@ -80,6 +92,25 @@ class SimState:
     def next_fault(self) -> Fault | None:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
+
+    def start_outage(self, seconds: float, status: int | None) -> None:
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, status) if seconds > 0 else None
+
+    def outage(self) -> Fault | None:
+        """The fault every request meets while an outage lasts (a drop is a hang of no length)."""
+        with self._lock:
+            if self._outage is None:
+                return None
+            until, status = self._outage
+            if time.monotonic() >= until:
+                self._outage = None
+                return None
+            return Fault(status)
+
+    def arrivals(self) -> dict[str, list[float]]:
+        with self._lock:
+            return {key: list(times) for key, times in self._arrivals.items()}
 
     @property
     def received(self) -> list[dict[str, Any]]:
@@ -108,6 +139,7 @@ class SimServer:
         self.port = port
         self.hang_seconds = hang_seconds
         self.latency = latency  # seconds each POST takes, like a provider's API round trip
+        self.latency_range: tuple[float, float] | None = None  # POST /latency: random in [min, max]
         self.state = SimState()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -134,6 +166,18 @@ class SimServer:
 
     def hang_next(self, n: int = 1, *, record: bool = False) -> None:
         self.state.queue_faults(Fault(None, record=record), n)
+
+    def set_latency(self, low: float, high: float | None = None) -> None:
+        """Every later POST waits a random time in [low, high] (``low`` alone: exactly that)."""
+        high = low if high is None else high
+        self.latency_range = (low, high) if high else None
+
+    def outage(self, seconds: float, status: int | None = 503) -> None:
+        """For ``seconds``, answer everything but the control paths with ``status`` (None: drop)."""
+        self.state.start_outage(seconds, status)
+
+    def arrivals(self) -> dict[str, list[float]]:
+        return self.state.arrivals()
 
     # -- running in a background thread ---------------------------------------------------------
 
@@ -213,11 +257,16 @@ class SimServer:
         body = await reader.readexactly(length) if length else b""
         keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
 
+        arrived = time.time()
         url = urlsplit(target)
-        fault = None if url.path in ("/stats", "/timing", "/fault", "/reset") else self.state.next_fault()
+        control = url.path in CONTROL_PATHS
+        outage = None if control else self.state.outage()
+        if outage is not None and outage.status is None:
+            return False  # dropped: the connection closes unanswered
+        fault = outage or (None if control else self.state.next_fault())
         if fault is not None and fault.status is None:
             if fault.record and method == "POST":
-                self._route(method, url.path, url.query, body)
+                self._route(method, url.path, url.query, body, arrived)
             await asyncio.sleep(self.hang_seconds)
             return False
         if fault is not None:
@@ -225,28 +274,38 @@ class SimServer:
             extra = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             writer.write(_response(fault.status, {"error": "injected fault"}, extra, keep_alive))
         else:
-            if self.latency and method == "POST" and url.path == "/":
-                await asyncio.sleep(self.latency)
-            status, payload = self._route(method, url.path, url.query, body)
+            if method == "POST" and url.path == "/":
+                delay = random.uniform(*self.latency_range) if self.latency_range else self.latency
+                if delay:
+                    await asyncio.sleep(delay)
+            status, payload = self._route(method, url.path, url.query, body, arrived)
             writer.write(_response(status, payload, {}, keep_alive))
         await writer.drain()
         return keep_alive
 
-    def _route(self, method: str, path: str, query: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def _route(self, method: str, path: str, query: str, body: bytes,
+               arrived: float | None = None) -> tuple[int, dict[str, Any]]:
         if method == "GET" and path == "/stats":
             return 200, self.state.stats()
         if method == "GET" and path == "/timing":
             return 200, self.state.timing()
+        if method == "GET" and path == "/arrivals":
+            return 200, {"keys": self.state.arrivals()}
         if method == "POST" and path == "/reset":
             self.state.reset()
+            self.latency_range = None
             return 200, {"ok": True}
         if method == "POST" and path == "/fault":
             return self._fault(body)
+        if method == "POST" and path == "/latency":
+            return self._latency(body)
+        if method == "POST" and path == "/outage":
+            return self._outage(body)
         if method == "POST":
             message = _json_object(body)
             if message is None or not isinstance(message.get("key"), str) or not message["key"]:
                 return 400, {"error": "expected a JSON object with a non-empty 'key'"}
-            return 200, {"id": self.state.add(message)}
+            return 200, {"id": self.state.add(message, arrived)}
         if method == "GET":
             key = parse_qs(query).get("key", [""])[0]
             found = self.state.id_for(key) if key else None
@@ -263,6 +322,30 @@ class SimServer:
             self.state.queue_faults(Fault(int(spec.get("status", 500)), None if retry_after is None
                                           else float(retry_after)), count)
         return 200, {"queued": count}
+
+    def _latency(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        spec = _json_object(body) or {}
+        try:
+            low = float(spec.get("min", 0.0))
+            high = float(spec.get("max", low))
+        except (TypeError, ValueError):
+            return 400, {"error": "min and max must be numbers of seconds"}
+        if not 0 <= low <= high <= 60:
+            return 400, {"error": "expected 0 <= min <= max <= 60"}
+        self.latency_range = (low, high) if high else None
+        return 200, {"min": low, "max": high}
+
+    def _outage(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        spec = _json_object(body) or {}
+        try:
+            seconds = float(spec.get("seconds", 0))
+            status = None if spec.get("drop") else int(spec.get("status", 503))
+        except (TypeError, ValueError):
+            return 400, {"error": "seconds must be a number, status a whole number"}
+        if not 0 <= seconds <= 3600 or (status is not None and not 400 <= status <= 599):
+            return 400, {"error": "expected 0 <= seconds <= 3600 and an error status (400-599)"}
+        self.state.start_outage(seconds, status)
+        return 200, {"seconds": seconds, "status": status}
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
