@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     # Simulator channels: empty = record in memory; a URL = one HTTP round trip per attempt to a
     # loopback simulator server (tests and benchmarks).
     simulator_url: str = ""
-    # How long a worker may hold an attempt it claimed before the scheduler treats it as in doubt.
-    attempt_lease_seconds: float = 60.0
+    # A worker's lease on the attempts it claimed, renewed every quarter lease while it lives: a dead
+    # worker's unsent attempts wait this long before the scheduler settles them (60 s once held 80 s
+    # of escalations back after a SIGKILL in bench/faults.py).
+    attempt_lease_seconds: float = 30.0
     # Tests and the demo only: a file holding seconds to add to the real clock, shared by every
     # process (API, scheduler, Celery workers), so a test can jump minutes ahead.
     clock_offset_file: str = ""

@@ -38,7 +38,10 @@ class _Circuit:
 
 
 class CircuitBreaker:
-    def __init__(self, threshold: int = 5, cooldown: float = 30.0, now: Callable[[], float] = time.monotonic) -> None:
+    # A short cooldown: an open circuit holds messages back (they wait, they are not failed), and a
+    # two-second burst of provider errors once held a warning's first alerts back 30 s. One trial
+    # message every few seconds is a cheap question to ask a provider that may be back.
+    def __init__(self, threshold: int = 5, cooldown: float = 5.0, now: Callable[[], float] = time.monotonic) -> None:
         self.threshold, self.cooldown, self._now = threshold, cooldown, now
         self._circuits: dict[Channel, _Circuit] = {}
         self._lock = threading.Lock()
