@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ..db.queue import attempt_values, insert_attempts
 from ..db.record_repo import append_event
@@ -123,8 +123,8 @@ def _lock(session: Session, ids: list[int]) -> dict[int, CalloutRow]:
     rows: dict[int, CalloutRow] = {}
     for start in range(0, len(ids), 900):
         rows.update((c.id, c) for c in session.scalars(
-            select(CalloutRow).where(CalloutRow.id.in_(ids[start:start + 900])).order_by(CalloutRow.id)
-            .with_for_update()))
+            select(CalloutRow).options(defer(CalloutRow.steps))  # an answer needs not the frozen steps
+            .where(CalloutRow.id.in_(ids[start:start + 900])).order_by(CalloutRow.id).with_for_update()))
     return rows
 
 
