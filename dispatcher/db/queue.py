@@ -41,6 +41,27 @@ def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     return total
 
 
+def claimable(now: datetime) -> Any:
+    """Queued and not waiting for a retry time: what a worker may take now."""
+    return (AttemptRow.status == "queued") & (AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))
+
+
+def cancel_queued(session: Session, callout_ids: Sequence[int], now: datetime,
+                  purposes: Sequence[str] | None = None) -> int:
+    """Cancel these call-outs' attempts still queued (only those for ``purposes``, if given); the
+    ones being sent are stopped by the last look before their hand-over. Returns how many."""
+    total = 0
+    ids = list(callout_ids)
+    for start in range(0, len(ids), 900):
+        where = [AttemptRow.callout_id.in_(ids[start:start + 900]), AttemptRow.status == "queued"]
+        if purposes is not None:
+            where.append(AttemptRow.purpose.in_(list(purposes)))
+        result = session.execute(update(AttemptRow).where(*where).values(status="cancelled", updated_at=now)
+                                 .execution_options(synchronize_session=False))
+        total += result.rowcount or 0
+    return total
+
+
 def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[CalloutRow]:
     """Open call-outs whose next step is due, highest level first, locked for this transaction."""
     query = (
@@ -59,8 +80,7 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
 
     ``channels`` restricts the claim (a rate-limited channel is claimed on its own budget);
     ``callee_spacing`` skips recipients called on that channel within the spacing."""
-    candidates = select(AttemptRow.id).where(
-        AttemptRow.status == "queued", AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))
+    candidates = select(AttemptRow.id).where(claimable(now))
     if channels is not None:
         candidates = candidates.where(AttemptRow.channel.in_(list(channels)))
     if callee_spacing:

@@ -64,7 +64,7 @@ class AttemptStatus(StrEnum):
 
 # What chases an answer stops once there is one (or the warning is lifted); notices of an update or
 # a cancel go to everyone reached whatever their call-out's state.
-_CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY,
+CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY,
                       Purpose.UNREACHED})
 _CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED, CalloutState.EXPIRED})
 
@@ -82,7 +82,7 @@ def retry_delay(tries: int) -> timedelta:
 def moot(purpose: Purpose, state: CalloutState) -> bool:
     """Whether an attempt for ``purpose`` must not go out now that its call-out is in ``state``:
     checked just before every hand-over, so an acknowledgement stops what is about to be sent."""
-    return purpose in _CHASING and state in _CLOSED
+    return purpose in CHASING and state in _CLOSED
 
 
 class AckVia(StrEnum):

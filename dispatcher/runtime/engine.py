@@ -26,6 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from ..channels.base import ChannelAdapter, SendResult
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
+from ..db.queue import claimable
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
@@ -212,7 +213,8 @@ class Engine:
     def waiting(self) -> bool:
         """Whether attempts are queued (e.g. held back by a rate limit) — a reason to keep draining."""
         with transaction(self.url, write=False) as session:
-            return session.scalar(select(AttemptRow.id).where(AttemptRow.status == "queued").limit(1)) is not None
+            # not those waiting for a retry time (up to a minute away): no reason to poll for them
+            return session.scalar(select(AttemptRow.id).where(claimable(self.clock())).limit(1)) is not None
 
     def drain(self, max_batches: int = 10_000, patience: float = 0.0) -> int:
         """Send until nothing is claimable. With ``patience`` > 0, keep waiting (up to that many

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from ..db.queue import attempt_values, insert_attempts
+from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
 from ..domain.callouts import AckVia, CalloutState, Purpose, step_from_json
@@ -87,7 +87,7 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
             continue
         results.append(_close_all(session, now, [rows[c] for c in ids], via=reply.via, by=people[0], note=None,
                                   closed=closed))
-    _cancel_queued(session, closed, now)
+    cancel_queued(session, closed, now)
     return results
 
 
@@ -137,7 +137,7 @@ def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via
         raise NotFound(f"no call-out {callout_id}")
     closed: list[int] = []
     result = _close_all(session, now, [callout], via=via, by=by, note=note, closed=closed)
-    _cancel_queued(session, closed, now)
+    cancel_queued(session, closed, now)
     return result
 
 
@@ -163,16 +163,6 @@ def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *,
             "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)})
     closed.extend(c.id for c in open_ones)
     return AckResult("acknowledged", [c.id for c in open_ones])
-
-
-def _cancel_queued(session: Session, callout_ids: list[int], now: datetime) -> None:
-    """The answered call-outs' messages still queued will not go (those being sent are stopped by the
-    last look before their hand-over)."""
-    for start in range(0, len(callout_ids), 900):
-        session.execute(
-            update(AttemptRow).where(AttemptRow.callout_id.in_(callout_ids[start:start + 900]),
-                                     AttemptRow.status == "queued")
-            .values(status="cancelled", updated_at=now).execution_options(synchronize_session=False))
 
 
 def first_arrival(session: Session, now: datetime, via: AckVia, sender: str, body: str,

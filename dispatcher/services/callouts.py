@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from ..db.queue import attempt_values, insert_attempts
+from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event
-from ..db.tables import AttemptRow, CalloutRow, EventRow, WarningRow
+from ..db.tables import CalloutRow, EventRow, WarningRow
 from ..domain.areas import overlaps
 from ..domain.callouts import (
     ACKABLE_STATES,
@@ -216,7 +216,7 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
     if new_rows:
         session.execute(insert(CalloutRow.__table__), new_rows)
     if superseded:
-        _cancel_queued(session, superseded, now)
+        cancel_queued(session, superseded, now)
         applied.superseded += superseded
 
 
@@ -293,19 +293,6 @@ def _close(callout: CalloutRow, state: CalloutState, now: datetime, reason: str)
     callout.state, callout.next_due, callout.closed_at, callout.closed_reason = state, None, now, reason
 
 
-def _cancel_queued(session: Session, callout_ids: list[int], now: datetime) -> int:
-    total = 0
-    for start in range(0, len(callout_ids), 900):
-        result = session.execute(
-            update(AttemptRow)
-            .where(AttemptRow.callout_id.in_(callout_ids[start:start + 900]), AttemptRow.status == "queued")
-            .values(status="cancelled", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        total += result.rowcount or 0
-    return total
-
-
 def _cancel(session: Session, row: WarningRow, record: str, now: datetime) -> Applied:
     applied = Applied()
     applied.cancelled = _close_open(session, row, record, now)
@@ -320,7 +307,7 @@ def _close_open(session: Session, row: WarningRow, record: str, now: datetime) -
     ))
     for callout in open_ones:
         _close(callout, CalloutState.CANCELLED, now, f"warning cancelled by {row.id}")
-    _cancel_queued(session, [c.id for c in open_ones], now)
+    cancel_queued(session, [c.id for c in open_ones], now)
     return len(open_ones)
 
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..db.queue import cancel_queued
 from ..db.record_repo import append_event
-from ..db.tables import AttemptRow, CalloutRow, WarningRow
-from ..domain.callouts import OPEN_STATES, AttemptStatus, CalloutState, Purpose
+from ..db.tables import CalloutRow, WarningRow
+from ..domain.callouts import CHASING, OPEN_STATES, CalloutState
 from ..domain.escalation import expire
 from ..domain.record import EventKind
-
-_CHASING = [p.value for p in (Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR,
-                              Purpose.TO_DUTY)]
 
 
 def expired_on_arrival(expires: datetime | None, now: datetime) -> bool:
@@ -61,11 +59,7 @@ def _close_event(session: Session, record: str, now: datetime) -> int:
     for callout in callouts:
         callout.state, callout.next_due, callout.closed_at = expire(CalloutState(callout.state)), None, now
         callout.closed_reason = "warning expired"
-    for start in range(0, len(ids), 900):
-        session.execute(update(AttemptRow).where(
-            AttemptRow.callout_id.in_(ids[start:start + 900]), AttemptRow.status == AttemptStatus.QUEUED,
-            AttemptRow.purpose.in_(_CHASING)).values(status=AttemptStatus.CANCELLED, updated_at=now)
-            .execution_options(synchronize_session=False))
+    cancel_queued(session, ids, now, purposes=sorted(p.value for p in CHASING))
     append_event(session, record, EventKind.CALLOUTS_EXPIRED, "engine", now,
                  {"callouts": len(ids), "people": [c.person_id for c in callouts][:500]})
     return len(ids)

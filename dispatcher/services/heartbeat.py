@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..db.queue import claimable
 from ..db.tables import AttemptRow, CalloutRow, HeartbeatRow, WarningRow
 from ..domain.callouts import OPEN_STATES, Purpose
 
@@ -33,11 +34,10 @@ def engine_health(session: Session, now: datetime) -> dict[str, str]:
     checks["scheduler"] = "ok" if age is not None and age < SCHEDULER_STALE_S else (
         f"no scheduler pass for {age:.0f} s" if age is not None else "no scheduler has run")
     # Attempts a worker could take now; one waiting for its retry time is not a stalled worker's fault.
-    claimable = (AttemptRow.status == "queued", AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))
     oldest = session.scalar(select(func.min(func.coalesce(AttemptRow.not_before, AttemptRow.created_at)))
-                            .where(*claimable))
+                            .where(claimable(now)))
     waiting = (now - oldest).total_seconds() if oldest else 0.0
-    queued = session.scalar(select(func.count()).where(*claimable)) or 0
+    queued = session.scalar(select(func.count()).where(claimable(now))) or 0
     checks["workers"] = "ok" if waiting < QUEUE_STALE_S else (
         f"stalled: {queued} attempts queued, the oldest waiting {waiting:.0f} s")
     checks["escalations"] = _final_escalations(session, now)
