@@ -34,7 +34,7 @@ class EmbeddedRuntime:
         self._threads: list[threading.Thread] = []
 
     def kick(self) -> None:
-        """New work may be waiting: a warning was stored or an acknowledgement changed things."""
+        """New work may be waiting: a warning was stored, a step was brought forward or recalled."""
         self._tick.set()
         self._work.set()
 

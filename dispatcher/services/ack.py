@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from ..db.queue import attempt_values, cancel_queued, insert_attempts
-from ..db.record_repo import append_event
+from ..db.record_repo import append_event, append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
 from ..domain.callouts import AckVia, CalloutState, Purpose, step_from_json
 from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
@@ -79,15 +79,15 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
             ids = {c for p in people for c in contacts.get((p, reply.via.value, True), ())}
         wanted.append(sorted(ids))
     rows = _lock(session, sorted({c for ids in wanted for c in ids}))
-    closed: list[int] = []
+    answers = _Answers()
     results = []
     for reply, people, ids in zip(replies, people_of, wanted, strict=True):
         if not people:
             results.append(AckResult("unknown_sender"))
             continue
-        results.append(_close_all(session, now, [rows[c] for c in ids], via=reply.via, by=people[0], note=None,
-                                  closed=closed))
-    cancel_queued(session, closed, now)
+        results.append(_close_all(now, [rows[c] for c in ids], via=reply.via, by=people[0], note=None,
+                                  answers=answers))
+    answers.write(session, now)
     return results
 
 
@@ -119,49 +119,82 @@ def _by_code(session: Session, codes: set[str], people: list[str]) -> dict[str, 
     return found
 
 
-def _lock(session: Session, ids: list[int]) -> dict[int, CalloutRow]:
-    rows: dict[int, CalloutRow] = {}
+@dataclass
+class _Locked:
+    """A call-out as an answer sees it, locked for the transaction (read with the columns it needs:
+    a burst of answers loads no ORM objects and no frozen steps)."""
+
+    id: int
+    record_id: str
+    person_id: str
+    state: str
+    started_at: datetime
+
+
+def _lock(session: Session, ids: list[int]) -> dict[int, _Locked]:
+    rows: dict[int, _Locked] = {}
     for start in range(0, len(ids), 900):
-        rows.update((c.id, c) for c in session.scalars(
-            select(CalloutRow).options(defer(CalloutRow.steps))  # an answer needs not the frozen steps
+        rows.update((row.id, _Locked(*row)) for row in session.execute(
+            select(CalloutRow.id, CalloutRow.record_id, CalloutRow.person_id, CalloutRow.state, CalloutRow.started_at)
             .where(CalloutRow.id.in_(ids[start:start + 900])).order_by(CalloutRow.id).with_for_update()))
     return rows
+
+
+@dataclass
+class _Answers:
+    """What a batch of answers changes, written at the end in a few statements: the closed
+    call-outs (one executemany), their queued attempts cancelled, and the events (one lock per
+    record)."""
+
+    closed: list[dict[str, object]] = field(default_factory=list)
+    events: list[tuple[str, str, str, datetime, dict[str, object]]] = field(default_factory=list)
+
+    def write(self, session: Session, now: datetime) -> None:
+        if self.closed:
+            session.flush()  # anything pending goes first: the rows below are written beside the ORM
+            session.connection().execute(
+                update(CalloutRow.__table__).where(CalloutRow.__table__.c.id == bindparam("callout")), self.closed)
+            ids = [row["callout"] for row in self.closed]
+            for loaded in [o for o in session.identity_map.values() if isinstance(o, CalloutRow) and o.id in ids]:
+                session.expire(loaded)  # an object loaded earlier in this transaction is read again
+            cancel_queued(session, ids, now)
+        append_events(session, self.events)
 
 
 def acknowledge_callout(session: Session, now: datetime, callout_id: int, *, via: AckVia, by: str,
                         note: str | None = None) -> AckResult:
     """A known call-out: a keypress on its call, its link, or a duty officer on the person's behalf."""
-    callout = session.execute(
-        select(CalloutRow).where(CalloutRow.id == callout_id).with_for_update()).scalar_one_or_none()
+    callout = _lock(session, [callout_id]).get(callout_id)
     if callout is None:
         raise NotFound(f"no call-out {callout_id}")
-    closed: list[int] = []
-    result = _close_all(session, now, [callout], via=via, by=by, note=note, closed=closed)
-    cancel_queued(session, closed, now)
+    answers = _Answers()
+    result = _close_all(now, [callout], via=via, by=by, note=note, answers=answers)
+    answers.write(session, now)
     return result
 
 
-def _close_all(session: Session, now: datetime, candidates: list[CalloutRow], *, via: AckVia, by: str,
-               note: str | None, closed: list[int]) -> AckResult:
-    """Close the open ones among ``candidates`` (their ids are added to ``closed``, whose queued
-    attempts the caller cancels once) and record each answer."""
+def _close_all(now: datetime, candidates: list[_Locked], *, via: AckVia, by: str, note: str | None,
+               answers: _Answers) -> AckResult:
+    """Close the open ones among ``candidates`` and record each answer (into ``answers``, which the
+    caller writes once for the whole batch)."""
     decided = [(c, acknowledge(CalloutState(c.state))) for c in candidates]
     open_ones = [c for c, decision in decided if decision is not AckDecision.IGNORE]
     for ignored in (c for c, decision in decided if decision is AckDecision.IGNORE):
-        append_event(session, ignored.record_id, EventKind.ACK_IGNORED, by, now, {
-            "callout": ignored.id, "person": ignored.person_id, "via": via.value, "state": ignored.state})
+        answers.events.append((ignored.record_id, EventKind.ACK_IGNORED, by, now, {
+            "callout": ignored.id, "person": ignored.person_id, "via": via.value, "state": ignored.state}))
     if not open_ones:
         return AckResult(ignored_outcome({CalloutState(c.state) for c in candidates}), [c.id for c in candidates])
     for callout, decision in decided:
         if decision is AckDecision.IGNORE:
             continue
         late = decision is AckDecision.CLOSE_LATE
-        callout.state, callout.acknowledged_at, callout.acknowledged_by = CalloutState.ACKNOWLEDGED, now, by
-        callout.ack_via, callout.ack_note, callout.next_due, callout.closed_at = via.value, note, None, now
-        append_event(session, callout.record_id, EventKind.ACKNOWLEDGED, by, now, {
+        answers.closed.append({"callout": callout.id, "state": CalloutState.ACKNOWLEDGED.value,
+                               "acknowledged_at": now, "acknowledged_by": by, "ack_via": via.value,
+                               "ack_note": note, "next_due": None, "closed_at": now})
+        callout.state = CalloutState.ACKNOWLEDGED.value  # a later answer in this batch finds it closed
+        answers.events.append((callout.record_id, EventKind.ACKNOWLEDGED, by, now, {
             "callout": callout.id, "person": callout.person_id, "via": via.value, "note": note,
-            "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)})
-    closed.extend(c.id for c in open_ones)
+            "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)}))
     return AckResult("acknowledged", [c.id for c in open_ones])
 
 

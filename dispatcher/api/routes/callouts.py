@@ -52,12 +52,11 @@ def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep,
 
 
 @router.post("/api/v1/callouts/{callout_id}/ack", summary="Acknowledge on the official's behalf (note required)")
-def manual_ack(callout_id: CalloutId, body: ManualAck, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
-               request: Request) -> dict[str, Any]:
+def manual_ack(callout_id: CalloutId, body: ManualAck, settings: SettingsDep, clock: ClockDep,
+               who: OfficerDep) -> dict[str, Any]:
     with transaction(settings.database_url) as session:
         result = ack.acknowledge_callout(session, clock(), callout_id, via=AckVia.MANUAL, by=who.actor,
                                          note=body.note)
-    kick(request)
     if not result.acknowledged:
         raise HTTPException(409, f"call-out {callout_id} is not open ({result.outcome}); nothing changed")
     return {"callout": callout_id, "outcome": result.outcome}

@@ -28,7 +28,7 @@ from ...rendering import BEIJING
 from ...services import ack
 from ...services.chain import newest
 from ...services.site import current_site
-from ..deps import ClockDep, SettingsDep, kick
+from ..deps import ClockDep, SettingsDep
 
 router = APIRouter(tags=["links"])
 
@@ -113,8 +113,6 @@ async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock
     result = _confirm(settings, now, claims, ip, agent)
     if isinstance(result, HTMLResponse):
         return result
-    if result["outcome"] == "acknowledged":
-        kick(request)
     return _page("ack_done.html", **result)
 
 

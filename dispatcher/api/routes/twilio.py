@@ -136,7 +136,9 @@ async def inbound_sms(form: SignedForm, request: Request) -> Response:
     if not outcome.confirms:
         reply.message(HELP_TEXT)
     elif outcome.result is not None and outcome.result.acknowledged:
-        kick(request)
+        # No kick: an answer creates no work (its queued attempts are cancelled in the same batch,
+        # and the hand-over guard re-checks a claimed one); waking the scheduler for each of a
+        # thousand replies only made its passes compete with the replies for the database.
         reply.message(THANKS_TEXT)
     return _twiml(reply)
 
@@ -158,8 +160,6 @@ def voice_gather(form: SignedForm, request: Request, settings: SettingsDep, cloc
     if result is None:
         return _twiml(_voice_document(settings.public_url, ref, None))
     if form.first("Digits") == "1":
-        if result.acknowledged:
-            kick(request)
         response = VoiceResponse()
         response.say(VOICE_THANKS, language=VOICE_LANG)
         response.hangup()
