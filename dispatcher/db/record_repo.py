@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -108,19 +108,26 @@ def append_event(
     """Append one event. The warning row is locked (FOR UPDATE on PostgreSQL) so concurrent
     writers chain their events one after another. No query beyond that lock and the writes,
     except for a record's first event, which also enters the record in the ledger."""
-    return _append(session, _locked(session, warning_id), signing_key(session), kind, actor, at, data)
+    row = EventRow(**_append(session, _locked(session, warning_id), signing_key(session), kind, actor, at, data))
+    session.add(row)
+    return row
 
 
 def append_events(session: Session, events: list[tuple[str, str, str, datetime, dict[str, Any]]]) -> None:
     """Append many events — (warning id, kind, actor, at, data) each, in order — locking each warning
     row once: a burst of a thousand acknowledgements is one lock per record, not one per event."""
+    if not events:
+        return
     key = signing_key(session)
     warnings: dict[str, WarningRow] = {}
+    rows = []
     for warning_id, kind, actor, at, data in events:
         warning = warnings.get(warning_id)
         if warning is None:
             warning = warnings[warning_id] = _locked(session, warning_id)
-        _append(session, warning, key, kind, actor, at, data)
+        rows.append(_append(session, warning, key, kind, actor, at, data))
+    session.flush()  # the rows they hang on (a warning, a ledger entry) go first
+    session.execute(insert(EventRow.__table__), rows)  # one executemany, no ORM objects to track
 
 
 def _locked(session: Session, warning_id: str) -> WarningRow:
@@ -133,7 +140,8 @@ def _locked(session: Session, warning_id: str) -> WarningRow:
 
 
 def _append(session: Session, warning: WarningRow, key: RecordKey, kind: str, actor: str, at: datetime,
-            data: dict[str, Any] | None) -> EventRow:
+            data: dict[str, Any] | None) -> dict[str, Any]:
+    """The event's row, chained to the record's head (the warning row's head moves on to it)."""
     warning_id = warning.id
     seq = warning.record_count + 1
     payload = dict(data) if data else {}
@@ -149,9 +157,8 @@ def _append(session: Session, warning: WarningRow, key: RecordKey, kind: str, ac
     mac = event_mac(key, warning_id, seq, at, actor, kind, payload, warning.record_head)
     if seq == 1:
         _enter_in_ledger(session, key, warning_id, at, mac)
-    row = EventRow(warning_id=warning_id, seq=seq, at=at, actor=actor, kind=kind, data=payload,
-                   prev_hash=warning.record_head, hash=mac, key_id=key.id)
-    session.add(row)
+    row = {"warning_id": warning_id, "seq": seq, "at": at, "actor": actor, "kind": kind, "data": payload,
+           "prev_hash": warning.record_head, "hash": mac, "key_id": key.id}
     warning.record_count, warning.record_head = seq, mac
     warning.record_seal = head_seal(key, warning_id, seq, mac)
     return row

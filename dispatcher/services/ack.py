@@ -34,6 +34,7 @@ class AckResult:
     outcome: str  # acknowledged | already_acknowledged | cancelled | expired | unknown_sender | nothing_open
     #               | duplicate
     callouts: list[int] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)  # the records of those call-outs
 
     @property
     def acknowledged(self) -> bool:
@@ -183,7 +184,8 @@ def _close_all(now: datetime, candidates: list[_Locked], *, via: AckVia, by: str
         answers.events.append((ignored.record_id, EventKind.ACK_IGNORED, by, now, {
             "callout": ignored.id, "person": ignored.person_id, "via": via.value, "state": ignored.state}))
     if not open_ones:
-        return AckResult(ignored_outcome({CalloutState(c.state) for c in candidates}), [c.id for c in candidates])
+        return AckResult(ignored_outcome({CalloutState(c.state) for c in candidates}), [c.id for c in candidates],
+                         sorted({c.record_id for c in candidates}))
     for callout, decision in decided:
         if decision is AckDecision.IGNORE:
             continue
@@ -195,7 +197,7 @@ def _close_all(now: datetime, candidates: list[_Locked], *, via: AckVia, by: str
         answers.events.append((callout.record_id, EventKind.ACKNOWLEDGED, by, now, {
             "callout": callout.id, "person": callout.person_id, "via": via.value, "note": note,
             "after_unreached": late, "seconds": round((now - callout.started_at).total_seconds(), 1)}))
-    return AckResult("acknowledged", [c.id for c in open_ones])
+    return AckResult("acknowledged", [c.id for c in open_ones], sorted({c.record_id for c in open_ones}))
 
 
 def first_arrival(session: Session, now: datetime, via: AckVia, sender: str, body: str,

@@ -53,7 +53,6 @@ def take_replies(session: Session, now: datetime, replies: list[IncomingReply]) 
     confirming = [i for i in rows if parsed[i][0]]
     results = dict(zip(confirming, acknowledge_replies(
         session, now, [Reply(replies[i].sender, AckVia.SMS, parsed[i][1]) for i in confirming]), strict=True))
-    records = _records_of(session, sorted({c for r in results.values() for c in r.callouts}))
     events: list[tuple[str, str, str, datetime, dict[str, object]]] = []
     updates: list[dict[str, object]] = []
     outcomes: list[InboundOutcome] = []
@@ -75,7 +74,7 @@ def take_replies(session: Session, now: datetime, replies: list[IncomingReply]) 
         events += [(record, EventKind.INBOUND_SMS, reply.sender, now,
                     {"sid": reply.sid, "body": reply.body[:500], "code": code, "outcome": result.outcome,
                      "callouts": result.callouts})
-                   for record in sorted({records[c] for c in result.callouts})]
+                   for record in result.records]
         outcomes.append(InboundOutcome(True, code, result))
     if updates:
         session.execute(update(InboundRow), updates)
@@ -104,14 +103,6 @@ def _first_arrivals(session: Session, now: datetime, replies: list[IncomingReply
         {"at": now, "via": AckVia.SMS.value, "sender": fresh[i].sender, "body": fresh[i].body[:500],
          "outcome": "received", "callouts": [], "provider_ref": fresh[i].ref} for i in order]).all()
     return dict(zip(order, ids, strict=True))
-
-
-def _records_of(session: Session, callout_ids: list[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for start in range(0, len(callout_ids), 900):
-        found.update(session.execute(select(CalloutRow.id, CalloutRow.record_id)
-                                     .where(CalloutRow.id.in_(callout_ids[start:start + 900]))).all())
-    return found
 
 
 def _open_records(session: Session, phone: str) -> list[str]:
