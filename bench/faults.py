@@ -233,7 +233,8 @@ class Run:
                             JIAOYING_PUBLIC_URL=self.api)
         # Only the API checks webhook signatures; the workers keep the simulator for every channel.
         self.api_proc = self.procs.start(
-            "api", [PY, "-m", "dispatcher", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            "api", [PY, "-m", "dispatcher", "serve", "--host", "127.0.0.1", "--port", str(port),
+                    "--workers", str(API_PROCESSES)],
             self.env | {"JIAOYING_TWILIO_AUTH_TOKEN": self.twilio_token})
         wait_for(lambda: http_ok(f"{self.api}/healthz"), 60, "the API to answer /healthz")
         for i in range(2):
@@ -885,20 +886,26 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+API_PROCESSES = 1  # API processes behind the port (jiaoying serve --workers)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small county and short steps (V 15 s, F 30 s)")
     parser.add_argument("--scenario", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, site files)")
+    parser.add_argument("--api-processes", type=int, default=1, help="jiaoying serve --workers (default 1)")
     args = parser.parse_args(argv)
+    global API_PROCESSES
+    API_PROCESSES = args.api_processes
 
     signal.signal(signal.SIGTERM, interrupted)
     size = QUICK if args.quick else FULL
     print(machine())
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {'--quick' if args.quick else 'full'}: "
           f"{size.officials} officials (V {size.voice_after} s, F {size.final_after} s), "
-          f"{size.history:,} old 'sent' attempts ANALYZEd before each warning")
+          f"{size.history:,} old 'sent' attempts ANALYZEd before each warning; {API_PROCESSES} API process(es)")
     print("NOTE: 2 shared cores — PostgreSQL, Redis, the API, the scheduler, two workers, the fake provider and "
           "this script compete for them; repeat before concluding.\n", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="jy-faults-"))

@@ -347,6 +347,8 @@ def record(
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes on the port (production mode only: "
+                                                                 "each takes webhooks and requests)")] = 1,
 ) -> None:
     """Run the API; without JIAOYING_BROKER_URL also the embedded worker and scheduler."""
     import uvicorn
@@ -356,13 +358,21 @@ def serve(
     from .runtime.embedded import EmbeddedRuntime, default_adapters
 
     settings = server_settings()
+    database = settings.database_url.split("@")[-1]
+    # Open board streams (SSE) must not hold a restart hostage: they reconnect by themselves.
+    options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 3}
+    if workers > 1:
+        if not settings.broker_url:
+            raise fail("--workers needs the production mode (JIAOYING_BROKER_URL set): in the embedded mode "
+                       "each process would run its own worker and scheduler")
+        err.print(f"jiaoying serve: production, {workers} API processes; database {database}")
+        uvicorn.run("dispatcher.api.app:production_app", factory=True, workers=workers, **options)
+        return
     clock = system_clock(settings)
     runtime = None if settings.broker_url else EmbeddedRuntime(settings, clock, default_adapters(settings))
     mode = "production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None else "embedded"
-    err.print(f"jiaoying serve: {mode}; database {settings.database_url.split('@')[-1]}")
-    # Open board streams (SSE) must not hold a restart hostage: they reconnect by themselves.
-    uvicorn.run(create_app(settings, clock=clock, runtime=runtime), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=3)
+    err.print(f"jiaoying serve: {mode}; database {database}")
+    uvicorn.run(create_app(settings, clock=clock, runtime=runtime), **options)
 
 
 @app.command()

@@ -30,6 +30,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def production_app() -> FastAPI:
+    """One API process of ``jiaoying serve --workers N`` (production mode): settings from the
+    environment (an unsafe secret refused), the system clock, no engine in the process."""
+    from ..clock import system_clock
+
+    settings = get_settings()
+    settings.require_safe_secret()
+    return create_app(settings, clock=system_clock(settings))
+
+
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utc_now,
                runtime: Runtime | None = None) -> FastAPI:
     """The app. With a ``runtime`` (the embedded worker and scheduler) it is started and stopped

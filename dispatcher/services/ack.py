@@ -96,8 +96,9 @@ def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None
     """Every call-out that sent these people an attempt: by (person, channel, reached) and, for
     codes, by (person, None, False) whatever the channel or status."""
     found: dict[tuple[str, str | None, bool], set[int]] = {}
+    connection = session.connection()  # plain rows: the ORM's row processing was a third of a batch
     for start in range(0, len(people), 900):
-        for person, channel, status, callout in session.execute(
+        for person, channel, status, callout in connection.execute(
                 select(AttemptRow.recipient_id, AttemptRow.channel, AttemptRow.status, AttemptRow.callout_id)
                 .where(AttemptRow.recipient_id.in_(people[start:start + 900]))):
             found.setdefault((person, None, False), set()).add(callout)
@@ -109,10 +110,11 @@ def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None
 def _by_code(session: Session, codes: set[str], people: list[str]) -> dict[str, list[tuple[int, str]]]:
     """Call-outs with one of these codes that are these people's own or sent them an attempt."""
     found: dict[str, list[tuple[int, str]]] = {}
+    connection = session.connection()
     for start in range(0, len(people), 900):
         chunk = people[start:start + 900]
         contacted = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(chunk)).scalar_subquery()
-        for callout, person, code in session.execute(
+        for callout, person, code in connection.execute(
                 select(CalloutRow.id, CalloutRow.person_id, CalloutRow.ack_code).where(
                     CalloutRow.ack_code.in_(codes), CalloutRow.person_id.in_(chunk) | CalloutRow.id.in_(contacted))):
             if (callout, person) not in found.get(code, []):
