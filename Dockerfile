@@ -10,4 +10,4 @@ COPY rosters ./rosters
 RUN pip install --no-cache-dir -e . && useradd --system --home /app jiaoying
 USER jiaoying
 EXPOSE 8000
-CMD ["uvicorn", "--factory", "dispatcher.api.app:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "--factory", "dispatcher.api.app:production_app", "--host", "0.0.0.0", "--port", "8000"]
