@@ -22,7 +22,7 @@ from ..domain.channels import Channel
 from ..domain.hazards import Level
 
 __all__ = ["Address", "ChannelAdapter", "ChannelError", "ConfigurationError", "OutboundMessage", "PermanentError",
-           "Purpose", "SendResult", "TransientError", "parse_retry_after"]
+           "Purpose", "SendResult", "TransientError", "error_for_status", "parse_retry_after"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,24 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def error_for_status(status: int, what: str, retry_after: str | float | None = None) -> ChannelError | None:
+    """The one mapping of a provider's HTTP status to what the engine does (None: not an error).
+
+    429 and 5xx are transient (retried, waiting ``retry_after`` — a Retry-After header's value or
+    seconds — when given); 401 and 403 mean our credentials or account are refused: a configuration
+    error that halts the provider (its circuit opens) until someone fixes it; any other 4xx refuses
+    this message only. ``what`` names the provider and what it answered, for the record."""
+    if status == 429 or status >= 500:
+        wait = retry_after if isinstance(retry_after, float | int) or retry_after is None else \
+            parse_retry_after(retry_after)
+        return TransientError(what, wait)
+    if status in (401, 403):
+        return ConfigurationError(what)
+    if status >= 400:
+        return PermanentError(what)
+    return None
 
 
 class ChannelAdapter(ABC):

@@ -36,7 +36,7 @@ from ..domain.areas import AreaTree
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..intake.schema import text_problem
-from .base import ChannelError, ConfigurationError, PermanentError, TransientError
+from .base import ChannelError, ConfigurationError, TransientError, error_for_status
 from .im import webhook_signature
 
 __all__ = ["MAX_SKEW_SECONDS", "RECEIPT_STATES", "BroadcastOrder", "ReceiptRefused", "order_broadcast",
@@ -174,12 +174,9 @@ async def send_broadcast(settings: Settings, order: BroadcastOrder, *, clock: Ca
     status = response.status_code
     if status == 409:
         return order.id
-    if status == 429 or status >= 500:
-        raise TransientError(f"broadcast platform answered {status}")
-    if status in (401, 403):
-        raise ConfigurationError(f"broadcast platform refused our signature: {status}")
-    if status >= 400:
-        raise PermanentError(f"broadcast platform rejected the order: {status} {response.text[:200]}")
+    if error := error_for_status(status, f"broadcast platform answered {status}: {response.text[:200]}",
+                                 response.headers.get("retry-after")):
+        raise error
     try:
         data = response.json()
     except ValueError:

@@ -40,6 +40,7 @@ from .base import (
     PermanentError,
     SendResult,
     TransientError,
+    error_for_status,
 )
 from .registry import AdapterDeps, register
 
@@ -129,14 +130,9 @@ def _dumps(data: Any) -> bytes:
 
 
 def _http_status(kind: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        retry = response.headers.get("retry-after")
-        raise TransientError(f"{kind} answered HTTP {status}", float(retry) if retry and retry.isdigit() else None)
-    if status in (401, 403):
-        raise ConfigurationError(f"{kind} refused us: HTTP {status}")
-    if status >= 400:
-        raise PermanentError(f"{kind} rejected the message: HTTP {status}")
+    if error := error_for_status(response.status_code, f"{kind} answered HTTP {response.status_code}",
+                                 response.headers.get("retry-after")):
+        raise error
 
 
 def _json(kind: str, response: httpx.Response) -> dict[str, Any]:

@@ -6,6 +6,10 @@
   seconds — its attempts are not handed over but wait until then (and the plan's next step, on
   another channel, runs now instead of waiting out the step timer); then one trial message decides
   whether it closes again.
+- Halt: a configuration error (credentials refused, template not approved, account in arrears) is
+  not the message's fault and will not pass by itself: the circuit opens at once, for
+  ``HALT_COOLDOWN`` seconds between trials, with the provider's reason kept for the board and
+  ``/readyz`` until a trial goes through.
 """
 
 from __future__ import annotations
@@ -30,11 +34,23 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+# Seconds between trial messages on a halted provider: long enough not to hammer an account that
+# refuses us, short enough that a fixed credential is noticed within a minute.
+HALT_COOLDOWN = 60.0
+
+
 @dataclass
 class _Circuit:
     failures: int = 0
     opened_at: float | None = None
     trial: bool = False
+    halted: str | None = None  # why a configuration error halted the provider
+
+
+@dataclass(frozen=True)
+class Halt:
+    reason: str
+    since: float  # on the breaker's clock
 
 
 class CircuitBreaker:
@@ -50,16 +66,32 @@ class CircuitBreaker:
         with self._lock:
             return self._state(self._circuits.setdefault(channel, _Circuit()))
 
+    def _cooldown(self, c: _Circuit) -> float:
+        return HALT_COOLDOWN if c.halted is not None else self.cooldown
+
     def _state(self, c: _Circuit) -> BreakerState:
         if c.opened_at is None:
             return BreakerState.CLOSED
-        return BreakerState.OPEN if self._now() - c.opened_at < self.cooldown else BreakerState.HALF_OPEN
+        return BreakerState.OPEN if self._now() - c.opened_at < self._cooldown(c) else BreakerState.HALF_OPEN
 
     def retry_in(self, channel: Channel) -> float:
         """Seconds until an open circuit lets a trial through (0 when it would now)."""
         with self._lock:
             c = self._circuits.setdefault(channel, _Circuit())
-            return 0.0 if c.opened_at is None else max(0.0, self.cooldown - (self._now() - c.opened_at))
+            return 0.0 if c.opened_at is None else max(0.0, self._cooldown(c) - (self._now() - c.opened_at))
+
+    def halt(self, channel: Channel, reason: str) -> None:
+        """A configuration error: open now, whatever the count, and keep the reason."""
+        with self._lock:
+            c = self._circuits.setdefault(channel, _Circuit())
+            c.trial, c.failures, c.opened_at = False, max(c.failures, self.threshold), self._now()
+            c.halted = reason[:300]
+
+    def halted(self) -> dict[Channel, Halt]:
+        """The channels halted by a configuration error, with the reason."""
+        with self._lock:
+            return {channel: Halt(c.halted, c.opened_at or 0.0) for channel, c in self._circuits.items()
+                    if c.halted is not None}
 
     def allow(self, channel: Channel) -> bool:
         """May a message go out on this channel now? In half-open state one trial at a time."""
@@ -78,7 +110,7 @@ class CircuitBreaker:
             c = self._circuits.setdefault(channel, _Circuit())
             c.trial = False
             if ok:
-                c.failures, c.opened_at = 0, None
+                c.failures, c.opened_at, c.halted = 0, None, None
                 return
             c.failures += 1
             if c.failures >= self.threshold or c.opened_at is not None:

@@ -24,11 +24,10 @@ from ..domain.channels import Channel
 from .base import (
     ChannelAdapter,
     ChannelError,
-    ConfigurationError,
     OutboundMessage,
-    PermanentError,
     SendResult,
     TransientError,
+    error_for_status,
     parse_retry_after,
 )
 from .registry import AdapterDeps, register
@@ -237,13 +236,9 @@ class _Clients:
 
 
 def _checked(response: _Reply) -> _Reply:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        raise TransientError(f"simulator endpoint answered {status}", _retry_after(response))
-    if status in (401, 403):
-        raise ConfigurationError(f"simulator endpoint refused us: {status}")
-    if status >= 400:
-        raise PermanentError(f"simulator endpoint rejected the message: {status}")
+    if error := error_for_status(response.status_code, f"simulator endpoint answered {response.status_code}",
+                                 _retry_after(response)):
+        raise error
     return response
 
 

@@ -39,6 +39,7 @@ from .base import (
     PermanentError,
     SendResult,
     TransientError,
+    error_for_status,
     parse_retry_after,
 )
 from .registry import AdapterDeps, register
@@ -109,15 +110,14 @@ def classify(exc: Exception, retry_after: float | None = None) -> TransientError
     what = f"twilio answered {status} (code {code}): {detail}"
     if not isinstance(status, int):
         return TransientError(f"twilio client error: {type(exc).__name__}: {exc}")
-    if status == 429 or status >= 500:
-        return TransientError(what, retry_after)
-    if status == 401 or code == AUTHENTICATION or status == 403:
+    if code == AUTHENTICATION:
         return ConfigurationError(what)
-    if code == INVALID_NUMBER:
+    if code == INVALID_NUMBER and status < 500:
         return PermanentError(f"invalid phone number: {what}")
-    if code == UNSUBSCRIBED:
+    if code == UNSUBSCRIBED and status < 500:
         return PermanentError(f"the recipient has unsubscribed (STOP): {what}")
-    return PermanentError(what)
+    error = error_for_status(status, what, retry_after)
+    return error if isinstance(error, TransientError | PermanentError | ConfigurationError) else TransientError(what)
 
 
 class _TwilioAdapter(ChannelAdapter):

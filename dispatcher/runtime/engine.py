@@ -177,7 +177,8 @@ class Engine:
             dispatch.finish(session, outcomes, self.clock(), self.name)
             beat(session, f"worker:{self.name}", "worker", self.clock(), {
                 "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
-                "circuits": {c.value: self._breaker.state(c).value for c in Channel}})
+                "circuits": {c.value: self._breaker.state(c).value for c in Channel},
+                "halted": {c.value: h.reason for c, h in self._breaker.halted().items()}})
         return len(jobs)
 
     async def _deliver(self, jobs: list[dispatch.Job], lease: timedelta) -> list[dispatch.Outcome]:

@@ -25,6 +25,7 @@ from ..channels.base import (
     Address,
     ChannelAdapter,
     ChannelError,
+    ConfigurationError,
     OutboundMessage,
     PermanentError,
     SendResult,
@@ -76,7 +77,8 @@ class Outcome:
     transient: bool = False
     handed_over: float = 0.0  # time.monotonic() when the provider took it
     stopped: str | None = None  # not handed over: handover.ANSWERED or handover.LEASE_LOST
-    wait: float | None = None  # not handed over: the channel's circuit is open for this many seconds
+    wait: float | None = None  # try again in this many seconds: the channel's circuit is open
+    tried: bool = True  # False: nothing was handed over (the circuit refused it): not counted as a try
 
     @property
     def sent(self) -> bool:
@@ -215,6 +217,10 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             except PermanentError:  # the provider answered: it is up, the message was refused
                 _record(breaker, channel, True)
                 raise
+            except ConfigurationError as exc:  # our account is refused: halt the provider, keep the message
+                if breaker is not None:
+                    breaker.halt(channel, f"{adapter.provider}: {exc}")
+                raise
             except BaseException:
                 _record(breaker, channel, False)
                 raise
@@ -229,7 +235,13 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                                error="answered before hand-over" if stop.reason == ANSWERED else "lease lost")
             except _CircuitOpen:
                 return Outcome(job, adapter.provider, transient=True, wait=max(1.0, breaker.retry_in(channel)),
-                               error="channel down: circuit open, waiting for it to half-open")
+                               error="channel down: circuit open, waiting for it to half-open", tried=False)
+            except ConfigurationError as exc:
+                if breaker is None:  # nothing to halt: the message fails as before
+                    outcome = Outcome(job, adapter.provider, error=f"ConfigurationError: {exc}")
+                else:  # not this message's fault: it waits for the provider to be fixed (the next step runs now)
+                    outcome = Outcome(job, adapter.provider, transient=True, wait=max(1.0, breaker.retry_in(channel)),
+                                      error=f"provider halted, configuration error: {exc}")
             except ChannelError as exc:
                 outcome = Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
                                   transient=isinstance(exc, TransientError))
@@ -323,7 +335,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             status = AttemptStatus.CANCELLED
         elif o.transient:  # a wait, never the end: claimed again at its retry time
             status, wait = AttemptStatus.QUEUED, o.wait or retry_delay(row.tries).total_seconds()
-            if o.wait:
+            if not o.tried:
                 tries -= 1  # nothing was handed over: the circuit refused it
         elif not o.sent:
             status = AttemptStatus.FAILED

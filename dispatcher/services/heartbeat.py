@@ -4,7 +4,7 @@ but consuming nothing passes any PID or TCP check)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,12 +40,28 @@ def engine_health(session: Session, now: datetime) -> dict[str, str]:
     queued = session.scalar(select(func.count()).where(claimable(now))) or 0
     checks["workers"] = "ok" if waiting < QUEUE_STALE_S else (
         f"stalled: {queued} attempts queued, the oldest waiting {waiting:.0f} s")
+    checks["channels"] = _halted_channels(session, now)
     checks["escalations"] = _final_escalations(session, now)
     checks["warnings"] = _stuck(session)
     overdue = session.scalar(select(func.min(CalloutRow.next_due)).where(CalloutRow.state.in_(OPEN_STATES)))
     late = (now - overdue).total_seconds() if overdue else 0.0
     checks["timers"] = "ok" if late < QUEUE_STALE_S else f"escalation steps overdue by {late:.0f} s"
     return checks
+
+
+def _halted_channels(session: Session, now: datetime) -> str:
+    """Providers a live worker has halted on a configuration error (credentials refused, template
+    not approved, account in arrears): nothing goes out on that channel until someone fixes it."""
+    since = now - timedelta(seconds=QUEUE_STALE_S)
+    halted: dict[str, str] = {}
+    for (info,) in session.execute(select(HeartbeatRow.info).where(HeartbeatRow.role == "worker",
+                                                                   HeartbeatRow.at >= since)):
+        for channel, reason in sorted(((info or {}).get("halted") or {}).items()):
+            halted.setdefault(str(channel), str(reason))
+    if not halted:
+        return "ok"
+    return "; ".join(f"{channel} halted ({reason}): fix the provider's configuration; its messages wait"
+                     for channel, reason in sorted(halted.items()))
 
 
 def _final_escalations(session: Session, now: datetime) -> str:

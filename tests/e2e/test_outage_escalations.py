@@ -4,9 +4,9 @@ until it is delivered or a person answers the call-out, and loud on /readyz mean
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from dispatcher.channels.base import TransientError
+from dispatcher.channels.base import ConfigurationError, TransientError
 from dispatcher.channels.simulator import SimOutbox
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow
@@ -69,3 +69,35 @@ def test_an_answer_stops_the_retries_of_the_final_escalation(harness: Harness, e
     harness.advance(seconds=2)
     assert {status for _, status, _ in _unreached_list(harness.url)} == {"cancelled"}
     assert harness.client.get("/readyz").json()["checks"]["escalations"] == "ok"
+
+
+def test_a_configuration_error_halts_the_provider_keeps_its_messages_and_says_so(
+        harness: Harness, engine: Engine, outbox: SimOutbox) -> None:
+    # bad input: the SMS provider refuses our account (bad credentials, template not approved, arrears)
+    engine.adapter(Channel.SMS).fail_next(1000, ConfigurationError("HTTP 401: authentication failed"))
+    harness.post()
+    harness.settle()
+    with transaction(harness.url) as session:
+        alerts = [(a.status, a.tries) for a in session.scalars(
+            select(AttemptRow).where(AttemptRow.channel == "sms", AttemptRow.purpose == "alert"))]
+    # One refusal halts the provider: its messages wait (none failed), nothing more is tried for now.
+    assert alerts and {status for status, _ in alerts} == {"queued"}, alerts
+    assert sum(tries for _, tries in alerts) == 1
+    ready = harness.client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["channels"] == (
+        "sms halted (simulator: HTTP 401: authentication failed): fix the provider's configuration; "
+        "its messages wait")
+    # The official's own step has no working channel now: the voice re-call runs at once, not in 3 minutes.
+    harness.advance(seconds=2)
+    for person in ("sun", "zhou", "zheng"):
+        harness.expect(person, "voice", "reminder")
+    harness.advance(seconds=30)  # still halted: no new try inside the halt's minute
+    with transaction(harness.url) as session:
+        assert session.scalar(select(func.sum(AttemptRow.tries)).where(AttemptRow.channel == "sms")) == 1
+    engine.adapter(Channel.SMS)._pending.clear()  # someone fixed the account
+    harness.advance(seconds=31)  # the halt's minute is over: a trial goes and closes the circuit …
+    harness.advance(seconds=3)  # … and the waiting messages follow
+    for person in ("sun", "zhou", "zheng"):
+        harness.expect(person, "sms", "alert")
+    assert harness.client.get("/readyz").json()["checks"]["channels"] == "ok"

@@ -61,7 +61,7 @@ def test_health_and_readiness(client: TestClient, settings, clock) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "schema": "ok", "site": "ok", "scheduler": "ok",
-                                      "escalations": "ok", "warnings": "ok",
+                                      "channels": "ok", "escalations": "ok", "warnings": "ok",
                                       "workers": "ok", "timers": "ok"}
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from dispatcher.channels.base import TransientError
-from dispatcher.channels.resilience import BreakerState, CircuitBreaker
+from dispatcher.channels.resilience import HALT_COOLDOWN, BreakerState, CircuitBreaker
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.limits import RateLimit, parse_limits
 from dispatcher.runtime.limits import MARGIN, READY_LEAD, MemoryPacer, Pacing, lateness_allowed
@@ -71,6 +71,24 @@ def test_the_breaker_opens_after_repeated_failures_and_a_trial_closes_it() -> No
     assert not breaker.allow(Channel.VOICE)  # … at a time
     breaker.record(Channel.VOICE, ok=True)
     assert breaker.state(Channel.VOICE) is BreakerState.CLOSED
+
+
+def test_a_configuration_error_halts_at_once_for_a_minute_and_a_good_trial_clears_it() -> None:
+    t = FakeTime()
+    breaker = CircuitBreaker(threshold=3, cooldown=5, now=t)
+    breaker.halt(Channel.SMS, "aliyun: isv.AMOUNT_NOT_ENOUGH")  # one refusal, not three
+    assert breaker.state(Channel.SMS) is BreakerState.OPEN
+    assert breaker.halted()[Channel.SMS].reason == "aliyun: isv.AMOUNT_NOT_ENOUGH"
+    t.t += 30  # a transient circuit would be trying again by now; a halted one waits its minute
+    assert not breaker.allow(Channel.SMS) and breaker.retry_in(Channel.SMS) == HALT_COOLDOWN - 30
+    t.t += 30
+    assert breaker.allow(Channel.SMS)
+    breaker.record(Channel.SMS, ok=False)  # still refused: halted again, reason kept
+    assert Channel.SMS in breaker.halted() and not breaker.allow(Channel.SMS)
+    t.t += HALT_COOLDOWN
+    assert breaker.allow(Channel.SMS)
+    breaker.record(Channel.SMS, ok=True)
+    assert breaker.halted() == {} and breaker.state(Channel.SMS) is BreakerState.CLOSED
 
 
 # --- a worker's turns: never before its slot, never squeezed into the next one -------------------
