@@ -138,6 +138,7 @@ def preview(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show who a warning would call, with which steps, and the readiness gaps."""
+    from .channels.registry import rate_limits
     from .intake.errors import IntakeError
     from .services.errors import NotReady
     from .services.preview import preview as run_preview
@@ -150,7 +151,7 @@ def preview(
     try:
         with transaction(get_settings().database_url) as session:
             result = run_preview(current_site(session), hazard, level, codes, when, sender,
-                                 limits=get_settings().limits)
+                                 limits=rate_limits(get_settings()))
     except (IntakeError, NotReady) as exc:
         raise fail(str(exc)) from None
     if as_json:

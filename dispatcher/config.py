@@ -52,6 +52,32 @@ class Settings(BaseSettings):
     twilio_from_number: str = ""
     twilio_api_base: str = ""  # override of Twilio's REST base URL (fakes, proxies); empty = Twilio's own
 
+    # Aliyun (阿里云) SMS (Dysmsapi) and voice (Dyvmsapi). Endpoints: the providers' public hosts;
+    # plain http only to loopback (fakes). Configured when the AccessKey pair is set.
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: str = ""
+    aliyun_sms_sign_name: str = ""  # the approved signature (签名), e.g. 青溪县应急管理局
+    aliyun_voice_show_number: str = ""  # CalledShowNumber: the number the official sees calling
+    aliyun_sms_endpoint: str = "dysmsapi.aliyuncs.com"
+    aliyun_voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+
+    # Tencent Cloud (腾讯云) SMS and voice messages (VMS). Configured when the SecretId pair is set.
+    tencent_secret_id: str = ""
+    tencent_secret_key: str = ""
+    tencent_region: str = "ap-guangzhou"
+    tencent_sms_app_id: str = ""  # SmsSdkAppId
+    tencent_sms_sign_name: str = ""
+    tencent_voice_app_id: str = ""  # VoiceSdkAppid
+    tencent_sms_endpoint: str = "sms.tencentcloudapi.com"
+    tencent_voice_endpoint: str = "vms.tencentcloudapi.com"
+
+    # Template codes per purpose x channel x provider (a YAML file; see docs/channels-carriers.md).
+    carrier_templates: str = ""
+    # Providers of a channel in the order they are tried (comma-separated); empty: every configured
+    # one in the order aliyun, tencent, twilio.
+    sms_providers: str = ""
+    voice_providers: str = ""
+
     # IM robots: one group robot per kind; a kind whose URL is empty is not used.
     dingtalk_webhook_url: str = ""
     dingtalk_secret: str = ""

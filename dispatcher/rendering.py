@@ -24,7 +24,8 @@ from .domain.callouts import Purpose
 from .domain.channels import Channel
 from .domain.hazards import Hazard, Level
 
-__all__ = ["BEIJING", "DEFAULT_LANG", "MessageContext", "Rendered", "render", "sms_segments"]
+__all__ = ["BEIJING", "DEFAULT_LANG", "TEMPLATE_VARIABLES", "MessageContext", "Rendered", "render", "sms_segments",
+           "template_variables"]
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 DEFAULT_LANG = "zh"
@@ -171,6 +172,41 @@ def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
         "step": ctx.step, "drill_prefix": drill_prefix, "title": words.title(ctx.hazard, ctx.level),
         "hazard_name": words.hazard(ctx.hazard), "level_name": words.level(ctx.level),
         "sent_text": words.when(sent), "sent_spoken": words.spoken_when(sent),
+    }
+
+
+# The values a provider-approved template (Aliyun's ${name}, Tencent's {1}) can be given, as strings:
+# the same words our own Jinja2 templates use, so an approved wording and ours say the same thing.
+TEMPLATE_VARIABLES: dict[str, str] = {
+    "official": "the recipient's name (王建国)",
+    "subject_official": "whose call-out is unanswered (to_deputy … unreached; else the recipient)",
+    "title": "the warning's title (暴雨红色预警)",
+    "hazard_name": "the hazard (暴雨)",
+    "level_name": "the level (红色)",
+    "headline": "the warning's headline",
+    "areas": "up to 4 affected places (龙潭镇、白云镇等5地)",
+    "instruction": "what to do",
+    "sent_text": "when it was issued, Beijing time (7月16日03:10)",
+    "sent_spoken": "the same, as spoken (7月16日3时10分)",
+    "ack_code": "the 4-digit acknowledgement code",
+    "link": "the signed confirm link (empty where the channel takes replies)",
+    "drill_prefix": "【演练】 on a drill, else empty",
+    "step": "the plan step (the round number)",
+}
+
+
+def template_variables(lang: str, ctx: MessageContext) -> dict[str, str]:
+    """TEMPLATE_VARIABLES for one recipient, unshortened (each provider cuts to its own limits)."""
+    words = _LANGS.get(lang, _LANGS[DEFAULT_LANG])
+    values = _variables(lang, ctx)
+    names = [a for a in ctx.areas if a]
+    areas = words.listed(names[:4], len(names)) if names else _NO_AREAS.get(lang, _NO_AREAS[DEFAULT_LANG])
+    return {
+        "official": ctx.official, "subject_official": ctx.subject_official, "title": values["title"],
+        "hazard_name": values["hazard_name"], "level_name": values["level_name"],
+        "headline": " ".join(ctx.headline.split()), "areas": areas, "instruction": " ".join(ctx.instruction.split()),
+        "sent_text": values["sent_text"], "sent_spoken": values["sent_spoken"], "ack_code": ctx.ack_code,
+        "link": ctx.link or "", "drill_prefix": values["drill_prefix"].strip(), "step": str(ctx.step),
     }
 
 

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..domain.callouts import Purpose
 from ..domain.channels import Channel
 from ..domain.hazards import Level
+from ..domain.limits import RateLimit
+from ..rendering import MessageContext, template_variables
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = ["Address", "ChannelAdapter", "ChannelError", "ConfigurationError", "OutboundMessage", "PermanentError",
            "Purpose", "SendResult", "TransientError", "error_for_status", "parse_retry_after"]
@@ -46,6 +51,14 @@ class OutboundMessage:
     ack_code: str = ""
     link: str | None = None
     drill: bool = False
+    # What the text was rendered from: providers that only send approved templates (Aliyun,
+    # Tencent) fill their template's variables from it (``variables()``).
+    context: MessageContext | None = None
+    lang: str = "zh"
+
+    def variables(self) -> dict[str, str]:
+        """rendering.TEMPLATE_VARIABLES for this message (empty if it carries no context)."""
+        return template_variables(self.lang, self.context) if self.context is not None else {}
 
 
 @dataclass(frozen=True)
@@ -109,7 +122,17 @@ def error_for_status(status: int, what: str, retry_after: str | float | None = N
 
 
 class ChannelAdapter(ABC):
-    """A way to reach people. Subclasses declare their channel and a short provider name."""
+    """A way to reach people. Each adapter class declares what it is; the engine, the preview and
+    the roster read these declarations, not lists of their own:
+
+    - ``channel`` (whose ``Channel.kind`` says which contact field it needs, whether its messages
+      carry the confirm link, whether calls to one person are spaced) and ``provider``;
+    - ``can_look_up`` / ``calls_back``: how a message in doubt is found again;
+    - ``batch_size``: how many messages one provider request can carry (``send_many``);
+    - ``max_length``: the characters of one message's text the provider takes (longer: cut);
+    - ``default_limit(settings)``: the provider's documented rate, used when
+      JIAOYING_RATE_LIMITS says nothing for the channel.
+    """
 
     channel: ClassVar[Channel]
     provider: ClassVar[str]
@@ -117,14 +140,33 @@ class ChannelAdapter(ABC):
     # calls back with its status and our key (so a message it has is known once the callback arrives).
     can_look_up: ClassVar[bool] = False
     calls_back: ClassVar[bool] = False
+    batch_size: ClassVar[int] = 1
+    max_length: ClassVar[int | None] = None
+
+    @classmethod
+    def default_limit(cls, settings: Settings) -> RateLimit | None:
+        """The provider's own rate limit for this channel (None: none documented)."""
+        return None
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:
         """Hand the message over. Raises a ChannelError subclass on failure."""
 
-    async def lookup(self, key: str) -> SendResult | None:
+    async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
+        """Hand several messages over (at most ``batch_size``), one outcome each, in order: a
+        refused number fails only its own message. Batch adapters send them in one request."""
+        outcomes: list[SendResult | ChannelError] = []
+        for message in messages:
+            try:
+                outcomes.append(await self.send(message))
+            except ChannelError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def lookup(self, key: str, to: Address | None = None) -> SendResult | None:
         """Whether the provider already has the message with this key (after a crash left the
-        attempt in doubt). ``None``: not found, or the provider cannot tell."""
+        attempt in doubt); ``to``, where known, is whom it was for (some providers look up by
+        number). ``None``: not found, or the provider cannot tell."""
         return None
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing

@@ -107,6 +107,6 @@ def _by_codes(codes: list[int], text: str) -> TransientError | PermanentError:
     return PermanentError(text)
 
 
-@register(Channel.EMAIL, "smtp", configured=lambda s: bool(s.smtp_host and s.smtp_from))
+@register(Channel.EMAIL, "smtp", configured=lambda s: bool(s.smtp_host and s.smtp_from), adapter=EmailAdapter)
 def build(deps: AdapterDeps) -> ChannelAdapter:
     return EmailAdapter(deps.settings)

@@ -11,8 +11,9 @@ None of the robots can call back, so the message carries the per-official signed
 (``OutboundMessage.link``) as a button, and mentions the official by phone where the robot can.
 All three IM APIs answer HTTP 200 on business errors: ``errcode``/``code`` != 0 is a failure.
 
-Rate limits are declared (``per_minute``, ``per_second``) for the shared token bucket; they are
-not enforced here yet.
+Each robot declares its limit (``per_minute``, ``per_second``); the adapter's ``default_limit`` is
+the strictest configured robot's, which the engine's shared meter keeps (a DingTalk robot that
+gets more than 20 a minute is throttled for 10 minutes) unless JIAOYING_RATE_LIMITS says otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import httpx
 from ..config import Settings
 from ..domain.channels import Channel
 from ..domain.hazards import Level
+from ..domain.limits import RateLimit
 from .base import (
     ChannelAdapter,
     ChannelError,
@@ -298,6 +300,13 @@ class ImAdapter(ChannelAdapter):
     def kinds(self) -> str:
         return "+".join(r.kind for r in self.robots)
 
+    @classmethod
+    def default_limit(cls, settings: Settings) -> RateLimit | None:
+        """Every message goes to every robot: the slowest robot sets the pace."""
+        limits = [RateLimit(r.per_minute, 60) for r in robots_from(settings)]
+        limits += [RateLimit(r.per_second, 1) for r in robots_from(settings) if r.per_second]
+        return min(limits, key=lambda limit: limit.per_second, default=None)
+
     async def send(self, message: OutboundMessage) -> SendResult:
         if not self.robots:
             raise ConfigurationError("no IM robot is configured (JIAOYING_DINGTALK_WEBHOOK_URL, …)")
@@ -332,6 +341,6 @@ def _configured(settings: Settings) -> bool:
                 or settings.im_webhook_url)
 
 
-@register(Channel.IM, "im", configured=_configured)
+@register(Channel.IM, "im", configured=_configured, adapter=ImAdapter)
 def build(deps: AdapterDeps) -> ChannelAdapter:
     return ImAdapter(robots_from(deps.settings))

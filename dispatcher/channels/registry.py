@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..domain.channels import Channel
+from ..domain.limits import RateLimit
 from .base import ChannelAdapter
 
 if TYPE_CHECKING:
     from .simulator import SimOutbox
 
 __all__ = ["ADAPTER_MODULES", "SIMULATOR", "AdapterDeps", "AdapterFactory", "Registration", "build_adapters",
-           "choose_provider", "register", "registrations"]
+           "choose_provider", "rate_limits", "register", "registrations"]
 
 SIMULATOR = "simulator"
 # Modules under dispatcher.channels whose import registers adapters.
@@ -49,21 +50,23 @@ class Registration:
     provider: str
     factory: AdapterFactory
     configured: Callable[[Settings], bool]
+    adapter: type[ChannelAdapter] | None = None  # the class the factory builds: its declarations
 
 
 _registry: dict[tuple[Channel, str], Registration] = {}
 
 
 def register(channel: Channel, provider: str, *, configured: Callable[[Settings], bool] | None = None,
-             ) -> Callable[[AdapterFactory], AdapterFactory]:
+             adapter: type[ChannelAdapter] | None = None) -> Callable[[AdapterFactory], AdapterFactory]:
     """Register a factory. ``configured`` says whether the settings carry this provider's
-    credentials; the simulator needs none."""
+    credentials (the simulator needs none); ``adapter`` is the class it builds, whose declarations
+    (default rate limit, batch size, …) are read without building it."""
 
     def decorate(factory: AdapterFactory) -> AdapterFactory:
         key = (channel, provider)
         if key in _registry and _registry[key].factory is not factory:
             raise ValueError(f"{provider!r} is already registered for {channel}")
-        _registry[key] = Registration(channel, provider, factory, configured or (lambda _settings: True))
+        _registry[key] = Registration(channel, provider, factory, configured or (lambda _settings: True), adapter)
         return factory
 
     return decorate
@@ -82,6 +85,19 @@ def choose_provider(channel: Channel, settings: Settings) -> str:
         if reg.channel == channel and reg.provider != SIMULATOR and reg.configured(settings):
             return reg.provider
     return SIMULATOR
+
+
+def rate_limits(settings: Settings) -> dict[Channel, RateLimit]:
+    """The limits the engine paces each channel by: JIAOYING_RATE_LIMITS where it names the channel,
+    else the chosen provider's own documented limit (its adapter's ``default_limit``)."""
+    limits: dict[Channel, RateLimit] = {}
+    for channel in Channel:
+        registration = _registry.get((channel, choose_provider(channel, settings)))
+        if registration is not None and registration.adapter is not None:
+            declared = registration.adapter.default_limit(settings)
+            if declared is not None:
+                limits[channel] = declared
+    return limits | settings.limits
 
 
 def build_adapters(settings: Settings, outbox: SimOutbox, *, sim_endpoint: str | None = None,

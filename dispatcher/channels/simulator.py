@@ -22,6 +22,7 @@ import aiohttp
 
 from ..domain.channels import Channel
 from .base import (
+    Address,
     ChannelAdapter,
     ChannelError,
     OutboundMessage,
@@ -135,7 +136,7 @@ class SimulatorAdapter(ChannelAdapter):
         self.outbox.record(message, provider_id)
         return SendResult(provider_id)
 
-    async def lookup(self, key: str) -> SendResult | None:
+    async def lookup(self, key: str, to: Address | None = None) -> SendResult | None:
         if self.endpoint is None:
             mine = [s for s in self.outbox.by_key(key) if s.message.channel == self.channel]
             return SendResult(mine[0].provider_id) if mine else None
@@ -261,4 +262,4 @@ def _simulator_factory(channel: Channel) -> Callable[[AdapterDeps], ChannelAdapt
 
 
 for _channel in Channel:
-    register(_channel, SimulatorAdapter.provider)(_simulator_factory(_channel))
+    register(_channel, SimulatorAdapter.provider, adapter=SimulatorAdapter)(_simulator_factory(_channel))

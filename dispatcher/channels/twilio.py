@@ -185,11 +185,11 @@ def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(value)
 
 
-@register(Channel.SMS, "twilio", configured=twilio_configured)
+@register(Channel.SMS, "twilio", configured=twilio_configured, adapter=TwilioSmsAdapter)
 def build_sms(deps: AdapterDeps) -> ChannelAdapter:
     return TwilioSmsAdapter(deps.settings)
 
 
-@register(Channel.VOICE, "twilio", configured=twilio_configured)
+@register(Channel.VOICE, "twilio", configured=twilio_configured, adapter=TwilioVoiceAdapter)
 def build_voice(deps: AdapterDeps) -> ChannelAdapter:
     return TwilioVoiceAdapter(deps.settings)

@@ -31,9 +31,6 @@ from .channels import Channel
 from .limits import RateLimit
 from .rules import Resolution
 
-NOUNS = {Channel.VOICE: ("call", "calls"), Channel.SMS: ("text message", "text messages"),
-         Channel.IM: ("IM message", "IM messages"), Channel.EMAIL: ("email", "emails")}
-
 
 @dataclass(frozen=True)
 class ChannelLoad:
@@ -80,7 +77,7 @@ class StepLoad:
         out = []
         for c in self.late:
             assert c.limit is not None and self.deadline is not None
-            noun = NOUNS[c.channel][c.messages != 1]
+            noun = c.channel.kind.noun[c.messages != 1]
             out.append(f"{self.label} ({c.channel.value}) of plan {self.plan_id}: {c.messages} {noun} at "
                        f"{c.limit} take {span(c.time)}, longer than the {span(self.deadline)} until "
                        f"{self.next_label}")

@@ -22,14 +22,8 @@ class Person:
     superior: str | None = None
 
     def reachable_by(self, channel: Channel) -> bool:
-        """Whether the roster holds an address for this person on ``channel``."""
-        if channel in (Channel.SMS, Channel.VOICE):
-            return bool(self.phone)
-        if channel is Channel.EMAIL:
-            return bool(self.email)
-        if channel is Channel.IM:
-            return bool(self.im)
-        return False
+        """Whether the roster holds an address for this person on ``channel`` (its kind's contact field)."""
+        return bool(getattr(self, channel.kind.contact, None))
 
     def has_any_role(self, roles: frozenset[str] | tuple[str, ...]) -> bool:
         return any(r in roles for r in self.roles)

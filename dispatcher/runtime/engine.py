@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..channels.base import ChannelAdapter, SendResult
+from ..channels.registry import rate_limits
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claimable
@@ -64,7 +65,7 @@ class Engine:
         self.on_work = on_work or (lambda: None)
         self._loop = asyncio.new_event_loop()
         self._adapters = self._loop.run_until_complete(_build(adapters))
-        self._limits = settings.limits
+        self._limits = rate_limits(settings)  # configured, else the providers' own
         self._pacing = Pacing(make_pacer(self._limits, settings.broker_url), self._limits)
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
         self._breaker = CircuitBreaker(now=lambda: self.clock().timestamp())  # on the engine's clock, as timers are
@@ -156,7 +157,7 @@ class Engine:
         want = limit or self.batch
         lease = timedelta(seconds=self.settings.attempt_lease_seconds)
         jobs: list[dispatch.Job] = []
-        spaced = {Channel.VOICE} if self._spacing else set()
+        spaced = {c for c in Channel if c.kind.spaced_per_callee} if self._spacing else set()
         free = [c for c in Channel if c not in self._limits and c not in spaced]
         if free:
             with transaction(self.url, background=True) as session:

@@ -44,9 +44,10 @@ from ..domain.record import EventKind
 from ..domain.roster import Person
 from ..domain.site import Site
 from ..links import link_url, make_token
+from ..rendering import render
 from .chain import newest
 from .handover import ANSWERED, LEASE_LOST, HandOverGuard, HandOverStopped
-from .messages import compose
+from .messages import message_context
 from .site import current_site
 
 logger = logging.getLogger("jiaoying.dispatch")
@@ -122,26 +123,22 @@ def _in_chunks(session: Session, columns: tuple[Any, ...], key: Any, ids: list[i
     return sorted(rows, key=lambda r: r.id)
 
 
-# Channels that cannot take a reply carry a signed link to the confirm page instead.
-LINKED_CHANNELS = (Channel.IM, Channel.EMAIL)
-
-
 def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, settings: Settings | None,
          now: datetime) -> Job:
     recipient = site.people.get(attempt.recipient_id)
     official = site.people.get(callout.person_id)
     channel, purpose = Channel(attempt.channel), Purpose(attempt.purpose)
     link = None
-    if settings is not None and channel in LINKED_CHANNELS and purpose is not Purpose.CANCEL:
+    if settings is not None and channel.kind.carries_link and purpose is not Purpose.CANCEL:
         # bound to the recipient: a deputy's link confirms on the official's behalf, as the deputy
         link = link_url(settings, make_token(settings, callout.id, attempt.recipient_id, now,
                                              not_after=content.expires))
-    subject, text = compose(site, channel, purpose, content, callout, recipient, official, link=link,
-                            step=attempt.step_index)
+    context = message_context(site, content, callout, recipient, official, link, attempt.step_index)
+    rendered = render(channel, purpose, "zh", context)
     message = OutboundMessage(
         key=attempt.key, channel=channel, purpose=purpose, to=_address(recipient, attempt.recipient_id),
-        subject=subject, text=text, level=Level(callout.level), ack_code=callout.ack_code, link=link,
-        drill=callout.drill,
+        subject=rendered.subject, text=rendered.text, level=Level(callout.level), ack_code=callout.ack_code,
+        link=link, drill=callout.drill, context=context,
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
     return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1,
@@ -185,8 +182,8 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
         if guard is not None:
             await guard.clear(job.attempt_id)
 
-    async def arrived(adapter: ChannelAdapter, key: str) -> SendResult | None:
-        found = await adapter.lookup(key)
+    async def arrived(adapter: ChannelAdapter, key: str, to: Address) -> SendResult | None:
+        found = await adapter.lookup(key, to)
         if found is None and receipts is not None:
             found = await receipts(key)
         return found
@@ -202,7 +199,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             if tried:  # a try may have reached the provider and only its answer was lost
                 if adapter.calls_back and not adapter.can_look_up:  # only its callback can tell: let it come
                     await asyncio.sleep(max(0.0, CALLBACK_GRACE - (time.monotonic() - last_try)))
-                found = await arrived(adapter, job.message.key)
+                found = await arrived(adapter, job.message.key, job.message.to)
                 if found is not None:
                     return found
             if paced:

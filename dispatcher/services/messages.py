@@ -24,7 +24,14 @@ def compose(site: Site, channel: Channel, purpose: Purpose, content: WarningRow,
             recipient: Person | None, official: Person | None, link: str | None = None,
             lang: str = "zh", step: int = 0) -> tuple[str, str]:
     """``step``: the plan step the message belongs to (the attempt's), shown as the round number."""
-    context = MessageContext(
+    rendered = render(channel, purpose, lang, message_context(site, content, callout, recipient, official, link, step))
+    return rendered.subject, rendered.text
+
+
+def message_context(site: Site, content: WarningRow, callout: CalloutFacts, recipient: Person | None,
+                    official: Person | None, link: str | None = None, step: int = 0) -> MessageContext:
+    """What a message of this call-out to this recipient is written from."""
+    return MessageContext(
         headline=content.headline,
         hazard=Hazard(content.hazard),
         level=Level(content.level),
@@ -39,5 +46,3 @@ def compose(site: Site, channel: Channel, purpose: Purpose, content: WarningRow,
         link=link,
         step=max(step, 0),
     )
-    rendered = render(channel, purpose, lang, context)
-    return rendered.subject, rendered.text

@@ -64,9 +64,10 @@ def attempt_by_ref(session: Session, ref: str | None) -> AttemptRow | None:
 
 
 def record_status(session: Session, now: datetime, provider_id: str, status: str, error_code: str | None = None,
-                  *, attempt_ref: str | None = None) -> bool:
-    """Record one status callback. False (and logged) when no attempt has this sid. ValueError,
-    naming the argument, for text PostgreSQL cannot hold (NUL): such a callback is not Twilio's."""
+                  *, attempt_ref: str | None = None, provider: str = "twilio") -> bool:
+    """Record one status callback. ``status``: Twilio's words, or ours (sent, delivered, failed)
+    from any provider's adapter. False (and logged) when no attempt has this id. ValueError,
+    naming the argument, for text PostgreSQL cannot hold (NUL): such a callback is not a provider's."""
     for name, value in (("provider_id", provider_id), ("status", status), ("error_code", error_code)):
         if value and (problem := text_problem(value)):
             raise ValueError(f"{name}: {problem}")
@@ -80,7 +81,7 @@ def record_status(session: Session, now: datetime, provider_id: str, status: str
             attempt = None  # the key names another send of that attempt: not ours
     status = (status or "").strip().lower()
     if attempt is None:
-        log.warning("twilio status %r for unknown sid %r (attempt %r): recorded nowhere", status, provider_id,
+        log.warning("%s status %r for unknown id %r (attempt %r): recorded nowhere", provider, status, provider_id,
                     attempt_ref)
         return False
     ours = STATUS_MAP.get(status)
@@ -89,17 +90,17 @@ def record_status(session: Session, now: datetime, provider_id: str, status: str
     if changed:
         attempt.status, attempt.updated_at = ours, now
         if ours == "failed":
-            attempt.error = f"twilio: {status}" + (f" (error {error_code})" if error_code else "")
-    append_event(session, attempt.record_id, EventKind.PROVIDER_RECEIPT, "twilio", now, {
+            attempt.error = f"{provider}: {status}" + (f" (error {error_code})" if error_code else "")
+    append_event(session, attempt.record_id, EventKind.PROVIDER_RECEIPT, provider, now, {
         "key": attempt.key, "channel": attempt.channel, "to": attempt.recipient_id, "provider_id": provider_id,
         "provider_status": status, "error_code": error_code, "status": attempt.status if changed else before,
         "changed": changed})
     if changed and ours == "failed":
-        _bring_next_step_forward(session, now, attempt)
+        _bring_next_step_forward(session, now, attempt, provider)
     return True
 
 
-def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRow) -> None:
+def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRow, provider: str) -> None:
     """A failed attempt to the official's own current step: the next step need not wait. A voice
     call that nobody answered is enough; for other channels every attempt of the step must have failed."""
     callout = session.execute(select(CalloutRow).where(CalloutRow.id == attempt.callout_id)
@@ -116,7 +117,7 @@ def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRo
         if alive is not None:
             return
     callout.next_due = now
-    append_event(session, callout.record_id, EventKind.STEP_BROUGHT_FORWARD, "twilio", now, {
+    append_event(session, callout.record_id, EventKind.STEP_BROUGHT_FORWARD, provider, now, {
         "callout": callout.id, "person": callout.person_id, "failed": attempt.key, "next_step": callout.next_step})
 
 
@@ -150,7 +151,7 @@ def voice_script(session: Session, attempt_ref: str | None) -> VoiceScript | Non
 
 
 def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, digits: str,
-                   call_sid: str = "") -> AckResult | None:
+                   call_sid: str = "", provider: str = "twilio") -> AckResult | None:
     """A key pressed on the call: "1" acknowledges the call-out (AckVia.VOICE, by whoever was
     called); anything else is recorded and the message is repeated. None: unknown attempt."""
     attempt = attempt_by_ref(session, attempt_ref)
@@ -158,7 +159,7 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
         log.warning("voice keypress for unknown attempt %r", attempt_ref)
         return None
     digits = (digits or "").strip()
-    ref = f"twilio:gather:{call_sid}:{attempt.key}:{digits}" if call_sid else None
+    ref = f"{provider}:gather:{call_sid}:{attempt.key}:{digits}" if call_sid else None
     inbound = first_arrival(session, now, AckVia.VOICE, attempt.recipient_id, digits, ref)
     if inbound is None:
         log.info("keypress %r on call %s seen before: ignored", digits, call_sid)

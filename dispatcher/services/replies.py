@@ -33,10 +33,11 @@ class IncomingReply:
     sender: str
     body: str
     sid: str = ""  # the provider's message id
+    provider: str = "twilio"
 
     @property
     def ref(self) -> str | None:
-        return f"twilio:sms:{self.sid}" if self.sid else None
+        return f"{self.provider}:sms:{self.sid}" if self.sid else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from ...channels.registry import rate_limits
 from ...services.preview import preview
 from ...services.site import current_site
 from ..deps import ClockDep, KeyDep, SessionDep, SettingsDep
@@ -27,4 +28,4 @@ def plan_preview(
     sender: Annotated[str | None, Query(description="apply plans' sender filters for this sender")] = None,
 ) -> dict[str, Any]:
     codes = [a.strip() for a in areas.split(",") if a.strip()]
-    return preview(current_site(session), hazard, level, codes, at or clock(), sender, limits=settings.limits)
+    return preview(current_site(session), hazard, level, codes, at or clock(), sender, limits=rate_limits(settings))
