@@ -55,6 +55,9 @@ class OutboundMessage:
     # Tencent) fill their template's variables from it (``variables()``).
     context: MessageContext | None = None
     lang: str = "zh"
+    # The attempt's id: a short reference for providers whose own id field is too small for the key
+    # (Aliyun voice's OutId takes 15 bytes); services.receipts.attempt_by_ref finds it again.
+    attempt_id: int | None = None
 
     def variables(self) -> dict[str, str]:
         """rendering.TEMPLATE_VARIABLES for this message (empty if it carries no context)."""

@@ -138,7 +138,7 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
     message = OutboundMessage(
         key=attempt.key, channel=channel, purpose=purpose, to=_address(recipient, attempt.recipient_id),
         subject=rendered.subject, text=rendered.text, level=Level(callout.level), ack_code=callout.ack_code,
-        link=link, drill=callout.drill, context=context,
+        link=link, drill=callout.drill, context=context, attempt_id=attempt.id,
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
     return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1,
