@@ -230,6 +230,7 @@ class Run:
         self.api = f"http://127.0.0.1:{port}"
         self.env = base_env(JIAOYING_DATABASE_URL=self.url, JIAOYING_SIMULATOR_URL=self.sim,
                             JIAOYING_BROKER_URL=self.backends.redis.url, JIAOYING_ENVIRONMENT="production",
+                            JIAOYING_ALLOW_SIMULATORS="1",
                             JIAOYING_PUBLIC_URL=self.api)
         # Only the API checks webhook signatures; the workers keep the simulator for every channel.
         self.api_proc = self.procs.start(

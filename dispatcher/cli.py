@@ -62,6 +62,17 @@ def server_settings() -> Settings:
     return settings
 
 
+def refuse_missing_providers(settings: Settings) -> None:
+    """Production: a channel a loaded plan uses with no provider configured is a refusal, not the
+    simulator (JIAOYING_ALLOW_SIMULATORS=1 allows it, shown on the board)."""
+    from .services.providers import startup_problems
+
+    problems = startup_problems(settings)
+    if problems:
+        raise fail("refusing to start in production mode: " + "; ".join(problems)
+                   + " (or set JIAOYING_ALLOW_SIMULATORS=1 to run on simulators, which reach no phone)")
+
+
 def default_site_dir() -> Path:
     configured = get_settings().site_dir
     return Path(configured) if configured else project_root() / "rosters" / "qingxi"
@@ -359,6 +370,7 @@ def serve(
     from .runtime.embedded import EmbeddedRuntime, default_adapters
 
     settings = server_settings()
+    refuse_missing_providers(settings)
     database = settings.database_url.split("@")[-1]
     # Open board streams (SSE) must not hold a restart hostage: they reconnect by themselves.
     options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 3}
@@ -389,6 +401,7 @@ def scheduler(interval: Annotated[float, typer.Option(help="seconds between pass
         raise fail("JIAOYING_BROKER_URL is not set: the scheduler wakes Celery workers through the broker "
                    "(the embedded `jiaoying serve` needs no scheduler)")
     settings = server_settings()
+    refuse_missing_providers(settings)
     run_scheduler(settings, interval)
 
 

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     sms_providers: str = ""
     voice_providers: str = ""
 
+    # Production only: let a channel a plan uses run on the simulator (nothing reaches a phone) instead
+    # of refusing to start. Shown on the board and /readyz while it lasts.
+    allow_simulators: bool = False
+
     # IM robots: one group robot per kind; a kind whose URL is empty is not used.
     dingtalk_webhook_url: str = ""
     dingtalk_secret: str = ""

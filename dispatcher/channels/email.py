@@ -107,6 +107,7 @@ def _by_codes(codes: list[int], text: str) -> TransientError | PermanentError:
     return PermanentError(text)
 
 
-@register(Channel.EMAIL, "smtp", configured=lambda s: bool(s.smtp_host and s.smtp_from), adapter=EmailAdapter)
+@register(Channel.EMAIL, "smtp", configured=lambda s: bool(s.smtp_host and s.smtp_from), adapter=EmailAdapter,
+          needs=("JIAOYING_SMTP_HOST", "JIAOYING_SMTP_FROM"))
 def build(deps: AdapterDeps) -> ChannelAdapter:
     return EmailAdapter(deps.settings)

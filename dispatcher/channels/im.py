@@ -341,6 +341,8 @@ def _configured(settings: Settings) -> bool:
                 or settings.im_webhook_url)
 
 
-@register(Channel.IM, "im", configured=_configured, adapter=ImAdapter)
+@register(Channel.IM, "im", configured=_configured, adapter=ImAdapter,
+          needs=("JIAOYING_DINGTALK_WEBHOOK_URL", "JIAOYING_WECOM_WEBHOOK_URL", "JIAOYING_FEISHU_WEBHOOK_URL",
+                 "JIAOYING_IM_WEBHOOK_URL: any one"))
 def build(deps: AdapterDeps) -> ChannelAdapter:
     return ImAdapter(robots_from(deps.settings))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .simulator import SimOutbox
 
 __all__ = ["ADAPTER_MODULES", "SIMULATOR", "AdapterDeps", "AdapterFactory", "Registration", "build_adapters",
-           "choose_provider", "rate_limits", "register", "registrations"]
+           "choose_provider", "missing_providers", "rate_limits", "register", "registrations"]
 
 SIMULATOR = "simulator"
 # Modules under dispatcher.channels whose import registers adapters.
@@ -51,13 +51,15 @@ class Registration:
     factory: AdapterFactory
     configured: Callable[[Settings], bool]
     adapter: type[ChannelAdapter] | None = None  # the class the factory builds: its declarations
+    needs: tuple[str, ...] = ()  # the variables that configure it (for messages that say what to set)
 
 
 _registry: dict[tuple[Channel, str], Registration] = {}
 
 
 def register(channel: Channel, provider: str, *, configured: Callable[[Settings], bool] | None = None,
-             adapter: type[ChannelAdapter] | None = None) -> Callable[[AdapterFactory], AdapterFactory]:
+             adapter: type[ChannelAdapter] | None = None, needs: tuple[str, ...] = (),
+             ) -> Callable[[AdapterFactory], AdapterFactory]:
     """Register a factory. ``configured`` says whether the settings carry this provider's
     credentials (the simulator needs none); ``adapter`` is the class it builds, whose declarations
     (default rate limit, batch size, …) are read without building it."""
@@ -66,7 +68,8 @@ def register(channel: Channel, provider: str, *, configured: Callable[[Settings]
         key = (channel, provider)
         if key in _registry and _registry[key].factory is not factory:
             raise ValueError(f"{provider!r} is already registered for {channel}")
-        _registry[key] = Registration(channel, provider, factory, configured or (lambda _settings: True), adapter)
+        _registry[key] = Registration(channel, provider, factory, configured or (lambda _settings: True), adapter,
+                                      needs)
         return factory
 
     return decorate
@@ -85,6 +88,20 @@ def choose_provider(channel: Channel, settings: Settings) -> str:
         if reg.channel == channel and reg.provider != SIMULATOR and reg.configured(settings):
             return reg.provider
     return SIMULATOR
+
+
+def missing_providers(settings: Settings, used: set[Channel] | frozenset[Channel]) -> list[str]:
+    """For each channel in ``used`` that no real provider is configured for: a sentence naming the
+    channel and the variables that would configure one (the production mode refuses to start)."""
+    problems = []
+    for channel in sorted(used, key=list(Channel).index):
+        if choose_provider(channel, settings) != SIMULATOR:
+            continue
+        options = [f"{r.provider} ({', '.join(r.needs)})" for r in registrations()
+                   if r.channel == channel and r.provider != SIMULATOR and r.needs]
+        problems.append(f"{channel.value}: a loaded plan uses it but no provider is configured; set "
+                        + (" or ".join(options) if options else "a provider for it"))
+    return problems
 
 
 def rate_limits(settings: Settings) -> dict[Channel, RateLimit]:

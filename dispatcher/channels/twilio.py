@@ -185,11 +185,13 @@ def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(value)
 
 
-@register(Channel.SMS, "twilio", configured=twilio_configured, adapter=TwilioSmsAdapter)
+@register(Channel.SMS, "twilio", configured=twilio_configured, adapter=TwilioSmsAdapter,
+          needs=("JIAOYING_TWILIO_ACCOUNT_SID", "JIAOYING_TWILIO_AUTH_TOKEN", "JIAOYING_TWILIO_FROM_NUMBER"))
 def build_sms(deps: AdapterDeps) -> ChannelAdapter:
     return TwilioSmsAdapter(deps.settings)
 
 
-@register(Channel.VOICE, "twilio", configured=twilio_configured, adapter=TwilioVoiceAdapter)
+@register(Channel.VOICE, "twilio", configured=twilio_configured, adapter=TwilioVoiceAdapter,
+          needs=("JIAOYING_TWILIO_ACCOUNT_SID", "JIAOYING_TWILIO_AUTH_TOKEN", "JIAOYING_TWILIO_FROM_NUMBER"))
 def build_voice(deps: AdapterDeps) -> ChannelAdapter:
     return TwilioVoiceAdapter(deps.settings)

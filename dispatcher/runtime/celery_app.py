@@ -28,6 +28,7 @@ from celery import Celery, signals
 from ..channels.simulator import SimOutbox
 from ..clock import system_clock
 from ..config import get_settings
+from ..services.providers import startup_problems
 from .embedded import default_adapters
 from .engine import Engine
 
@@ -58,8 +59,14 @@ app = create_celery()
 
 @signals.worker_init.connect
 def _refuse_unsafe_secret(**_: object) -> None:
-    """A worker signs acknowledgement links: it refuses to start with a secret anyone could know."""
-    get_settings().require_safe_secret()
+    """A worker signs acknowledgement links: it refuses to start with a secret anyone could know;
+    and in production it refuses to send a plan's channel to the simulator."""
+    settings = get_settings()
+    settings.require_safe_secret()
+    problems = startup_problems(settings)
+    if problems:
+        raise RuntimeError("refusing to start in production mode: " + "; ".join(problems)
+                           + " (or set JIAOYING_ALLOW_SIMULATORS=1 to run on simulators, which reach no phone)")
 
 
 def now() -> datetime:

@@ -35,6 +35,7 @@ from ..services import broadcasts, callouts, dispatch, escalation, expiry
 from ..services.errors import NotReady
 from ..services.handover import HandOverGuard
 from ..services.heartbeat import beat
+from ..services.providers import simulated
 from .limits import Pacing, make_pacer
 
 log = logging.getLogger("jiaoying.engine")
@@ -87,7 +88,8 @@ class Engine:
         report.reconciled = self.reconcile()
         self.broadcast()
         with transaction(self.url, background=True) as session:
-            beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced})
+            beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced,
+                                                                       "simulated": simulated(self.settings)})
         return report
 
     def apply_pending(self, report: TickReport) -> None:
@@ -179,7 +181,9 @@ class Engine:
             beat(session, f"worker:{self.name}", "worker", self.clock(), {
                 "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
                 "circuits": {c.value: self._breaker.state(c).value for c in Channel},
-                "halted": {c.value: h.reason for c, h in self._breaker.halted().items()}})
+                "halted": {c.value: h.reason for c, h in self._breaker.halted().items()},
+                "providers": {c.value: a.provider for c, a in self._adapters.items()},
+                "simulated": simulated(self.settings)})
         return len(jobs)
 
     async def _deliver(self, jobs: list[dispatch.Job], lease: timedelta) -> list[dispatch.Outcome]:

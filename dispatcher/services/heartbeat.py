@@ -54,14 +54,18 @@ def _halted_channels(session: Session, now: datetime) -> str:
     not approved, account in arrears): nothing goes out on that channel until someone fixes it."""
     since = now - timedelta(seconds=QUEUE_STALE_S)
     halted: dict[str, str] = {}
-    for (info,) in session.execute(select(HeartbeatRow.info).where(HeartbeatRow.role == "worker",
+    simulated: set[str] = set()
+    for (info,) in session.execute(select(HeartbeatRow.info).where(HeartbeatRow.role.in_(("worker", "scheduler")),
                                                                    HeartbeatRow.at >= since)):
         for channel, reason in sorted(((info or {}).get("halted") or {}).items()):
             halted.setdefault(str(channel), str(reason))
-    if not halted:
-        return "ok"
-    return "; ".join(f"{channel} halted ({reason}): fix the provider's configuration; its messages wait"
-                     for channel, reason in sorted(halted.items()))
+        simulated |= {str(c) for c in (info or {}).get("simulated") or ()}
+    problems = [f"{channel} halted ({reason}): fix the provider's configuration; its messages wait"
+                for channel, reason in sorted(halted.items())]
+    if simulated:  # production with JIAOYING_ALLOW_SIMULATORS=1
+        problems.append(f"{', '.join(sorted(simulated))} on the simulator (JIAOYING_ALLOW_SIMULATORS=1): "
+                        "these messages reach no phone")
+    return "; ".join(problems) or "ok"
 
 
 def _final_escalations(session: Session, now: datetime) -> str:
