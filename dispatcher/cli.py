@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_carriers import carriers_app
 from .config import Settings, UnsafeSecret, project_root
 from .config import get_settings as _load_settings
 from .db.session import transaction
@@ -25,6 +26,7 @@ users_app = typer.Typer(help="Duty-officer logins.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(carriers_app, name="carriers")
 
 out = Console()
 err = Console(stderr=True)

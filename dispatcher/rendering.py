@@ -204,7 +204,9 @@ def template_variables(lang: str, ctx: MessageContext) -> dict[str, str]:
     return {
         "official": ctx.official, "subject_official": ctx.subject_official, "title": values["title"],
         "hazard_name": values["hazard_name"], "level_name": values["level_name"],
-        "headline": " ".join(ctx.headline.split()), "areas": areas, "instruction": " ".join(ctx.instruction.split()),
+        # without end punctuation, as our templates' clip() gives them (the template adds its own)
+        "headline": " ".join(ctx.headline.split()).rstrip(_TRAILING), "areas": areas,
+        "instruction": " ".join(ctx.instruction.split()).rstrip(_TRAILING),
         "sent_text": values["sent_text"], "sent_spoken": values["sent_spoken"], "ack_code": ctx.ack_code,
         "link": ctx.link or "", "drill_prefix": values["drill_prefix"].strip(), "step": str(ctx.step),
     }

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,6 +252,40 @@ def _provider_id(response: _Reply) -> str:
 
 def _retry_after(response: _Reply) -> float | None:
     return parse_retry_after(response.headers.get("retry-after"))
+
+
+class BatchSimulatorAdapter(SimulatorAdapter):
+    """A batch provider's simulator (as Aliyun's SendBatchSms or Tencent's SendSms are): up to
+    ``batch_size`` messages per request, one outcome per message — a person in ``failures`` fails
+    only their own; ``fail_next`` fails a whole request. ``requests`` counts the requests, with
+    their monotonic time, for tests and the rate-limit bench."""
+
+    batch_size = 100
+
+    def __init__(self, channel: Channel, outbox: SimOutbox, *, batch_size: int = 100,
+                 failures: Mapping[str, ChannelError] | None = None) -> None:
+        super().__init__(channel, outbox, failures=failures)
+        self.batch_size = batch_size  # type: ignore[misc]  # per instance, as the channel is
+        self.requests: list[tuple[float, int]] = []
+
+    async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
+        if len(messages) > self.batch_size:
+            raise ValueError(f"{len(messages)} messages in one request; the batch holds {self.batch_size}")
+        with self._lock:
+            whole = self._pending.pop(0) if self._pending else None
+            self.requests.append((time.monotonic(), len(messages)))
+        if whole is not None:
+            return [whole] * len(messages)
+        outcomes: list[SendResult | ChannelError] = []
+        for message in messages:
+            refused = self.failures.get(message.to.person_id)
+            if refused is not None:
+                outcomes.append(refused)
+                continue
+            provider_id = f"sim-batch-{self.channel}-{next(self._seq)}"
+            self.outbox.record(message, provider_id)
+            outcomes.append(SendResult(provider_id))
+        return outcomes
 
 
 def _simulator_factory(channel: Channel) -> Callable[[AdapterDeps], ChannelAdapter]:

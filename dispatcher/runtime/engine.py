@@ -165,13 +165,16 @@ class Engine:
             with transaction(self.url, background=True) as session:
                 jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, free)
         for channel in [c for c in Channel if c in self._limits or c in spaced]:
-            booking = self._pacing.reserve(channel, want)
+            # A batch provider's limit counts requests, each carrying up to batch_size messages.
+            per = max(1, self._adapters[channel].batch_size)
+            booking = self._pacing.reserve(channel, -(-want // per))
             if not booking.granted:
                 continue
             with transaction(self.url, background=True) as session:
-                claimed = dispatch.claim_jobs(session, self.clock(), min(booking.granted, want), self.name, lease,
-                                              self.settings, [channel], self._spacing if channel in spaced else None)
-            self._pacing.hold(booking, [job.attempt_id for job in claimed])
+                claimed = dispatch.claim_jobs(session, self.clock(), min(booking.granted * per, want), self.name,
+                                              lease, self.settings, [channel],
+                                              self._spacing if channel in spaced else None)
+            self._pacing.hold(booking, [job.attempt_id for job in claimed], per)
             jobs += claimed
         if not jobs:
             return 0

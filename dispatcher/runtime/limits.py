@@ -200,11 +200,18 @@ class Pacing:
         slots = self.pacer.reserve(channel, want, horizon, self.lead)
         return Booking(channel, slots, before, self._now())
 
-    def hold(self, booking: Booking, attempt_ids: list[int]) -> None:
-        """Give the claimed attempts the booking's slots, in order; hand the unused ones back."""
-        self.pacer.release(booking.channel, booking.slots, len(attempt_ids))
+    def hold(self, booking: Booking, attempt_ids: list[int], per: int = 1) -> None:
+        """Give the claimed attempts the booking's slots, in order, ``per`` attempts to a slot (a
+        batch provider's request carries several); hand the unused slots back."""
+        used = -(-len(attempt_ids) // per)
+        self.pacer.release(booking.channel, booking.slots, used)
         if self.paced(booking.channel):
-            self._held.update((attempt_id, booking.turn(i)) for i, attempt_id in enumerate(attempt_ids))
+            self._held.update((attempt_id, booking.turn(i // per)) for i, attempt_id in enumerate(attempt_ids))
+
+    def forget(self, attempt_ids: list[int]) -> None:
+        """Drop the slots held for these attempts (they go in a request whose slot another holds)."""
+        for attempt_id in attempt_ids:
+            self._held.pop(attempt_id, None)
 
     async def turn(self, attempt_id: int, channel: Channel, again: bool = False,
                    ready: Callable[[], Awaitable[None]] | None = None) -> None:

@@ -156,6 +156,8 @@ class Pacing(Protocol):
 
     def paced(self, channel: Channel) -> bool: ...
 
+    def forget(self, attempt_ids: list[int]) -> None: ...
+
     async def turn(self, attempt_id: int, channel: Channel, again: bool = False,
                    ready: Callable[[], Awaitable[None]] | None = None) -> None: ...
 
@@ -253,7 +255,101 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                     guard.release(job.attempt_id)
         return outcome
 
-    return list(await asyncio.gather(*(one(j) for j in jobs)))
+    async def many(chunk: list[Job]) -> list[Outcome]:
+        """Up to ``batch_size`` jobs of a batch provider in one request: one send slot for the
+        request, the last look for each job, and one outcome per job (a refused number fails only
+        its own). A transient failure is not retried here: the attempts wait for their next try."""
+        channel = chunk[0].message.channel
+        adapter = adapters[channel]
+        provider = adapter.provider
+        done: dict[int, Outcome] = {}
+        try:
+            for job in [j for j in chunk if j.retried]:  # a try may have reached the provider: ask first
+                try:
+                    found = await arrived(adapter, job.message.key, job.message.to)
+                except ChannelError:
+                    found = None
+                if found is not None:
+                    done[job.attempt_id] = Outcome(job, provider, provider_id=found.provider_id,
+                                                   handed_over=time.monotonic())
+            waiting = [j for j in chunk if j.attempt_id not in done]
+            if pacing is not None:
+                pacing.forget([j.attempt_id for j in chunk if not waiting or j is not waiting[0]])
+            going: list[Job] = []
+
+            async def look(job: Job) -> Job | None:
+                try:
+                    await ready(job)
+                    return job
+                except HandOverStopped as stop:
+                    done[job.attempt_id] = Outcome(job, provider, stopped=stop.reason, error=(
+                        "answered before hand-over" if stop.reason == ANSWERED else "lease lost"))
+                    return None
+
+            async def last_look() -> None:  # before the slot (one query for all), so the request goes on time
+                looked = await asyncio.gather(*(look(j) for j in waiting if j.attempt_id not in done))
+                going[:] = [j for j in looked if j is not None]
+
+            if waiting and pacing is not None and pacing.paced(channel):
+                try:  # the request's slot is the first job's; the others' are not used
+                    await pacing.turn(waiting[0].attempt_id, channel, again=waiting[0].retried, ready=last_look)
+                except TransientError as exc:
+                    for job in waiting:
+                        done.setdefault(job.attempt_id, Outcome(job, provider, error=f"TransientError: {exc}",
+                                                                transient=True))
+                    going = []
+            elif waiting:
+                await last_look()
+            if going and breaker is not None and not breaker.allow(channel):
+                for job in going:
+                    done[job.attempt_id] = Outcome(job, provider, transient=True, tried=False,
+                                                   wait=max(1.0, breaker.retry_in(channel)),
+                                                   error="channel down: circuit open, waiting for it to half-open")
+                going = []
+            if going:
+                try:
+                    results: list[SendResult | ChannelError] = list(await adapter.send_many([j.message for j in going]))
+                    if len(results) != len(going):
+                        raise RuntimeError(f"{provider} answered {len(results)} outcomes for {len(going)} messages")
+                except Exception as exc:  # an adapter bug must not lose the attempts: they wait for a later try
+                    results = [TransientError(f"unexpected {type(exc).__name__}: {exc}")] * len(going)
+                handed = time.monotonic()
+                answered = any(isinstance(r, SendResult | PermanentError) for r in results)
+                config = next((r for r in results if isinstance(r, ConfigurationError)), None)
+                if config is not None and breaker is not None:
+                    breaker.halt(channel, f"{provider}: {config}")
+                else:
+                    _record(breaker, channel, answered)
+                for job, result in zip(going, results, strict=True):
+                    done[job.attempt_id] = _batch_outcome(job, provider, result, handed, breaker)
+        finally:
+            if guard is not None:
+                for job in chunk:
+                    guard.release(job.attempt_id)
+        return [done[j.attempt_id] for j in chunk]
+
+    singles = [j for j in jobs if adapters[j.message.channel].batch_size <= 1]
+    chunks: list[list[Job]] = []
+    for channel in dict.fromkeys(j.message.channel for j in jobs):
+        size = adapters[channel].batch_size
+        if size > 1:
+            mine = [j for j in jobs if j.message.channel == channel]
+            chunks += [mine[i:i + size] for i in range(0, len(mine), size)]
+    results = await asyncio.gather(*(one(j) for j in singles), *(many(c) for c in chunks))
+    by_id = {o.job.attempt_id: o for o in results[:len(singles)]}
+    by_id.update((o.job.attempt_id, o) for batch in results[len(singles):] for o in batch)
+    return [by_id[j.attempt_id] for j in jobs]
+
+
+def _batch_outcome(job: Job, provider: str, result: SendResult | ChannelError, handed: float,
+                   breaker: CircuitBreaker | None) -> Outcome:
+    if isinstance(result, SendResult):
+        return Outcome(job, provider, provider_id=result.provider_id, handed_over=handed)
+    if isinstance(result, ConfigurationError) and breaker is not None:
+        return Outcome(job, provider, transient=True, wait=max(1.0, breaker.retry_in(job.message.channel)),
+                       error=f"provider halted, configuration error: {result}")
+    return Outcome(job, provider, error=f"{type(result).__name__}: {result}",
+                   transient=isinstance(result, TransientError))
 
 
 def _record(breaker: CircuitBreaker | None, channel: Channel, ok: bool) -> None:
