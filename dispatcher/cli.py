@@ -67,12 +67,12 @@ def server_settings() -> Settings:
 def refuse_missing_providers(settings: Settings) -> None:
     """Production: a channel a loaded plan uses with no provider configured is a refusal, not the
     simulator (JIAOYING_ALLOW_SIMULATORS=1 allows it, shown on the board)."""
-    from .services.providers import startup_problems
+    from .services.providers import SIMULATOR_HINT, startup_problems
 
     problems = startup_problems(settings)
     if problems:
-        raise fail("refusing to start in production mode: " + "; ".join(problems)
-                   + " (or set JIAOYING_ALLOW_SIMULATORS=1 to run on simulators, which reach no phone)")
+        raise fail("refusing to start: " + "; ".join(problems) + SIMULATOR_HINT * any(
+            "no provider is configured" in p for p in problems))
 
 
 def default_site_dir() -> Path:

@@ -68,6 +68,7 @@ class OutboundMessage:
 class SendResult:
     provider_id: str
     status: str = "sent"
+    provider: str | None = None  # which provider took it, when an adapter chains several (failover)
 
 
 class ChannelError(Exception):

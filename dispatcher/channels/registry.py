@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from .simulator import SimOutbox
 
 __all__ = ["ADAPTER_MODULES", "SIMULATOR", "AdapterDeps", "AdapterFactory", "Registration", "build_adapters",
-           "choose_provider", "missing_providers", "rate_limits", "register", "registrations"]
+           "choose_provider", "missing_providers", "provider_order_problems", "providers_for", "rate_limits",
+           "register", "registrations"]
 
 SIMULATOR = "simulator"
 # Modules under dispatcher.channels whose import registers adapters.
@@ -81,13 +82,45 @@ def registrations() -> list[Registration]:
     return list(_registry.values())
 
 
+def providers_for(channel: Channel, settings: Settings) -> list[str]:
+    """The real providers of ``channel`` in the order they are tried: JIAOYING_SMS_PROVIDERS /
+    JIAOYING_VOICE_PROVIDERS where set (only the configured ones among them), else every configured
+    one in registration order (aliyun, tencent, twilio). Empty: the simulator."""
+    real = [r for r in registrations() if r.channel == channel and r.provider != SIMULATOR]
+    named = ordered_names(channel, settings)
+    if named:
+        by_name = {r.provider: r for r in real}
+        real = [by_name[n] for n in named if n in by_name]
+    return [r.provider for r in real if r.configured(settings)]
+
+
+def ordered_names(channel: Channel, settings: Settings) -> list[str]:
+    """The provider names JIAOYING_<CHANNEL>_PROVIDERS lists (empty when unset)."""
+    raw = {Channel.SMS: settings.sms_providers, Channel.VOICE: settings.voice_providers}.get(channel, "")
+    return [n.strip().lower() for n in raw.split(",") if n.strip()]
+
+
+def provider_order_problems(settings: Settings) -> list[str]:
+    """Names in JIAOYING_SMS_PROVIDERS / JIAOYING_VOICE_PROVIDERS that are no provider of that
+    channel, or not configured: a typo must not silently drop a provider from the chain."""
+    problems = []
+    for channel in (Channel.SMS, Channel.VOICE):
+        known = {r.provider: r for r in registrations() if r.channel == channel and r.provider != SIMULATOR}
+        for name in ordered_names(channel, settings):
+            if name not in known:
+                problems.append(f"JIAOYING_{channel.value.upper()}_PROVIDERS names {name!r}, which is not a "
+                                f"{channel.value} provider (known: {', '.join(known)})")
+            elif not known[name].configured(settings):
+                problems.append(f"JIAOYING_{channel.value.upper()}_PROVIDERS names {name!r}, which is not "
+                                f"configured (set {', '.join(known[name].needs) or 'its variables'})")
+    return problems
+
+
 def choose_provider(channel: Channel, settings: Settings) -> str:
-    """The single place where a real adapter is preferred over the simulator: the first
-    registered real provider of this channel whose credentials are set."""
-    for reg in registrations():
-        if reg.channel == channel and reg.provider != SIMULATOR and reg.configured(settings):
-            return reg.provider
-    return SIMULATOR
+    """The single place where a real adapter is preferred over the simulator: the first provider
+    of the channel's order (providers_for), else the simulator."""
+    chosen = providers_for(channel, settings)
+    return chosen[0] if chosen else SIMULATOR
 
 
 def missing_providers(settings: Settings, used: set[Channel] | frozenset[Channel]) -> list[str]:
@@ -119,8 +152,17 @@ def rate_limits(settings: Settings) -> dict[Channel, RateLimit]:
 
 def build_adapters(settings: Settings, outbox: SimOutbox, *, sim_endpoint: str | None = None,
                    ) -> dict[Channel, ChannelAdapter]:
+    """One adapter per channel: its provider's, a ProviderChain when several are configured (failover
+    in their order), else the simulator."""
+    from .failover import ProviderChain
+
     deps = AdapterDeps(settings, outbox, sim_endpoint)
-    return {channel: _registry[(channel, choose_provider(channel, settings))].factory(deps) for channel in Channel}
+    adapters: dict[Channel, ChannelAdapter] = {}
+    for channel in Channel:
+        names = providers_for(channel, settings) or [SIMULATOR]
+        built = [_registry[(channel, name)].factory(deps) for name in names]
+        adapters[channel] = built[0] if len(built) == 1 else ProviderChain(channel, built)
+    return adapters
 
 
 def _load_adapter_modules() -> None:

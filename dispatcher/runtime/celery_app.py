@@ -28,7 +28,7 @@ from celery import Celery, signals
 from ..channels.simulator import SimOutbox
 from ..clock import system_clock
 from ..config import get_settings
-from ..services.providers import startup_problems
+from ..services.providers import SIMULATOR_HINT, startup_problems
 from .embedded import default_adapters
 from .engine import Engine
 
@@ -65,8 +65,8 @@ def _refuse_unsafe_secret(**_: object) -> None:
     settings.require_safe_secret()
     problems = startup_problems(settings)
     if problems:
-        raise RuntimeError("refusing to start in production mode: " + "; ".join(problems)
-                           + " (or set JIAOYING_ALLOW_SIMULATORS=1 to run on simulators, which reach no phone)")
+        raise RuntimeError("refusing to start: " + "; ".join(problems) + SIMULATOR_HINT * any(
+            "no provider is configured" in p for p in problems))
 
 
 def now() -> datetime:

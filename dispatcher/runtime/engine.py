@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..channels.base import ChannelAdapter, SendResult
+from ..channels.failover import ProviderChain
 from ..channels.registry import rate_limits
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
@@ -185,7 +186,9 @@ class Engine:
                 "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
                 "circuits": {c.value: self._breaker.state(c).value for c in Channel},
                 "halted": {c.value: h.reason for c, h in self._breaker.halted().items()},
-                "providers": {c.value: a.provider for c, a in self._adapters.items()},
+                "providers": {c.value: _current(a) for c, a in self._adapters.items()},
+                "failover": {c.value: a.status().why for c, a in self._adapters.items()
+                             if isinstance(a, ProviderChain) and a.status().why},
                 "simulated": simulated(self.settings)})
         return len(jobs)
 
@@ -242,6 +245,11 @@ class Engine:
     def close(self) -> None:
         self._loop.run_until_complete(_close(self._adapters))
         self._loop.close()
+
+
+def _current(adapter: ChannelAdapter) -> str:
+    """The provider the channel's next message goes to."""
+    return (adapter.status().current or "none") if isinstance(adapter, ProviderChain) else adapter.provider
 
 
 async def _close(adapters: Mapping[Channel, ChannelAdapter]) -> None:

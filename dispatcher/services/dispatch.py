@@ -248,7 +248,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 outcome = Outcome(job, adapter.provider, error=f"unexpected {type(exc).__name__}: {exc}",
                                   transient=True)
             else:
-                outcome = Outcome(job, adapter.provider, provider_id=result.provider_id,
+                outcome = Outcome(job, result.provider or adapter.provider, provider_id=result.provider_id,
                                   handed_over=time.monotonic())
             finally:
                 if guard is not None:
@@ -270,7 +270,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 except ChannelError:
                     found = None
                 if found is not None:
-                    done[job.attempt_id] = Outcome(job, provider, provider_id=found.provider_id,
+                    done[job.attempt_id] = Outcome(job, found.provider or provider, provider_id=found.provider_id,
                                                    handed_over=time.monotonic())
             waiting = [j for j in chunk if j.attempt_id not in done]
             if pacing is not None:
@@ -344,7 +344,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
 def _batch_outcome(job: Job, provider: str, result: SendResult | ChannelError, handed: float,
                    breaker: CircuitBreaker | None) -> Outcome:
     if isinstance(result, SendResult):
-        return Outcome(job, provider, provider_id=result.provider_id, handed_over=handed)
+        return Outcome(job, result.provider or provider, provider_id=result.provider_id, handed_over=handed)
     if isinstance(result, ConfigurationError) and breaker is not None:
         return Outcome(job, provider, transient=True, wait=max(1.0, breaker.retry_in(job.message.channel)),
                        error=f"provider halted, configuration error: {result}")

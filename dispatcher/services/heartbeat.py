@@ -55,13 +55,18 @@ def _halted_channels(session: Session, now: datetime) -> str:
     since = now - timedelta(seconds=QUEUE_STALE_S)
     halted: dict[str, str] = {}
     simulated: set[str] = set()
+    failing: dict[str, str] = {}
     for (info,) in session.execute(select(HeartbeatRow.info).where(HeartbeatRow.role.in_(("worker", "scheduler")),
                                                                    HeartbeatRow.at >= since)):
         for channel, reason in sorted(((info or {}).get("halted") or {}).items()):
             halted.setdefault(str(channel), str(reason))
         simulated |= {str(c) for c in (info or {}).get("simulated") or ()}
+        for channel, why in sorted(((info or {}).get("failover") or {}).items()):
+            on = ((info or {}).get("providers") or {}).get(channel, "none")
+            failing.setdefault(str(channel), f"on {on} ({why})")
     problems = [f"{channel} halted ({reason}): fix the provider's configuration; its messages wait"
                 for channel, reason in sorted(halted.items())]
+    problems += [f"{channel} failed over: {state}" for channel, state in sorted(failing.items())]
     if simulated:  # production with JIAOYING_ALLOW_SIMULATORS=1
         problems.append(f"{', '.join(sorted(simulated))} on the simulator (JIAOYING_ALLOW_SIMULATORS=1): "
                         "these messages reach no phone")

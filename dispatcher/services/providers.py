@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..channels.registry import SIMULATOR, choose_provider, missing_providers
+from ..channels.registry import SIMULATOR, choose_provider, missing_providers, provider_order_problems
 from ..config import Settings
 from ..db.session import transaction
 from ..domain.channels import Channel
@@ -17,6 +17,7 @@ from .errors import NotReady
 from .site import current_site
 
 log = logging.getLogger("jiaoying.providers")
+SIMULATOR_HINT = " (or set JIAOYING_ALLOW_SIMULATORS=1 to run on simulators, which reach no phone)"
 
 
 def used_channels(site: Site) -> frozenset[Channel]:
@@ -31,15 +32,16 @@ def startup_problems(settings: Settings) -> list[str]:
     """Production only (and unless JIAOYING_ALLOW_SIMULATORS=1): the channels the loaded site uses
     that no provider is configured for, each with the variables to set. Empty when there is no site
     yet or the database cannot be read (the process starts and /readyz says what is wrong)."""
+    order = provider_order_problems(settings)  # a typo in a provider order is refused in any mode
     if settings.environment != "production" or settings.allow_simulators:
-        return []
+        return order
     try:
         with transaction(settings.database_url, write=False) as session:
             used = used_channels(current_site(session))
     except (NotReady, SQLAlchemyError) as exc:
         log.warning("providers not checked at start-up: %s", exc)
-        return []
-    return missing_providers(settings, used)
+        return order
+    return order + missing_providers(settings, used)
 
 
 def simulated(settings: Settings) -> list[str]:

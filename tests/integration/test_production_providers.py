@@ -43,7 +43,7 @@ def test_serve_and_scheduler_refuse_a_plan_channel_without_a_provider(site_loade
         r = _jiaoying(*command, url=site_loaded)
         assert r.returncode == 1, r.stderr
         message = " ".join(r.stderr.split())
-        assert "refusing to start in production mode" in message
+        assert "refusing to start: sms: a loaded plan uses it" in message
         assert "sms: a loaded plan uses it but no provider is configured; set twilio (JIAOYING_TWILIO_ACCOUNT_SID" \
             in message
         assert "voice: a loaded plan uses it" in message and "JIAOYING_ALLOW_SIMULATORS=1" in message

@@ -32,6 +32,9 @@ class EngineCollector(Collector):
         circuit = GaugeMetricFamily("jiaoying_channel_circuit_open",
                                     "1 when a live worker has the channel's circuit open (provider down)",
                                     labels=["channel"])
+        provider = GaugeMetricFamily("jiaoying_channel_provider",
+                                     "1 for the provider a live worker sends the channel's next message through",
+                                     labels=["channel", "provider"])
         oldest = GaugeMetricFamily("jiaoying_queue_oldest_seconds", "Age of the oldest queued attempt")
         beat = GaugeMetricFamily("jiaoying_heartbeat_age_seconds", "Seconds since each role's last pass",
                                  labels=["role"])
@@ -46,17 +49,22 @@ class EngineCollector(Collector):
             oldest.add_metric([], (self.now - first).total_seconds() if first else 0.0)
             opened: dict[str, int] = {c.value: 0 for c in Channel}
             freshest: dict[str, float] = {}
+            using: set[tuple[str, str]] = set()
             for role, at, info in session.execute(select(HeartbeatRow.role, HeartbeatRow.at, HeartbeatRow.info)):
                 age = (self.now - at).total_seconds()
                 freshest[role] = min(age, freshest.get(role, age))
                 if role == "worker" and age < FRESH_SECONDS:
                     for channel, state in (info or {}).get("circuits", {}).items():
                         opened[channel] = max(opened.get(channel, 0), int(state == "open"))
+                    for channel, name in (info or {}).get("providers", {}).items():
+                        using.add((str(channel), str(name)))
             for role, age in freshest.items():
                 beat.add_metric([role], age)
             for channel, value in opened.items():
                 circuit.add_metric([channel], value)
-        yield from (attempts, callouts, circuit, oldest, beat)
+            for channel, name in sorted(using):
+                provider.add_metric([channel, name], 1)
+        yield from (attempts, callouts, circuit, provider, oldest, beat)
 
 
 @router.get("/metrics", summary="Prometheus metrics: attempts, call-outs, queue age, heartbeats, channel health")
