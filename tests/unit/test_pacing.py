@@ -93,9 +93,9 @@ def test_a_configuration_error_halts_at_once_for_a_minute_and_a_good_trial_clear
 
 # --- a worker's turns: never before its slot, never squeezed into the next one -------------------
 
-def _sms_pacing(t: FakeTime) -> Pacing:
+def _sms_pacing(t: FakeTime, sole_sender: bool = True) -> Pacing:
     limits = {Channel.SMS: RateLimit(10, 1)}
-    return Pacing(MemoryPacer(limits, now=t), limits, now=t, lead=0.0)  # slot arithmetic from "now"
+    return Pacing(MemoryPacer(limits, now=t, sole_sender=sole_sender), limits, now=t, lead=0.0)  # slots from "now"
 
 
 def test_a_message_on_time_goes_in_its_own_slot() -> None:
@@ -113,9 +113,9 @@ def test_a_message_late_for_its_slot_takes_a_new_one_instead_of_crowding_the_nex
     """A worker descheduled past its slot must not send then: the next slot may be another worker's,
     and two messages 1 ms apart put one too many into the provider's window."""
     t = FakeTime()
-    pacing = _sms_pacing(t)
-    other = _sms_pacing(t)
-    other.pacer = pacing.pacer  # a second worker on the same meter
+    pacing = _sms_pacing(t, sole_sender=False)
+    other = _sms_pacing(t, sole_sender=False)
+    other.pacer = pacing.pacer  # a second worker on the same meter (as on Redis)
     mine = pacing.reserve(Channel.SMS, 1)
     pacing.hold(mine, [1])
     theirs = other.reserve(Channel.SMS, 1)  # the slot right after mine
@@ -147,11 +147,29 @@ class LateClock(FakeTime):
 
 
 def test_a_message_that_keeps_missing_its_slot_is_queued_again_not_sent() -> None:
-    pacing = _sms_pacing(LateClock())
+    pacing = _sms_pacing(LateClock(), sole_sender=False)
     pacing.hold(pacing.reserve(Channel.SMS, 1), [1])
     with pytest.raises(TransientError, match="missed its send slot 5 times"):
         asyncio.run(pacing.turn(1, Channel.SMS))
     assert pacing.missed == {Channel.SMS: 5}
+
+
+def test_the_only_sender_on_a_meter_sends_a_late_message_and_moves_the_later_slots_back() -> None:
+    """The embedded worker is alone on its meter: a message 50 ms late goes now, and the slots after
+    it (held or not yet granted) move back 50 ms, so the spacing after it is kept and the queue
+    loses 50 ms — not a place at the back of the meter."""
+    t = FakeTime()
+    pacing = _sms_pacing(t)
+    booking = pacing.reserve(Channel.SMS, 3)
+    pacing.hold(booking, [1, 2, 3])
+    t.t += 0.05  # 50 ms late for slot 1 (its slot was "now")
+    asyncio.run(pacing.turn(1, Channel.SMS))
+    assert pacing.missed == {} and pacing.shifted == {Channel.SMS: 1}
+    sent_first = t.t
+    t.t = sent_first + 0.1 / MARGIN  # slot 2, moved back with the rest
+    asyncio.run(pacing.turn(2, Channel.SMS))
+    assert pacing.shifted == {Channel.SMS: 1}  # on time for its moved slot
+    assert pacing.reserve(Channel.SMS, 1).slots.first_in == pytest.approx(2 * 0.1 / MARGIN, abs=1e-6)
 
 
 def test_a_channel_without_a_limit_never_waits() -> None:
