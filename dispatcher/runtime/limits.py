@@ -246,26 +246,36 @@ class Pacing:
                 await ready()
             return
         turn = None if again else held
-        for _ in range(self.tries):
-            if turn is None:
-                turn = self.reserve(channel, 1, BACK_OF_THE_METER).turn(0)
-            if ready is not None:
-                if (wait := turn.at - CHECK_LEAD - self._now()) > 0:
-                    await asyncio.sleep(wait)
-                await ready()
-            if (wait := turn.at - self._now()) > 0:
-                await asyncio.sleep(wait)
-            if self._now() - turn.earliest <= self._allowed[channel]:
-                return
-            if getattr(self.pacer, "sole_sender", False):  # nobody else's slot follows: move ours back
-                self._shift(channel, turn.at, self._now() - turn.at)
-                self.shifted[channel] = self.shifted.get(channel, 0) + 1
-                return
-            self.missed[channel] = self.missed.get(channel, 0) + 1
-            turn = None
+        try:
+            for _ in range(self.tries):
+                if turn is None:
+                    turn = self.reserve(channel, 1, BACK_OF_THE_METER).turn(0)
+                # Held where a late message's shift (one-sender meters) can move it while we sleep.
+                self._held[attempt_id] = turn
+                if ready is not None:
+                    if (wait := self._held[attempt_id].at - CHECK_LEAD - self._now()) > 0:
+                        await asyncio.sleep(wait)
+                    await ready()
+                target = self._held[attempt_id].at
+                while True:  # sleep to the slot; again if a late message moved it back meanwhile
+                    if (wait := target - self._now()) > 0:
+                        await asyncio.sleep(wait)
+                    if (moved := self._held[attempt_id].at) == target:
+                        break
+                    target = moved
+                turn = self._held[attempt_id]
+                if self._now() - turn.earliest <= self._allowed[channel]:
+                    return
+                if getattr(self.pacer, "sole_sender", False):  # nobody else's slot follows: move ours back
+                    self._shift(channel, turn.at, self._now() - turn.at)
+                    self.shifted[channel] = self.shifted.get(channel, 0) + 1
+                    return
+                self.missed[channel] = self.missed.get(channel, 0) + 1
+                turn = None
+        finally:
+            self._held.pop(attempt_id, None)
         raise TransientError(f"{channel.value}: missed its send slot {self.tries} times (worker overloaded); "
                              "queued again")
-
 
     def _shift(self, channel: Channel, after: float, delta: float) -> None:
         """Every slot of ``channel`` from ``after`` on, held here or not yet granted, ``delta`` later."""

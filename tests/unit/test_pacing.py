@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -216,3 +217,26 @@ def test_attempts_beyond_the_granted_slots_take_slots_of_their_own() -> None:
     spacing = 1 / (20 * MARGIN)
     assert len(sent) == booking.granted + 3
     assert min(b - a for a, b in zip(sent, sent[1:], strict=False)) >= spacing - lateness_allowed(RateLimit(20, 1))
+
+
+def test_a_message_already_waiting_for_its_slot_waits_for_the_moved_slot() -> None:
+    """The drill found one window over the limit: a late message moved the later slots back, but the
+    next message was already asleep until its old slot and went 161 ms after it. It must wake for
+    the moved one. Real time here: slot 1 is 'now', slot 2 100 ms later."""
+    limits = {Channel.SMS: RateLimit(10, 1)}
+    pacing = Pacing(MemoryPacer(limits), limits, lead=0.0)
+    booking = pacing.reserve(Channel.SMS, 2)
+    pacing.hold(booking, [1, 2])
+    went: dict[int, float] = {}
+
+    async def scenario() -> None:
+        async def send(attempt: int, delay: float) -> None:
+            await asyncio.sleep(delay)
+            await pacing.turn(attempt, Channel.SMS)
+            went[attempt] = time.monotonic()
+
+        await asyncio.gather(send(2, 0.0), send(1, 0.06))  # 2 is asleep for its slot when 1 comes 60 ms late
+
+    asyncio.run(scenario())
+    assert pacing.shifted == {Channel.SMS: 1}
+    assert went[2] - went[1] >= 0.1 / MARGIN - 0.006, went  # the spacing after the late one is kept
