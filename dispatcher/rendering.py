@@ -5,6 +5,12 @@ IM title). Chinese (``zh``) is the default and the fallback for a missing langua
 the MessageContext fields, templates get ``title`` (暴雨红色预警), ``hazard_name``, ``level_name``,
 ``sent_text`` / ``sent_spoken`` (Beijing time), ``drill_prefix`` and the filters ``clip(n)``,
 ``places(n)``, ``squash`` (one paragraph) and ``speakable`` (no URLs).
+
+``render_broadcast(lang, context)`` gives the rural broadcast's spoken text (read out by the
+platform's TTS) from ``templates/broadcast/alert.<lang>.j2``, with the same environment, variables
+and filters; that template extends ``templates/broadcast/_drill.<lang>.j2``, which wraps a drill's
+text in its drill words (演练，演练。… 演练结束。). The recipient fields (``official``,
+``ack_code``) are empty: a loudspeaker has no recipient. The text is one paragraph, with no URLs.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from .domain.callouts import Purpose
 from .domain.channels import Channel
 from .domain.hazards import Hazard, Level
 
-__all__ = ["BEIJING", "DEFAULT_LANG", "TEMPLATE_VARIABLES", "MessageContext", "Rendered", "render", "sms_segments",
-           "template_variables"]
+__all__ = ["BEIJING", "DEFAULT_LANG", "TEMPLATE_VARIABLES", "MessageContext", "Rendered", "render",
+           "render_broadcast", "sms_segments", "template_variables"]
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 DEFAULT_LANG = "zh"
@@ -125,6 +131,13 @@ def _render(channel: Channel, purpose: Purpose, lang: str, context: MessageConte
     template, lang = _template(f"{channel.value}/{purpose.value}", lang)
     module = template.make_module(_variables(lang, context))
     return Rendered(str(getattr(module, "subject", "")).strip(), str(module).strip())
+
+
+def render_broadcast(lang: str, context: MessageContext) -> str:
+    """The rural broadcast's spoken text for a warning (``templates/broadcast/alert.<lang>.j2``,
+    falling back to Chinese). Not shared per recipient like ``render``: one text per warning."""
+    template, lang = _template("broadcast/alert", lang)
+    return str(template.make_module(_variables(lang, context))).strip()
 
 
 _HOLES = {"official": "\x00official\x00", "subject_official": "\x00subject\x00", "ack_code": "\x00code\x00",

@@ -1,4 +1,4 @@
-"""The rural emergency broadcast (应急广播 / 农村大喇叭) adapter contract, both directions.
+"""The rural emergency broadcast (应急广播 / 农村大喇叭) platform contract, both directions, and its adapters.
 
 Out: ``POST {broadcast_url}`` with JSON ``{id, areas, text, level, repeat, drill, ...}``, signed:
 ``X-Jiaoying-Timestamp: <unix seconds>`` and ``X-Jiaoying-Signature: hex(HMAC-SHA256(broadcast_secret,
@@ -8,41 +8,37 @@ playing|completed|failed, at, detail}``, signed the same way by the platform; re
 receipt is refused (never fail open). See docs/channels-im-email-broadcast.md.
 
 Broadcast is not a ``Channel`` (it reaches villages, not people), so it is not in the adapter
-registry: the engine calls ``order_broadcast`` (in its transaction), then ``send_broadcast``, then
-``record_sent``. The broadcast id is ``bc-<warning id>``: deterministic (a retry re-sends the same
-id and the platform deduplicates), and it names the warning, so a receipt finds its record with no
-new table.
+registry. Its adapters implement ``Broadcaster``: ``BroadcastAdapter`` posts to the platform,
+``BroadcastSimulator`` only records; ``broadcast_adapter(settings)`` is the one place that picks
+(the real one when JIAOYING_BROADCAST_URL is set). Orders, their events and receipts are the
+database's business: dispatcher.services.broadcasts. The spoken text comes from
+``templates/broadcast/`` (rendering.render_broadcast). The broadcast id is ``bc-<warning id>``:
+deterministic (a retry re-sends the same id and the platform deduplicates), and it names the
+warning, so a receipt finds its record with no new table.
 """
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
-import logging
+import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
 
 import httpx
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..db.record_repo import append_event
-from ..db.tables import EventRow, WarningRow
 from ..domain.areas import AreaTree
-from ..domain.hazards import Hazard, Level
-from ..domain.record import EventKind
-from ..intake.schema import text_problem
 from .base import ChannelError, ConfigurationError, TransientError, error_for_status
 from .im import webhook_signature
 
-__all__ = ["MAX_SKEW_SECONDS", "RECEIPT_STATES", "BroadcastOrder", "ReceiptRefused", "order_broadcast",
-           "record_receipt", "record_sent", "send_broadcast", "sign", "verify", "villages"]
-
-log = logging.getLogger(__name__)
+__all__ = ["MAX_SKEW_SECONDS", "PREFIX", "RECEIPT_STATES", "BroadcastAdapter", "BroadcastOrder", "BroadcastSimulator",
+           "Broadcaster", "ReceiptRefused", "broadcast_adapter", "sign", "verify", "villages"]
 
 MAX_SKEW_SECONDS = 300
 MAX_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658
@@ -96,17 +92,6 @@ class BroadcastOrder:
                 "receipt_url": receipt_url}
 
 
-def _tts(row: WarningRow) -> str:
-    hazard, level = Hazard(row.hazard), Level(row.level)
-    parts = [f"{hazard.zh}{level.zh}预警。", row.headline.rstrip("。") + "。"]
-    if row.description:
-        parts.append(row.description)
-    if row.instruction:
-        parts.append(row.instruction)
-    text = "".join(p for p in parts if p)
-    return f"演练，演练。{text}演练结束。" if row.drill else text
-
-
 def villages(tree: AreaTree, codes: Sequence[str]) -> list[str]:
     """The broadcast targets for a warning's (or plan's affected) areas: every leaf of the site's
     division tree under them (villages, 12-digit codes), in code order, each once."""
@@ -118,110 +103,107 @@ def villages(tree: AreaTree, codes: Sequence[str]) -> list[str]:
     return sorted(found)
 
 
-def order_broadcast(session: Session, now: datetime, warning_id: str, areas: Sequence[str], repeat: int,
-                    text: str | None = None) -> BroadcastOrder:
-    """Record the order on the warning's record (event ``broadcast_ordered``) and return it. Called
-    again for the same warning message it returns the same order and records nothing."""
-    row = session.get(WarningRow, warning_id)
-    if row is None:
-        raise LookupError(f"no warning {warning_id}")
-    record = row.root_id or row.id
-    order = BroadcastOrder(PREFIX + row.id, row.id, record, tuple(areas), text or _tts(row), row.level,
-                           int(repeat), row.drill, row.hazard, row.headline)
-    if _ordered(session, order.id) is None:
-        append_event(session, record, EventKind.BROADCAST_ORDERED, "engine", now,
-                     {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(order).items()})
-    return order
+class Broadcaster(ABC):
+    """The port a broadcast platform adapter implements (the people channels' is ChannelAdapter).
 
+    - ``provider``: what takes the orders (shown in logs and on the record);
+    - ``max_length``: the characters of an order's text the platform takes (None: the contract
+      sets no limit — the text is one warning's, read out by TTS).
+    """
 
-def _ordered(session: Session, broadcast_id: str) -> dict[str, Any] | None:
-    """The ``broadcast_ordered`` event's data for this id, or None."""
-    if not broadcast_id.startswith(PREFIX):
+    provider: ClassVar[str]
+    max_length: ClassVar[int | None] = None
+
+    @abstractmethod
+    async def send(self, order: BroadcastOrder) -> str:
+        """Hand the order over; returns the platform's id for it. Raises a ChannelError subclass."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
         return None
-    row = session.get(WarningRow, broadcast_id[len(PREFIX):])
-    if row is None:
-        return None
-    for data in session.scalars(select(EventRow.data).where(
-            EventRow.warning_id == (row.root_id or row.id), EventRow.kind == "broadcast_ordered")):
-        if data.get("id") == broadcast_id:
-            return data
-    return None
 
 
-async def send_broadcast(settings: Settings, order: BroadcastOrder, *, clock: Callable[[], float] = time.time,
-                         client: httpx.AsyncClient | None = None) -> str:
-    """POST the order to the platform. Returns the platform's id for it (or ours). Raises
-    TransientError (timeouts, 429, 5xx), ConfigurationError (no URL/secret, 401/403) or
-    PermanentError (other 4xx). A 409 (the id is already known) counts as success."""
-    if not settings.broadcast_url or not settings.broadcast_secret:
-        raise ConfigurationError("JIAOYING_BROADCAST_URL and JIAOYING_BROADCAST_SECRET must both be set")
-    receipt_url = f"{settings.public_url.rstrip('/')}/webhooks/broadcast/receipt"
-    body = json.dumps(order.payload(receipt_url), ensure_ascii=False, separators=(",", ":")).encode()
-    ts = str(int(clock()))
-    headers = {"Content-Type": "application/json", "X-Jiaoying-Timestamp": ts,
-               "X-Jiaoying-Signature": sign(settings.broadcast_secret, ts, body), "Idempotency-Key": order.id}
-    own = client is None
-    http = client or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
-    try:
-        response = await http.post(settings.broadcast_url, content=body, headers=headers)
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"broadcast platform timed out: {exc!r}") from exc
-    except httpx.HTTPError as exc:
-        raise TransientError(f"broadcast platform unreachable: {exc!r}") from exc
-    finally:
-        if own:
-            await http.aclose()
-    status = response.status_code
-    if status == 409:
-        return order.id
-    if error := error_for_status(status, f"broadcast platform answered {status}: {response.text[:200]}",
-                                 response.headers.get("retry-after")):
-        raise error
-    try:
-        data = response.json()
-    except ValueError:
-        data = {}
-    return str(data.get("platform_id") or order.id) if isinstance(data, dict) else order.id
+class BroadcastAdapter(Broadcaster):
+    """The county platform (or its vendor bridge) behind JIAOYING_BROADCAST_URL. The HTTP client is
+    made on the first send, inside the event loop that sends (the engine's), and closed by ``aclose``."""
 
+    provider = "broadcast-platform"
 
-def record_sent(session: Session, now: datetime, order: BroadcastOrder, platform_id: str | None = None,
-                error: ChannelError | None = None) -> None:
-    """Record the outcome of ``send_broadcast`` on the warning's record."""
-    kind = EventKind.BROADCAST_SENT if error is None else EventKind.BROADCAST_FAILED
-    append_event(session, order.record, kind, "worker", now, {
-        "id": order.id, "platform_id": platform_id,
-        "error": None if error is None else f"{type(error).__name__}: {error}",
-        "retry": isinstance(error, TransientError)})
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.settings, self._clock = settings, clock
+        self._client, self._own = client, client is None
 
-
-def record_receipt(session: Session, now: datetime, receipt: dict[str, Any]) -> str:
-    """Record a verified receipt as a ``broadcast_receipt`` event on the warning's record.
-    Returns ``recorded`` or ``duplicate`` (the same id/area/state/at again: nothing changes).
-    Raises LookupError for an id we never issued and ValueError (naming the field) for an area not
-    in the order, text holding NUL (PostgreSQL can neither store nor compare it) or a time with no
-    UTC form (year 1 at +14:00) — before anything is looked up."""
-    for name in ("id", "area", "state", "detail"):
-        if isinstance(receipt.get(name), str) and (problem := text_problem(receipt[name])):
-            raise ValueError(f"{name}: {problem}")
-    at = receipt["at"]
-    if isinstance(at, datetime):
+    async def send(self, order: BroadcastOrder) -> str:
+        """POST the order to the platform. Returns the platform's id for it (or ours). Raises
+        TransientError (timeouts, 429, 5xx), ConfigurationError (no URL/secret, 401/403) or
+        PermanentError (other 4xx). A 409 (the id is already known) counts as success."""
+        settings = self.settings
+        if not settings.broadcast_url or not settings.broadcast_secret:
+            raise ConfigurationError("JIAOYING_BROADCAST_URL and JIAOYING_BROADCAST_SECRET must both be set")
+        receipt_url = f"{settings.public_url.rstrip('/')}/webhooks/broadcast/receipt"
+        body = json.dumps(order.payload(receipt_url), ensure_ascii=False, separators=(",", ":")).encode()
+        ts = str(int(self._clock()))
+        headers = {"Content-Type": "application/json", "X-Jiaoying-Timestamp": ts,
+                   "X-Jiaoying-Signature": sign(settings.broadcast_secret, ts, body), "Idempotency-Key": order.id}
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
         try:
-            at = at.astimezone(UTC)
-        except OverflowError:
-            raise ValueError(f"at: {at.isoformat()} is out of range") from None
-    broadcast_id = str(receipt["id"])
-    order = _ordered(session, broadcast_id)
-    if order is None:
-        raise LookupError(f"no broadcast {broadcast_id!r} was ordered")
-    if receipt["area"] not in order["areas"]:
-        raise ValueError(f"area {receipt['area']} is not in broadcast {broadcast_id}")
-    data = {"id": broadcast_id, "area": receipt["area"], "state": receipt["state"],
-            "at": at.isoformat() if isinstance(at, datetime) else str(at),
-            "detail": receipt.get("detail") or ""}
-    record = order["record"]
-    for seen in session.scalars(select(EventRow.data).where(EventRow.warning_id == record,
-                                                            EventRow.kind == "broadcast_receipt")):
-        if all(seen.get(k) == data[k] for k in ("id", "area", "state", "at")):
-            return "duplicate"
-    append_event(session, record, EventKind.BROADCAST_RECEIPT, "broadcast", now, data)
-    return "recorded"
+            response = await self._client.post(settings.broadcast_url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"broadcast platform timed out: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise TransientError(f"broadcast platform unreachable: {exc!r}") from exc
+        status = response.status_code
+        if status == 409:
+            return order.id
+        if error := error_for_status(status, f"broadcast platform answered {status}: {response.text[:200]}",
+                                     response.headers.get("retry-after")):
+            raise error
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        return str(data.get("platform_id") or order.id) if isinstance(data, dict) else order.id
+
+    async def aclose(self) -> None:
+        if self._own and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+class BroadcastSimulator(Broadcaster):
+    """No platform configured: records each order in memory and answers ``sim-<id>``. Fails on
+    demand, like the channel simulators: ``fail_next(n, error)``."""
+
+    provider = "simulator"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: list[BroadcastOrder] = []
+        self._pending: list[ChannelError] = []
+
+    def fail_next(self, n: int = 1, error: ChannelError | None = None) -> None:
+        """The next ``n`` sends raise ``error`` (default: a TransientError, as in an outage)."""
+        error = error or TransientError("simulated broadcast platform outage")
+        with self._lock:
+            self._pending.extend(error for _ in range(n))
+
+    async def send(self, order: BroadcastOrder) -> str:
+        with self._lock:
+            error = self._pending.pop(0) if self._pending else None
+            if error is None:
+                self._sent.append(order)
+        if error is not None:
+            raise copy.copy(error)  # a fresh instance each time, so tracebacks don't pile up
+        return f"sim-{order.id}"
+
+    def sent(self) -> list[BroadcastOrder]:
+        """Every order taken, in order."""
+        with self._lock:
+            return list(self._sent)
+
+
+def broadcast_adapter(settings: Settings, *, clock: Callable[[], float] = time.time) -> Broadcaster:
+    """The single place that chooses: the platform when JIAOYING_BROADCAST_URL is set, else the simulator."""
+    return BroadcastAdapter(settings, clock=clock) if settings.broadcast_url else BroadcastSimulator()

@@ -224,11 +224,11 @@ def test_a_stalled_engine_shows_on_every_board_page(board: Board) -> None:
 def test_the_board_shows_broadcast_receipts_per_village(board: Board) -> None:
     from dataclasses import replace
 
-    from dispatcher.channels.broadcast import record_receipt
     from dispatcher.db.session import transaction
     from dispatcher.db.tables import WarningRow
     from dispatcher.domain.plans import Broadcast
     from dispatcher.services import broadcasts
+    from dispatcher.services.broadcasts import record_receipt
     from dispatcher.services.site import current_site
 
     url = board.client.app.state.settings.database_url

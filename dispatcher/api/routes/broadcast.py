@@ -18,8 +18,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...channels.broadcast import ReceiptRefused, record_receipt, verify
+from ...channels.broadcast import ReceiptRefused, verify
 from ...db.session import transaction
+from ...services.broadcasts import record_receipt
 from ..deps import ClockDep, SettingsDep
 
 router = APIRouter(tags=["webhooks"])
