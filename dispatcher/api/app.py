@@ -17,7 +17,7 @@ from ..config import Settings, get_settings
 from . import errors
 from .bodylimit import BodyLimit
 from .replies import ReplyBatcher
-from .routes import broadcast, callouts, health, links, metrics, plans, twilio, warnings
+from .routes import aliyun, broadcast, callouts, health, links, metrics, plans, tencent, twilio, warnings
 
 
 class Runtime(Protocol):
@@ -74,8 +74,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     errors.install(app)
     app.add_exception_handler(Refused, _refused)
     app.add_middleware(BodyLimit, intake_limit=settings.max_body_bytes)  # before anything reads a body
-    for router in (warnings.router, callouts.router, plans.router, health.router, twilio.router, links.router,
-                   broadcast.router, metrics.router, board.router):
+    for router in (warnings.router, callouts.router, plans.router, health.router, twilio.router, aliyun.router,
+                   tencent.router, links.router, broadcast.router, metrics.router, board.router):
         app.include_router(router)
     return app
 

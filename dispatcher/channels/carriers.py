@@ -43,7 +43,8 @@ def callback_token(settings: Settings) -> str:
 
 
 def token_matches(settings: Settings, candidate: str) -> bool:
-    return hmac.compare_digest(callback_token(settings), candidate)
+    """Constant time; any text (compare_digest refuses a str that is not ASCII: a 500, not a 404)."""
+    return hmac.compare_digest(callback_token(settings).encode(), candidate.encode("utf-8", "replace"))
 
 
 def callback_urls(settings: Settings, provider: str) -> list[tuple[str, str]]:

@@ -30,7 +30,10 @@ __all__ = ["ADAPTER_MODULES", "SIMULATOR", "AdapterDeps", "AdapterFactory", "Reg
 
 SIMULATOR = "simulator"
 # Modules under dispatcher.channels whose import registers adapters.
-ADAPTER_MODULES: tuple[str, ...] = ("simulator", "twilio", "im", "email", "broadcast")
+ADAPTER_MODULES: tuple[str, ...] = ("simulator", "aliyun", "tencent", "twilio", "im", "email", "broadcast")
+# Without JIAOYING_SMS_PROVIDERS / JIAOYING_VOICE_PROVIDERS, configured providers are tried in this
+# order (those not named here after them, in registration order): the mainland carriers first.
+DEFAULT_ORDER: tuple[str, ...] = ("aliyun", "tencent", "twilio")
 
 
 @dataclass(frozen=True)
@@ -86,12 +89,19 @@ def providers_for(channel: Channel, settings: Settings) -> list[str]:
     """The real providers of ``channel`` in the order they are tried: JIAOYING_SMS_PROVIDERS /
     JIAOYING_VOICE_PROVIDERS where set (only the configured ones among them), else every configured
     one in registration order (aliyun, tencent, twilio). Empty: the simulator."""
-    real = [r for r in registrations() if r.channel == channel and r.provider != SIMULATOR]
+    real = _real(channel)
     named = ordered_names(channel, settings)
     if named:
         by_name = {r.provider: r for r in real}
         real = [by_name[n] for n in named if n in by_name]
     return [r.provider for r in real if r.configured(settings)]
+
+
+def _real(channel: Channel) -> list[Registration]:
+    """The channel's real providers, in DEFAULT_ORDER (then registration order)."""
+    rank = {name: i for i, name in enumerate(DEFAULT_ORDER)}
+    return sorted((r for r in registrations() if r.channel == channel and r.provider != SIMULATOR),
+                  key=lambda r: rank.get(r.provider, len(rank)))
 
 
 def ordered_names(channel: Channel, settings: Settings) -> list[str]:
@@ -105,7 +115,7 @@ def provider_order_problems(settings: Settings) -> list[str]:
     channel, or not configured: a typo must not silently drop a provider from the chain."""
     problems = []
     for channel in (Channel.SMS, Channel.VOICE):
-        known = {r.provider: r for r in registrations() if r.channel == channel and r.provider != SIMULATOR}
+        known = {r.provider: r for r in _real(channel)}
         for name in ordered_names(channel, settings):
             if name not in known:
                 problems.append(f"JIAOYING_{channel.value.upper()}_PROVIDERS names {name!r}, which is not a "
@@ -130,8 +140,7 @@ def missing_providers(settings: Settings, used: set[Channel] | frozenset[Channel
     for channel in sorted(used, key=list(Channel).index):
         if choose_provider(channel, settings) != SIMULATOR:
             continue
-        options = [f"{r.provider} ({', '.join(r.needs)})" for r in registrations()
-                   if r.channel == channel and r.provider != SIMULATOR and r.needs]
+        options = [f"{r.provider} ({', '.join(r.needs)})" for r in _real(channel) if r.needs]
         problems.append(f"{channel.value}: a loaded plan uses it but no provider is configured; set "
                         + (" or ".join(options) if options else "a provider for it"))
     return problems

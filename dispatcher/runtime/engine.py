@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..channels.base import ChannelAdapter, SendResult
+from ..channels.broadcast import broadcast_adapter
 from ..channels.failover import ProviderChain
 from ..channels.registry import rate_limits
 from ..channels.resilience import CircuitBreaker, RetryPolicy
@@ -72,6 +73,10 @@ class Engine:
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
         self._breaker = CircuitBreaker(now=lambda: self.clock().timestamp())  # on the engine's clock, as timers are
         self._retry = RetryPolicy(attempts=settings.send_attempts)
+
+        # Public, like adapter(channel): tests tell its simulator to fail. Its HTTP client is made on
+        # the first send, inside this engine's event loop, and closed in close().
+        self.broadcaster = broadcast_adapter(settings)
 
     @property
     def url(self) -> str:
@@ -139,7 +144,7 @@ class Engine:
         with transaction(self.url, background=True) as session:
             orders = broadcasts.claim_due(session, self.clock())
         for order in orders:
-            platform_id, error = self._loop.run_until_complete(broadcasts.hand_over(self.settings, order))
+            platform_id, error = self._loop.run_until_complete(broadcasts.hand_over(self.broadcaster, order))
             with transaction(self.url, background=True) as session:
                 broadcasts.record(session, self.clock(), order, platform_id, error)
         return len(orders)
@@ -244,6 +249,7 @@ class Engine:
 
     def close(self) -> None:
         self._loop.run_until_complete(_close(self._adapters))
+        self._loop.run_until_complete(self.broadcaster.aclose())
         self._loop.close()
 
 

@@ -9,6 +9,7 @@ forward at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_event
-from ..db.tables import MAX_ID, AttemptRow, CalloutRow
+from ..db.tables import MAX_ID, AttemptRow, CalloutRow, InboundRow
 from ..domain.callouts import OPEN_STATES, AckVia, Purpose
 from ..domain.channels import Channel
 from ..domain.record import EventKind
@@ -46,6 +47,7 @@ _RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "failed": 2, "can
 
 
 _KEY_LENGTH: int = AttemptRow.__table__.c.key.type.length
+_REF_LENGTH: int = InboundRow.__table__.c.provider_ref.type.length
 _ID_DIGITS = len(str(MAX_ID))
 
 
@@ -160,6 +162,8 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
         return None
     digits = (digits or "").strip()
     ref = f"{provider}:gather:{call_sid}:{attempt.key}:{digits}" if call_sid else None
+    if ref is not None and len(ref) > _REF_LENGTH:  # long ids and keys: a digest keeps it unique and in the column
+        ref = f"{provider}:gather:{hashlib.sha256(ref.encode()).hexdigest()}"
     inbound = first_arrival(session, now, AckVia.VOICE, attempt.recipient_id, digits, ref)
     if inbound is None:
         log.info("keypress %r on call %s seen before: ignored", digits, call_sid)

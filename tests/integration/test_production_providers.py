@@ -4,28 +4,48 @@ green); JIAOYING_ALLOW_SIMULATORS=1 lets them run, and the board and /readyz say
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from dispatcher.api.app import create_app
 from dispatcher.config import Settings
+from dispatcher.db.session import engine_for, transaction
 from dispatcher.runtime.embedded import default_adapters
 from dispatcher.runtime.engine import Engine
 from dispatcher.services.providers import startup_problems
-from tests.conftest import Clock
-from tests.support.servers import free_port
+from dispatcher.services.site import load_site_files
+from tests.conftest import FIXED_NOW, SAMPLE_SITE, Clock
+from tests.support.servers import Postgres, free_port
 
 SECRET = "production-providers-secret-" + "p" * 32
+pytestmark = pytest.mark.postgres
 
 
-def _postgres(url: str) -> None:
-    if not url.startswith("postgresql"):
-        pytest.skip("the production mode runs on PostgreSQL only")
+@pytest.fixture
+def site_loaded(postgres_server: Postgres) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database with the sample county: the production mode refuses SQLite."""
+    name = f"prod_{next(_counter)}"
+    admin = f"host=127.0.0.1 port={postgres_server.port} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE jy_template")
+    url = postgres_server.url(name)
+    with transaction(url) as session:
+        load_site_files(session, SAMPLE_SITE, FIXED_NOW)
+    yield url
+    engine_for(url).dispose()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_counter = itertools.count(1)
 
 
 def _jiaoying(*args: str, url: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -38,20 +58,18 @@ def _jiaoying(*args: str, url: str, **env: str) -> subprocess.CompletedProcess[s
 
 def test_serve_and_scheduler_refuse_a_plan_channel_without_a_provider(site_loaded: str) -> None:
     # bad input: production with the sample county's plans (SMS, voice, IM) and no provider configured
-    _postgres(site_loaded)
     for command in (("serve", "--port", str(free_port())), ("scheduler",)):
         r = _jiaoying(*command, url=site_loaded)
         assert r.returncode == 1, r.stderr
         message = " ".join(r.stderr.split())
         assert "refusing to start: sms: a loaded plan uses it" in message
-        assert "sms: a loaded plan uses it but no provider is configured; set twilio (JIAOYING_TWILIO_ACCOUNT_SID" \
-            in message
+        assert "sms: a loaded plan uses it but no provider is configured; set aliyun (JIAOYING_ALIYUN_ACCESS_KEY_ID" \
+            in message and "or twilio (JIAOYING_TWILIO_ACCOUNT_SID" in message
         assert "voice: a loaded plan uses it" in message and "JIAOYING_ALLOW_SIMULATORS=1" in message
         assert "Traceback" not in r.stderr
 
 
-def test_configured_providers_and_no_site_are_not_refused(site_loaded: str, database_url: str) -> None:
-    _postgres(site_loaded)
+def test_configured_providers_and_no_site_are_not_refused(site_loaded: str) -> None:
     configured = Settings(database_url=site_loaded, secret_key=SECRET, environment="production",
                           twilio_account_sid="AC" + "1" * 32, twilio_auth_token="t", twilio_from_number="+15005550006",
                           dingtalk_webhook_url="https://oapi.dingtalk.com/robot/send?access_token=x")
@@ -61,7 +79,6 @@ def test_configured_providers_and_no_site_are_not_refused(site_loaded: str, data
 
 
 def test_allowed_simulators_run_and_the_board_and_readyz_say_so(site_loaded: str, clock: Clock) -> None:
-    _postgres(site_loaded)
     settings = Settings(database_url=site_loaded, secret_key=SECRET, environment="production", allow_simulators=True)
     assert startup_problems(settings) == []
     engine = Engine(settings, clock, default_adapters(settings))
