@@ -53,7 +53,6 @@ request line in absolute form) and no proxy from the environment is ever used.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -64,7 +63,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
 
 import yaml
 from alibabacloud_dysmsapi20170525 import models as sms_models
@@ -92,10 +90,11 @@ from .base import (
     error_for_status,
 )
 from .carrier_templates import CarrierTemplate, CarrierTemplateError, carrier_templates
+from .carriers import Endpoint, parse_endpoint
 from .registry import AdapterDeps, register
 
-__all__ = ["ANSWER_PURPOSES", "PROVIDER", "AliyunSmsAdapter", "AliyunVoiceAdapter", "Endpoint", "aliyun_configured",
-           "classify", "e164", "national_number", "parse_endpoint", "sms_provider_id"]
+__all__ = ["ANSWER_PURPOSES", "PROVIDER", "AliyunSmsAdapter", "AliyunVoiceAdapter", "aliyun_configured",
+           "classify", "e164", "national_number", "sms_provider_id"]
 
 log = logging.getLogger(__name__)
 
@@ -247,52 +246,10 @@ def sms_provider_id(biz_id: str, national: str) -> str:
 
 # -- endpoints ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Endpoint:
-    host: str  # host[:port], what Config(endpoint=...) takes
-    protocol: str  # "https" or "http" (loopback only)
-    loopback: bool
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_endpoint(value: str, variable: str) -> Endpoint:
-    """``dysmsapi.aliyuncs.com`` / ``https://host[:port]`` (https) or ``http://127.0.0.1:port`` (a loopback
-    fake). ConfigurationError naming ``variable`` for anything else."""
-    text = value.strip().rstrip("/")
-    scheme = "https"
-    if "://" in text:
-        scheme, _, text = text.partition("://")
-        scheme = scheme.lower()
-    try:
-        parts = urlsplit(f"//{text}")
-        host, _port = parts.hostname or "", parts.port
-    except ValueError:
-        raise ConfigurationError(f"{variable}={value!r} is not a host[:port]") from None
-    if scheme not in ("http", "https") or not host or parts.path or parts.query or parts.username or "@" in text:
-        raise ConfigurationError(f"{variable}={value!r}: expected a host such as dysmsapi.aliyuncs.com, "
-                                 "https://host, or http://127.0.0.1:PORT for a local fake")
-    loopback = _is_loopback(host)
-    if scheme == "http" and not loopback:
-        raise ConfigurationError(f"{variable}={value!r}: plain http is only allowed to a loopback address "
-                                 "(a local fake); use the provider's https host")
-    if scheme == "https" and loopback:
-        raise ConfigurationError(f"{variable}={value!r}: a loopback endpoint is a local fake and must be "
-                                 "plain http (http://127.0.0.1:PORT)")
-    return Endpoint(parts.netloc, scheme, loopback)
-
-
 def _sdk_config(settings: Settings, endpoint: Endpoint, timeout: float) -> open_api_models.Config:
     config = open_api_models.Config(
         access_key_id=settings.aliyun_access_key_id, access_key_secret=settings.aliyun_access_key_secret,
-        endpoint=endpoint.host, protocol=endpoint.protocol,
+        endpoint=endpoint.host, protocol=endpoint.scheme,
         connect_timeout=int(min(timeout, CONNECT_TIMEOUT) * 1000), read_timeout=int(timeout * 1000))
     if endpoint.loopback:
         # darabonba falls back to HTTP(S)_PROXY whenever no proxy is configured and ignores NO_PROXY: name
@@ -365,6 +322,7 @@ _C = TypeVar("_C")
 class _AliyunAdapter(ChannelAdapter):
     provider = PROVIDER
     endpoint_variable: ClassVar[str]
+    endpoint_example: ClassVar[str]
 
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.settings = settings
@@ -373,7 +331,8 @@ class _AliyunAdapter(ChannelAdapter):
         self._problem: ConfigurationError | None = None
         self._endpoint: Endpoint | None = None
         try:
-            self._endpoint = parse_endpoint(self._endpoint_setting(), self.endpoint_variable)
+            self._endpoint = parse_endpoint(self._endpoint_setting(), self.endpoint_variable, self.endpoint_example,
+                                            https_loopback=False)
         except ConfigurationError as exc:
             self._problem = exc
             log.warning("%s", exc)
@@ -452,6 +411,7 @@ class AliyunSmsAdapter(_AliyunAdapter):
     batch_size = SEND_BATCH_SMS_MAX_NUMBERS
     max_length = SMS_MAX_CHARS
     endpoint_variable = SMS_ENDPOINT_VAR
+    endpoint_example = "dysmsapi.aliyuncs.com"
 
     @classmethod
     def default_limit(cls, settings: Settings) -> RateLimit | None:
@@ -632,6 +592,7 @@ class AliyunVoiceAdapter(_AliyunAdapter):
     channel = Channel.VOICE
     calls_back = True  # VoiceReport / VoiceCallReport carry the CallId and our OutId (the attempt id)
     endpoint_variable = VOICE_ENDPOINT_VAR
+    endpoint_example = "dyvmsapi.aliyuncs.com"
 
     @classmethod
     def default_limit(cls, settings: Settings) -> RateLimit | None:

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..config import Settings
+from .base import ConfigurationError
 
-__all__ = ["CALLBACKS", "callback_token", "callback_urls", "token_matches"]
+__all__ = ["CALLBACKS", "Endpoint", "callback_token", "callback_urls", "parse_endpoint", "token_matches"]
 
 # provider -> (path under /webhooks/<provider>/<token>/, what arrives there)
 CALLBACKS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -51,3 +55,44 @@ def callback_urls(settings: Settings, provider: str) -> list[tuple[str, str]]:
     """(URL, what arrives there) for each callback of ``provider``, under JIAOYING_PUBLIC_URL."""
     base = f"{settings.public_url.rstrip('/')}/webhooks/{provider}/{callback_token(settings)}"
     return [(f"{base}/{path}", what) for path, what in CALLBACKS[provider]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str  # host[:port], as the SDKs take it
+    scheme: str  # "https", or "http" for a loopback address only (a local fake)
+    loopback: bool
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_endpoint(value: str, variable: str, example: str, *, https_loopback: bool = True) -> Endpoint:
+    """A JIAOYING_<PROVIDER>_*_ENDPOINT value: a bare host (``example``, https), ``https://host[:port]``,
+    or ``http://127.0.0.1:<port>`` — plain http only to a loopback address. ConfigurationError naming
+    the variable otherwise. ``https_loopback=False``: an SDK that cannot be kept off a proxy for an
+    https loopback address refuses it."""
+    raw = (value or "").strip().rstrip("/")
+    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = urlsplit("")
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query
+            or parts.fragment or "@" in parts.netloc):
+        raise ConfigurationError(f"{variable}={value!r} is not an endpoint: write a host name such as {example} "
+                                 "(https), or http://127.0.0.1:<port> for a local fake")
+    loopback = is_loopback(parts.hostname)
+    if parts.scheme == "http" and not loopback:
+        raise ConfigurationError(f"{variable}={value!r}: plain http is allowed only to a loopback address "
+                                 "(127.0.0.1, ::1, localhost); use https:// or a bare host name")
+    if parts.scheme == "https" and loopback and not https_loopback:
+        raise ConfigurationError(f"{variable}={value!r}: a loopback endpoint is a local fake and must be plain "
+                                 "http (http://127.0.0.1:<port>)")
+    return Endpoint(parts.netloc, parts.scheme, loopback)

@@ -37,15 +37,12 @@ Errors are classified in one place, ``classify`` (see the table in docs/channels
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import requests
 from tencentcloud.common.credential import Credential
@@ -74,10 +71,11 @@ from .base import (
     parse_retry_after,
 )
 from .carrier_templates import CarrierTemplateError, carrier_templates
+from .carriers import Endpoint, parse_endpoint
 from .registry import AdapterDeps, register
 
 __all__ = ["BATCH_SIZE", "CONFIGURATION_CODES", "PERMANENT_CODES", "TRANSIENT_CODES", "TencentSmsAdapter",
-           "TencentVoiceAdapter", "classify", "parse_endpoint", "sms_configured", "voice_configured"]
+           "TencentVoiceAdapter", "classify", "sms_configured", "voice_configured"]
 
 log = logging.getLogger(__name__)
 
@@ -167,43 +165,6 @@ def voice_configured(settings: Settings) -> bool:
     return bool(settings.tencent_secret_id and settings.tencent_secret_key and settings.tencent_voice_app_id)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    host: str  # host[:port], as HttpProfile(endpoint=...) takes it
-    scheme: str  # "https", or "http" for a loopback address only
-    loopback: bool
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def parse_endpoint(value: str, variable: str) -> Endpoint:
-    """A JIAOYING_TENCENT_*_ENDPOINT value: ``sms.tencentcloudapi.com`` or ``https://host[:port]``, or
-    ``http://127.0.0.1:<port>`` (plain http to a loopback address only). ConfigurationError naming
-    the variable otherwise."""
-    raw = (value or "").strip()
-    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = urlsplit("")
-    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query
-            or parts.fragment or "@" in parts.netloc):
-        raise ConfigurationError(f"{variable}={value!r} is not an endpoint: write a host name such as "
-                                 "sms.tencentcloudapi.com (https), or http://127.0.0.1:<port> for a local fake")
-    loopback = _is_loopback(parts.hostname)
-    if parts.scheme == "http" and not loopback:
-        raise ConfigurationError(f"{variable}={value!r}: plain http is allowed only to a loopback address "
-                                 "(127.0.0.1, ::1, localhost); use https:// or a bare host name")
-    return Endpoint(parts.netloc, parts.scheme, loopback)
-
-
 # -- the adapters --------------------------------------------------------------------------------------
 
 
@@ -228,6 +189,7 @@ class _TencentAdapter(ChannelAdapter):
     provider = PROVIDER
     calls_back = True
     endpoint_variable: ClassVar[str]
+    endpoint_example: ClassVar[str]
     app_variable: ClassVar[str]
 
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -253,7 +215,7 @@ class _TencentAdapter(ChannelAdapter):
         if not self._configured():
             raise ConfigurationError(f"Tencent Cloud needs JIAOYING_TENCENT_SECRET_ID, JIAOYING_TENCENT_SECRET_KEY "
                                      f"and {self.app_variable}")
-        return parse_endpoint(self._endpoint_value(), self.endpoint_variable)
+        return parse_endpoint(self._endpoint_value(), self.endpoint_variable, self.endpoint_example)
 
     def _template(self, message: OutboundMessage) -> tuple[str, list[str]]:
         """The approved template id and its positional parameters for this message."""
@@ -352,6 +314,7 @@ class TencentSmsAdapter(_TencentAdapter):
     max_length = SMS_MAX_LENGTH
     can_look_up = False  # PullSmsSendStatusByPhoneNumber cannot tell reliably: see ``lookup``
     endpoint_variable = "JIAOYING_TENCENT_SMS_ENDPOINT"
+    endpoint_example = "sms.tencentcloudapi.com"
     app_variable = "JIAOYING_TENCENT_SMS_APP_ID"
 
     @classmethod
@@ -506,6 +469,7 @@ class TencentVoiceAdapter(_TencentAdapter):
     channel = Channel.VOICE
     max_length = VOICE_MAX_LENGTH
     endpoint_variable = "JIAOYING_TENCENT_VOICE_ENDPOINT"
+    endpoint_example = "vms.tencentcloudapi.com"
     app_variable = "JIAOYING_TENCENT_VOICE_APP_ID"
 
     @classmethod
