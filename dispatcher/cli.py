@@ -121,8 +121,13 @@ def validate(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -
     if problems:
         raise fail(f"{len(problems)} problem(s) in {site_dir}")
     assert site is not None
+    from .services.carrier_gaps import template_gaps
+
+    gaps = template_gaps(site, get_settings())
+    for gap in gaps:
+        err.print(f"readiness gap: {gap['message']}", highlight=False, markup=False, soft_wrap=True)
     out.print(f"{site_dir}: ok — {len(site.areas)} areas, {len(site.people)} officials, "
-              f"{len(site.plans)} plans")
+              f"{len(site.plans)} plans" + (f"; {len(gaps)} readiness gap(s) above" if gaps else ""))
 
 
 @app.command()
@@ -164,7 +169,7 @@ def preview(
     try:
         with transaction(get_settings().database_url) as session:
             result = run_preview(current_site(session), hazard, level, codes, when, sender,
-                                 limits=rate_limits(get_settings()))
+                                 limits=rate_limits(get_settings()), settings=get_settings())
     except (IntakeError, NotReady) as exc:
         raise fail(str(exc)) from None
     if as_json:

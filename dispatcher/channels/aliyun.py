@@ -321,6 +321,7 @@ _C = TypeVar("_C")
 
 class _AliyunAdapter(ChannelAdapter):
     provider = PROVIDER
+    uses_templates = True
     endpoint_variable: ClassVar[str]
     endpoint_example: ClassVar[str]
 

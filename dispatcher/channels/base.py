@@ -146,6 +146,7 @@ class ChannelAdapter(ABC):
     calls_back: ClassVar[bool] = False
     batch_size: ClassVar[int] = 1
     max_length: ClassVar[int | None] = None
+    uses_templates: ClassVar[bool] = False  # sends only provider-approved templates (the carrier template file)
 
     @classmethod
     def default_limit(cls, settings: Settings) -> RateLimit | None:

@@ -187,6 +187,7 @@ def _number_key(phone: str) -> str:
 
 class _TencentAdapter(ChannelAdapter):
     provider = PROVIDER
+    uses_templates = True
     calls_back = True
     endpoint_variable: ClassVar[str]
     endpoint_example: ClassVar[str]

@@ -6,14 +6,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..config import Settings
 from ..domain.areas import normalize_code
 from ..domain.capacity import Capacity, capacity
 from ..domain.channels import Channel
 from ..domain.hazards import parse_hazard, parse_level
 from ..domain.limits import RateLimit
-from ..domain.rules import Resolution, WarningFacts, resolve
+from ..domain.rules import DEFAULT_FALLBACK, Resolution, WarningFacts, resolve
 from ..domain.site import Site
 from ..intake.errors import FieldProblem, IntakeError
+from .carrier_gaps import template_gaps
 
 # The times a preview may be asked about: the duty rota and the steps' timers are computed from
 # ``at``, and near the ends of the calendar (year 1, year 9999) that arithmetic overflows.
@@ -22,12 +24,18 @@ LATEST_AT = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def preview(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
-            sender: str | None = None, *, limits: Mapping[Channel, RateLimit] | None = None) -> dict[str, Any]:
+            sender: str | None = None, *, limits: Mapping[Channel, RateLimit] | None = None,
+            settings: Settings | None = None) -> dict[str, Any]:
     """``limits`` (``Settings.limits``) adds a ``capacity`` section: how long each step takes under
-    the rate limits, and warnings where a plan cannot keep its own timing. None leaves it out."""
+    the rate limits, and warnings where a plan cannot keep its own timing. None leaves it out.
+    ``settings`` adds the carriers' readiness gaps (purposes of the matched plans with no approved
+    template at a configured template provider)."""
     facts = _facts(site, hazard, level, areas, at, sender)
     res = resolve(site, facts)
     result = describe(site, facts, res)
+    if settings is not None:
+        matched = [p for p in (*site.plans, site.fallback or DEFAULT_FALLBACK) if p.id in res.plans]
+        result["gaps"] += template_gaps(site, settings, matched)
     if limits is not None:
         result["capacity"] = describe_capacity(capacity(res, limits, _reachable(site)))
     return result

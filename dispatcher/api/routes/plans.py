@@ -28,4 +28,5 @@ def plan_preview(
     sender: Annotated[str | None, Query(description="apply plans' sender filters for this sender")] = None,
 ) -> dict[str, Any]:
     codes = [a.strip() for a in areas.split(",") if a.strip()]
-    return preview(current_site(session), hazard, level, codes, at or clock(), sender, limits=rate_limits(settings))
+    return preview(current_site(session), hazard, level, codes, at or clock(), sender, limits=rate_limits(settings),
+                   settings=settings)
