@@ -106,7 +106,7 @@ class Rig:
     """One scenario: fresh database + site, the embedded runtime (+ extra workers), the outbox."""
 
     def __init__(self, site: Path, *, rate_limits: str, callee_spacing: float = 0.0, broker_url: str = "",
-                 workers: int = 1, interval: float = 1.0, workdir: Path | None = None) -> None:
+                 workers: int = 1, interval: float = 1.0, workdir: Path | None = None, sms_batch: int = 0) -> None:
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="jy-bench-rl-"))
         self.url = f"sqlite:///{self.workdir / f'bench-{time.time_ns()}.db'}"
@@ -116,12 +116,33 @@ class Rig:
         self.settings = Settings(database_url=self.url, simulator_url="", broker_url=broker_url,
                                  rate_limits=rate_limits, callee_spacing_seconds=callee_spacing)
         self.outbox = SimOutbox()
-        self.runtime = EmbeddedRuntime(self.settings, now_utc, default_adapters(self.settings, self.outbox),
-                                       interval=interval)
+        # sms_batch > 0: SMS through a batch provider's simulator (one request per up to sms_batch
+        # messages, as Aliyun's and Tencent's); each request's monotonic time and size lands here.
+        self.requests: list[tuple[float, int]] = []
+        factory = default_adapters(self.settings, self.outbox)
+        if sms_batch:
+            factory = self._batch_sms(factory, sms_batch)
+        self.runtime = EmbeddedRuntime(self.settings, now_utc, factory, interval=interval)
         self.workers = workers
         # monotonic <-> wall clock, to compare arrivals with the due times the engine stores
         self.wall_offset = time.time() - time.monotonic()
         self._started = False
+
+    def _batch_sms(self, factory: Any, size: int) -> Any:
+        from dispatcher.channels.simulator import BatchSimulatorAdapter
+        from dispatcher.domain.channels import Channel
+
+        requests = self.requests
+
+        class Recorded(BatchSimulatorAdapter):
+            async def send_many(self, messages):  # type: ignore[no-untyped-def]
+                requests.append((time.monotonic(), len(messages)))
+                return await super().send_many(messages)
+
+        def build() -> Any:
+            return {**factory(), Channel.SMS: Recorded(Channel.SMS, self.outbox, batch_size=size)}
+
+        return build
 
     def start(self) -> None:
         self.runtime.start()
