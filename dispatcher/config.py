@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Provider limits, enforced across all workers (see dispatcher.domain.limits).
     rate_limits: str = ""  # e.g. "sms=10/s,voice=3/s,im=20/min,email=10/s"; empty = unlimited
     callee_spacing_seconds: float = 0.0  # minimum time between two voice calls to the same person
+    # Messages to one person per window, per channel (e.g. "voice=5/h,voice=20/d"); a channel named
+    # here replaces its provider's own documented per-number limits.
+    number_limits: str = ""
     send_attempts: int = 3  # tries per hand-over for transient provider errors (jittered backoff)
 
     # Where the secret came from: "environment" (or a constructor argument), "file" or "default".
@@ -180,6 +183,14 @@ class Settings(BaseSettings):
         from .domain.limits import parse_limits
 
         parse_limits(value)  # refuse a typo at start-up rather than run unlimited
+        return value
+
+    @field_validator("number_limits")
+    @classmethod
+    def _number_limits_parse(cls, value: str) -> str:
+        from .domain.limits import parse_number_limits
+
+        parse_number_limits(value)
         return value
 
     @property

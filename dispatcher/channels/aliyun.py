@@ -594,6 +594,8 @@ class AliyunVoiceAdapter(_AliyunAdapter):
     calls_back = True  # VoiceReport / VoiceCallReport carry the CallId and our OutId (the attempt id)
     endpoint_variable = VOICE_ENDPOINT_VAR
     endpoint_example = "dyvmsapi.aliyuncs.com"
+    # Aliyun's default flow control on calls to one number: 1 a minute, 5 an hour, 20 a day.
+    number_limits = (RateLimit(1, 60.0), RateLimit(5, 3600.0), RateLimit(20, 86400.0))
 
     @classmethod
     def default_limit(cls, settings: Settings) -> RateLimit | None:

@@ -135,7 +135,9 @@ class ChannelAdapter(ABC):
     - ``batch_size``: how many messages one provider request can carry (``send_many``);
     - ``max_length``: the characters of one message's text the provider takes (longer: cut);
     - ``default_limit(settings)``: the provider's documented rate, used when
-      JIAOYING_RATE_LIMITS says nothing for the channel.
+      JIAOYING_RATE_LIMITS says nothing for the channel;
+    - ``number_limits``: the provider's documented limits per number (JIAOYING_NUMBER_LIMITS
+      replaces them).
     """
 
     channel: ClassVar[Channel]
@@ -147,6 +149,10 @@ class ChannelAdapter(ABC):
     batch_size: ClassVar[int] = 1
     max_length: ClassVar[int | None] = None
     uses_templates: ClassVar[bool] = False  # sends only provider-approved templates (the carrier template file)
+
+    # The provider's documented limits on messages to one number (count per window), kept by the
+    # claim unless JIAOYING_NUMBER_LIMITS names the channel.
+    number_limits: ClassVar[tuple[RateLimit, ...]] = ()
 
     @classmethod
     def default_limit(cls, settings: Settings) -> RateLimit | None:

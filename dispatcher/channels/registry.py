@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from .simulator import SimOutbox
 
 __all__ = ["ADAPTER_MODULES", "SIMULATOR", "AdapterDeps", "AdapterFactory", "Registration", "build_adapters",
-           "choose_provider", "missing_providers", "provider_order_problems", "providers_for", "rate_limits",
+           "choose_provider", "missing_providers", "number_limits", "provider_order_problems", "providers_for",
+           "rate_limits",
            "register", "registrations"]
 
 SIMULATOR = "simulator"
@@ -157,6 +158,19 @@ def rate_limits(settings: Settings) -> dict[Channel, RateLimit]:
             if declared is not None:
                 limits[channel] = declared
     return limits | settings.limits
+
+
+def number_limits(settings: Settings) -> dict[Channel, tuple[RateLimit, ...]]:
+    """Per-number limits the claim keeps: JIAOYING_NUMBER_LIMITS for the channels it names, else the
+    chosen provider's documented ones (its adapter's ``number_limits``)."""
+    from ..domain.limits import parse_number_limits
+
+    limits: dict[Channel, tuple[RateLimit, ...]] = {}
+    for channel in Channel:
+        registration = _registry.get((channel, choose_provider(channel, settings)))
+        if registration is not None and registration.adapter is not None and registration.adapter.number_limits:
+            limits[channel] = registration.adapter.number_limits
+    return limits | parse_number_limits(settings.number_limits)
 
 
 def build_adapters(settings: Settings, outbox: SimOutbox, *, sim_endpoint: str | None = None,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -75,11 +75,14 @@ def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[Call
 
 
 def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: str, lease: timedelta,
-                          channels: Sequence[str] | None = None, callee_spacing: timedelta | None = None) -> list[int]:
+                          channels: Sequence[str] | None = None, callee_spacing: timedelta | None = None,
+                          number_limits: Sequence[tuple[int, timedelta]] = ()) -> list[int]:
     """Move up to ``limit`` queued attempts to 'sending' under this worker's lease, red first.
 
     ``channels`` restricts the claim (a rate-limited channel is claimed on its own budget);
-    ``callee_spacing`` skips recipients called on that channel within the spacing."""
+    ``callee_spacing`` skips recipients called on that channel within the spacing; ``number_limits``
+    ((count, window) each) skips recipients who already had ``count`` messages on that channel
+    within the window (in flight included). Either way a claim takes one attempt per person."""
     candidates = select(AttemptRow.id).where(claimable(now))
     if channels is not None:
         candidates = candidates.where(AttemptRow.channel.in_(list(channels)))
@@ -88,6 +91,11 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
         candidates = candidates.where(~exists().where(
             recent.recipient_id == AttemptRow.recipient_id, recent.channel == AttemptRow.channel,
             (recent.status == "sending") | (recent.sent_at > now - callee_spacing)))
+    for count, window in number_limits:
+        earlier = aliased(AttemptRow)
+        candidates = candidates.where(select(func.count()).where(
+            earlier.recipient_id == AttemptRow.recipient_id, earlier.channel == AttemptRow.channel,
+            (earlier.status == "sending") | (earlier.sent_at > now - window)).scalar_subquery() < count)
     candidates = (candidates.order_by(AttemptRow.priority.desc(), AttemptRow.id).limit(limit)
                   .with_for_update(skip_locked=True))
     # Pick, then take: two statements, so the batch is exactly what the limited SELECT chose. As one
@@ -106,7 +114,7 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
         .execution_options(synchronize_session=False)
     )
     ids = sorted(claimed.scalars())
-    if callee_spacing and ids:
+    if (callee_spacing or number_limits) and ids:
         ids = _one_per_callee(session, ids)
     return ids
 

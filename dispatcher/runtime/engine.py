@@ -26,7 +26,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from ..channels.base import ChannelAdapter, SendResult
 from ..channels.broadcast import broadcast_adapter
 from ..channels.failover import ProviderChain
-from ..channels.registry import rate_limits
+from ..channels.registry import number_limits, rate_limits
 from ..channels.resilience import CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claimable
@@ -71,6 +71,7 @@ class Engine:
         self._limits = rate_limits(settings)  # configured, else the providers' own
         self._pacing = Pacing(make_pacer(self._limits, settings.broker_url), self._limits)
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
+        self._per_number = number_limits(settings)  # configured, else the providers' own
         self._breaker = CircuitBreaker(now=lambda: self.clock().timestamp())  # on the engine's clock, as timers are
         self._retry = RetryPolicy(attempts=settings.send_attempts)
 
@@ -166,11 +167,12 @@ class Engine:
         lease = timedelta(seconds=self.settings.attempt_lease_seconds)
         jobs: list[dispatch.Job] = []
         spaced = {c for c in Channel if c.kind.spaced_per_callee} if self._spacing else set()
-        free = [c for c in Channel if c not in self._limits and c not in spaced]
+        counted = set(self._per_number)  # channels with per-number limits: claimed on their own, one per person
+        free = [c for c in Channel if c not in self._limits and c not in spaced and c not in counted]
         if free:
             with transaction(self.url, background=True) as session:
                 jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, free)
-        for channel in [c for c in Channel if c in self._limits or c in spaced]:
+        for channel in [c for c in Channel if c in self._limits or c in spaced or c in counted]:
             # A batch provider's limit counts requests, each carrying up to batch_size messages.
             per = max(1, self._adapters[channel].batch_size)
             booking = self._pacing.reserve(channel, -(-want // per))
@@ -179,7 +181,8 @@ class Engine:
             with transaction(self.url, background=True) as session:
                 claimed = dispatch.claim_jobs(session, self.clock(), min(booking.granted * per, want), self.name,
                                               lease, self.settings, [channel],
-                                              self._spacing if channel in spaced else None)
+                                              self._spacing if channel in spaced else None,
+                                              self._per_number.get(channel, ()))
             self._pacing.hold(booking, [job.attempt_id for job in claimed], per)
             jobs += claimed
         if not jobs:

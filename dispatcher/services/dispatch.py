@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +40,7 @@ from ..domain.callouts import AttemptStatus, CalloutState, Purpose, moot, retry_
 from ..domain.channels import Channel
 from ..domain.escalation import CalloutFacts, fail_over
 from ..domain.hazards import Level
+from ..domain.limits import RateLimit
 from ..domain.record import EventKind
 from ..domain.roster import Person
 from ..domain.site import Site
@@ -88,9 +89,11 @@ class Outcome:
 
 def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
                lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None,
-               channels: list[Channel] | None = None, callee_spacing: timedelta | None = None) -> list[Job]:
+               channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
+               number_limits: Sequence[RateLimit] = ()) -> list[Job]:
     ids = claim_queued_attempts(session, now, limit, worker, lease,
-                                [c.value for c in channels] if channels is not None else None, callee_spacing)
+                                [c.value for c in channels] if channels is not None else None, callee_spacing,
+                                [(int(n.count), timedelta(seconds=n.per_seconds)) for n in number_limits])
     if not ids:
         return []
     site = current_site(session)

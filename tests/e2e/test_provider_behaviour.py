@@ -193,3 +193,57 @@ def test_callee_spacing_holds_for_an_unlimited_voice_channel_and_calls_queued_to
         assert len([m for m in box.messages() if m.message.channel is Channel.VOICE]) == 2
     finally:
         engine.close()
+
+
+def test_per_number_limits_hold_messages_over_a_window_until_it_frees(tiny_site: str, clock, auth,
+                                                                        client_for) -> None:
+    """JIAOYING_NUMBER_LIMITS=sms=2/h: a third SMS to the same person within the hour waits (the
+    provider would refuse it: Tencent's LimitExceeded.PhoneNumberOneHourLimit) and goes once the
+    hour has moved on; other people are not held."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from dispatcher.db.queue import attempt_values, insert_attempts
+    from dispatcher.db.tables import CalloutRow
+
+    settings = Settings(database_url=tiny_site, number_limits="sms=2/h")
+    box = SimOutbox()
+    engine = Engine(settings, clock, lambda: build_adapters(settings, box))
+
+    def sms_to(person: str) -> int:
+        return len([m for m in box.messages() if m.message.channel is Channel.SMS and m.message.to.person_id == person])
+
+    try:
+        client = client_for(settings)
+        client.post("/api/v1/warnings", headers=auth, json={
+            "sender": "qingxi-qx", "identifier": "N-1", "hazard": "rainstorm", "level": "red",
+            "areas": ["330599100"], "headline": "暴雨红色预警", "sent": clock().isoformat()})
+        engine.tick()
+        engine.drain()
+        assert sms_to("zheng") == 1 and sms_to("zhou") == 1  # the alerts
+        with transaction(tiny_site) as session:
+            callout = session.scalars(select(CalloutRow).where(CalloutRow.person_id == "zheng")).one()
+            insert_attempts(session, [attempt_values(callout, f"{callout.id}:n{i}:sms:zheng", -1, "reminder",
+                                                     "sms", "zheng", clock()) for i in (1, 2)])
+        clock.now += timedelta(minutes=1)
+        engine.drain()
+        assert sms_to("zheng") == 2  # the second of the hour goes; the third waits
+        clock.now += timedelta(minutes=30)
+        engine.drain()
+        assert sms_to("zheng") == 2
+        clock.now += timedelta(minutes=30)  # an hour after the alert: one of the two leaves the window
+        engine.drain()
+        assert sms_to("zheng") == 3
+    finally:
+        engine.close()
+
+
+def test_a_bad_per_number_limit_is_refused_naming_the_item() -> None:
+    # bad input: JIAOYING_NUMBER_LIMITS=voice=1.5/h (a count must be whole) and sms=1/week
+    import pytest
+    from pydantic import ValidationError
+
+    for bad, says in (("voice=1.5/h", "the count must be a whole number"), ("sms=1/week", "unknown unit 'week'")):
+        with pytest.raises(ValidationError, match=says):
+            Settings(database_url="sqlite://", number_limits=bad)
