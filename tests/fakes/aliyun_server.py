@@ -48,8 +48,8 @@ and no per-number result, so there is nothing else it could express; receipts (S
 
 Test switches: ``fail_next(status)`` (5xx with Aliyun's error body; the SDK raises ServerException),
 ``hang_next(seconds, deliver=False)`` (answer nothing for that long; with ``deliver=True`` the send is
-accepted first, as when a timed-out send went out anyway), ``throttle_next()``, ``business_limit(number)``,
-``arrears()``, ``lose_callbacks()``.
+accepted first, as when a timed-out send went out anyway), ``fail_all(status)`` (every request from now on,
+until ``fail_all(None)``), ``throttle_next()``, ``business_limit(number)``, ``arrears()``, ``lose_callbacks()``.
 
 Pushes (Aliyun "HTTP 批量推送": a POSTed JSON array, UTF-8) to a URL with httpx, or through any client with
 ``.post(url, json=...)`` (a FastAPI TestClient, an httpx.Client):
@@ -67,6 +67,10 @@ on a background thread (``drain()`` waits for them); ``sms_outcome``/``voice_out
 
 Inspection: ``received()`` (every authenticated request, refused or not), ``messages()`` and ``calls()``
 (accepted sends), ``keys_seen()`` (OutIds in order, to count duplicates), ``auth_failures``.
+
+As a process (benchmarks: the fake then has its own GIL): ``python -m tests.fakes.aliyun_server --port P --config
+'{"access_key_id": ..., "template_file": "templates/carriers.sample.yaml", "fail_all": 503}'`` prints its URL and
+serves ``ServedAliyun`` (read-only ``GET /_fake/summary`` and ``GET /_fake/arrivals``) until SIGTERM.
 """
 
 from __future__ import annotations
@@ -251,6 +255,14 @@ class _Refused(Exception):
         self.code, self.message = code, message
 
 
+def _server_fault(status: int, code: str | None, message: str | None) -> _Fault:
+    default = {500: ("InternalError", "The request processing has failed due to some unknown error, exception "
+                                      "or failure."),
+               503: ("ServiceUnavailable", "The request has failed due to a temporary failure of the server.")}
+    dcode, dmessage = default.get(status, ("InternalError", f"fake provider error {status}"))
+    return _Fault(status, code or dcode, message or dmessage)
+
+
 def _pct(value: str) -> str:
     """Aliyun's percent-encoding: RFC 3986 unreserved characters kept, the rest %XX of UTF-8 (space is %20)."""
     return quote(value, safe="~")
@@ -297,6 +309,7 @@ class FakeAliyun:
         self._lock = threading.Lock()
         self._received: list[Received] = []
         self._faults: list[_Fault] = []
+        self._always: _Fault | None = None  # fail_all(): the answer to every request once the queue is empty
         self._sms: list[_Sms] = []
         self._calls: dict[str, _Call] = {}
         self._callbacks: list[Callback] = []
@@ -327,7 +340,8 @@ class FakeAliyun:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
+        """Serve on 127.0.0.1:``port`` (0: any free port); returns the URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -343,7 +357,7 @@ class FakeAliyun:
                 fake._handle(self)
 
         self._stopping.clear()
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self._server = ThreadingHTTPServer((HOST, port), Handler)
         self._server.daemon_threads = True
         self._threads = [threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-aliyun",
                                           daemon=True),
@@ -412,13 +426,14 @@ class FakeAliyun:
     def fail_next(self, status: int = 500, *, code: str | None = None, message: str | None = None,
                   count: int = 1) -> None:
         """The next ``count`` authenticated requests get HTTP ``status`` with Aliyun's error body."""
-        default = {500: ("InternalError", "The request processing has failed due to some unknown error, exception "
-                                          "or failure."),
-                   503: ("ServiceUnavailable", "The request has failed due to a temporary failure of the server.")}
-        fallback = ("InternalError", f"fake provider error {status}")
-        dcode, dmessage = default.get(status, fallback)
         with self._lock:
-            self._faults.extend(_Fault(status, code or dcode, message or dmessage) for _ in range(count))
+            self._faults.extend(_server_fault(status, code, message) for _ in range(count))
+
+    def fail_all(self, status: int | None = 503, *, code: str | None = None, message: str | None = None) -> None:
+        """Every authenticated request (after those ``fail_next``/``hang_next`` queued) gets HTTP ``status``
+        with Aliyun's error body, until ``fail_all(None)``: the provider down for good."""
+        with self._lock:
+            self._always = None if status is None else _server_fault(status, code, message)
 
     def hang_next(self, seconds: float, *, count: int = 1, deliver: bool = False) -> None:
         """The next ``count`` authenticated requests get no answer for ``seconds``; with ``deliver`` the send is
@@ -489,7 +504,7 @@ class FakeAliyun:
                 raise _GatewayError(400, "InvalidVersion", "Specified parameter Version is not valid.")
             self._check_qps(action)
             with self._lock:
-                fault = self._faults.pop(0) if self._faults else None
+                fault = self._faults.pop(0) if self._faults else self._always
             params = {k: v for k, v in {**query, **form}.items() if k not in _COMMON_PARAMS}
             if fault is not None and fault.status is not None:
                 self._record_fault(action, request_id, params, scheme, fault.status)
@@ -1135,3 +1150,167 @@ def _loose_json(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# -- as a process (benchmarks) --------------------------------------------------------------------
+
+
+class ServedAliyun(FakeAliyun):
+    """The fake as its own process (``python -m tests.fakes.aliyun_server``), so a benchmark's engine does not
+    share its GIL. Besides the API it answers two read-only, unauthenticated introspection paths:
+
+    ``GET /_fake/summary``   {"requests", "send_requests", "codes": {code: requests}, "actions": {action: requests
+                             past authentication}, "accepted_numbers",
+                             "unique_numbers", "refused_numbers", "first_at", "last_new_at", "handle_s",
+                             "handle_ms": {"p50", "p99", "max"}} — ``first_at``/``last_new_at``: time.time() of the
+                             first accepted number and of the last number accepted for the first time;
+                             ``handle_s``: the summed wall time of the API requests (the fake's own time)
+    ``GET /_fake/arrivals``  {"messages": [{"at", "number", "key", "action", "code", "biz_id"}]} — one record per
+                             number of every SendSms/SendBatchSms that got past authentication, refused ones too
+                             (``code`` "OK" when accepted); ``key`` is the request's OutId (a batch's is its first
+                             message's key), ``number`` the national form, ``at`` time.time() on arrival
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handled: list[float] = []  # seconds each API request took to handle
+        self._cursor = 0  # how far into _received the summary has read
+        self._first_seen: dict[str, float] = {}
+        self._counts = {"send_requests": 0, "accepted_numbers": 0, "refused_numbers": 0}
+        self._codes: dict[str, int] = defaultdict(int)
+        self._actions: dict[str, int] = defaultdict(int)
+
+    def start(self, port: int = 0) -> str:
+        url = super().start(port)
+        # http.server writes a response's headers and its body in two sends: with Nagle's algorithm on, the
+        # body waits for the client's delayed ACK (40 ms on Linux) — an artifact of the fake, not of the
+        # provider. TCP_NODELAY on every accepted connection (StreamRequestHandler.setup reads this).
+        assert self._server is not None
+        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+        return url
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        if h.command == "GET" and urlsplit(h.path).path.startswith("/_fake/"):
+            self._introspect(h)
+            return
+        started = time.perf_counter()
+        try:
+            super()._handle(h)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._handled.append(elapsed)
+
+    def _introspect(self, h: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(h.path).path
+        if path == "/_fake/summary":
+            self._answer(h, 200, self.summary(), "")
+        elif path == "/_fake/arrivals":
+            self._answer(h, 200, {"messages": self.arrivals()}, "")
+        else:
+            self._answer(h, 404, {"Code": "NotFound", "Message": path}, "")
+
+    def arrivals(self) -> list[dict[str, Any]]:
+        return [{"at": r.at, "number": mainland_mobile(n) or n, "key": r.out_id, "action": r.action, "code": r.code,
+                 "biz_id": r.biz_id}
+                for r in self.received() if r.action in ("SendSms", "SendBatchSms") for n in r.numbers]
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            fresh, self._cursor = self._received[self._cursor:], len(self._received)
+            handled = sorted(self._handled)
+            for r in fresh:
+                self._actions[r.action] += 1
+                if r.action not in ("SendSms", "SendBatchSms"):
+                    continue
+                self._counts["send_requests"] += 1
+                self._codes[r.code] += 1
+                if not r.accepted:
+                    self._counts["refused_numbers"] += len(r.numbers)
+                    continue
+                self._counts["accepted_numbers"] += len(r.numbers)
+                for n in r.numbers:
+                    number = mainland_mobile(n) or n
+                    if r.at < self._first_seen.get(number, math.inf):
+                        self._first_seen[number] = r.at
+            seen = self._first_seen.values()
+            return {"requests": len(handled), **self._counts, "codes": dict(self._codes),
+                    "actions": dict(self._actions), "unique_numbers": len(self._first_seen),
+                    "first_at": min(seen, default=None), "last_new_at": max(seen, default=None),
+                    "handle_s": sum(handled), "handle_ms": _quantiles_ms(handled)}
+
+
+def _quantiles_ms(ordered: list[float]) -> dict[str, float | None]:
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": ordered[len(ordered) // 2] * 1000, "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            * 1000, "max": ordered[-1] * 1000}
+
+
+def templates_from_file(path: str) -> dict[str, list[str]]:
+    """The Aliyun codes of a JIAOYING_CARRIER_TEMPLATES file (templates/carriers.sample.yaml) with their variables,
+    as the fake's ``templates`` (a voice entry's ``confirm`` prompt is a template without variables)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        section = (yaml.safe_load(handle) or {}).get("aliyun") or {}
+    found: dict[str, list[str]] = {}
+    for channel in ("sms", "voice"):
+        for entry in (section.get(channel) or {}).values():
+            found[str(entry["code"])] = list(entry.get("variables") or [])
+            if entry.get("confirm"):
+                found.setdefault(str(entry["confirm"]), [])
+    return found
+
+
+def served_from_config(config: Mapping[str, Any]) -> ServedAliyun:
+    """A ServedAliyun from a JSON config: ``access_key_id``, ``access_key_secret``, ``sign_names``, ``templates``
+    (code -> variable names) and/or ``template_file`` (a carrier template file, see ``templates_from_file``),
+    ``show_numbers``, ``qps``, ``enforce_flow_control``, ``fail_all``: an HTTP status every request gets, and
+    ``arrears``: every send refused ``isv.AMOUNT_NOT_ENOUGH`` (an account refusal, HTTP 200)."""
+    known = {"access_key_id", "access_key_secret", "sign_names", "templates", "template_file", "show_numbers", "qps",
+             "enforce_flow_control", "fail_all", "arrears"}
+    unknown = set(config) - known
+    if unknown:
+        raise SystemExit(f"aliyun fake: unknown config keys {sorted(unknown)} (known: {sorted(known)})")
+    templates = dict(templates_from_file(config["template_file"]) if config.get("template_file") else {})
+    templates.update(config.get("templates") or {})
+    kwargs: dict[str, Any] = {k: config[k] for k in ("access_key_id", "access_key_secret") if k in config}
+    fake = ServedAliyun(**kwargs, sign_names=config.get("sign_names", ("某某县应急管理局",)), templates=templates,
+                        show_numbers=config.get("show_numbers", ()), qps=config.get("qps"),
+                        enforce_flow_control=bool(config.get("enforce_flow_control", False)))
+    if config.get("fail_all"):
+        fake.fail_all(int(config["fail_all"]))
+    fake.arrears(bool(config.get("arrears", False)))
+    return fake
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="The fake Aliyun SMS/voice API on 127.0.0.1, as its own process "
+                                                 "(prints its URL on the first line; SIGTERM/SIGINT stop it).")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--config", default="{}", help="JSON object (see served_from_config)")
+    parser.add_argument("--config-file", help="a file holding that JSON object instead")
+    args = parser.parse_args(argv)
+    if args.config_file:
+        with open(args.config_file, encoding="utf-8") as handle:
+            config = json.load(handle)
+    else:
+        config = json.loads(args.config)
+    fake = served_from_config(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(fake.start(args.port), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

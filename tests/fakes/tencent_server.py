@@ -77,6 +77,13 @@ joins them), a SUCCESS status report per accepted number (one array per request)
 and a voice status ``result "0"`` (preceded by a keypress when ``auto_keypress`` is set) to
 ``voice_status_url``. ``lose_callbacks()`` drops automatic callbacks (recorded with ``lost=True``); the
 delivery still shows up in ``PullSmsSendStatus`` / ``PullSmsSendStatusByPhoneNumber``.
+
+Switches: ``fail_next``, ``fail_all`` (every request from now on, until ``fail_all(None)``), ``hang_next``,
+``throttle``, ``daily_limit``, ``arrears``, ``lose_callbacks``.
+
+As a process (benchmarks: the fake then has its own GIL): ``python -m tests.fakes.tencent_server --port P --config
+'{"secret_id": ..., "template_file": "templates/carriers.sample.yaml"}'`` prints its URL and serves
+``ServedTencent`` (read-only ``GET /_fake/summary`` and ``GET /_fake/arrivals``) until SIGTERM.
 """
 
 from __future__ import annotations
@@ -319,6 +326,7 @@ class FakeTencent:
         self._callbacks: list[Callback] = []
         self._reports: list[_Report] = []
         self._faults: list[_Fault] = []
+        self._always: _Fault | None = None  # fail_all(): the answer to every request once the queue is empty
         self._throttle_left: float = 0
         self._lose_left: float = 0
         self._daily_limited: set[str] = set()
@@ -331,7 +339,8 @@ class FakeTencent:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
+        """Serve on 127.0.0.1:``port`` (0: any free port); returns the URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -354,7 +363,7 @@ class FakeTencent:
                 self.wfile.write(data)
 
         self._stopping.clear()
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self._server = ThreadingHTTPServer((HOST, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-tencent", daemon=True)
@@ -389,6 +398,12 @@ class FakeTencent:
         """The next ``count`` authenticated requests answer ``http_status`` with a non-JSON body."""
         with self._lock:
             self._faults.extend(_Fault(http_status) for _ in range(count))
+
+    def fail_all(self, http_status: int | None = 503) -> None:
+        """Every authenticated request (after those ``fail_next``/``hang_next`` queued) answers ``http_status``
+        with a non-JSON body, until ``fail_all(None)``: the provider down for good."""
+        with self._lock:
+            self._always = None if http_status is None else _Fault(http_status)
 
     def hang_next(self, seconds: float, count: int = 1) -> None:
         """The next ``count`` authenticated requests answer nothing for ``seconds`` (or until stop()),
@@ -485,7 +500,7 @@ class FakeTencent:
             h._answer(200, self._error_body(error, request_id))
             return
         with self._lock:
-            fault = self._faults.pop(0) if self._faults else None
+            fault = self._faults.pop(0) if self._faults else self._always
             throttled = fault is None and self._throttle_left > 0
             if throttled:
                 self._throttle_left -= 1
@@ -976,3 +991,170 @@ def tc3_signature(secret_key: str, date: str, service: str, string_to_sign: str)
 
     signing_key = _h(_h(_h(("TC3" + secret_key).encode(), date), service), "tc3_request")
     return hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+# -- as a process (benchmarks) --------------------------------------------------------------------
+
+
+class ServedTencent(FakeTencent):
+    """The fake as its own process (``python -m tests.fakes.tencent_server``), so a benchmark's engine does not
+    share its GIL. Besides the API it answers two read-only, unauthenticated introspection paths:
+
+    ``GET /_fake/summary``   {"requests", "send_requests", "codes": {code: numbers}, "accepted_numbers",
+                             "unique_numbers", "refused_numbers", "first_at", "last_new_at", "handle_s",
+                             "handle_ms": {"p50", "p99", "max"}} — ``first_at``/``last_new_at``: time.time() of the
+                             first accepted number and of the last number accepted for the first time;
+                             ``handle_s``: the summed wall time of the API requests (the fake's own time)
+    ``GET /_fake/arrivals``  {"messages": [{"at", "number", "key", "code", "serial"}]} — one record per number of
+                             every SendSms that got past authentication (``code`` "Ok" when that number was
+                             accepted); ``key`` is the request's SessionContext (the attempt key for one message,
+                             ``batch:<n>:<first key>`` for a batch), ``number`` the national form, ``at`` time.time()
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handled: list[float] = []
+        self._cursor = 0
+        self._first_seen: dict[str, float] = {}
+        self._counts = {"send_requests": 0, "accepted_numbers": 0, "refused_numbers": 0}
+        self._codes: dict[str, int] = {}
+
+    def start(self, port: int = 0) -> str:
+        url = super().start(port)
+        # http.server writes a response's headers and its body in two sends: with Nagle's algorithm on, the
+        # body waits for the client's delayed ACK (40 ms on Linux) — an artifact of the fake, not of the
+        # provider. TCP_NODELAY on every accepted connection (StreamRequestHandler.setup reads this).
+        assert self._server is not None
+        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+        return url
+
+    def _handle(self, h: Any) -> None:
+        if h.command == "GET" and urlsplit(h.path).path.startswith("/_fake/"):
+            self._introspect(h)
+            return
+        started = time.perf_counter()
+        try:
+            super()._handle(h)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._handled.append(elapsed)
+
+    def _introspect(self, h: Any) -> None:
+        path = urlsplit(h.path).path
+        if path == "/_fake/summary":
+            h._answer(200, json.dumps(self.summary()).encode())
+        elif path == "/_fake/arrivals":
+            h._answer(200, json.dumps({"messages": self.arrivals()}).encode())
+        else:
+            h._answer(404, b"404 page not found", "text/plain")
+
+    @staticmethod
+    def _per_number(r: Received) -> list[tuple[str, str, str]]:
+        """(national number, code, SerialNo) for each number of a SendSms record."""
+        if r.error is not None:
+            return [(_national(n)[1], r.error, "") for n in r.numbers]
+        return [(_national(str(s["PhoneNumber"]))[1], str(s["Code"]), str(s["SerialNo"])) for s in r.statuses]
+
+    def arrivals(self) -> list[dict[str, Any]]:
+        return [{"at": r.at, "number": number, "key": r.session_context, "code": code, "serial": serial}
+                for r in self.received("SendSms") for number, code, serial in self._per_number(r)]
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            fresh, self._cursor = self._received[self._cursor:], len(self._received)
+            handled = sorted(self._handled)
+            for r in fresh:
+                if r.action != "SendSms":
+                    continue
+                self._counts["send_requests"] += 1
+                for number, code, _ in self._per_number(r):
+                    self._codes[code] = self._codes.get(code, 0) + 1
+                    if code != "Ok":
+                        self._counts["refused_numbers"] += 1
+                        continue
+                    self._counts["accepted_numbers"] += 1
+                    if r.at < self._first_seen.get(number, math.inf):
+                        self._first_seen[number] = r.at
+            faults: dict[str, int] = {}
+            for _, outcome in self._attempts:
+                if outcome.startswith(("http:", "hang")):
+                    faults[outcome] = faults.get(outcome, 0) + 1
+            seen = self._first_seen.values()
+            ordered = handled  # sorted above
+            return {"requests": len(handled), **self._counts, "codes": self._codes | faults,
+                    "unique_numbers": len(self._first_seen), "first_at": min(seen, default=None),
+                    "last_new_at": max(seen, default=None), "handle_s": sum(handled),
+                    "handle_ms": {"p50": ordered[len(ordered) // 2] * 1000 if ordered else None,
+                                  "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+                                  if ordered else None,
+                                  "max": ordered[-1] * 1000 if ordered else None}}
+
+
+def templates_from_file(path: str) -> tuple[dict[str, int], dict[str, int], int | None]:
+    """The Tencent SMS and voice template ids of a JIAOYING_CARRIER_TEMPLATES file (templates/carriers.sample.yaml)
+    with their parameter counts, and its ``max_variable_length`` (the fake's ``param_max_chars``)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        section = (yaml.safe_load(handle) or {}).get("tencent") or {}
+    sms = {str(e["code"]): len(e.get("variables") or []) for e in (section.get("sms") or {}).values()}
+    voice = {str(e["code"]): len(e.get("variables") or []) for e in (section.get("voice") or {}).values()}
+    return sms, voice, section.get("max_variable_length", TEMPLATE_PARAM_MAX_CHARS)
+
+
+def served_from_config(config: Mapping[str, Any]) -> ServedTencent:
+    """A ServedTencent from a JSON config: ``secret_id``, ``secret_key``, ``sms_app_id``, ``voice_app_id``,
+    ``signs``, ``templates`` / ``voice_templates`` (id -> parameter count) and/or ``template_file`` (a carrier
+    template file, see ``templates_from_file``), ``param_max_chars``, and ``fail_all``: an HTTP status every
+    request gets."""
+    known = {"secret_id", "secret_key", "sms_app_id", "voice_app_id", "signs", "templates", "voice_templates",
+             "template_file", "param_max_chars", "fail_all"}
+    unknown = set(config) - known
+    if unknown:
+        raise SystemExit(f"tencent fake: unknown config keys {sorted(unknown)} (known: {sorted(known)})")
+    sms: dict[str, Any] = {}
+    voice: dict[str, Any] = {}
+    max_chars: int | None = TEMPLATE_PARAM_MAX_CHARS
+    if config.get("template_file"):
+        sms, voice, max_chars = templates_from_file(config["template_file"])
+    sms.update(config.get("templates") or {})
+    voice.update(config.get("voice_templates") or {})
+    kwargs: dict[str, Any] = {k: config[k] for k in ("secret_id", "secret_key", "sms_app_id", "voice_app_id")
+                              if k in config}
+    fake = ServedTencent(**kwargs, signs=config.get("signs", ("某某县应急管理局",)), templates=sms or None,
+                         voice_templates=voice or None, param_max_chars=config.get("param_max_chars", max_chars))
+    if config.get("fail_all"):
+        fake.fail_all(int(config["fail_all"]))
+    return fake
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="The fake Tencent Cloud SMS/VMS API on 127.0.0.1, as its own "
+                                                 "process (prints its URL on the first line; SIGTERM/SIGINT stop it).")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--config", default="{}", help="JSON object (see served_from_config)")
+    parser.add_argument("--config-file", help="a file holding that JSON object instead")
+    args = parser.parse_args(argv)
+    if args.config_file:
+        with open(args.config_file, encoding="utf-8") as handle:
+            config = json.load(handle)
+    else:
+        config = json.loads(args.config)
+    fake = served_from_config(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(fake.start(args.port), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
