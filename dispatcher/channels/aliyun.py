@@ -179,7 +179,8 @@ def classify(code: str, message: str = "", *, status: int = 200, retry_after: fl
             return TransientError(what, retry_after or _window(message))
         return PermanentError(f"{what}: this number's flow control")
     if code in _TRANSIENT_CODES or code.startswith(_TRANSIENT_PREFIXES):
-        return TransientError(what, retry_after)
+        # Aliyun answered with its code: the request was refused, not taken (throttling, busy).
+        return TransientError(what, retry_after, unsent=code.startswith("Throttling"))
     if code in _PERMANENT_CODES or code.startswith("Missing"):
         return PermanentError(what)
     if status != 200:

@@ -78,11 +78,16 @@ class ChannelError(Exception):
 
 
 class TransientError(ChannelError):
+    """Worth another try later. ``unsent``: the message certainly did not reach the provider (it
+    answered 429 or 503, a throttling code, or nothing was handed over at all) — so it needs no
+    lookup before its next try, and another provider may take it at once."""
+
     retry = True
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, unsent: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unsent = unsent
 
 
 class PermanentError(ChannelError):
@@ -117,7 +122,8 @@ def error_for_status(status: int, what: str, retry_after: str | float | None = N
     if status == 429 or status >= 500:
         wait = retry_after if isinstance(retry_after, float | int) or retry_after is None else \
             parse_retry_after(retry_after)
-        return TransientError(what, wait)
+        # 429 and 503 say the request was not taken; a 500, 502 or 504 may come after it was.
+        return TransientError(what, wait, unsent=status in (429, 503))
     if status in (401, 403):
         return ConfigurationError(what)
     if status >= 400:
@@ -149,6 +155,7 @@ class ChannelAdapter(ABC):
     batch_size: ClassVar[int] = 1
     max_length: ClassVar[int | None] = None
     uses_templates: ClassVar[bool] = False  # sends only provider-approved templates (the carrier template file)
+    manages_circuits: ClassVar[bool] = False  # keeps a circuit per provider itself (ProviderChain)
 
     # The provider's documented limits on messages to one number (count per window), kept by the
     # claim unless JIAOYING_NUMBER_LIMITS names the channel.

@@ -4,15 +4,18 @@ provider must not stop a call-out — it is what a county's 断网断电 drills 
 ``ProviderChain`` is one adapter to the engine. Each message goes to the first provider whose own
 circuit lets it through. A provider's circuit opens after repeated failures (transient ones: 5xx,
 timeouts, throttling) or at once on an account-level refusal (ConfigurationError: credentials,
-arrears, signature or template unavailable, account throttled); while it is open the later
-messages go to the next provider, and one trial message now and then finds out whether it is back.
+arrears, signature or template unavailable, account throttled); while it is open the later messages
+go to the next provider, and one trial message now and then finds out whether it is back.
 
-A message is moved on to the next provider within the same hand-over only when the refusal proves
-it did not go out (a ConfigurationError, or every message of a batch refused so). A transient
-failure may have reached the provider (a timeout after it kept the message), so that message is not
-sent elsewhere at once: it waits for its next try, which first asks every provider that can look a
-key up. Each attempt records the provider that took it; ``status()`` says which provider the
-channel is on and why, for the heartbeat, /readyz, /metrics and the board.
+A message is moved on to the next provider within the same hand-over only when the refusal proves it
+did not go out: a ConfigurationError, or a transient refusal the provider answered (429, 503,
+throttling: ``TransientError.unsent``). Another transient failure may have reached the provider (a
+timeout after it kept the message), so that message is not sent elsewhere at once: it waits for its
+next try, which first asks every provider that can look a key up. A provider whose circuit is half-
+open gets one trial message, not a whole batch. The chain keeps its own circuits: the engine's per-
+channel breaker leaves a chain alone (``manages_circuits``). Each attempt records the provider that
+took it; ``status()`` says which provider the channel is on and why, for the heartbeat, /readyz,
+/metrics and the board.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from .base import (
     SendResult,
     TransientError,
 )
-from .resilience import CircuitBreaker
+from .resilience import BreakerState, CircuitBreaker
 
 __all__ = ["ChainStatus", "ProviderChain"]
 
@@ -47,6 +50,7 @@ class ChainStatus:
 
 class ProviderChain(ChannelAdapter):
     provider = "chain"  # an attempt records the provider that took it (SendResult.provider)
+    manages_circuits = True
 
     def __init__(self, channel: Channel, adapters: Sequence[ChannelAdapter], *, threshold: int = 5,
                  cooldown: float = 5.0, now: Callable[[], float] = time.monotonic) -> None:
@@ -70,57 +74,66 @@ class ProviderChain(ChannelAdapter):
             reasons.append(f"{adapter.provider} {'halted: ' + halted.reason if halted else 'failing'}")
         return ChainStatus("", "; ".join(reasons))
 
-    def _order(self) -> list[int]:
-        """Providers that may take a message now, first to last."""
-        return [i for i, b in enumerate(self._breakers) if b.allow(self.channel)]
-
     async def send(self, message: OutboundMessage) -> SendResult:
         last: ChannelError | None = None
-        for i in self._order():
-            adapter, breaker = self.adapters[i], self._breakers[i]
+        for adapter, breaker in zip(self.adapters, self._breakers, strict=True):
+            if not breaker.allow(self.channel):  # asked only when about to try (a half-open trial is a token)
+                continue
             try:
                 result = await adapter.send(message)
             except ConfigurationError as exc:  # refused, so not sent: the next provider may take it now
                 breaker.halt(self.channel, str(exc))
                 last = ConfigurationError(f"{adapter.provider}: {exc}")
                 continue
-            except TransientError:
+            except TransientError as exc:
                 breaker.record(self.channel, False)
+                if exc.unsent:  # answered "not now": not sent, so the next provider may take it now
+                    last = TransientError(f"{adapter.provider}: {exc}", exc.retry_after, unsent=True)
+                    continue
                 raise  # it may have gone out: not elsewhere now (its next try looks it up first)
             except ChannelError:
                 breaker.record(self.channel, True)  # the provider answered: this message was refused
                 raise
             breaker.record(self.channel, True)
             return SendResult(result.provider_id, result.status, result.provider or adapter.provider)
-        raise last or TransientError(f"{self.channel.value}: every provider is failing ({self.status().why})")
+        raise last or TransientError(f"{self.channel.value}: every provider is failing ({self.status().why})",
+                                     unsent=True)
 
     async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
         pending = list(range(len(messages)))
         outcomes: list[SendResult | ChannelError | None] = [None] * len(messages)
-        for i in self._order():
+        for i in range(len(self.adapters)):
             if not pending:
                 break
             adapter, breaker = self.adapters[i], self._breakers[i]
-            batch = [messages[k] for k in pending]
-            results = await self._through(adapter, batch)
-            refused = [k for k, r in zip(pending, results, strict=True) if isinstance(r, ConfigurationError)]
+            trial = breaker.state(self.channel) is BreakerState.HALF_OPEN
+            if not breaker.allow(self.channel):
+                continue
+            going, passing = (pending[:1], pending[1:]) if trial else (pending, [])  # a trial is one message
+            results = await self._through(adapter, [messages[k] for k in going])
+            config = next((r for r in results if isinstance(r, ConfigurationError)), None)
             answered = any(isinstance(r, SendResult) or (isinstance(r, ChannelError)
                                                          and not isinstance(r, TransientError | ConfigurationError))
                            for r in results)
-            if refused:
-                first = next(r for r in results if isinstance(r, ConfigurationError))
-                breaker.halt(self.channel, str(first))
+            if config is not None:
+                breaker.halt(self.channel, str(config))
             else:
                 breaker.record(self.channel, answered or not results)
-            for k, r in zip(pending, results, strict=True):
+            moved = []
+            for k, r in zip(going, results, strict=True):
                 if isinstance(r, SendResult):
                     outcomes[k] = SendResult(r.provider_id, r.status, r.provider or adapter.provider)
-                elif not isinstance(r, ConfigurationError):
-                    outcomes[k] = r
+                elif isinstance(r, ConfigurationError):  # not sent: the next provider may take it now
+                    outcomes[k] = ConfigurationError(f"{adapter.provider}: {r}")  # kept if none does
+                    moved.append(k)
+                elif isinstance(r, TransientError) and r.unsent:
+                    outcomes[k] = TransientError(f"{adapter.provider}: {r}", r.retry_after, unsent=True)
+                    moved.append(k)
                 else:
-                    outcomes[k] = ConfigurationError(f"{adapter.provider}: {r}")
-            pending = refused  # only what was refused for the account moves on
-        return [o if o is not None else TransientError(f"{self.channel.value}: every provider is failing")
+                    outcomes[k] = r
+            pending = sorted(moved + passing)
+        return [o if o is not None else TransientError(f"{self.channel.value}: every provider is failing",
+                                                       unsent=True)
                 for o in outcomes]
 
     async def _through(self, adapter: ChannelAdapter, batch: list[OutboundMessage]) -> list[SendResult | ChannelError]:

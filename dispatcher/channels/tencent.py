@@ -146,7 +146,9 @@ def classify(code: str, message: str = "", *, status: int | None = None,
         wait = RETRY_AFTER.get(code)
         if wait is None and retry_after is not None:
             wait = float(retry_after) if isinstance(retry_after, float | int) else parse_retry_after(retry_after)
-        return TransientError(what, wait)
+        # A Tencent code is an answer: the request was refused, not taken — except an internal error
+        # or an upstream timeout, after which the message may have gone out.
+        return TransientError(what, wait, unsent=code == "RequestLimitExceeded" or code in RETRY_AFTER)
     if code in PERMANENT_CODES or family in PERMANENT_PREFIXES:
         return PermanentError(what)
     # Not a Tencent code: the SDK wraps any other failure (a body that is not JSON, …) in its own

@@ -275,7 +275,7 @@ class Pacing:
         finally:
             self._held.pop(attempt_id, None)
         raise TransientError(f"{channel.value}: missed its send slot {self.tries} times (worker overloaded); "
-                             "queued again")
+                             "queued again", unsent=True)
 
     def _shift(self, channel: Channel, after: float, delta: float) -> None:
         """Every slot of ``channel`` from ``after`` on, held here or not yet granted, ``delta`` later."""

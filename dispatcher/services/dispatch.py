@@ -31,7 +31,7 @@ from ..channels.base import (
     SendResult,
     TransientError,
 )
-from ..channels.resilience import CircuitBreaker, RetryPolicy
+from ..channels.resilience import HALT_COOLDOWN, CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
 from ..db.record_repo import append_event
@@ -193,9 +193,14 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
             found = await receipts(key)
         return found
 
+    def circuit(adapter: ChannelAdapter) -> CircuitBreaker | None:
+        """The engine's per-channel breaker, unless the adapter keeps a circuit per provider itself."""
+        return None if adapter.manages_circuits else breaker
+
     async def one(job: Job) -> Outcome:
         channel = job.message.channel
         adapter = adapters[channel]
+        breaker = circuit(adapter)
         paced = pacing is not None and pacing.paced(channel)
         tried, last_try = job.retried, 0.0
 
@@ -223,6 +228,11 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 if breaker is not None:
                     breaker.halt(channel, f"{adapter.provider}: {exc}")
                 raise
+            except TransientError as exc:
+                _record(breaker, channel, False)
+                if exc.unsent:
+                    tried = job.retried  # not handed over: a retry in this claim needs no lookup for it
+                raise
             except BaseException:
                 _record(breaker, channel, False)
                 raise
@@ -239,14 +249,10 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 return Outcome(job, adapter.provider, transient=True, wait=max(1.0, breaker.retry_in(channel)),
                                error="channel down: circuit open, waiting for it to half-open", tried=False)
             except ConfigurationError as exc:
-                if breaker is None:  # nothing to halt: the message fails as before
-                    outcome = Outcome(job, adapter.provider, error=f"ConfigurationError: {exc}")
-                else:  # not this message's fault: it waits for the provider to be fixed (the next step runs now)
-                    outcome = Outcome(job, adapter.provider, transient=True, wait=max(1.0, breaker.retry_in(channel)),
-                                      error=f"provider halted, configuration error: {exc}")
+                outcome = _halted(job, adapter, exc, breaker)
             except ChannelError as exc:
                 outcome = Outcome(job, adapter.provider, error=f"{type(exc).__name__}: {exc}",
-                                  transient=isinstance(exc, TransientError))
+                                  transient=isinstance(exc, TransientError), tried=not _unsent(exc))
             except Exception as exc:  # an adapter bug must not lose the attempt: record it as transient
                 outcome = Outcome(job, adapter.provider, error=f"unexpected {type(exc).__name__}: {exc}",
                                   transient=True)
@@ -264,17 +270,23 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
         its own). A transient failure is not retried here: the attempts wait for their next try."""
         channel = chunk[0].message.channel
         adapter = adapters[channel]
+        breaker = circuit(adapter)
         provider = adapter.provider
         done: dict[int, Outcome] = {}
         try:
-            for job in [j for j in chunk if j.retried]:  # a try may have reached the provider: ask first
-                try:
-                    found = await arrived(adapter, job.message.key, job.message.to)
-                except ChannelError:
-                    found = None
+            lookups = asyncio.Semaphore(16)
+
+            async def look_up(job: Job) -> None:  # a try may have reached the provider: ask first
+                async with lookups:
+                    try:
+                        found = await arrived(adapter, job.message.key, job.message.to)
+                    except ChannelError:
+                        found = None
                 if found is not None:
                     done[job.attempt_id] = Outcome(job, found.provider or provider, provider_id=found.provider_id,
                                                    handed_over=time.monotonic())
+
+            await asyncio.gather(*(look_up(j) for j in chunk if j.retried))
             waiting = [j for j in chunk if j.attempt_id not in done]
             if pacing is not None:
                 pacing.forget([j.attempt_id for j in chunk if not waiting or j is not waiting[0]])
@@ -299,7 +311,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 except TransientError as exc:
                     for job in waiting:
                         done.setdefault(job.attempt_id, Outcome(job, provider, error=f"TransientError: {exc}",
-                                                                transient=True))
+                                                                transient=True, tried=not exc.unsent))
                     going = []
             elif waiting:
                 await last_look()
@@ -324,7 +336,7 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 else:
                     _record(breaker, channel, answered)
                 for job, result in zip(going, results, strict=True):
-                    done[job.attempt_id] = _batch_outcome(job, provider, result, handed, breaker)
+                    done[job.attempt_id] = _batch_outcome(job, adapter, result, handed, breaker)
         finally:
             if guard is not None:
                 for job in chunk:
@@ -344,15 +356,33 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
     return [by_id[j.attempt_id] for j in jobs]
 
 
-def _batch_outcome(job: Job, provider: str, result: SendResult | ChannelError, handed: float,
+def _halted(job: Job, adapter: ChannelAdapter, error: ConfigurationError, breaker: CircuitBreaker | None) -> Outcome:
+    """A configuration error is not the message's fault: it waits for the provider to be fixed (the
+    next step runs now) — with no breaker to halt and no chain keeping circuits, it fails as before."""
+    if breaker is not None:
+        wait = max(1.0, breaker.retry_in(job.message.channel))
+    elif adapter.manages_circuits:  # every provider of the chain refused our account
+        wait = HALT_COOLDOWN
+    else:
+        return Outcome(job, adapter.provider, error=f"ConfigurationError: {error}")
+    return Outcome(job, adapter.provider, transient=True, wait=wait,
+                   error=f"provider halted, configuration error: {error}")
+
+
+def _batch_outcome(job: Job, adapter: ChannelAdapter, result: SendResult | ChannelError, handed: float,
                    breaker: CircuitBreaker | None) -> Outcome:
+    provider = adapter.provider
     if isinstance(result, SendResult):
         return Outcome(job, result.provider or provider, provider_id=result.provider_id, handed_over=handed)
-    if isinstance(result, ConfigurationError) and breaker is not None:
-        return Outcome(job, provider, transient=True, wait=max(1.0, breaker.retry_in(job.message.channel)),
-                       error=f"provider halted, configuration error: {result}")
+    if isinstance(result, ConfigurationError):
+        return _halted(job, adapter, result, breaker)
     return Outcome(job, provider, error=f"{type(result).__name__}: {result}",
-                   transient=isinstance(result, TransientError))
+                   transient=isinstance(result, TransientError), tried=not _unsent(result))
+
+
+def _unsent(error: ChannelError) -> bool:
+    """The provider refused it before taking it (or nothing was handed over): not a try to look up."""
+    return isinstance(error, TransientError) and error.unsent
 
 
 def _record(breaker: CircuitBreaker | None, channel: Channel, ok: bool) -> None:

@@ -13,7 +13,7 @@ from dispatcher.api.app import create_app
 from dispatcher.channels.base import TransientError
 from dispatcher.channels.failover import ProviderChain
 from dispatcher.channels.registry import build_adapters, provider_order_problems
-from dispatcher.channels.simulator import SimOutbox, SimulatorAdapter
+from dispatcher.channels.simulator import BatchSimulatorAdapter, SimOutbox, SimulatorAdapter
 from dispatcher.config import Settings
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow
@@ -74,3 +74,40 @@ def _known() -> set[str]:
     from dispatcher.channels.registry import registrations
 
     return {r.provider for r in registrations() if r.channel is Channel.SMS}
+
+
+def test_a_first_provider_answering_503_to_every_batch_loses_no_time(county: str, clock: Clock,  # noqa: F811
+                                                                      post) -> None:  # noqa: F811
+    """bench/carriers.py found that with Aliyun answering 503 to every request nothing reached Tencent
+    in a minute: the engine's own per-channel breaker opened over the chain's, and its trial sent a
+    whole batch to the first provider again. A 503 says the request was not taken: the chain moves
+    those messages to the next provider in the same hand-over, and nothing is looked up later."""
+    # bad input: the first provider (a batch one) answers 503 to every request from the start
+    settings = Settings(database_url=county)
+    first_log, second_log = SimOutbox(), SimOutbox()
+    first = BatchSimulatorAdapter(Channel.SMS, first_log, batch_size=100)
+    second = BatchSimulatorAdapter(Channel.SMS, second_log, batch_size=100)
+    first.provider, second.provider = "aliyun", "tencent"  # type: ignore[misc]
+    looked_up: list[str] = []
+
+    async def lookup(key: str, to: object = None) -> None:
+        looked_up.append(key)
+
+    first.lookup = lookup  # type: ignore[method-assign]
+    first.fail_next(10_000, TransientError("HTTP 503", unsent=True))
+    chain = ProviderChain(Channel.SMS, [first, second])
+    engine = Engine(settings, clock, lambda: {**build_adapters(settings, SimOutbox()), Channel.SMS: chain},
+                    name="failover-503")
+    try:
+        post()
+        engine.tick()
+        engine.drain()  # one pass, no clock moved: no retry delay is waited out
+        with transaction(county) as session:
+            rows = session.execute(select(AttemptRow.status, AttemptRow.provider, AttemptRow.tries)
+                                   .where(AttemptRow.channel == "sms")).all()
+    finally:
+        engine.close()
+    assert len(rows) == OFFICIALS and {(r.status, r.provider) for r in rows} == {("sent", "tencent")}
+    assert {r.tries for r in rows} == {1}
+    assert len(second_log.messages()) == OFFICIALS and first_log.messages() == []
+    assert looked_up == []  # a refused request left nothing in doubt

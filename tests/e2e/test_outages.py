@@ -78,17 +78,22 @@ def test_a_provider_that_stays_down_delays_messages_and_fails_over_to_the_next_s
     post_and_send(harness, http_engine)
     recorded = attempts(harness.url)
     sms = {k: v for k, v in recorded.items() if ":0:sms:" in k}
-    # an outage is a wait, not a failure: each SMS waits for its retry time …
-    assert len(sms) == 3 and all(status == "queued" and tries == 1 for status, tries in sms.values())
+    # an outage is a wait, not a failure: each SMS waits for its retry time … and a 503 says the
+    # request was not taken, so it is not counted as a try (its next one needs no lookup first)
+    assert len(sms) == 3 and all(status == "queued" and tries == 0 for status, tries in sms.values())
     # … and the voice step is due now instead of at 3 min
     with transaction(harness.url) as session:
         due = [c.next_due for c in session.scalars(select(CalloutRow))]
     assert all(d is not None and d <= harness.now() for d in due)
     assert provider.counts == {}  # nothing ever reached the provider
     provider.state.reset()  # the outage ends
-    clock.now += timedelta(seconds=3)  # past the first retry time
+    # Past the first retry time and the circuit's 5 s cooldown: nine 503s in a row (three tries of
+    # three messages, none of them a lookup now that a 503 leaves nothing in doubt) opened it.
+    clock.now += timedelta(seconds=6)
     http_engine.tick()
-    http_engine.drain()
+    http_engine.drain()  # the half-open circuit's trial goes and closes it …
+    clock.now += timedelta(seconds=2)
+    http_engine.drain()  # … and the messages refused meanwhile follow at their next try
     # every message delivered once: the delayed SMS and the voice step brought forward
     assert sorted(provider.counts.values()) == [1] * 6
     assert {k.split(":")[2] for k in provider.counts} == {"sms", "voice"}

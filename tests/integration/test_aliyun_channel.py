@@ -398,7 +398,11 @@ def test_registry_picks_aliyun_and_its_documented_rates(fake: FakeAliyun, templa
     settings = aliyun_settings("sqlite://", fake, template_file)
     assert choose_provider(Channel.SMS, settings) == "aliyun" and choose_provider(Channel.VOICE, settings) == "aliyun"
     limits = rate_limits(settings)
-    assert limits[Channel.SMS] == RateLimit(5_000, 1.0) and limits[Channel.VOICE] == RateLimit(100, 1.0)
+    # SendSms's 5,000 requests/s is beyond any worker: not paced (bench/carriers.py: slots 0.2 ms apart
+    # were missed and whole batches sent back to the queue); IvrCall's 100/s is kept.
+    assert Channel.SMS not in limits and limits[Channel.VOICE] == RateLimit(100, 1.0)
+    assert AliyunSmsAdapter.default_limit(settings) == RateLimit(5_000, 1.0)  # still declared
+    assert rate_limits(settings.model_copy(update={"rate_limits": "sms=50/s"}))[Channel.SMS] == RateLimit(50, 1.0)
     assert choose_provider(Channel.SMS, Settings(database_url="sqlite://")) == "simulator"
 
 
