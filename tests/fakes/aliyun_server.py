@@ -98,6 +98,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
+from tests.fakes.process import serve_fake
+
 HOST = "127.0.0.1"
 API_VERSION = "2017-05-25"
 BEIJING = timezone(timedelta(hours=8), "CST")
@@ -141,6 +143,7 @@ VOICE_STATUS = {  # help.aliyun.com/document_detail/55085.htm (呼叫状态码),
     "300000": "DTMF按键消息",
 }
 ANSWERED = frozenset({"200000", "200001", "200008"})  # the callee picked up
+
 
 
 class Poster(Protocol):
@@ -1286,30 +1289,7 @@ def served_from_config(config: Mapping[str, Any]) -> ServedAliyun:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import signal
-
-    parser = argparse.ArgumentParser(description="The fake Aliyun SMS/voice API on 127.0.0.1, as its own process "
-                                                 "(prints its URL on the first line; SIGTERM/SIGINT stop it).")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--config", default="{}", help="JSON object (see served_from_config)")
-    parser.add_argument("--config-file", help="a file holding that JSON object instead")
-    args = parser.parse_args(argv)
-    if args.config_file:
-        with open(args.config_file, encoding="utf-8") as handle:
-            config = json.load(handle)
-    else:
-        config = json.loads(args.config)
-    fake = served_from_config(config)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(fake.start(args.port), flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        fake.stop()
+    serve_fake("Aliyun SMS/voice API", served_from_config, argv)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from tests.fakes.process import serve_fake
+
 HOST = "127.0.0.1"
 SMS_VERSION = "2021-01-11"
 VMS_VERSION = "2020-09-02"
@@ -149,6 +151,7 @@ _PER_NUMBER_MESSAGE = {
                                                           f"exceeds {TEMPLATE_PARAM_MAX_CHARS}",
     "FailedOperation.InsufficientBalanceInSmsPackage": "insufficient balance in sms package",
 }
+
 
 
 class Poster(Protocol):
@@ -1130,30 +1133,7 @@ def served_from_config(config: Mapping[str, Any]) -> ServedTencent:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import signal
-
-    parser = argparse.ArgumentParser(description="The fake Tencent Cloud SMS/VMS API on 127.0.0.1, as its own "
-                                                 "process (prints its URL on the first line; SIGTERM/SIGINT stop it).")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--config", default="{}", help="JSON object (see served_from_config)")
-    parser.add_argument("--config-file", help="a file holding that JSON object instead")
-    args = parser.parse_args(argv)
-    if args.config_file:
-        with open(args.config_file, encoding="utf-8") as handle:
-            config = json.load(handle)
-    else:
-        config = json.loads(args.config)
-    fake = served_from_config(config)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(fake.start(args.port), flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        fake.stop()
+    serve_fake("Tencent Cloud SMS/VMS API", served_from_config, argv)
 
 
 if __name__ == "__main__":
