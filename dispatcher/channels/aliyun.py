@@ -58,6 +58,7 @@ import logging
 import os
 import re
 import threading
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -341,11 +342,13 @@ class _AliyunAdapter(ChannelAdapter):
         self._client: Any = None
         self._lock = threading.Lock()
 
+    @abstractmethod
     def _endpoint_setting(self) -> str:
-        raise NotImplementedError
+        """The JIAOYING_ALIYUN_*_ENDPOINT value this adapter talks to."""
 
+    @abstractmethod
     def _make_client(self, config: open_api_models.Config) -> Any:
-        raise NotImplementedError
+        """The SDK client (Dysmsapi or Dyvmsapi) for ``config``."""
 
     def _check(self) -> None:
         """ConfigurationError (before any request) when the settings cannot work."""

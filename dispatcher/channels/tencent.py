@@ -41,6 +41,7 @@ import logging
 import re
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -203,15 +204,17 @@ class _TencentAdapter(ChannelAdapter):
         self._lock = threading.Lock()
         self._local = threading.local()  # the HTTP status / Retry-After of this thread's last answer
 
-    # subclasses say what they need
+    @abstractmethod
     def _configured(self) -> bool:
-        raise NotImplementedError
+        """Whether the settings carry what this adapter needs (credentials, app id, sign)."""
 
+    @abstractmethod
     def _endpoint_value(self) -> str:
-        raise NotImplementedError
+        """The JIAOYING_TENCENT_*_ENDPOINT value this adapter talks to."""
 
+    @abstractmethod
     def _client_class(self) -> type[Any]:
-        raise NotImplementedError
+        """The SDK client class (SmsClient or VmsClient)."""
 
     def _check(self) -> Endpoint:
         """Raise ConfigurationError (before anything is sent) for missing settings or a bad endpoint."""

@@ -98,7 +98,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
-from tests.fakes.process import serve_fake
+from tests.fakes.process import ServedProcess, serve_fake
 
 HOST = "127.0.0.1"
 API_VERSION = "2017-05-25"
@@ -1158,7 +1158,7 @@ def _loose_json(raw: str | None) -> dict[str, Any]:
 # -- as a process (benchmarks) --------------------------------------------------------------------
 
 
-class ServedAliyun(FakeAliyun):
+class ServedAliyun(ServedProcess, FakeAliyun):
     """The fake as its own process (``python -m tests.fakes.aliyun_server``), so a benchmark's engine does not
     share its GIL. Besides the API it answers two read-only, unauthenticated introspection paths:
 
@@ -1182,27 +1182,6 @@ class ServedAliyun(FakeAliyun):
         self._counts = {"send_requests": 0, "accepted_numbers": 0, "refused_numbers": 0}
         self._codes: dict[str, int] = defaultdict(int)
         self._actions: dict[str, int] = defaultdict(int)
-
-    def start(self, port: int = 0) -> str:
-        url = super().start(port)
-        # http.server writes a response's headers and its body in two sends: with Nagle's algorithm on, the
-        # body waits for the client's delayed ACK (40 ms on Linux) — an artifact of the fake, not of the
-        # provider. TCP_NODELAY on every accepted connection (StreamRequestHandler.setup reads this).
-        assert self._server is not None
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-        return url
-
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        if h.command == "GET" and urlsplit(h.path).path.startswith("/_fake/"):
-            self._introspect(h)
-            return
-        started = time.perf_counter()
-        try:
-            super()._handle(h)
-        finally:
-            elapsed = time.perf_counter() - started
-            with self._lock:
-                self._handled.append(elapsed)
 
     def _introspect(self, h: BaseHTTPRequestHandler) -> None:
         path = urlsplit(h.path).path
