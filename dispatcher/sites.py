@@ -17,7 +17,7 @@ import phonenumbers
 
 from .domain.areas import Area, AreaTree, covers, normalize_code, overlaps
 from .domain.channels import Channel, accepted_channels
-from .domain.duty import WEEKDAYS, DutyPosition, DutyRota, DutyShift, WeeklyShift
+from .domain.duty import WEEKDAYS, DutyPosition, DutyRoom, DutyRota, DutyShift, WeeklyShift
 from .domain.hazards import Hazard, accepted_hazards, accepted_levels, parse_hazard, parse_level
 from .domain.plans import (
     Broadcast,
@@ -31,10 +31,12 @@ from .domain.plans import (
     Scope,
     Step,
     Target,
+    TownDutyTarget,
 )
-from .domain.roster import Person
-from .domain.rules import FALLBACK_LEVELS
+from .domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
+from .domain.rules import FALLBACK_LEVELS, seated_in
 from .domain.site import DEFAULT_TZ, Site
+from .domain.zones import Zone, ZoneKind
 from .yamlsource import Fields, Problem, Source, clip, format_span, text_problem
 
 __all__ = ["FILES", "Problem", "SiteInvalid", "check_site", "load_site", "site_digest"]
@@ -43,7 +45,8 @@ FILES = ("areas.yaml", "people.yaml", "duty.yaml", "plans.yaml")
 IM_KINDS = ("dingtalk", "wecom", "feishu")
 
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
+_AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12}|\d{15})$")
+AREA_KINDS = ("group", "natural_village", "grid")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -62,6 +65,7 @@ class _Known:
     roles: dict[str, str] | None = None
     people: dict[str, Person] | None = None
     fallback: Plan | None = None  # the plan marked ``fallback: true``, if any
+    zones: dict[str, Zone] | None = None
 
 
 def load_site(path: Path) -> Site:
@@ -88,12 +92,13 @@ def check_site(path: Path) -> tuple[Site | None, list[Problem]]:
     known = _Known()
     site_id = _read_areas(sources["areas.yaml"], folder, known)
     known.roles, known.people = _read_people(sources["people.yaml"], known)
-    duty = _read_duty(sources["duty.yaml"], known)
+    duty, rooms = _read_duty(sources["duty.yaml"], known)
     plans = _read_plans(sources["plans.yaml"], known)
     problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
     if problems or known.tree is None or known.roles is None or known.people is None:
         return None, problems
-    return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback), []
+    return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback,
+                known.zones or {}, rooms), []
 
 
 # --- areas.yaml -------------------------------------------------------------------------------
@@ -104,7 +109,7 @@ def _read_areas(src: Source, folder: Path, known: _Known) -> str:
     top = Fields(src, doc, 1)
     if doc is not None and not top.ok:
         return folder.name
-    top.check_keys(("site", "name", "timezone", "areas"))
+    top.check_keys(("site", "name", "timezone", "areas", "zones"))
     top.text("name")
     site_id = top.text("site") or folder.name
     if not _ID.match(site_id):
@@ -121,7 +126,38 @@ def _read_areas(src: Source, folder: Path, known: _Known) -> str:
     if not found and not src.problems:
         top.problem("no areas: list the county and its towns and villages under 'areas:'")
     known.tree = AreaTree.of(a for a, _ in found.values()) if found else None
+    known.zones = _read_zones(top, known.tree)
     return site_id
+
+
+def _read_zones(top: Fields, tree: AreaTree | None) -> dict[str, Zone]:
+    zones: dict[str, Zone] = {}
+    lines: dict[str, int] = {}
+    for f in top.each("zones", "zone"):
+        zid = f.text("id", required=True)
+        f.label = f"zone {zid}" if zid else "zone"
+        f.check_keys(("id", "name", "kind", "areas"))
+        name = f.text("name", required=True)
+        if zid and not _ID.match(zid):
+            f.problem(f"id '{zid}' may only use letters, digits, '-' and '_'", "id")
+        kind_text = f.text("kind") or ZoneKind.OTHER.value
+        try:
+            kind = ZoneKind(kind_text)
+        except ValueError:
+            f.problem(f"unknown kind '{kind_text}'; accepted: {_accepted(ZoneKind)}", "kind")
+            kind = ZoneKind.OTHER
+        areas = []
+        for code, line in f.texts("areas", required=True):
+            if tree is not None and code not in tree:
+                f.problem(f"unknown area '{code}' (not in areas.yaml): a zone lists villages or groups", line=line)
+            else:
+                areas.append(code)
+        if zid and zid in lines:
+            f.problem(f"duplicate id (first at line {lines[zid]})", "id")
+        elif zid and name and areas:
+            lines[zid] = f.line
+            zones[zid] = Zone(zid, name, kind, tuple(dict.fromkeys(areas)))
+    return zones
 
 
 def _read_area(f: Fields, parent: Area | None, found: dict[str, tuple[Area, int]]) -> None:
@@ -129,16 +165,23 @@ def _read_area(f: Fields, parent: Area | None, found: dict[str, tuple[Area, int]
     f.label = f"area {code}" if code else "area"
     name = f.text("name", required=True)
     f.label += f" ({name})" if name else ""
-    f.check_keys(("code", "name", "children"))
+    f.check_keys(("code", "name", "kind", "children"))
+    kind = f.text("kind")
+    if kind and kind not in AREA_KINDS:
+        f.problem(f"unknown kind '{kind}'; accepted: {', '.join(AREA_KINDS)} (for a village's groups and grids)",
+                  "kind")
+    elif kind and code and len(code) != 15:
+        f.problem(f"'kind' is for a village's groups and grids (15-digit codes), not '{code}'", "kind")
     area = None
     if code and code in found:
         f.problem(f"duplicate code (first at line {found[code][1]})", "code")
     elif code:
-        area = Area(code, name or code, parent.code if parent else None)
+        area = Area(code, name or code, parent.code if parent else None, kind or "")
         found[code] = (area, f.line_of("code"))
         if not _AREA_CODE.match(code):
             has = f"has {len(code)}" if code.isdigit() else "has other characters"
-            f.problem(f"code must have 6, 9 or 12 digits (county, town or village); '{code}' {has}", "code")
+            f.problem(f"code must have 6, 9, 12 or 15 digits (county, town, village, or a village's group or "
+                      f"grid); '{code}' {has}", "code")
         elif parent and not (code.startswith(parent.code) and len(code) > len(parent.code)):
             f.problem(f"code does not extend its parent's code {parent.code} ({parent.name}): "
                       "a child's code starts with its parent's and is longer", "code")
@@ -159,7 +202,7 @@ def _read_people(src: Source, known: _Known) -> tuple[dict[str, str] | None, dic
     people: dict[str, Person] = {}
     fields: dict[str, Fields] = {}
     for f in top.each("people", "person"):
-        person = _read_person(f, roles, known.tree)
+        person = _read_person(f, roles, known)
         if person and person.id in fields:
             f.problem(f"duplicate id (first at line {fields[person.id].line})", "id")
         elif person:
@@ -194,10 +237,12 @@ def _read_roles(top: Fields) -> dict[str, str]:
     return roles
 
 
-def _read_person(f: Fields, roles: dict[str, str], tree: AreaTree | None) -> Person | None:
+def _read_person(f: Fields, roles: dict[str, str], known: _Known) -> Person | None:
+    tree = known.tree
     pid = f.text("id", required=True)
     f.label = f"person {pid}" if pid else "person"
-    f.check_keys(("id", "name", "phone", "email", "im", "area", "roles", "unit", "deputy", "superior"))
+    f.check_keys(("id", "name", "phone", "phones", "email", "im", "area", "roles", "unit", "deputy", "superior",
+                  "responsibilities"))
     if pid and not _ID.match(pid):
         f.problem(f"id '{pid}' may only use letters, digits, '-' and '_'", "id")
     name = f.text("name", required=True)
@@ -209,11 +254,14 @@ def _read_person(f: Fields, roles: dict[str, str], tree: AreaTree | None) -> Per
     if email and not _EMAIL.match(email):
         f.problem(f"email '{email}' is not an email address", "email")
     phone, im = _phone(f), _im(f)
+    phones = _phones(f)
+    duties = _responsibilities(f, area, role_ids, known)
     if not pid:
         return None
     return Person(
-        id=pid, name=name or pid, phone=phone, area=area or "", roles=role_ids, unit=f.text("unit") or "",
-        email=email or None, im=im, deputy=f.text("deputy"), superior=f.text("superior"),
+        id=pid, name=name or pid, phone=phone.number if phone else None, area=area or "", roles=role_ids,
+        unit=f.text("unit") or "", email=email or None, im=im, deputy=f.text("deputy"), superior=f.text("superior"),
+        phone_kind=phone.kind if phone else PhoneKind.MOBILE, phones=phones, responsibilities=duties,
     )
 
 
@@ -227,10 +275,36 @@ def _known_roles(f: Fields, key: str, roles: dict[str, str] | None, required: bo
     return out
 
 
-def _phone(f: Fields) -> str | None:
+def _phone(f: Fields) -> PhoneNumber | None:
     text = f.text("phone")
     if text is None:
         return None
+    return _number(f, text, None, f.line_of("phone"), "phone")
+
+
+def _phones(f: Fields) -> tuple[PhoneNumber, ...]:
+    out: list[PhoneNumber] = []
+    for item, line in f.items("phones"):
+        if isinstance(item, dict):
+            entry = Fields(f.src, item, line, f.label)
+            entry.check_keys(("number", "kind"))
+            text, kind = entry.text("number", required=True), entry.text("kind")
+        elif isinstance(item, str | int) and not isinstance(item, bool):
+            text, kind = str(item).strip(), None
+        else:
+            f.problem("'phones' lists numbers: \"13905720001\" or {number: \"0572-5012345\", kind: landline}",
+                      line=line)
+            continue
+        if text and (number := _number(f, text, kind, line, "phones")):
+            out.append(number)
+    return tuple(out)
+
+
+_KINDS = {phonenumbers.PhoneNumberType.FIXED_LINE: PhoneKind.LANDLINE}
+
+
+def _number(f: Fields, text: str, kind_text: str | None, line: int, field: str) -> PhoneNumber | None:
+    """A number in E.164 with its kind: given, or worked out by libphonenumber (a satellite phone says so)."""
     try:
         number = phonenumbers.parse(text, "CN")
     except phonenumbers.NumberParseException:
@@ -239,9 +313,49 @@ def _phone(f: Fields) -> str | None:
     # libphonenumber forgives a trunk 0 after the country code (+86 0139…); E.164 has none.
     spelled_out = text.startswith("+") and re.sub(r"[\s().-]", "", text) != e164
     if number is None or not phonenumbers.is_valid_number(number) or spelled_out:
-        f.problem(f"phone '{text}' is not a valid phone number (e.g. +8613905720001)", "phone")
+        f.problem(f"{field} '{text}' is not a valid phone number (e.g. +8613905720001)", line=line)
         return None
-    return e164
+    if kind_text is None:
+        return PhoneNumber(e164, _KINDS.get(phonenumbers.number_type(number), PhoneKind.MOBILE))
+    try:
+        return PhoneNumber(e164, PhoneKind(kind_text))
+    except ValueError:
+        f.problem(f"{field}: unknown kind '{kind_text}'; accepted: {_accepted(PhoneKind)}", line=line)
+        return None
+
+
+def _responsibilities(f: Fields, seat: str | None, roles: tuple[str, ...], known: _Known
+                      ) -> tuple[Responsibility, ...]:
+    out: list[Responsibility] = []
+    for r in f.each("responsibilities", f"{f.label}: responsibility", numbered=True):
+        r.check_keys(("kind", "areas", "zones", "roles"))
+        kind = r.text("kind") or "包保"
+        areas = []
+        for code, line in r.texts("areas"):
+            if known.tree is not None and code not in known.tree:
+                r.problem(f"unknown area '{code}' (not in areas.yaml)", line=line)
+            elif seat and covers(code, seat):
+                where = "is the person's own seat" if code == seat else "contains the person's own seat"
+                r.problem(f"area '{code}' {where}: a responsibility is for areas beyond one's seat", line=line)
+            else:
+                areas.append(code)
+        zones = []
+        for zone, line in r.texts("zones"):
+            if known.zones is not None and zone not in known.zones:
+                r.problem(f"unknown zone '{zone}' (not under 'zones:' in areas.yaml)", line=line)
+            else:
+                zones.append(zone)
+        held = []
+        for role, line in r.texts("roles"):
+            if role not in roles:
+                r.problem(f"role '{role}' is not one of the person's roles ({', '.join(roles) or 'none'})", line=line)
+            else:
+                held.append(role)
+        if not r.has("areas") and not r.has("zones"):
+            r.problem("a responsibility names 'areas' or 'zones' (or both)")
+        if areas or zones:
+            out.append(Responsibility(kind, tuple(dict.fromkeys(areas)), tuple(dict.fromkeys(zones)), tuple(held)))
+    return tuple(out)
 
 
 def _im(f: Fields) -> dict[str, str]:
@@ -277,12 +391,33 @@ def _check_links(people: dict[str, Person], fields: dict[str, Fields], link: str
 # --- duty.yaml --------------------------------------------------------------------------------
 
 
-def _read_duty(src: Source, known: _Known) -> DutyRota:
+def _read_duty(src: Source, known: _Known) -> tuple[DutyRota, tuple[DutyRoom, ...]]:
     doc = src.load()
     top = Fields(src, doc, 1)
     if doc is not None and not top.ok:
-        return DutyRota(known.tz)
-    top.check_keys(("shifts", "weekly"))
+        return DutyRota(known.tz), ()
+    top.check_keys(("shifts", "weekly", "rooms"))
+    rooms: list[DutyRoom] = []
+    lines: dict[str, int] = {}
+    for f in top.each("rooms", "room"):
+        area = f.text("area", required=True)
+        f.label = f"room {area}" if area else "room"
+        f.check_keys(("area", "name", "phone", "shifts", "weekly"))
+        phone = _phone(f)
+        if area and known.tree is not None and area not in known.tree:
+            f.problem(f"unknown area '{area}' (not in areas.yaml)", "area")
+        elif area and len(area) != 9:
+            f.problem(f"a duty room is a town's or street's (a 9-digit code), not '{area}'", "area")
+        elif area in lines:
+            f.problem(f"a second duty room for {area} (the first is at line {lines[area]})", "area")
+        elif area:
+            lines[area] = f.line
+            name = f.text("name") or f"{known.tree.name(area) if known.tree else area}值班室"
+            rooms.append(DutyRoom(area, name, _read_rota(f, known), phone.number if phone else None))
+    return _read_rota(top, known), tuple(rooms)
+
+
+def _read_rota(top: Fields, known: _Known) -> DutyRota:
     dated = [(shift, f) for f in top.each("shifts", "shift") if (shift := _read_shift(f, known))]
     _check_overlaps(dated)
     weekly = [w for f in top.each("weekly", "weekly") if (w := _read_weekly(f, known))]
@@ -352,12 +487,13 @@ def _read_plans(src: Source, known: _Known) -> tuple[Plan, ...]:
     top = Fields(src, doc, 1)
     if doc is not None and not top.ok:
         return ()
-    top.check_keys(("plans",))
+    top.check_keys(("ladders", "plans"))
+    ladders = _read_ladders(top)
     plans: list[Plan] = []
     lines: dict[str, int] = {}
     fallback_line = 0
     for f in top.each("plans", "plan"):
-        plan = _read_plan(f, known)
+        plan = _read_plan(f, known, ladders)
         if plan and plan.id in lines:
             f.problem(f"duplicate id (first at line {lines[plan.id]})", "id")
         elif plan and f.get("fallback") is True:
@@ -369,15 +505,42 @@ def _read_plans(src: Source, known: _Known) -> tuple[Plan, ...]:
             lines[plan.id] = f.line
             plans.append(plan)
             _check_coverage(f, plan, known)
+            _check_text_reach(f, plan, known)
     if not plans and not src.problems:
         top.problem("no plans: add at least one call-out plan under 'plans:'")
     return tuple(plans)
 
 
-def _read_plan(f: Fields, known: _Known) -> Plan | None:
+Ladder = tuple[tuple[Step, ...], FinalEscalation | None]
+
+
+def _read_ladders(top: Fields) -> dict[str, Ladder]:
+    """Named step sequences (``ladders:``) that plans reuse with ``ladder: NAME``."""
+    field = top.sub("ladders")
+    if field is None:
+        return {}
+    for key, line, first in getattr(field.data, "duplicates", []):
+        top.problem(f"ladder {key} is declared twice (also at line {first})", line=line)
+    ladders: dict[str, Ladder] = {}
+    for name, data in field.data.items():
+        line = field.line_of(name)
+        if not isinstance(name, str) or not _ID.match(name):
+            top.problem(f"ladder name '{name}' may only use letters, digits, '-' and '_'", line=line)
+            continue
+        f = Fields(top.src, data, getattr(data, "line", line), f"ladder {name}")
+        if not f.ok:
+            continue
+        f.check_keys(("steps", "final"))
+        steps = _read_steps(f)
+        ladders[name] = (steps, _read_final(f, steps))
+    return ladders
+
+
+def _read_plan(f: Fields, known: _Known, ladders: dict[str, Ladder]) -> Plan | None:
     pid = f.text("id", required=True)
     f.label = f"plan {pid}" if pid else "plan"
-    f.check_keys(("id", "name", "match", "targets", "steps", "final", "broadcast", "quiet_hours", "fallback"))
+    f.check_keys(("id", "name", "match", "targets", "ladder", "steps", "final", "broadcast", "quiet_hours",
+                  "fallback"))
     if pid and not _ID.match(pid):
         f.problem(f"id '{pid}' may only use letters, digits, '-' and '_'", "id")
     name = f.text("name", required=True)
@@ -392,11 +555,22 @@ def _read_plan(f: Fields, known: _Known) -> Plan | None:
     else:
         match = _read_match(f, known)
     targets = _read_targets(f, known)
-    steps = _read_steps(f)
-    final = _read_final(f, steps)
+    ladder = f.text("ladder")
+    if ladder is not None:
+        if f.has("steps"):
+            f.problem("a plan gives either 'ladder' or 'steps', not both", "steps")
+        if ladder not in ladders:
+            named = ", ".join(ladders) or "none declared"
+            f.problem(f"unknown ladder '{ladder}' (ladders under 'ladders:': {named})", "ladder")
+        steps, final = ladders.get(ladder, ((), None))
+        if f.has("final"):
+            final = _read_final(f, steps)
+    else:
+        steps = _read_steps(f)
+        final = _read_final(f, steps)
     broadcast = _read_broadcast(f)
     quiet = _read_quiet_hours(f)
-    if not pid or match is None:
+    if not pid or match is None or not steps:
         return None
     return Plan(pid, name or pid, match, targets, steps, final, broadcast, quiet)
 
@@ -411,7 +585,7 @@ def _read_match(f: Fields, known: _Known) -> Match | None:
     m = f.sub("match")
     if m is None:
         return None
-    m.check_keys(("hazards", "levels", "areas", "senders"))
+    m.check_keys(("hazards", "levels", "areas", "senders", "zones"))
     hazards = m.enums("hazards", parse_hazard, "hazard", accepted_hazards())
     levels = m.enums("levels", parse_level, "level", accepted_levels())
     areas = []
@@ -426,7 +600,13 @@ def _read_match(f: Fields, known: _Known) -> Match | None:
             m.problem(f"match area '{text}' does not overlap the site's areas ({roots})", line=line)
         areas.append(code)
     senders = tuple(text for text, _ in m.texts("senders"))
-    return Match(frozenset(hazards), frozenset(levels), tuple(areas), senders)
+    zones = []
+    for zone, line in m.texts("zones"):
+        if known.zones is not None and zone not in known.zones:
+            m.problem(f"unknown zone '{zone}' (not under 'zones:' in areas.yaml)", line=line)
+        else:
+            zones.append(zone)
+    return Match(frozenset(hazards), frozenset(levels), tuple(areas), senders, tuple(zones))
 
 
 def _read_targets(f: Fields, known: _Known) -> tuple[Target, ...]:
@@ -434,12 +614,14 @@ def _read_targets(f: Fields, known: _Known) -> tuple[Target, ...]:
         f.problem("no targets: a plan needs at least one target (roles or duty)", "targets")
     targets: list[Target] = []
     for t in f.each("targets", f"{f.label}: target", numbered=True):
-        t.check_keys(("roles", "scope", "area", "duty"))
-        if t.has("duty"):
-            if t.has("roles") or t.has("scope") or t.has("area"):
-                t.problem("a target has either 'duty' or 'roles' (with 'scope'), not both")
-            positions = t.enums("duty", DutyPosition, "duty position", _accepted(DutyPosition))
-            targets.append(DutyTarget(positions))
+        t.check_keys(("roles", "scope", "area", "otherwise", "duty", "town_duty"))
+        kinds = [k for k in ("duty", "town_duty", "roles") if t.has(k)]
+        if len(kinds) > 1 or (kinds and kinds[0] != "roles" and (t.has("scope") or t.has("area"))):
+            t.problem("a target has one of 'duty', 'town_duty' or 'roles' (with 'scope')")
+        if t.has("duty") or t.has("town_duty"):
+            key = "duty" if t.has("duty") else "town_duty"
+            positions = t.enums(key, DutyPosition, "duty position", _accepted(DutyPosition))
+            targets.append(DutyTarget(positions) if key == "duty" else TownDutyTarget(positions))
         else:
             target = _read_role_target(t, known)
             if target:
@@ -457,7 +639,18 @@ def _read_role_target(t: Fields, known: _Known) -> RoleTarget | None:
         t.problem("'area' is only used with scope fixed", "area")
     elif area and known.tree is not None and area not in known.tree:
         t.problem(f"unknown area '{area}' (not in areas.yaml)", "area")
-    return RoleTarget(tuple(roles), scopes, area) if roles and scopes else None
+    otherwise: tuple[Scope, ...] = (Scope.ABOVE,)
+    if t.has("otherwise"):
+        texts = [text for text, _ in t.texts("otherwise")]
+        if Scope.RESPONSIBLE not in scopes:
+            t.problem("'otherwise' is only used with scope responsible", "otherwise")
+        if texts == ["none"]:
+            otherwise = ()
+        else:
+            otherwise = t.enums("otherwise", Scope, "scope for 'otherwise'", "affected, above, none")
+            if Scope.FIXED in otherwise or Scope.RESPONSIBLE in otherwise:
+                t.problem("'otherwise' is affected, above or none", "otherwise")
+    return RoleTarget(tuple(roles), scopes, area, otherwise) if roles and scopes else None
 
 
 def _read_steps(f: Fields) -> tuple[Step, ...]:
@@ -537,7 +730,7 @@ def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
     reach = [(t, [p.area for p in known.people.values() if p.has_any_role(t.roles)]) for t in targets]
 
     def reached(code: str) -> bool:
-        return any((Scope.AFFECTED in t.scopes and any(covers(code, h) for h in homes))
+        return any((Scope.AFFECTED in t.scopes and any(seated_in(h, code) for h in homes))
                    or (Scope.ABOVE in t.scopes and any(covers(h, code) and h != code for h in homes))
                    for t, homes in reach)
 
@@ -551,3 +744,18 @@ def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
             continue
         reported.append(area.code)
         f.problem(f"nobody with {label} in {area.code} ({area.name})")
+
+
+def _check_text_reach(f: Fields, plan: Plan, known: _Known) -> None:
+    """A step that only sends text messages cannot reach someone whose only numbers are landlines."""
+    if known.people is None:
+        return
+    sms_only = [i for i, s in enumerate(plan.steps, 1) if s.to is Recipient.SELF and set(s.channels) == {Channel.SMS}]
+    if not sms_only:
+        return
+    roles = {r for t in plan.targets if isinstance(t, RoleTarget) for r in t.roles}
+    for person in known.people.values():
+        if person.numbers and not person.mobile and person.has_any_role(tuple(roles)):
+            steps = ", ".join(str(i) for i in sms_only)
+            f.problem(f"step {steps} sends only text messages, but {person.name} ({person.id}) has only a landline "
+                      f"({person.numbers[0].number}): give a mobile in people.yaml or add voice to the step")

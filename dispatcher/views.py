@@ -36,7 +36,7 @@ def preview_table(result: dict[str, Any]) -> list[RenderableType]:
     level = Level(result["level"])
     title = Text.assemble(
         (f" {Hazard(result['hazard']).zh}{level.zh}预警 ", LEVEL_STYLE[level.value]),
-        f"  {'、'.join(a['name'] for a in result['areas'])}  ",
+        f"  {'、'.join([a['name'] for a in result['areas']] + [z['name'] for z in result.get('zones', [])])}  ",
         f"方案 plans: {', '.join(result['plans']) or '无 none'}  ",
         f"叫应对象 officials: {result['officials']}",
     )
@@ -46,11 +46,11 @@ def preview_table(result: dict[str, Any]) -> list[RenderableType]:
         f"值班长 {duty['chief']['name'] if duty['chief'] else '—'} · "
         f"值班员 {'、'.join(s['name'] for s in duty['staff']) or '—'}"
     )
-    table = Table("姓名 name", "岗位 role", "区域 area", "方案 plan", "步骤 steps", "可用渠道 channels",
-                  show_lines=True, expand=False)
+    table = Table("姓名 name", "岗位 role", "区域 area", "方案 plan", "为何叫应 why", "步骤 steps",
+                  "可用渠道 channels", show_lines=True, expand=False)
     for c in result["callouts"]:
         o = c["official"]
-        table.add_row(o["name"], "、".join(o["roles"]), o["area_name"], c["plan"], _steps(c["steps"]),
+        table.add_row(o["name"], "、".join(o["roles"]), o["area_name"], c["plan"], c["reason"], _steps(c["steps"]),
                       " ".join(Channel(ch).zh for ch in o["channels"]) or "[red]无[/]")
     out: list[RenderableType] = [title, duty_line, table]
     if result["gaps"]:

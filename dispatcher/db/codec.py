@@ -20,6 +20,7 @@ from ..domain.plans import (
     Scope,
     Step,
     Target,
+    TownDutyTarget,
 )
 
 
@@ -32,6 +33,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "levels": sorted(lv.value for lv in plan.match.levels),
             "areas": list(plan.match.areas),
             "senders": list(plan.match.senders),
+            "zones": list(plan.match.zones),
         },
         "targets": [_target_to_dict(t) for t in plan.targets],
         "steps": [
@@ -57,7 +59,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 def _target_to_dict(target: Target) -> dict[str, Any]:
     if isinstance(target, DutyTarget):
         return {"duty": [p.value for p in target.positions]}
-    return {"roles": list(target.roles), "scope": [s.value for s in target.scopes], "area": target.area}
+    if isinstance(target, TownDutyTarget):
+        return {"town_duty": [p.value for p in target.positions]}
+    return {"roles": list(target.roles), "scope": [s.value for s in target.scopes], "area": target.area,
+            "otherwise": [s.value for s in target.otherwise]}
 
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
@@ -72,6 +77,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
             levels=frozenset(Level(lv) for lv in match["levels"]),
             areas=tuple(match.get("areas", ())),
             senders=tuple(match.get("senders", ())),
+            zones=tuple(match.get("zones", ())),
         ),
         targets=tuple(_target_from_dict(t) for t in data["targets"]),
         steps=tuple(
@@ -94,4 +100,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
 def _target_from_dict(data: dict[str, Any]) -> Target:
     if "duty" in data:
         return DutyTarget(tuple(DutyPosition(p) for p in data["duty"]))
-    return RoleTarget(tuple(data["roles"]), tuple(Scope(s) for s in data["scope"]), data.get("area"))
+    if "town_duty" in data:
+        return TownDutyTarget(tuple(DutyPosition(p) for p in data["town_duty"]))
+    otherwise = tuple(Scope(s) for s in data["otherwise"]) if "otherwise" in data else (Scope.ABOVE,)
+    return RoleTarget(tuple(data["roles"]), tuple(Scope(s) for s in data["scope"]), data.get("area"), otherwise)

@@ -11,11 +11,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..domain.areas import Area, AreaTree
-from ..domain.duty import DutyRota, DutyShift, WeeklyShift
-from ..domain.roster import Person
+from ..domain.duty import DutyRoom, DutyRota, DutyShift, WeeklyShift
+from ..domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
 from ..domain.site import Site
+from ..domain.zones import Zone, ZoneKind
 from .codec import plan_from_dict, plan_to_dict
-from .tables import AreaRow, Base, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow
+from .tables import AreaRow, Base, DutyRoomRow, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow, ZoneRow
 
 
 @dataclass
@@ -44,7 +45,14 @@ def sync_site(session: Session, site: Site, digest: str, now: datetime) -> SyncR
     because past call-outs refer to them. Running it twice with the same site changes nothing."""
     report = SyncReport()
     _sync_keyed(session, AreaRow, "code", "areas", report, {
-        a.code: {"name": a.name, "parent_code": a.parent, "active": True} for a in site.areas
+        a.code: {"name": a.name, "parent_code": a.parent, "kind": a.kind, "active": True} for a in site.areas
+    })
+    _sync_keyed(session, ZoneRow, "id", "zones", report, {
+        z.id: {"name": z.name, "kind": z.kind.value, "areas": list(z.areas), "active": True}
+        for z in site.zones.values()
+    })
+    _sync_keyed(session, DutyRoomRow, "area", "duty rooms", report, {
+        r.area: {"name": r.name, "phone": r.phone, "active": True} for r in site.rooms
     })
     _sync_keyed(session, RoleRow, "id", "roles", report, {
         rid: {"name": name, "active": True} for rid, name in site.roles.items()
@@ -71,6 +79,9 @@ def _person_row(p: Person) -> dict[str, Any]:
     return {
         "name": p.name, "phone": p.phone, "email": p.email, "im": dict(p.im), "area_code": p.area,
         "roles": list(p.roles), "unit": p.unit, "deputy_id": p.deputy, "superior_id": p.superior,
+        "phone_kind": p.phone_kind.value, "phones": [{"number": n.number, "kind": n.kind.value} for n in p.phones],
+        "responsibilities": [{"kind": r.kind, "areas": list(r.areas), "zones": list(r.zones), "roles": list(r.roles)}
+                             for r in p.responsibilities],
         "active": True,
     }
 
@@ -97,17 +108,20 @@ def _sync_keyed(
 
 
 def _duty_rows(site: Site) -> list[dict[str, Any]]:
-    rows = [
-        {"kind": "dated", "starts_at": s.start, "ends_at": s.end, "weekday": None, "start_time": None,
-         "hours": None, "leader_id": s.leader, "chief_id": s.chief, "staff": list(s.staff)}
-        for s in site.duty.shifts
-    ]
-    rows += [
-        {"kind": "weekly", "starts_at": None, "ends_at": None, "weekday": w.weekday,
-         "start_time": w.start.strftime("%H:%M"), "hours": w.hours, "leader_id": w.leader,
-         "chief_id": w.chief, "staff": list(w.staff)}
-        for w in site.duty.weekly
-    ]
+    rooms: list[tuple[str | None, DutyRota]] = [(None, site.duty), *((r.area, r.rota) for r in site.rooms)]
+    rows = []
+    for room, rota in rooms:
+        rows += [
+            {"kind": "dated", "room": room, "starts_at": s.start, "ends_at": s.end, "weekday": None,
+             "start_time": None, "hours": None, "leader_id": s.leader, "chief_id": s.chief, "staff": list(s.staff)}
+            for s in rota.shifts
+        ]
+        rows += [
+            {"kind": "weekly", "room": room, "starts_at": None, "ends_at": None, "weekday": w.weekday,
+             "start_time": w.start.strftime("%H:%M"), "hours": w.hours, "leader_id": w.leader,
+             "chief_id": w.chief, "staff": list(w.staff)}
+            for w in rota.weekly
+        ]
     return rows
 
 
@@ -139,24 +153,40 @@ def read_site(session: Session) -> Site | None:
         return None
     tz = ZoneInfo(meta.timezone)
     areas = AreaTree.of(
-        Area(r.code, r.name, r.parent_code) for r in session.scalars(select(AreaRow).where(AreaRow.active))
+        Area(r.code, r.name, r.parent_code, r.kind)
+        for r in session.scalars(select(AreaRow).where(AreaRow.active))
     )
     roles = {r.id: r.name for r in session.scalars(select(RoleRow).where(RoleRow.active))}
-    people = {
-        r.id: Person(
-            id=r.id, name=r.name, phone=r.phone, area=r.area_code, roles=tuple(r.roles), unit=r.unit,
-            email=r.email, im=dict(r.im), deputy=r.deputy_id, superior=r.superior_id,
-        )
-        for r in session.scalars(select(PersonRow).where(PersonRow.active))
-    }
-    shifts, weekly = [], []
+    people = {r.id: _person(r) for r in session.scalars(select(PersonRow).where(PersonRow.active))}
+    zones = {r.id: Zone(r.id, r.name, ZoneKind(r.kind), tuple(r.areas))
+             for r in session.scalars(select(ZoneRow).where(ZoneRow.active))}
+    rotas: dict[str | None, tuple[list[DutyShift], list[WeeklyShift]]] = {None: ([], [])}
     for r in session.scalars(select(DutyShiftRow).order_by(DutyShiftRow.id)):
+        shifts, weekly = rotas.setdefault(r.room, ([], []))
         if r.kind == "dated" and r.starts_at and r.ends_at:
             shifts.append(DutyShift(r.starts_at, r.ends_at, r.leader_id, r.chief_id, tuple(r.staff)))
         elif r.kind == "weekly" and r.start_time is not None and r.weekday is not None:
             weekly.append(WeeklyShift(r.weekday, time.fromisoformat(r.start_time), r.hours or 24.0,
                                       r.leader_id, r.chief_id, tuple(r.staff)))
+
+    def rota(room: str | None) -> DutyRota:
+        shifts, weekly = rotas.get(room, ([], []))
+        return DutyRota(tz, tuple(shifts), tuple(weekly))
+
+    rooms = tuple(DutyRoom(r.area, r.name, rota(r.area), r.phone)
+                  for r in session.scalars(select(DutyRoomRow).where(DutyRoomRow.active).order_by(DutyRoomRow.area)))
     rows = list(session.scalars(select(PlanRow).where(PlanRow.active).order_by(PlanRow.position)))
     plans = tuple(plan_from_dict(r.definition) for r in rows if not r.definition.get("fallback"))
     fallback = next((plan_from_dict(r.definition) for r in rows if r.definition.get("fallback")), None)
-    return Site(meta.id, areas, roles, people, DutyRota(tz, tuple(shifts), tuple(weekly)), plans, tz, fallback)
+    return Site(meta.id, areas, roles, people, rota(None), plans, tz, fallback, zones, rooms)
+
+
+def _person(r: PersonRow) -> Person:
+    return Person(
+        id=r.id, name=r.name, phone=r.phone, area=r.area_code, roles=tuple(r.roles), unit=r.unit,
+        email=r.email, im=dict(r.im), deputy=r.deputy_id, superior=r.superior_id,
+        phone_kind=PhoneKind(r.phone_kind or PhoneKind.MOBILE.value),
+        phones=tuple(PhoneNumber(n["number"], PhoneKind(n["kind"])) for n in r.phones or ()),
+        responsibilities=tuple(Responsibility(d["kind"], tuple(d["areas"]), tuple(d["zones"]), tuple(d["roles"]))
+                               for d in r.responsibilities or ()),
+    )

@@ -68,9 +68,31 @@ class SiteRow(Base):
 
 class AreaRow(Base):
     __tablename__ = "areas"
-    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    code: Mapped[str] = mapped_column(String(15), primary_key=True)  # 15: a village's groups and grids
     name: Mapped[str] = mapped_column(String(200))
-    parent_code: Mapped[str | None] = mapped_column(String(12))
+    parent_code: Mapped[str | None] = mapped_column(String(15))
+    kind: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ZoneRow(Base):
+    """A hazard zone (山洪危险区, 隐患点, 小流域, 水库下游): villages or groups across towns."""
+
+    __tablename__ = "zones"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    areas: Mapped[list[Any]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DutyRoomRow(Base):
+    """A town's duty room; its shifts are duty_shifts rows with ``room`` set to its area."""
+
+    __tablename__ = "duty_rooms"
+    area: Mapped[str] = mapped_column(String(15), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -88,8 +110,11 @@ class PersonRow(Base):
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
     im: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    area_code: Mapped[str] = mapped_column(String(12))
+    area_code: Mapped[str] = mapped_column(String(15))
     roles: Mapped[list[Any]] = mapped_column(default=list)
+    phone_kind: Mapped[str] = mapped_column(String(12), default="mobile", server_default="mobile")
+    phones: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # [{number, kind}] after phone
+    responsibilities: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     unit: Mapped[str] = mapped_column(String(200), default="")
     deputy_id: Mapped[str | None] = mapped_column(String(64))
     superior_id: Mapped[str | None] = mapped_column(String(64))
@@ -101,6 +126,7 @@ class DutyShiftRow(Base):
     __tablename__ = "duty_shifts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(10))  # dated | weekly
+    room: Mapped[str | None] = mapped_column(String(15))  # a town duty room's area; None: the county's
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
     weekday: Mapped[int | None] = mapped_column(Integer)
@@ -148,6 +174,7 @@ class WarningRow(Base):
     hazard: Mapped[str] = mapped_column(String(32))
     level: Mapped[str] = mapped_column(String(10))
     areas: Mapped[list[Any]]
+    zones: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # hazard zones named
     headline: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     instruction: Mapped[str] = mapped_column(Text, default="")
@@ -263,6 +290,9 @@ class AttemptRow(Base):
     purpose: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(16))
     recipient_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Which of the recipient's numbers a call is to: 0 the first, 1 the next (Person.voice_numbers);
+    # a voice step not answered on one number queues an attempt for the next. 0 for every other channel.
+    number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     priority: Mapped[int] = mapped_column(Integer)
     # queued -> sending -> sent -> delivered | failed; queued -> cancelled
     status: Mapped[str] = mapped_column(String(12))

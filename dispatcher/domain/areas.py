@@ -3,17 +3,20 @@
 A code covers every code that starts with it: county ``330599`` covers town ``330599100`` and
 village ``330599100201``. Codes are kept as strings of 6 (county), 9 (town/street) or
 12 (village/community) digits; wider codes (2-digit province, 4-digit city) may appear in
-warnings and plan matches.
+warnings and plan matches. Below the village, national codes stop; a village's groups (村民小组,
+自然村) and grids (网格) are the village's code plus three digits (15), so they nest like codes.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-_CODE = re.compile(r"^\d{2}(\d{2}(\d{2}(\d{3}(\d{3})?)?)?)?$")
-SITE_AREA_LENGTHS = (6, 9, 12)
+_CODE = re.compile(r"^\d{2}(\d{2}(\d{2}(\d{3}(\d{3}(\d{3})?)?)?)?)?$")
+SITE_AREA_LENGTHS = (6, 9, 12, 15)
+CODE_LENGTHS = (2, 4, 6, 9, 12, 15)
 
 
 def normalize_code(value: str) -> str:
@@ -23,7 +26,9 @@ def normalize_code(value: str) -> str:
     """
     code = str(value).strip()
     if not _CODE.match(code):
-        raise ValueError(f"{value!r} is not a division code (2, 4, 6, 9 or 12 digits)")
+        raise ValueError(f"{value!r} is not a division code (2, 4, 6, 9, 12 or 15 digits)")
+    if len(code) == 15 and code.endswith("000"):
+        code = code[:12]
     if len(code) == 12 and code.endswith("000"):
         code = code[:9]
     if len(code) == 9 and code.endswith("000"):
@@ -50,7 +55,7 @@ def narrower(a: str, b: str) -> str | None:
 
 
 def level_name(code: str) -> str:
-    return {2: "province", 4: "city", 6: "county", 9: "town", 12: "village"}.get(len(code), "area")
+    return {2: "province", 4: "city", 6: "county", 9: "town", 12: "village", 15: "group"}.get(len(code), "area")
 
 
 @dataclass(frozen=True)
@@ -58,13 +63,20 @@ class Area:
     code: str
     name: str
     parent: str | None = None
+    kind: str = ""  # below the village: group, natural_village or grid (shown, not interpreted)
 
 
 @dataclass
 class AreaTree:
-    """The site's division tree. ``root`` is the topmost code (normally the county)."""
+    """The site's division tree. ``root`` is the topmost code (normally the county).
+
+    Lookups by code are dictionary lookups; ``children``, ``within``, ``roots`` and ``label`` use
+    an index built on first use (a county with groups has thousands of areas, and a preview asks
+    for a label per official). The tree is not changed once built: a new ``areas`` dict, or one of
+    another size, is indexed again."""
 
     areas: dict[str, Area] = field(default_factory=dict)
+    _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, areas: Iterable[Area]) -> AreaTree:
@@ -79,6 +91,12 @@ class AreaTree:
     def __len__(self) -> int:
         return len(self.areas)
 
+    def _indexed(self) -> _Index:
+        index = self._index
+        if index is None or index.areas is not self.areas or index.size != len(self.areas):
+            index = self._index = _Index(self.areas)
+        return index
+
     def get(self, code: str) -> Area | None:
         return self.areas.get(code)
 
@@ -88,14 +106,20 @@ class AreaTree:
 
     @property
     def roots(self) -> list[str]:
-        return [a.code for a in self.areas.values() if a.parent is None]
+        return list(self._indexed().roots)
 
     def children(self, code: str) -> list[Area]:
-        return [a for a in self.areas.values() if a.parent == code]
+        return list(self._indexed().children.get(code, ()))
 
     def within(self, code: str) -> list[Area]:
         """The area and everything under it, in code order."""
-        return sorted((a for a in self.areas.values() if covers(code, a.code)), key=lambda a: a.code)
+        index = self._indexed()
+        codes, found = index.codes, []
+        for i in range(bisect_left(codes, code), len(codes)):  # the codes starting with ``code`` are
+            if not codes[i].startswith(code):  # one run in code order, from the first not before it
+                break
+            found.append(index.ordered[i])
+        return found
 
     def path(self, code: str) -> list[Area]:
         """From the root down to ``code``."""
@@ -111,9 +135,31 @@ class AreaTree:
         or it is wider than the whole site (a province-wide warning)."""
         if code in self.areas:
             return True
-        return bool(self.roots) and all(covers(code, root) for root in self.roots)
+        roots = self._indexed().roots
+        return bool(roots) and all(covers(code, root) for root in roots)
 
     def label(self, code: str) -> str:
         """Human-readable path, e.g. 青溪县/青溪镇/溪口村."""
-        path = self.path(code)
-        return "/".join(a.name for a in path) if path else code
+        if code not in self.areas:
+            return code
+        labels = self._indexed().labels
+        text = labels.get(code)
+        if text is None:
+            text = labels[code] = "/".join(a.name for a in self.path(code))
+        return text
+
+
+class _Index:
+    """What AreaTree looks up by parent, by code order and by label, built once from its areas."""
+
+    __slots__ = ("areas", "size", "roots", "children", "ordered", "codes", "labels")
+
+    def __init__(self, areas: dict[str, Area]) -> None:
+        self.areas, self.size = areas, len(areas)
+        self.children: dict[str | None, list[Area]] = {}
+        for area in areas.values():  # in the tree's order, as a scan would find them
+            self.children.setdefault(area.parent, []).append(area)
+        self.roots = [a.code for a in self.children.get(None, ())]
+        self.ordered = sorted(areas.values(), key=lambda a: a.code)
+        self.codes = [a.code for a in self.ordered]
+        self.labels: dict[str, str] = {}

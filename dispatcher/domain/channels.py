@@ -26,7 +26,7 @@ class Channel(StrEnum):
 
 @dataclass(frozen=True)
 class ChannelKind:
-    contact: str  # the Person field that addresses someone on it: "phone", "email" or "im"
+    contact: str  # the Person field that addresses someone on it: "mobile", "phone", "email" or "im"
     carries_link: bool  # cannot take a reply: its message carries the signed confirm link
     spaced_per_callee: bool  # two messages to one person keep callee_spacing_seconds apart (calls)
     zh: str
@@ -34,7 +34,7 @@ class ChannelKind:
 
 
 KINDS: dict[Channel, ChannelKind] = {
-    Channel.SMS: ChannelKind("phone", False, False, "短信", ("text message", "text messages")),
+    Channel.SMS: ChannelKind("mobile", False, False, "短信", ("text message", "text messages")),
     Channel.VOICE: ChannelKind("phone", False, True, "语音电话", ("call", "calls")),
     Channel.IM: ChannelKind("im", True, False, "即时通讯", ("IM message", "IM messages")),
     Channel.EMAIL: ChannelKind("email", True, False, "电子邮件", ("email", "emails")),

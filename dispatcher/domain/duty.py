@@ -83,3 +83,13 @@ class DutyRota:
         ]
         current = [s for s in candidates if s.covers(at)]
         return max(current, key=lambda s: s.start) if current else None
+
+
+@dataclass(frozen=True)
+class DutyRoom:
+    """A town's or street's own duty room (乡镇值班室) with its 1+1+X rota; the county's is Site.duty."""
+
+    area: str
+    name: str
+    rota: DutyRota
+    phone: str | None = None

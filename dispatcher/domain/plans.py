@@ -16,17 +16,20 @@ class Scope(StrEnum):
     AFFECTED = "affected"  # the affected areas and everything under them
     ABOVE = "above"  # the areas above the affected ones (the county above a town)
     FIXED = "fixed"  # a named area, whatever the warning covers
+    RESPONSIBLE = "responsible"  # those responsible (包保, 包村, a zone's 监测员) for the affected areas
 
 
 class Recipient(StrEnum):
     SELF = "self"
     DEPUTY = "deputy"
     SUPERIOR = "superior"
-    DUTY = "duty"  # the duty leader and the shift chief on shift at the warning's time
+    DUTY = "duty"  # the county's duty leader and shift chief on shift at the warning's time
+    TOWN_DUTY = "town_duty"  # the same in the duty room of the official's town (or the affected towns)
 
     @property
     def zh(self) -> str:
-        return {"self": "本人", "deputy": "副职/AB岗", "superior": "上级", "duty": "值班人员"}[self.value]
+        return {"self": "本人", "deputy": "副职/AB岗", "superior": "上级", "duty": "值班人员",
+                "town_duty": "乡镇值班人员"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Match:
     levels: frozenset[Level]
     areas: tuple[str, ...] = ()  # empty: any area of the site
     senders: tuple[str, ...] = ()  # empty: any sender
+    zones: tuple[str, ...] = ()  # empty: any; else warnings naming or touching these zones
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class RoleTarget:
     roles: tuple[str, ...]
     scopes: tuple[Scope, ...]
     area: str | None = None  # for Scope.FIXED
+    # For Scope.RESPONSIBLE: the scopes applied to affected areas nobody is responsible for.
+    otherwise: tuple[Scope, ...] = (Scope.ABOVE,)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,14 @@ class DutyTarget:
     positions: tuple[DutyPosition, ...]
 
 
-Target = RoleTarget | DutyTarget
+@dataclass(frozen=True)
+class TownDutyTarget:
+    """The duty rooms of the affected towns (乡镇值班室)."""
+
+    positions: tuple[DutyPosition, ...]
+
+
+Target = RoleTarget | DutyTarget | TownDutyTarget
 
 
 @dataclass(frozen=True)

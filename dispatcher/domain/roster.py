@@ -1,25 +1,81 @@
-"""Officials (责任人) and their roles (岗位)."""
+"""Officials (责任人): their seat, roles (岗位), numbers and responsibilities (包保)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .channels import Channel
+
+
+class PhoneKind(StrEnum):
+    MOBILE = "mobile"  # 手机: SMS and voice
+    LANDLINE = "landline"  # 固定电话/办公电话: voice only
+    SATELLITE = "satellite"  # 卫星电话: SMS and voice
+
+    @property
+    def takes_sms(self) -> bool:
+        return self is not PhoneKind.LANDLINE
+
+    @property
+    def zh(self) -> str:
+        return {"mobile": "手机", "landline": "固定电话", "satellite": "卫星电话"}[self.value]
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    number: str  # E.164
+    kind: PhoneKind = PhoneKind.MOBILE
+
+
+@dataclass(frozen=True)
+class Responsibility:
+    """Areas or zones a person answers for beyond their seat: 包保, 包村, 驻村, 分片, a zone's 监测员."""
+
+    kind: str = "包保"
+    areas: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()  # the roles it is held in; empty: all the person's roles
+
+    def held_as(self, role: str) -> bool:
+        return not self.roles or role in self.roles
 
 
 @dataclass(frozen=True)
 class Person:
     id: str
     name: str
-    phone: str | None
-    area: str
+    phone: str | None  # the first number tried
+    area: str  # the seat
     roles: tuple[str, ...] = ()
     unit: str = ""
     email: str | None = None
     im: Mapping[str, str] = field(default_factory=dict)
     deputy: str | None = None
     superior: str | None = None
+    phone_kind: PhoneKind = PhoneKind.MOBILE
+    phones: tuple[PhoneNumber, ...] = ()  # further numbers, tried in order after ``phone``
+    responsibilities: tuple[Responsibility, ...] = ()
+
+    @property
+    def numbers(self) -> tuple[PhoneNumber, ...]:
+        """Every number, in the order they are tried."""
+        first = (PhoneNumber(self.phone, self.phone_kind),) if self.phone else ()
+        return first + self.phones
+
+    @property
+    def mobile(self) -> str | None:
+        """The number text messages go to: the first that takes SMS."""
+        return next((n.number for n in self.numbers if n.kind.takes_sms), None)
+
+    @property
+    def voice_numbers(self) -> tuple[str, ...]:
+        """The numbers a voice step calls, in order, each after the one before was not answered."""
+        return tuple(dict.fromkeys(n.number for n in self.numbers))
+
+    def has_number(self, number: str) -> bool:
+        return any(n.number == number for n in self.numbers)
 
     def reachable_by(self, channel: Channel) -> bool:
         """Whether the roster holds an address for this person on ``channel`` (its kind's contact field)."""

@@ -1,6 +1,7 @@
 """The rules engine: from a warning to the call-outs it must start, with no I/O.
 
-1. ``matching_plans`` picks the plans whose hazard, level, areas and sender fit, in file order.
+1. ``matching_plans`` picks the plans whose hazard, level, areas, zones and sender fit, in file
+   order. A warning that names zones concerns their areas as well as its own.
 2. ``resolve`` turns each plan's targets into officials — once per official, the first plan
    that reaches them governs — and freezes each official's steps with their recipients and due
    times, so a later edit of the site files cannot change a running call-out.
@@ -10,16 +11,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from .areas import covers, overlaps
+from .areas import CODE_LENGTHS, covers, narrower, overlaps
 from .channels import Channel
 from .duty import DutyPosition, DutyShift
 from .hazards import Hazard, Level
-from .plans import DutyTarget, Match, Plan, QuietHours, Recipient, RoleTarget, Scope, Step
-from .roster import Person
+from .plans import (
+    DutyTarget,
+    Match,
+    Plan,
+    QuietHours,
+    Recipient,
+    RoleTarget,
+    Scope,
+    Step,
+    Target,
+    TownDutyTarget,
+)
+from .roster import Person, Responsibility
 from .site import Site
 
 
@@ -32,6 +44,7 @@ class WarningFacts:
     areas: tuple[str, ...]
     sender: str | None
     at: datetime  # the warning's time: decides who is on duty
+    zones: tuple[str, ...] = ()  # hazard zones the warning names (their areas are added to ``areas``)
 
 
 @dataclass(frozen=True)
@@ -50,8 +63,9 @@ class PlannedStep:
 class PlannedCallout:
     person_id: str
     plan_id: str
-    reason: str  # why this official is called, e.g. "village_flood_officer @ 330599100201 (affected)"
+    reason: str  # why this official is called, in words: "包保龙潭镇", "村防汛责任人（溪口村）"
     steps: tuple[PlannedStep, ...]
+    target: int = 0  # which of the plan's targets reached them (1-based; 0: not known)
 
 
 class GapKind(StrEnum):
@@ -60,6 +74,9 @@ class GapKind(StrEnum):
     NO_CHANNEL = "no_channel"
     NO_RECIPIENT = "no_recipient"
     NO_DUTY_SHIFT = "no_duty_shift"
+    NO_RESPONSIBLE = "no_responsible"  # an affected area nobody holds the target's responsibility for
+    NO_DUTY_ROOM = "no_duty_room"  # a town_duty target or step finds no town duty room on shift
+    LANDLINE_ONLY = "landline_only"  # someone called whose only number is a landline (no SMS)
 
 
 @dataclass(frozen=True)
@@ -82,44 +99,66 @@ class Resolution:
         return next((c for c in self.callouts if c.person_id == person_id), None)
 
 
-def plan_matches(plan: Plan, facts: WarningFacts) -> bool:
+def concerned(site: Site, facts: WarningFacts) -> WarningFacts:
+    """The warning with the areas of the zones it names added to its own areas."""
+    if not facts.zones:
+        return facts
+    return replace(facts, areas=tuple(dict.fromkeys(facts.areas + site.zone_areas(facts.zones))))
+
+
+def plan_matches(site: Site, plan: Plan, facts: WarningFacts) -> bool:
+    """Whether ``plan`` answers the warning (``facts`` as returned by ``concerned``)."""
     match = plan.match
     if facts.hazard not in match.hazards or facts.level not in match.levels:
         return False
     if match.areas and not any(overlaps(w, p) for w in facts.areas for p in match.areas):
         return False
+    if match.zones and not (set(match.zones) & set(facts.zones)
+                            or any(overlaps(w, a) for w in facts.areas for a in site.zone_areas(match.zones))):
+        return False
     return not (match.senders and facts.sender is not None and facts.sender not in match.senders)
 
 
 def matching_plans(site: Site, facts: WarningFacts) -> list[Plan]:
-    return [p for p in site.plans if plan_matches(p, facts)]
+    facts = concerned(site, facts)
+    return [p for p in site.plans if plan_matches(site, p, facts)]
+
+
+def affected_areas(site: Site, plan: Plan, facts: WarningFacts) -> tuple[str, ...]:
+    """The warning's areas (zones included) cut down to the plan's own areas and zones."""
+    areas = plan.affected_areas(concerned(site, facts).areas)
+    if not plan.match.zones:
+        return areas
+    cut = (narrower(w, z) for w in areas for z in site.zone_areas(plan.match.zones))
+    return tuple(dict.fromkeys(c for c in cut if c is not None))
 
 
 def resolve(site: Site, facts: WarningFacts, start: datetime | None = None) -> Resolution:
     """Who is called, by which plan and steps, for a warning; ``start`` is when call-outs begin."""
     start = start or facts.at
+    facts = concerned(site, facts)
     duty = site.duty.on_duty(facts.at)
     plans = matching_plans(site, facts)
-    chosen: dict[str, tuple[Plan, str]] = {}
+    chosen: dict[str, tuple[Plan, str, tuple[str, ...], int]] = {}
     gaps: list[Gap] = []
     for plan in plans:
-        affected = plan.affected_areas(facts.areas)
-        reached = _targets(site, plan, affected, duty, gaps)
-        for person_id, reason in reached.items():
-            chosen.setdefault(person_id, (plan, reason))
+        affected = affected_areas(site, plan, facts)
+        reached = _targets(site, plan, affected, facts, duty, gaps)
+        for person_id, (reason, target) in reached.items():
+            chosen.setdefault(person_id, (plan, reason, affected, target))
         gaps.extend(_empty_areas(site, plan, affected, reached))
     why = _needs_fallback(site, facts, plans, chosen)
     if why is not None:
         fallback = site.fallback or DEFAULT_FALLBACK
         gaps.append(Gap(GapKind.NO_PLAN, fallback.id, "", why))
-        for person_id, reason in _targets(site, fallback, facts.areas, duty, gaps).items():
-            chosen.setdefault(person_id, (fallback, f"{why}: {reason}"))
+        for person_id, (reason, target) in _targets(site, fallback, facts.areas, facts, duty, gaps).items():
+            chosen.setdefault(person_id, (fallback, f"{why}: {reason}", facts.areas, target))
         plans = [*plans, fallback]
     callouts = []
-    for person_id, (plan, reason) in chosen.items():
+    for person_id, (plan, reason, affected, target) in chosen.items():
         person = site.people[person_id]
-        steps = tuple(_plan_steps(site, plan, person, duty, start))
-        callouts.append(PlannedCallout(person_id, plan.id, reason, steps))
+        steps = tuple(_plan_steps(site, plan, person, duty, start, facts.at, affected))
+        callouts.append(PlannedCallout(person_id, plan.id, reason, steps, target))
         gaps.extend(_channel_gaps(site, plan, person, steps))
     return Resolution(tuple(p.id for p in plans), tuple(callouts), tuple(gaps), duty, why)
 
@@ -137,7 +176,7 @@ DEFAULT_FALLBACK = Plan(
 
 
 def _needs_fallback(site: Site, facts: WarningFacts, plans: list[Plan],
-                    chosen: dict[str, tuple[Plan, str]]) -> str | None:
+                    chosen: dict[str, tuple[Plan, str, tuple[str, ...], int]]) -> str | None:
     """Why the fallback plan must run for this warning, or None."""
     if facts.level not in FALLBACK_LEVELS:
         return None
@@ -154,39 +193,137 @@ def _needs_fallback(site: Site, facts: WarningFacts, plans: list[Plan],
 
 
 def _targets(
-    site: Site, plan: Plan, affected: tuple[str, ...], duty: DutyShift | None, gaps: list[Gap]
-) -> dict[str, str]:
+    site: Site, plan: Plan, affected: tuple[str, ...], facts: WarningFacts, duty: DutyShift | None, gaps: list[Gap]
+) -> dict[str, tuple[str, int]]:
+    """Who the plan's targets reach, each with the reason in words (shown in preview and on the board)
+    and the number of the target that reached them."""
     reached: dict[str, str] = {}
-    for target in plan.targets:
-        if isinstance(target, DutyTarget):
-            if duty is None:
-                gaps.append(Gap(GapKind.NO_DUTY_SHIFT, plan.id, "", "no duty shift covers the warning's time"))
-                continue
-            for position in target.positions:
-                for person_id in duty.holders(position):
-                    reached.setdefault(person_id, f"{position.value} on duty")
+    which: dict[str, int] = {}
+    for number, target in enumerate(plan.targets, 1):
+        _target(site, plan, target, affected, facts, duty, gaps, reached)
+        for person_id in reached.keys() - which.keys():
+            which[person_id] = number
+    return {person_id: (reason, which[person_id]) for person_id, reason in reached.items()}
+
+
+def _target(site: Site, plan: Plan, target: Target, affected: tuple[str, ...], facts: WarningFacts,
+            duty: DutyShift | None, gaps: list[Gap], reached: dict[str, str]) -> None:
+    if isinstance(target, DutyTarget):
+        if duty is None:
+            gaps.append(Gap(GapKind.NO_DUTY_SHIFT, plan.id, "", "no duty shift covers the warning's time"))
+            return
+        for position in target.positions:
+            for person_id in duty.holders(position):
+                reached.setdefault(person_id, f"县值班室{position.zh}")
+    elif isinstance(target, TownDutyTarget):
+        _town_duty(site, plan, target, affected, facts.at, reached, gaps)
+    elif Scope.RESPONSIBLE in target.scopes:
+        _responsible(site, plan, target, affected, facts, reached, gaps)
+    else:
+        _by_role(site, target, target.scopes, affected, reached)
+
+
+def _by_role(site: Site, target: RoleTarget, scopes: tuple[Scope, ...], affected: tuple[str, ...],
+             reached: dict[str, str]) -> None:
+    for person in site.people.values():
+        if person.id in reached or not person.has_any_role(target.roles):
             continue
-        for person in site.people.values():
-            if person.id in reached or not person.has_any_role(target.roles):
-                continue
-            scope = _in_scope(person, target, affected)
-            if scope is not None:
-                role = next(r for r in person.roles if r in target.roles)
-                reached[person.id] = f"{role} @ {person.area} ({scope.value})"
-    return reached
+        scope = _in_scope(person, scopes, target.area, affected)
+        if scope is not None:
+            role = next(r for r in person.roles if r in target.roles)
+            where = site.areas.name(person.area) + ("，上级区域" if scope is Scope.ABOVE else "")
+            reached[person.id] = f"{site.roles.get(role, role)}（{where}）"
 
 
-def _in_scope(person: Person, target: RoleTarget, affected: tuple[str, ...]) -> Scope | None:
-    for scope in target.scopes:
-        if scope is Scope.AFFECTED and any(covers(a, person.area) for a in affected):
+def _in_scope(person: Person, scopes: tuple[Scope, ...], area: str | None, affected: tuple[str, ...]) -> Scope | None:
+    for scope in scopes:
+        if scope is Scope.AFFECTED and any(seated_in(person.area, a) for a in affected):
             return scope
         if scope is Scope.ABOVE and any(
             covers(person.area, a) and person.area != a for a in affected
         ):
             return scope
-        if scope is Scope.FIXED and target.area and covers(target.area, person.area):
+        if scope is Scope.FIXED and area and covers(area, person.area):
             return scope
     return None
+
+
+def seated_in(seat: str, area: str) -> bool:
+    """Whether someone seated at ``seat`` is one of ``area``'s people for scope ``affected``: seated in it
+    or under it — and, for a group or grid below the village, seated at its village (the village's
+    cadres answer for its groups)."""
+    return covers(area, seat) or (len(area) > VILLAGE and seat == area[:VILLAGE])
+
+
+VILLAGE = 12  # the length of a village's code; groups and grids extend it
+
+
+def _responsible(site: Site, plan: Plan, target: RoleTarget, affected: tuple[str, ...], facts: WarningFacts,
+                 reached: dict[str, str], gaps: list[Gap]) -> None:
+    """Those holding one of the roles who are responsible for an affected area or a zone of the warning;
+    the target's ``otherwise`` scopes for the affected areas nobody is responsible for."""
+    held: list[Responsibility] = []
+    for person in site.people.values():
+        for role in (r for r in person.roles if r in target.roles):
+            for duty in (d for d in person.responsibilities if d.held_as(role)):
+                held.append(duty)
+                reason = _responsibility_reason(site, duty, affected, facts)
+                if reason and person.id not in reached:
+                    reached[person.id] = reason
+    uncovered = _uncovered(site, held, affected)
+    if not uncovered:
+        return
+    names = "、".join(site.areas.name(a) for a in uncovered)
+    fallback = "、".join(s.value for s in target.otherwise) or "none"
+    gaps.append(Gap(GapKind.NO_RESPONSIBLE, plan.id, uncovered[0],
+                    f"nobody with {', '.join(target.roles)} is responsible for {names} "
+                    f"({', '.join(uncovered)}); otherwise: {fallback}"))
+    if target.otherwise:
+        _by_role(site, target, target.otherwise, uncovered, reached)
+
+
+def _responsibility_reason(site: Site, duty: Responsibility, affected: tuple[str, ...],
+                           facts: WarningFacts) -> str | None:
+    """Why this responsibility concerns the warning ("包保龙潭镇", "白岩沟小流域监测员"), or None."""
+    for area in duty.areas:
+        if any(overlaps(area, a) for a in affected):
+            return f"{duty.kind}{site.areas.name(area)}"
+    for zone_id in duty.zones:
+        zone = site.zones.get(zone_id)
+        if zone is not None and (zone_id in facts.zones or any(overlaps(z, a) for z in zone.areas for a in affected)):
+            return f"{zone.name}{duty.kind}"
+    return None
+
+
+def _uncovered(site: Site, held: list[Responsibility], affected: tuple[str, ...]) -> list[str]:
+    """Affected areas, at the level the responsibilities are written at, that nobody answers for."""
+    areas = [a for d in held for a in d.areas] + [a for d in held for z in d.zones
+                                                    if z in site.zones for a in site.zones[z].areas]
+    level = min((len(a) for a in areas), default=9)
+    units: list[str] = []
+    for code in affected:
+        if len(code) >= level or code not in site.areas:
+            units.append(code)
+        else:
+            units.extend(a.code for a in site.areas.within(code) if len(a.code) == level)
+    return [u for u in dict.fromkeys(units) if not any(overlaps(u, a) for a in areas)]
+
+
+def _town_duty(site: Site, plan: Plan, target: TownDutyTarget, affected: tuple[str, ...], at: datetime,
+               reached: dict[str, str], gaps: list[Gap]) -> None:
+    rooms = site.rooms_for(affected)
+    if not rooms:
+        gaps.append(Gap(GapKind.NO_DUTY_ROOM, plan.id, affected[0] if affected else "",
+                        "no town duty room for the affected areas"))
+    for room in rooms:
+        shift = room.rota.on_duty(at)
+        if shift is None:
+            gaps.append(Gap(GapKind.NO_DUTY_ROOM, plan.id, room.area,
+                            f"no shift of {room.name} covers the warning's time"))
+            continue
+        for position in target.positions:
+            for person_id in shift.holders(position):
+                reached.setdefault(person_id, f"{room.name}{position.zh}")
 
 
 def _empty_areas(site: Site, plan: Plan, affected: tuple[str, ...], reached: dict[str, str]) -> list[Gap]:
@@ -194,12 +331,14 @@ def _empty_areas(site: Site, plan: Plan, affected: tuple[str, ...], reached: dic
     if not any(isinstance(t, RoleTarget) and Scope.AFFECTED in t.scopes for t in plan.targets):
         return []
     # Every area that holds someone reached: each reached official's home and all its prefixes.
-    occupied = {home[:n] for home in {site.people[p].area for p in reached} for n in (2, 4, 6, 9, 12)}
+    homes = {site.people[p].area for p in reached if p in site.people}
+    occupied = {home[:n] for home in homes for n in CODE_LENGTHS}
     gaps: list[Gap] = []
     reported: list[str] = []
     for code in affected:
         for area in site.areas.within(code):
-            if area.code in occupied or any(covers(r, area.code) for r in reported):
+            if area.code in occupied or any(seated_in(h, area.code) for h in homes if len(h) == VILLAGE) \
+                    or any(covers(r, area.code) for r in reported):
                 continue
             reported.append(area.code)
             gaps.append(Gap(
@@ -215,42 +354,64 @@ UNREACHED_AFTER_LAST_STEP = timedelta(minutes=5)
 
 
 def _plan_steps(
-    site: Site, plan: Plan, person: Person, duty: DutyShift | None, start: datetime
+    site: Site, plan: Plan, person: Person, duty: DutyShift | None, start: datetime, at: datetime,
+    affected: tuple[str, ...],
 ) -> list[PlannedStep]:
-    steps = [_planned(site, plan, i, s, person, duty, start) for i, s in enumerate(plan.steps)]
+    where = _Where(site, person, duty, at, affected)
+    steps = [_planned(plan, i, s, where, start) for i, s in enumerate(plan.steps)]
     if plan.final is None:
         after = plan.steps[-1].after + UNREACHED_AFTER_LAST_STEP
         steps.append(PlannedStep(len(plan.steps), after, start + after, (), (), (), final=True))
     else:
         final = plan.final
-        recipients = tuple(dict.fromkeys(
-            r for to in final.to for r in _recipients(site, to, person, duty)
-        ))
+        recipients = tuple(dict.fromkeys(r for to in final.to for r in where.recipients(to)))
         due, channels, held = _quiet(plan.quiet_hours, site, start + final.after, final.channels)
         steps.append(PlannedStep(len(plan.steps), final.after, due, channels, final.to, recipients,
                                  held, final=True))
     return steps
 
 
-def _planned(
-    site: Site, plan: Plan, index: int, step: Step, person: Person, duty: DutyShift | None, start: datetime
-) -> PlannedStep:
-    due, channels, held = _quiet(plan.quiet_hours, site, start + step.after, step.channels)
-    recipients = _recipients(site, step.to, person, duty)
-    return PlannedStep(index, step.after, due, channels, (step.to,), recipients, held)
+def _planned(plan: Plan, index: int, step: Step, where: _Where, start: datetime) -> PlannedStep:
+    due, channels, held = _quiet(plan.quiet_hours, where.site, start + step.after, step.channels)
+    return PlannedStep(index, step.after, due, channels, (step.to,), where.recipients(step.to), held)
 
 
-def _recipients(site: Site, to: Recipient, person: Person, duty: DutyShift | None) -> tuple[str, ...]:
-    if to is Recipient.SELF:
-        return (person.id,)
-    if to is Recipient.DEPUTY:
-        return (person.deputy,) if person.deputy in site.people else ()
-    if to is Recipient.SUPERIOR:
-        return (person.superior,) if person.superior in site.people else ()
-    if duty is None:
-        return ()
-    on_duty = duty.holders(DutyPosition.LEADER) + duty.holders(DutyPosition.CHIEF)
-    return tuple(p for p in dict.fromkeys(on_duty) if p != person.id)
+@dataclass(frozen=True)
+class _Where:
+    """What a step's ``to`` is resolved against: the official, the shifts on duty, the affected areas."""
+
+    site: Site
+    person: Person
+    duty: DutyShift | None
+    at: datetime
+    affected: tuple[str, ...]
+
+    def recipients(self, to: Recipient) -> tuple[str, ...]:
+        site, person = self.site, self.person
+        if to is Recipient.SELF:
+            return (person.id,)
+        if to is Recipient.DEPUTY:  # the official's own deputy (AB岗) only, never the deputy's deputy
+            return (person.deputy,) if person.deputy in site.people else ()
+        if to is Recipient.SUPERIOR:
+            return (person.superior,) if person.superior in site.people else ()
+        if to is Recipient.TOWN_DUTY:
+            return self._on_duty_in_rooms()
+        if self.duty is None:
+            return ()
+        on_duty = self.duty.holders(DutyPosition.LEADER) + self.duty.holders(DutyPosition.CHIEF)
+        return tuple(p for p in dict.fromkeys(on_duty) if p != person.id)
+
+    def _on_duty_in_rooms(self) -> tuple[str, ...]:
+        """The town room of the official's seat; for someone above the towns, the affected towns' rooms."""
+        own = self.site.room_of(self.person.area)
+        rooms = (own,) if own is not None else tuple(
+            r for r in self.site.rooms_for(self.affected) if covers(self.person.area, r.area))
+        out: list[str] = []
+        for room in rooms:
+            shift = room.rota.on_duty(self.at)
+            if shift is not None:
+                out += [*shift.holders(DutyPosition.LEADER), *shift.holders(DutyPosition.CHIEF)]
+        return tuple(p for p in dict.fromkeys(out) if p != self.person.id)
 
 
 def _quiet(
@@ -278,6 +439,10 @@ def _quiet_end(quiet: QuietHours, site: Site, due: datetime) -> datetime:
 def _channel_gaps(site: Site, plan: Plan, person: Person, steps: tuple[PlannedStep, ...]) -> list[Gap]:
     gaps: list[Gap] = []
     own = {c for s in steps if Recipient.SELF in s.to for c in s.channels}
+    if Channel.SMS in own and person.numbers and not person.mobile:
+        gaps.append(Gap(GapKind.LANDLINE_ONLY, plan.id, person.id,
+                        f"{person.name} ({person.id}) has only a landline: text messages cannot reach them, "
+                        "calls can"))
     if own and not any(person.reachable_by(c) for c in own):
         used = ", ".join(sorted(c.value for c in own))
         gaps.append(Gap(GapKind.NO_CHANNEL, plan.id, person.id,

@@ -22,7 +22,7 @@ class Warning:
     msg_type: MsgType
     hazard: Hazard
     level: Level
-    areas: tuple[str, ...]
+    areas: tuple[str, ...]  # may be empty when the warning names zones
     headline: str
     sent: datetime
     references: tuple[str, ...] = ()  # identifiers from the same sender
@@ -30,4 +30,5 @@ class Warning:
     instruction: str = ""
     expires: datetime | None = None
     drill: bool = False
+    zones: tuple[str, ...] = ()  # hazard zones (areas.yaml ``zones``) the warning names
     extra: dict[str, str] = field(default_factory=dict, compare=False)

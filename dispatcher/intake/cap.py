@@ -25,6 +25,8 @@ level         1 eventCode/parameter named level/colour/预警级别/...  2 CMA T
               Moderate/Minor -> red/orange/yellow/blue
 areas         every area/geocode value (or comma-separated item) that is a division code,
               normalised; other geocode schemes are ignored
+zones         area/geocode values whose valueName is exactly ``zone`` (or ``jiaoying:zone``,
+              危险区, 隐患点, 小流域): the site's hazard-zone ids
 headline      headline, else event
 description   description (a Cancel without info: the alert's note)
 instruction   instruction
@@ -284,6 +286,8 @@ def _from_info(info: Element, chinese: bool, best_effort: bool) -> dict[str, Any
         "level": lambda: _level(event, _text(info, "severity"), codes, _pairs(info, "parameter")).value,
         "areas": lambda: _areas(info),
     }
+    if zones := _zones(info):
+        fields["zones"] = zones
     for name, read in readers.items():
         try:
             fields[name] = read()
@@ -355,14 +359,31 @@ def _areas(info: Element) -> list[str]:
     codes: list[str] = []
     for area in _children(info, "area"):
         for name, value in _pairs(area, "geocode"):
+            if _is_zone(name):
+                continue
             for token in filter(None, _SEPARATORS.split(value)):
                 try:
                     codes.append(normalize_code(token))
                 except ValueError as exc:
                     if not name or any(word in name.lower() for word in _DIVISION_NAMES):
                         raise IntakeError.invalid("info.area.geocode", str(exc)) from None
-    if not codes:
+    if not codes and not _zones(info):
         raise IntakeError.invalid(
             "info.area.geocode", "no division code found; give each area's GB/T 2260 code (6 digits "
             "county, 9 town, 12 village) in a geocode, comma-separated in the Chinese profile")
     return list(dict.fromkeys(codes))
+
+
+# Exact names only: other schemes (a forecaster's ``forecastZone``) are not the site's hazard zones.
+_ZONE_NAMES = ("zone", "jiaoying:zone", "危险区", "隐患点", "小流域")
+
+
+def _is_zone(name: str) -> bool:
+    return (name or "").strip().lower() in _ZONE_NAMES
+
+
+def _zones(info: Element) -> list[str]:
+    """Hazard-zone ids from geocodes whose valueName marks a zone (checked against the site at intake)."""
+    zones = [token for area in _children(info, "area") for name, value in _pairs(area, "geocode")
+             if _is_zone(name) for token in filter(None, _SEPARATORS.split(value))]
+    return list(dict.fromkeys(zones))

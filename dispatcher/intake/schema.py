@@ -61,6 +61,8 @@ def text_problem(value: str) -> str | None:
     return "must not contain NUL characters (\\u0000)" if "\x00" in value else None
 
 
+_ZONE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
 class WarningIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -71,6 +73,7 @@ class WarningIn(BaseModel):
     hazard: Hazard | None = None
     level: Level | None = None
     areas: list[str] = []
+    zones: list[str] = []  # hazard zone ids of the site (areas.yaml ``zones``): areas or zones, or both
     headline: str = ""
     description: str = ""
     instruction: str = ""
@@ -116,6 +119,14 @@ class WarningIn(BaseModel):
     def _areas(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(normalize_code(v) for v in value))
 
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: list[str]) -> list[str]:
+        for zone in value:
+            if not _ZONE.match(zone):
+                raise ValueError(f"{zone[:80]!r} is not a zone id: 1 to 64 letters, digits, '-' or '_'")
+        return list(dict.fromkeys(value))
+
     @field_validator("references")
     @classmethod
     def _references(cls, value: list[str]) -> list[str]:
@@ -137,8 +148,8 @@ class WarningIn(BaseModel):
             raise ValueError(f"references: an {self.msg_type.value} must name the warning it refers to")
         if self.msg_type is not MsgType.CANCEL:
             missing = [n for n in ("hazard", "level", "headline") if not getattr(self, n)]
-            if not self.areas:
-                missing.append("areas")
+            if not self.areas and not self.zones:
+                missing.append("areas (or zones)")
             if missing:
                 raise ValueError(f"{', '.join(missing)}: required for an {self.msg_type.value}")
         if self.expires and (problem := span_problem(self.sent, self.expires)):
@@ -151,14 +162,15 @@ class WarningIn(BaseModel):
         hazard = self.hazard or (earlier.hazard if earlier else None)
         level = self.level or (earlier.level if earlier else None)
         areas = tuple(self.areas) or (earlier.areas if earlier else ())
-        if hazard is None or level is None or not areas:
+        zones = tuple(self.zones) or (earlier.zones if earlier and not self.areas else ())
+        if hazard is None or level is None or not (areas or zones):
             raise IntakeError.invalid("references", "the cancelled warning is not known")
         headline = self.headline or (f"解除：{earlier.headline}" if earlier else "")
         return Warning(
             sender=self.sender, identifier=self.identifier, msg_type=self.msg_type,
             hazard=hazard, level=level, areas=areas, headline=headline, sent=self.sent,
             references=tuple(self.references), description=self.description,
-            instruction=self.instruction, expires=self.expires, drill=self.drill,
+            instruction=self.instruction, expires=self.expires, drill=self.drill, zones=zones,
         )
 
 

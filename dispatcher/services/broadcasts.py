@@ -26,6 +26,7 @@ from ..db.tables import BroadcastOrderRow, EventRow, WarningRow
 from ..domain.hazards import Hazard, Level
 from ..domain.plans import Plan
 from ..domain.record import EventKind
+from ..domain.rules import WarningFacts, affected_areas
 from ..domain.site import Site
 from ..intake.schema import text_problem
 from ..rendering import DEFAULT_LANG, MessageContext, render_broadcast
@@ -43,7 +44,9 @@ def order_for(session: Session, site: Site, row: WarningRow, plans: Sequence[Pla
     wanted = [p for p in plans if p.broadcast is not None]
     if not wanted or session.get(BroadcastOrderRow, platform.PREFIX + row.id) is not None:
         return None
-    areas = platform.villages(site.areas, [a for p in wanted for a in p.affected_areas(tuple(row.areas))])
+    facts = WarningFacts(Hazard(row.hazard), Level(row.level), tuple(row.areas), row.sender, row.sent,
+                         tuple(row.zones or ()))
+    areas = platform.villages(site.areas, [a for p in wanted for a in affected_areas(site, p, facts)])
     if not areas:
         return None
     repeat = max(p.broadcast.repeat for p in wanted if p.broadcast)

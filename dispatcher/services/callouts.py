@@ -110,7 +110,8 @@ def begin_start(session: Session, warning_id: str, now: datetime) -> Start | Non
     record = row.root_id or row.id
     if row.msg_type == "cancel" or row.status != "active":
         return Start(row.id, record, None)
-    facts = WarningFacts(Hazard(row.hazard), Level(row.level), tuple(row.areas), row.sender, row.sent)
+    facts = WarningFacts(Hazard(row.hazard), Level(row.level), tuple(row.areas), row.sender, row.sent,
+                         tuple(row.zones or ()))
     return Start(row.id, record, resolve(current_site(session), facts, start=now))
 
 

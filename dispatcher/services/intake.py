@@ -7,6 +7,7 @@ started from the stored warning, never from the request.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from ..domain.areas import AreaTree
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.warnings import MsgType, Warning
+from ..domain.zones import Zone
 from ..intake.errors import IntakeError
 from ..intake.schema import WarningIn, check_sent
 from .errors import Forbidden
@@ -59,6 +61,7 @@ def receive_warning(
         raise Forbidden(f"this key (agency {key.agency}) may not post {warning.hazard.value} warnings")
     site = current_site(session)
     _check_areas(site.areas, warning.areas)
+    _check_zones(site.zones, warning.zones)
     row = _store(session, warning, earlier, key, source_format, raw, now)
     if isinstance(row, _Repeat):  # lost a race with the same warning posted concurrently
         return IntakeResult(row.existing.id, created=False, status=row.existing.status)
@@ -67,7 +70,7 @@ def receive_warning(
         "warning": row.id, "format": source_format, "sender": warning.sender,
         "identifier": warning.identifier, "msg_type": warning.msg_type.value, "hazard": warning.hazard.value,
         "level": warning.level.value, "areas": list(warning.areas), "drill": warning.drill,
-        "headline": warning.headline,
+        "headline": warning.headline, **({"zones": list(warning.zones)} if warning.zones else {}),
     })
     if earlier:
         kind = EventKind.CANCELLED if warning.msg_type is MsgType.CANCEL else EventKind.UPDATED
@@ -104,6 +107,13 @@ def _check_areas(tree: AreaTree, areas: tuple[str, ...]) -> None:
             raise IntakeError.invalid(f"areas[{i}]", f"{code} is not an area of this site ({roots})")
 
 
+def _check_zones(zones: Mapping[str, Zone], named: tuple[str, ...]) -> None:
+    for i, zone in enumerate(named):
+        if zone not in zones:
+            known = ", ".join(zones) or "none"
+            raise IntakeError.invalid(f"zones[{i}]", f"{zone!r} is not a zone of this site (zones: {known})")
+
+
 def _store(
     session: Session, warning: Warning, earlier: list[WarningRow], key: AgencyKey | None,
     source_format: str, raw: str, now: datetime,
@@ -115,7 +125,8 @@ def _store(
             id=new_warning_id(now), sender=warning.sender, identifier=warning.identifier,
             msg_type=warning.msg_type.value, references=list(warning.references), root_id=root,
             hazard=warning.hazard.value, level=warning.level.value, areas=list(warning.areas),
-            headline=warning.headline, description=warning.description, instruction=warning.instruction,
+            zones=list(warning.zones), headline=warning.headline, description=warning.description,
+            instruction=warning.instruction,
             sent=warning.sent, expires=warning.expires, drill=warning.drill,
             status="cancelled" if cancel else ("expired" if expired_on_arrival(warning.expires, now) else "active"),
             received_at=now,
@@ -160,5 +171,5 @@ def _domain(row: WarningRow) -> Warning:
         sender=row.sender, identifier=row.identifier, msg_type=MsgType(row.msg_type),
         hazard=Hazard(row.hazard), level=Level(row.level), areas=tuple(row.areas), headline=row.headline,
         sent=row.sent, references=tuple(row.references), description=row.description,
-        instruction=row.instruction, expires=row.expires, drill=row.drill,
+        instruction=row.instruction, expires=row.expires, drill=row.drill, zones=tuple(row.zones or ()),
     )

@@ -25,12 +25,12 @@ LATEST_AT = datetime(2100, 1, 1, tzinfo=UTC)
 
 def preview(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
             sender: str | None = None, *, limits: Mapping[Channel, RateLimit] | None = None,
-            settings: Settings | None = None) -> dict[str, Any]:
+            settings: Settings | None = None, zones: list[str] | None = None) -> dict[str, Any]:
     """``limits`` (``Settings.limits``) adds a ``capacity`` section: how long each step takes under
     the rate limits, and warnings where a plan cannot keep its own timing. None leaves it out.
     ``settings`` adds the carriers' readiness gaps (purposes of the matched plans with no approved
     template at a configured template provider)."""
-    facts = _facts(site, hazard, level, areas, at, sender)
+    facts = _facts(site, hazard, level, areas, at, sender, zones or [])
     res = resolve(site, facts)
     result = describe(site, facts, res)
     if settings is not None:
@@ -68,7 +68,7 @@ def describe_capacity(cap: Capacity) -> dict[str, Any]:
 
 
 def _facts(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
-           sender: str | None) -> WarningFacts:
+           sender: str | None, zones: list[str]) -> WarningFacts:
     problems: list[FieldProblem] = []
     if problem := at_problem(at):
         problems.append(FieldProblem("at", problem))
@@ -88,11 +88,15 @@ def _facts(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
         if not site.areas.relates(code):
             problems.append(FieldProblem("areas", f"{code} is not an area of this site"))
         codes.append(code)
-    if not areas:
-        problems.append(FieldProblem("areas", "at least one division code is required"))
+    for zone in zones:
+        if zone not in site.zones:
+            problems.append(FieldProblem("zones", f"{zone[:80]!r} is not a zone of this site "
+                                                  f"(zones: {', '.join(site.zones) or 'none'})"))
+    if not areas and not zones:
+        problems.append(FieldProblem("areas", "at least one division code (or a zone) is required"))
     if problems:
         raise IntakeError.many(problems)
-    return WarningFacts(parsed["hazard"], parsed["level"], tuple(codes), sender, at)
+    return WarningFacts(parsed["hazard"], parsed["level"], tuple(codes), sender, at, tuple(dict.fromkeys(zones)))
 
 
 def at_problem(at: datetime) -> str | None:
@@ -117,7 +121,8 @@ def describe(site: Site, facts: WarningFacts, res: Resolution) -> dict[str, Any]
                          "area": person.area, "area_name": site.areas.label(person.area), "unit": person.unit,
                          "channels": [ch.value for ch in Channel if person.reachable_by(ch)]},
             "plan": c.plan_id,
-            "reason": c.reason,
+            "target": c.target,  # the plan's target (1-based) that reached them
+            "reason": c.reason,  # why, in words: "包保龙潭镇", "白岩沟小流域监测员", "村防汛责任人（溪口村）"
             "steps": [{
                 "index": s.index, "after_seconds": int(s.after.total_seconds()), "due": s.due.isoformat(),
                 "channels": [ch.value for ch in s.channels], "to": [r.value for r in s.to],
@@ -129,6 +134,8 @@ def describe(site: Site, facts: WarningFacts, res: Resolution) -> dict[str, Any]
     return {
         "hazard": facts.hazard.value, "level": facts.level.value,
         "areas": [{"code": a, "name": site.areas.label(a)} for a in facts.areas],
+        "zones": [{"id": z, "name": site.zones[z].name, "kind": site.zones[z].kind.value}
+                  for z in facts.zones if z in site.zones],
         "at": facts.at.isoformat(),
         "plans": list(res.plans),
         "officials": len(res.callouts),

@@ -122,7 +122,7 @@ def test_several_bad_fields_are_all_named(client: TestClient, auth: dict[str, st
     fields = {e["field"]: e["message"] for e in r.json()["errors"]}
     assert fields == {
         "level": "unknown level 'purple'; accepted: blue, yellow, orange, red",
-        "areas": "'33059' is not a division code (2, 4, 6, 9 or 12 digits)",
+        "areas": "'33059' is not a division code (2, 4, 6, 9, 12 or 15 digits)",
         "sent": "must carry a UTC offset, e.g. 2026-07-16T03:10:00+08:00",
         "colour": "is not a field of a warning",
     }

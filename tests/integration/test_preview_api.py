@@ -44,7 +44,18 @@ def test_preview_refuses_bad_input_naming_the_field(client: TestClient, auth: di
 def test_preview_needs_every_parameter(client: TestClient, auth: dict[str, str]) -> None:
     r = client.get(PREVIEW, headers=auth, params={"hazard": "rainstorm"})
     assert r.status_code == 422
-    assert [e["field"] for e in r.json()["errors"]] == ["level", "areas"]
+    assert [e["field"] for e in r.json()["errors"]] == ["level"]
+    # Bad input: neither areas nor zones — the preview says where to look
+    r = client.get(PREVIEW, headers=auth, params={"hazard": "rainstorm", "level": "red"})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "areas", "message": "at least one division code (or a zone) is required"}]
+
+
+def test_preview_refuses_a_zone_the_site_does_not_have(client: TestClient, auth: dict[str, str]) -> None:
+    """Bad input: an unknown zone id."""
+    r = client.get(PREVIEW, headers=auth, params={"hazard": "flash_flood", "level": "red", "zones": "nowhere"})
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["zones"]
 
 
 def test_health_and_readiness(client: TestClient, settings, clock) -> None:

@@ -234,7 +234,7 @@ def test_misspelt_field_is_reported(site_dir: Path) -> None:
     line = replace(site_dir, "people.yaml", "    deputy: li-weidong", "    depty: li-weidong")
     assert problems(site_dir) == [
         f"people.yaml:{line}: person wang-jianguo: unknown field 'depty' "
-        "(accepted: id, name, phone, email, im, area, roles, unit, deputy, superior)"]
+        "(accepted: id, name, phone, phones, email, im, area, roles, unit, deputy, superior, responsibilities)"]
 
 
 def test_problem_prints_as_file_line_message() -> None:
@@ -252,8 +252,8 @@ def test_duplicate_area_code_is_reported(site_dir: Path) -> None:
 
 def test_malformed_division_code_is_reported(site_dir: Path) -> None:
     line = replace(site_dir, "areas.yaml", '"330599100203"', '"33059910020"')
-    assert f"areas.yaml:{line}: area 33059910020 (沙湾村): code must have 6, 9 or 12 digits " \
-           "(county, town or village); '33059910020' has 11" in problems(site_dir)
+    assert f"areas.yaml:{line}: area 33059910020 (沙湾村): code must have 6, 9, 12 or 15 digits " \
+           "(county, town, village, or a village's group or grid); '33059910020' has 11" in problems(site_dir)
 
 
 def test_child_code_not_extending_its_parent_is_reported(site_dir: Path) -> None:
@@ -445,11 +445,11 @@ def test_duration_without_unit_is_reported(site_dir: Path) -> None:
     ("levels: [red]", "levels: [crimson]", 2, f"unknown level 'crimson'; accepted: {accepted_levels()}"),
     ("channels: [sms], to: self", "channels: [sms, fax], to: self", 7,
      "step 1: unknown channel 'fax'; accepted: sms, voice, im, email"),
-    ("to: deputy", "to: boss", 8, "step 2: unknown recipient 'boss'; accepted: self, deputy, superior, duty"),
+    ("to: deputy", "to: boss", 8, "step 2: unknown recipient 'boss'; accepted: self, deputy, superior, duty, town_duty"),
     ("to: [superior]", "to: [superior, boss]", 9,
-     "final escalation: unknown recipient 'boss'; accepted: self, deputy, superior, duty"),
+     "final escalation: unknown recipient 'boss'; accepted: self, deputy, superior, duty, town_duty"),
     ("scope: affected", "scope: everywhere", 4,
-     "target 1: unknown scope 'everywhere'; accepted: affected, above, fixed"),
+     "target 1: unknown scope 'everywhere'; accepted: affected, above, fixed, responsible"),
     ("duty: [leader]", "duty: [captain]", 5,
      "target 2: unknown duty position 'captain'; accepted: leader, chief, staff"),
 ])

@@ -21,12 +21,14 @@ def plan_preview(
     session: SessionDep, clock: ClockDep, _key: KeyDep, settings: SettingsDep,
     hazard: Annotated[str, Query(description="hazard code, e.g. rainstorm")],
     level: Annotated[str, Query(description="blue, yellow, orange or red")],
-    areas: Annotated[str, Query(description="comma-separated division codes")],
+    areas: Annotated[str, Query(description="comma-separated division codes (may be empty when zones are given)")] = "",
     at: Annotated[datetime | None, Query(
         description="the warning's time with a UTC offset, e.g. 2026-07-16T03:10:00+08:00, in the years "
                     "2000 to 2099 (default: now)")] = None,
     sender: Annotated[str | None, Query(description="apply plans' sender filters for this sender")] = None,
+    zones: Annotated[str, Query(description="comma-separated hazard-zone ids of the site (areas.yaml zones)")] = "",
 ) -> dict[str, Any]:
     codes = [a.strip() for a in areas.split(",") if a.strip()]
+    named = [z.strip() for z in zones.split(",") if z.strip()]
     return preview(current_site(session), hazard, level, codes, at or clock(), sender, limits=rate_limits(settings),
-                   settings=settings)
+                   settings=settings, zones=named)
