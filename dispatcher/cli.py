@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_carriers import carriers_app
+from .cli_workbook import export_app, import_app
 from .config import Settings, UnsafeSecret, project_root
 from .config import get_settings as _load_settings
 from .db.session import transaction
@@ -27,6 +28,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(carriers_app, name="carriers")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 out = Console()
 err = Console(stderr=True)
@@ -150,12 +153,13 @@ def load(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -> No
 def preview(
     hazard: Annotated[str, typer.Option(help="hazard code, e.g. rainstorm")],
     level: Annotated[str, typer.Option(help="blue | yellow | orange | red")],
-    areas: Annotated[str, typer.Option(help="comma-separated division codes")],
+    areas: Annotated[str, typer.Option(help="comma-separated division codes")] = "",
     at: Annotated[str | None, typer.Option(help="the warning's time, ISO 8601 (default: now)")] = None,
     sender: Annotated[str | None, typer.Option(help="apply plans' sender filters")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    zones: Annotated[str, typer.Option(help="comma-separated hazard-zone ids (areas.yaml zones)")] = "",
 ) -> None:
-    """Show who a warning would call, with which steps, and the readiness gaps."""
+    """Show who a warning would call, with which steps and why, and the readiness gaps."""
     from .channels.registry import rate_limits
     from .intake.errors import IntakeError
     from .services.errors import NotReady
@@ -169,7 +173,8 @@ def preview(
     try:
         with transaction(get_settings().database_url) as session:
             result = run_preview(current_site(session), hazard, level, codes, when, sender,
-                                 limits=rate_limits(get_settings()), settings=get_settings())
+                                 limits=rate_limits(get_settings()), settings=get_settings(),
+                                 zones=[z.strip() for z in zones.split(",") if z.strip()])
     except (IntakeError, NotReady) as exc:
         raise fail(str(exc)) from None
     if as_json:
