@@ -3,6 +3,9 @@
 Each official gets a temperament from a stable hash of their id: most reply to the SMS within
 seconds to a few minutes, some only wake up for the voice call and press 1, some never answer but
 their deputy does, and a few never answer at all — so escalations and 未叫醒 cases happen.
+
+Someone with several numbers may be away from the first: a call to it rings out, the simulated
+provider reports the no-answer, and the same step calls their next number.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from datetime import datetime, timedelta
 from .channels.simulator import SimOutbox, SimSent
 from .db.session import transaction
 from .domain.callouts import AckVia, Purpose
-from .services import ack
+from .services import ack, receipts
+from .services.site import current_site
 
 log = logging.getLogger("jiaoying.demo")
 
@@ -36,6 +40,14 @@ def temperament(person_id: str) -> tuple[str, float]:
     return "never", 0.0
 
 
+RING_OUT = timedelta(seconds=30)  # how long a call nobody picks up rings before its no-answer is reported
+
+
+def away_from_first_number(person_id: str) -> bool:
+    """Stable for a person: about half of those with several numbers are not at their first one."""
+    return hashlib.sha256(person_id.encode()).digest()[2] < 128
+
+
 @dataclass(order=True)
 class _Answer:
     due: datetime
@@ -48,10 +60,22 @@ class DemoPeople:
         self._answers: list[_Answer] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._outbox = outbox
         self._unsubscribe = outbox.subscribe(self._on_message)
         self._thread = threading.Thread(target=self._run, name="demo-people", daemon=True)
 
     def start(self) -> None:
+        """Start answering (the site is loaded by now: who is away from their first number is read from it)."""
+        with transaction(self.url, write=False) as session:
+            site = current_site(session)
+        for person in site.people.values():
+            numbers = person.voice_numbers
+            if len(numbers) < 2:
+                continue
+            if temperament(person.id)[0] == "never":
+                self._outbox.leave_unanswered(*numbers)  # nowhere near any of their phones
+            elif away_from_first_number(person.id):
+                self._outbox.leave_unanswered(numbers[0])
         self._thread.start()
 
     def stop(self) -> None:
@@ -64,7 +88,9 @@ class DemoPeople:
         person = m.to.person_id
         kind, delay = temperament(person)
         due = self.clock() + timedelta(seconds=delay)
-        if m.purpose is Purpose.ALERT and m.channel.value == "sms" and kind == "sms":
+        if not sent.answered:  # it rings out: the provider reports the no-answer, the next number is called
+            self._later(self.clock() + RING_OUT, lambda: self._ring_out(sent))
+        elif m.purpose is Purpose.ALERT and m.channel.value == "sms" and kind == "sms":
             self._later(due, lambda: self._reply(m.to.phone or "", "收到"))
         elif m.purpose is Purpose.REMINDER and m.channel.value == "voice" and kind == "voice":
             self._later(due, lambda: self._press(m.key, person))
@@ -91,6 +117,11 @@ class DemoPeople:
     def _deputy(self, phone: str, code: str) -> None:
         with transaction(self.url) as session:
             ack.acknowledge_reply(session, self.clock(), phone=phone, via=AckVia.SMS, body=f"收到 {code}", code=code)
+
+    def _ring_out(self, sent: SimSent) -> None:
+        with transaction(self.url) as session:
+            receipts.record_status(session, self.clock(), sent.provider_id, "no-answer",
+                                   attempt_ref=sent.message.key, provider="simulator")
 
     def _press(self, attempt_key: str, person: str) -> None:
         callout_id = int(attempt_key.split(":", 1)[0])

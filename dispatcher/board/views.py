@@ -30,7 +30,8 @@ LEVEL_ICON = {"red": "▲", "orange": "◆", "yellow": "●", "blue": "■"}
 EVENT_ZH = {
     "received": "收到预警", "matched": "匹配预案", "applied": "启动叫应", "updated": "预警更新",
     "cancelled": "预警解除/取消", "attempts": "发送记录", "steps": "执行升级步骤", "unreached": "未叫醒",
-    "provider_receipt": "运营商回执", "step_brought_forward": "提前执行下一步", "inbound_sms": "收到短信",
+    "provider_receipt": "运营商回执", "step_brought_forward": "提前执行下一步",
+    "next_number": "改拨下一号码", "inbound_sms": "收到短信",
     "voice_keypress": "电话按键", "ack_ignored": "确认未生效", "acknowledged": "已确认", "recall": "立即重呼",
     "broadcast_ordered": "应急广播下单", "broadcast_sent": "应急广播已下发", "broadcast_failed": "应急广播下发失败",
     "broadcast_receipt": "应急广播回执", "link_used": "链接确认", "expired": "预警已过期",

@@ -3,6 +3,10 @@
 Without an endpoint it only writes to a shared ``SimOutbox`` (the demo's simulated people
 subscribe to it). With an endpoint it also POSTs each message to a loopback HTTP server
 (tests/fakes/simserver.py), so each attempt costs one real round trip, as with a provider.
+
+A number can be left unanswered (``SimOutbox.leave_unanswered``): a call to it is placed and rings
+out — ``SimSent.answered`` is False — and whoever plays the provider's callback (the demo's people,
+a test) reports the no-answer, which calls the person's next number.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class SimSent:
     message: OutboundMessage
     provider_id: str
     at_monotonic: float
+    answered: bool = True  # False: a call to a number left unanswered (it rings out)
 
 
 Listener = Callable[[SimSent], None]
@@ -56,9 +61,20 @@ class SimOutbox:
         self._sent: list[SimSent] = []
         self._by_key: dict[str, list[SimSent]] = {}
         self._listeners: list[Listener] = []
+        self._unanswered: set[str] = set()
+
+    def leave_unanswered(self, *numbers: str) -> None:
+        """Calls to these numbers (E.164) ring out: nobody picks up."""
+        with self._lock:
+            self._unanswered.update(numbers)
+
+    def answers(self, number: str | None) -> bool:
+        with self._lock:
+            return number not in self._unanswered
 
     def record(self, message: OutboundMessage, provider_id: str) -> SimSent:
-        sent = SimSent(message, provider_id, time.monotonic())
+        answered = message.channel is not Channel.VOICE or self.answers(message.to.phone)
+        sent = SimSent(message, provider_id, time.monotonic(), answered)
         with self._lock:
             self._sent.append(sent)
             self._by_key.setdefault(message.key, []).append(sent)
@@ -102,8 +118,8 @@ class SimOutbox:
 
 
 class SimulatorAdapter(ChannelAdapter):
-    """Fails on demand: ``fail_next(n, error)`` for an outage, ``failures={person_id: error}`` for
-    one person whose every message fails (an invalid number, say)."""
+    """Fails on demand: ``fail_next(n, error)`` for an outage, ``failures={person_id or number: error}``
+    for one person (or one of their numbers) whose every message fails (an invalid number, say)."""
 
     provider = "simulator"
     can_look_up = True
@@ -150,9 +166,12 @@ class SimulatorAdapter(ChannelAdapter):
 
     def _maybe_fail(self, message: OutboundMessage) -> None:
         with self._lock:
-            error = self._pending.pop(0) if self._pending else self.failures.get(message.to.person_id)
+            error = self._pending.pop(0) if self._pending else self._refused(message)
         if error is not None:
             raise copy.copy(error)  # a fresh instance each time, so tracebacks don't pile up
+
+    def _refused(self, message: OutboundMessage) -> ChannelError | None:
+        return self.failures.get(message.to.person_id) or self.failures.get(message.to.phone or "")
 
     async def _post(self, message: OutboundMessage) -> str:
         body = {"key": message.key, "channel": message.channel.value, "to": message.to.person_id,
@@ -278,7 +297,7 @@ class BatchSimulatorAdapter(SimulatorAdapter):
             return [whole] * len(messages)
         outcomes: list[SendResult | ChannelError] = []
         for message in messages:
-            refused = self.failures.get(message.to.person_id)
+            refused = self._refused(message)
             if refused is not None:
                 outcomes.append(refused)
                 continue

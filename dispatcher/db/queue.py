@@ -17,12 +17,13 @@ from .tables import AttemptRow, CalloutRow
 
 
 def attempt_values(callout: CalloutRow, key: str, step_index: int, purpose: str, channel: str, recipient: str,
-                   now: datetime) -> dict[str, Any]:
-    """The row of one attempt, queued: the one place its shape is written."""
+                   now: datetime, number: int = 0) -> dict[str, Any]:
+    """The row of one attempt, queued: the one place its shape is written. ``number``: which of the
+    recipient's numbers a call is to (0: the first)."""
     return {
         "key": key, "callout_id": callout.id, "record_id": callout.record_id, "step_index": step_index,
-        "purpose": purpose, "channel": channel, "recipient_id": recipient, "priority": callout.priority,
-        "status": "queued", "tries": 0, "created_at": now, "updated_at": now,
+        "purpose": purpose, "channel": channel, "recipient_id": recipient, "number": number,
+        "priority": callout.priority, "status": "queued", "tries": 0, "created_at": now, "updated_at": now,
     }
 
 
@@ -39,6 +40,19 @@ def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> int:
         result = connection.execute(stmt, list(rows[start:start + 1000]))
         total += result.rowcount if result.rowcount and result.rowcount > 0 else 0
     return total
+
+
+def insert_new_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert attempts as ``insert_attempts`` does, and return the keys of those actually inserted
+    (a key already there — a duplicate receipt's second try at the same attempt — is not)."""
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = AttemptRow.__table__
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+    connection = session.connection()
+    return {key for row in rows for key in connection.execute(stmt, dict(row)).scalars()}
 
 
 def claimable(now: datetime) -> Any:
@@ -80,9 +94,11 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
     """Move up to ``limit`` queued attempts to 'sending' under this worker's lease, red first.
 
     ``channels`` restricts the claim (a rate-limited channel is claimed on its own budget);
-    ``callee_spacing`` skips recipients called on that channel within the spacing; ``number_limits``
-    ((count, window) each) skips recipients who already had ``count`` messages on that channel
-    within the window (in flight included). Either way a claim takes one attempt per person."""
+    ``callee_spacing`` skips numbers called on that channel within the spacing; ``number_limits``
+    ((count, window) each) skips numbers that already had ``count`` messages on that channel within
+    the window (in flight included). Either way a claim takes one attempt per number. A number is a
+    recipient's number (``attempts.number``, the index into their numbers): a call to someone's
+    next number after the first was not answered is not held back by the call to the first."""
     candidates = select(AttemptRow.id).where(claimable(now))
     if channels is not None:
         candidates = candidates.where(AttemptRow.channel.in_(list(channels)))
@@ -90,11 +106,13 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
         recent = aliased(AttemptRow)
         candidates = candidates.where(~exists().where(
             recent.recipient_id == AttemptRow.recipient_id, recent.channel == AttemptRow.channel,
+            recent.number == AttemptRow.number,
             (recent.status == "sending") | (recent.sent_at > now - callee_spacing)))
     for count, window in number_limits:
         earlier = aliased(AttemptRow)
         candidates = candidates.where(select(func.count()).where(
             earlier.recipient_id == AttemptRow.recipient_id, earlier.channel == AttemptRow.channel,
+            earlier.number == AttemptRow.number,
             (earlier.status == "sending") | (earlier.sent_at > now - window)).scalar_subquery() < count)
     candidates = (candidates.order_by(AttemptRow.priority.desc(), AttemptRow.id).limit(limit)
                   .with_for_update(skip_locked=True))
@@ -120,14 +138,16 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
 
 
 def _one_per_callee(session: Session, ids: list[int]) -> list[int]:
-    """With callee spacing, one claim takes at most one attempt per person and channel (red first);
+    """With callee spacing, one claim takes at most one attempt per number and channel (red first);
     the others go back to the queue and wait for the spacing like any later one."""
-    rows = session.execute(select(AttemptRow.id, AttemptRow.recipient_id, AttemptRow.channel, AttemptRow.priority)
+    rows = session.execute(select(AttemptRow.id, AttemptRow.recipient_id, AttemptRow.number, AttemptRow.channel,
+                                  AttemptRow.priority)
                            .where(AttemptRow.id.in_(ids)).order_by(AttemptRow.priority.desc(), AttemptRow.id)).all()
     kept, seen, extra = [], set(), []
     for row in rows:
-        (extra if (row.recipient_id, row.channel) in seen else kept).append(row.id)
-        seen.add((row.recipient_id, row.channel))
+        callee = (row.recipient_id, row.number, row.channel)
+        (extra if callee in seen else kept).append(row.id)
+        seen.add(callee)
     if extra:
         session.execute(update(AttemptRow).where(AttemptRow.id.in_(extra))
                         .values(status="queued", lease_until=None, worker=None, tries=AttemptRow.tries - 1)

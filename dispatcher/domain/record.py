@@ -51,6 +51,10 @@ class EventKind(StrEnum):
     ATTEMPTS = "attempts"  # what the providers said of a batch of attempts
     UNREACHED = "unreached"  # the last step passed unanswered: the 未叫醒 list
     STEP_BROUGHT_FORWARD = "step_brought_forward"  # a failed own step: the next one runs now
+    # A call not answered (no answer, busy, failed, the number refused): the same step calls the
+    # person's next number. data: {"calls": [{callout, to, step, failed (key), failed_number, attempt
+    # (the new key), number (the one called next), why}]}; numbers in full (viewers see them masked).
+    NEXT_NUMBER = "next_number"
     PROVIDER_RECEIPT = "provider_receipt"  # a provider's status callback
     INBOUND_SMS = "inbound_sms"  # an SMS reply
     VOICE_KEYPRESS = "voice_keypress"  # a key pressed on a call

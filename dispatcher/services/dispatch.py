@@ -47,6 +47,7 @@ from ..domain.site import Site
 from ..links import link_url, make_token
 from ..rendering import render
 from .chain import newest
+from .escalation import Unanswered, called_number, next_numbers
 from .handover import ANSWERED, LEASE_LOST, HandOverGuard, HandOverStopped
 from .messages import message_context
 from .site import current_site
@@ -68,6 +69,7 @@ class Job:
     message: OutboundMessage
     retried: bool = False  # an earlier claim tried it: the provider may have it already
     step_index: int = 0  # the step of the call-out it belongs to (-1: an update or cancel notice)
+    number: int = 0  # which of the recipient's numbers a call is to (0: the first)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
 
 
 _ATTEMPT_COLUMNS = (AttemptRow.id, AttemptRow.callout_id, AttemptRow.key, AttemptRow.channel, AttemptRow.purpose,
-                    AttemptRow.recipient_id, AttemptRow.step_index, AttemptRow.tries)
+                    AttemptRow.recipient_id, AttemptRow.number, AttemptRow.step_index, AttemptRow.tries)
 _CALLOUT_COLUMNS = (CalloutRow.id, CalloutRow.person_id, CalloutRow.record_id, CalloutRow.level,
                     CalloutRow.ack_code, CalloutRow.drill)
 
@@ -139,19 +141,28 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
     context = message_context(site, content, callout, recipient, official, link, attempt.step_index)
     rendered = render(channel, purpose, "zh", context)
     message = OutboundMessage(
-        key=attempt.key, channel=channel, purpose=purpose, to=_address(recipient, attempt.recipient_id),
+        key=attempt.key, channel=channel, purpose=purpose,
+        to=_address(recipient, attempt.recipient_id, channel, attempt.number),
         subject=rendered.subject, text=rendered.text, level=Level(callout.level), ack_code=callout.ack_code,
         link=link, drill=callout.drill, context=context, attempt_id=attempt.id,
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
     return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1,
-               step_index=attempt.step_index)
+               step_index=attempt.step_index, number=attempt.number)
 
 
-def _address(person: Person | None, person_id: str) -> Address:
+def _address(person: Person | None, person_id: str, channel: Channel, number: int = 0) -> Address:
+    """Whom a message goes to: a text to the person's first number that takes SMS, a call to the
+    number the attempt is for (``attempts.number``), e-mail and IM as the roster has them."""
     if person is None:
         return Address(person_id, person_id)
-    return Address(person.id, person.name, person.phone, person.email, dict(person.im))
+    if channel.kind.contact == "mobile":
+        phone = person.mobile
+    elif channel is Channel.VOICE:
+        phone = called_number(person, number)
+    else:
+        phone = person.phone
+    return Address(person.id, person.name, phone, person.email, dict(person.im))
 
 
 class Pacing(Protocol):
@@ -433,8 +444,9 @@ def seen_by_provider(session: Session, key: str) -> SendResult | None:
 
 
 def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str | None = None) -> None:
-    """Record what the providers said; move call-outs to notified; bring the next step forward
-    for an official whose own step failed on every channel.
+    """Record what the providers said; move call-outs to notified; call the next number of a
+    recipient whose number a call was refused for; bring the next step forward for an official
+    whose own step failed on every channel (a next number queued is not a failure of the step).
 
     Only rows this worker still holds are written: an attempt whose lease was taken over belongs to
     whoever holds it now. One that this worker sent anyway is recorded loudly (a possible double)."""
@@ -446,6 +458,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
     updates: list[dict[str, Any]] = []
     notified: set[int] = set()
     failed_own: dict[int, int] = {}  # call-out -> the own step that failed
+    refused: list[Unanswered] = []  # calls that failed for good: the recipient's next number may answer
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: dict[str, list[dict[str, Any]]] = defaultdict(list)
     mono = time.monotonic()
@@ -476,6 +489,10 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             notified.add(o.job.callout_id)
         elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
             failed_own[o.job.callout_id] = o.job.step_index  # the channel is down for now: the ladder need not wait
+        if status is AttemptStatus.FAILED and not o.sent and o.job.message.channel is Channel.VOICE:
+            m = o.job.message
+            refused.append(Unanswered(o.job.attempt_id, m.key, o.job.callout_id, o.job.record_id, o.job.step_index,
+                                      m.purpose.value, m.channel.value, m.to.person_id, o.job.number, o.error))
         log[o.job.record_id].append({
             "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
             "purpose": o.job.message.purpose.value, "status": "retrying" if wait else status.value,
@@ -489,9 +506,11 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         session.execute(
             update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.notified_at.is_(None))
             .values(notified_at=now).execution_options(synchronize_session=False))
-    _fail_over(session, {c: step for c, step in failed_own.items() if c not in notified}, now)
     for record, entries in log.items():
         append_event(session, record, EventKind.ATTEMPTS, "worker", now, {"attempts": entries})
+    # Before the ladder looks: a next number queued keeps the step alive.
+    next_numbers(session, now, refused, worker or "worker")
+    _fail_over(session, {c: step for c, step in failed_own.items() if c not in notified}, now)
     for record, entries in taken.items():
         logger.error("sent %d attempt(s) whose lease another worker had taken: %s", len(entries), entries)
         append_event(session, record, EventKind.SENT_AFTER_LEASE_LOST, worker or "worker", now, {"attempts": entries})

@@ -1,23 +1,32 @@
 """Running due steps: the durable timers. Each pass claims call-outs whose next step is due,
 turns the step into queued attempts (one per recipient x channel, each with its unique key),
 and moves the timer to the next step. The last step's passing marks the call-out unreached and
-runs the plan's final escalation (the 未叫醒 list)."""
+runs the plan's final escalation (the 未叫醒 list).
+
+A voice attempt calls one of its recipient's numbers (``attempts.number``, 0 the first). When that
+call is not answered — a no-answer, busy or failed receipt, or a number refused at send time —
+``next_numbers`` queues one attempt for the next number in the same step (key ``…:voice:zhou#2``)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db.queue import attempt_values, claim_due_callouts, insert_attempts
+from ..db.queue import attempt_values, claim_due_callouts, insert_attempts, insert_new_attempts
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow
-from ..domain.callouts import CalloutState, FrozenSteps, purpose_for
+from ..domain.callouts import CHASING, CalloutState, FrozenSteps, Purpose, moot, purpose_for
+from ..domain.channels import Channel
 from ..domain.escalation import CalloutFacts, advance
 from ..domain.record import EventKind
+from ..domain.roster import Person
 from ..domain.rules import PlannedStep
 from ..domain.site import Site
 from .site import current_site
@@ -90,3 +99,85 @@ def step_attempts(site: Site, callout: CalloutRow, step: PlannedStep,
         made.extend(attempt_values(callout, f"{callout.id}:{step.index}:{channel.value}:{recipient}", step.index,
                                    purpose.value, channel.value, recipient, now) for channel in channels)
     return made, skipped
+
+
+# -- several numbers: a call not answered tries the next one -----------------------------------------
+
+
+def called_number(person: Person, number: int) -> str | None:
+    """The number a voice attempt for ``person``'s ``number``-th number calls: that one, or the first
+    when the roster changed since and it is gone."""
+    numbers = person.voice_numbers
+    if 0 <= number < len(numbers):
+        return numbers[number]
+    return numbers[0] if numbers else person.phone
+
+
+def next_number_key(key: str, number: int) -> str:
+    """The key of the attempt for the number after ``number``: the first number's key as it always
+    was, then ``#2``, ``#3`` … for the second, third … number."""
+    base = key.removesuffix(f"#{number + 1}") if number > 0 else key
+    return f"{base}#{number + 2}"
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A voice attempt that was not answered: a receipt said no-answer, busy or failed, or the
+    provider refused the number when it was sent."""
+
+    attempt_id: int
+    key: str
+    callout_id: int
+    record_id: str
+    step_index: int
+    purpose: str
+    channel: str
+    recipient_id: str
+    number: int
+    why: str | None
+
+
+def next_numbers(session: Session, now: datetime, unanswered: Sequence[Unanswered], actor: str) -> set[int]:
+    """For each unanswered call whose recipient has a further number and whose call-out still wants
+    the call (not acknowledged, cancelled or expired: ``moot``; notices of an update or a cancel are
+    not chased): one attempt for the next number, queued at once
+    in the same step — same call-out, step, purpose, recipient and channel. Returns the ids of the
+    unanswered attempts that have a next number (queued now or before): their step is not over.
+
+    Exactly once: the next attempt's key is unique and inserted ignoring conflicts, and only the
+    call that inserted it records the ``next_number`` event — a duplicate or late receipt adds nothing."""
+    calls = [u for u in unanswered if u.channel == Channel.VOICE.value and Purpose(u.purpose) in CHASING]
+    if not calls:
+        return set()
+    callouts = {c.id: c for c in session.scalars(
+        select(CalloutRow).where(CalloutRow.id.in_(sorted({u.callout_id for u in calls}))))}
+    site = current_site(session)
+    rows: list[dict[str, Any]] = []
+    entries: dict[str, dict[str, Any]] = {}  # the next attempt's key -> its record entry
+    going: set[int] = set()
+    for u in calls:
+        callout = callouts.get(u.callout_id)
+        person = site.people.get(u.recipient_id)
+        if callout is None or person is None or moot(Purpose(u.purpose), CalloutState(callout.state)):
+            continue
+        following = u.number + 1
+        if following >= len(person.voice_numbers):
+            continue  # the last number: the step is unanswered
+        going.add(u.attempt_id)
+        key = next_number_key(u.key, u.number)
+        rows.append(attempt_values(callout, key, u.step_index, u.purpose, u.channel, u.recipient_id, now,
+                                   number=following))
+        entries[key] = {"callout": callout.id, "to": u.recipient_id, "step": u.step_index, "failed": u.key,
+                        "failed_number": called_number(person, u.number), "attempt": key,
+                        "number": called_number(person, following), "why": u.why}
+    inserted = insert_new_attempts(session, rows)
+    recorded: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for u in calls:
+        key = next_number_key(u.key, u.number)
+        if key in inserted:
+            recorded[u.record_id].append(entries[key])
+    for record, made in recorded.items():
+        append_event(session, record, EventKind.NEXT_NUMBER, actor, now, {"calls": made})
+    if inserted:
+        log.info("calls not answered: %d next number(s) queued", len(inserted))
+    return going

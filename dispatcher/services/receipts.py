@@ -3,8 +3,9 @@ voice call's script and keypress.
 
 Every receipt is appended to the warning's record. A status never moves an attempt backwards
 (callbacks arrive out of order): queued/sending -> sent -> delivered | failed, and failed or
-delivered stay. A failed call to the official's own current step brings the plan's next step
-forward at once.
+delivered stay. A call not answered (no-answer, busy, failed, canceled) calls the recipient's next
+number in the same step; a failed call to the official's own current step on their last number
+brings the plan's next step forward at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..domain.record import EventKind
 from ..intake.schema import text_problem
 from .ack import AckResult, acknowledge_callout, first_arrival
 from .chain import newest
+from .escalation import Unanswered, next_numbers
 from .messages import compose
 from .replies import InboundOutcome, IncomingReply, take_replies
 from .site import current_site
@@ -97,14 +99,25 @@ def record_status(session: Session, now: datetime, provider_id: str, status: str
         "key": attempt.key, "channel": attempt.channel, "to": attempt.recipient_id, "provider_id": provider_id,
         "provider_status": status, "error_code": error_code, "status": attempt.status if changed else before,
         "changed": changed})
-    if changed and ours == "failed":
+    if changed and ours == "failed" and not _next_number(session, now, attempt, provider):
         _bring_next_step_forward(session, now, attempt, provider)
     return True
 
 
+def _next_number(session: Session, now: datetime, attempt: AttemptRow, provider: str) -> bool:
+    """A call not answered: whether the same step goes on to the recipient's next number (queued
+    now, or before by a copy of this receipt) — then the step is not over yet."""
+    if attempt.channel != Channel.VOICE.value:
+        return False
+    return bool(next_numbers(session, now, [Unanswered(
+        attempt.id, attempt.key, attempt.callout_id, attempt.record_id, attempt.step_index, attempt.purpose,
+        attempt.channel, attempt.recipient_id, attempt.number, attempt.error)], provider))
+
+
 def _bring_next_step_forward(session: Session, now: datetime, attempt: AttemptRow, provider: str) -> None:
     """A failed attempt to the official's own current step: the next step need not wait. A voice
-    call that nobody answered is enough; for other channels every attempt of the step must have failed."""
+    call that nobody answered on the official's last number is enough; for other channels every
+    attempt of the step must have failed."""
     callout = session.execute(select(CalloutRow).where(CalloutRow.id == attempt.callout_id)
                               .with_for_update()).scalar_one()
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0

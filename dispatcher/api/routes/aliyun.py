@@ -168,8 +168,10 @@ def _attempt(session: Session, channel: Channel, provider_id: str, out_id: str) 
 
 
 def _recipient_has(site: Site, attempt: AttemptRow, number: str | None) -> bool:
+    """Whether ``number`` (national, as Aliyun reports it) is one of the recipient's numbers: a call
+    may be to their second or third (a voice step not answered on the first tries the next)."""
     person = site.people.get(attempt.recipient_id)
-    return bool(number and person is not None and person.phone and national_number(person.phone) == number)
+    return bool(number and person is not None and any(national_number(n.number) == number for n in person.numbers))
 
 
 def _record(session: Session, now: datetime, attempt: AttemptRow, provider_id: str, status: str,

@@ -183,9 +183,11 @@ def _attempt(session: Session, channel: Channel, provider_id: str, number: str, 
                     attempt.provider)
         return None
     person = current_site(session).people.get(attempt.recipient_id)
-    if person is None or person.phone != number:
-        log.warning("tencent %s for id %r comes from %s, not from the number attempt %s was sent to: ignored",
-                    what, provider_id, mask_phone(number), attempt.key)
+    # Any of the person's numbers: a call may be to their second or third (a voice step not answered
+    # on the first tries the next); a landline may come back with its trunk 0 (+86 0572…).
+    if person is None or not (person.has_number(number) or person.has_number(number.replace("+860", "+86", 1))):
+        log.warning("tencent %s for id %r comes from %s, not from a number of the person attempt %s was for: "
+                    "ignored", what, provider_id, mask_phone(number), attempt.key)
         return None
     return attempt
 
