@@ -124,11 +124,12 @@ def validate(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -
     if problems:
         raise fail(f"{len(problems)} problem(s) in {site_dir}")
     assert site is not None
+    from .domain.readiness import site_gaps
     from .services.carrier_gaps import template_gaps
 
-    gaps = template_gaps(site, get_settings())
+    gaps = [g.message for g in site_gaps(site)] + [g["message"] for g in template_gaps(site, get_settings())]
     for gap in gaps:
-        err.print(f"readiness gap: {gap['message']}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"readiness gap: {gap}", highlight=False, markup=False, soft_wrap=True)
     out.print(f"{site_dir}: ok — {len(site.areas)} areas, {len(site.people)} officials, "
               f"{len(site.plans)} plans" + (f"; {len(gaps)} readiness gap(s) above" if gaps else ""))
 

@@ -66,6 +66,7 @@ class _Known:
     people: dict[str, Person] | None = None
     fallback: Plan | None = None  # the plan marked ``fallback: true``, if any
     zones: dict[str, Zone] | None = None
+    people_ok: bool = False  # people.yaml read without problems: who-is-reached checks can be trusted
 
 
 def load_site(path: Path) -> Site:
@@ -92,6 +93,7 @@ def check_site(path: Path) -> tuple[Site | None, list[Problem]]:
     known = _Known()
     site_id = _read_areas(sources["areas.yaml"], folder, known)
     known.roles, known.people = _read_people(sources["people.yaml"], known)
+    known.people_ok = not sources["people.yaml"].problems
     duty, rooms = _read_duty(sources["duty.yaml"], known)
     plans = _read_plans(sources["plans.yaml"], known)
     problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
@@ -721,8 +723,8 @@ def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
     """A warning for any area the plan covers must reach someone through its role targets: people
     living within the area (scope `affected`) or above it (scope `above`). Only the topmost
     uncovered area of a branch is reported."""
-    if known.tree is None or known.people is None:
-        return
+    if known.tree is None or known.people is None or not known.people_ok:
+        return  # a wrong seat in people.yaml is reported there, not again as every area it leaves empty
     targets = [t for t in plan.targets if isinstance(t, RoleTarget)
                and (Scope.AFFECTED in t.scopes or Scope.ABOVE in t.scopes)]
     if not targets:

@@ -93,14 +93,20 @@ class BroadcastOrder:
 
 
 def villages(tree: AreaTree, codes: Sequence[str]) -> list[str]:
-    """The broadcast targets for a warning's (or plan's affected) areas: every leaf of the site's
-    division tree under them (villages, 12-digit codes), in code order, each once."""
+    """The broadcast targets for a warning's (or plan's affected) areas: every village (12-digit
+    code, or a leaf above that level) under them, in code order, each once. The loudspeakers of a
+    village's groups and grids are the village's: a group or grid is broadcast to as its village."""
     found: dict[str, None] = {}
     for code in codes:
+        code = code[:VILLAGE_DIGITS]
         for area in tree.within(code):
-            if not tree.children(area.code):
+            if len(area.code) == VILLAGE_DIGITS or (
+                    len(area.code) < VILLAGE_DIGITS and not tree.children(area.code)):
                 found.setdefault(area.code)
     return sorted(found)
+
+
+VILLAGE_DIGITS = 12
 
 
 class Broadcaster(ABC):

@@ -270,16 +270,17 @@ def _responsible(site: Site, plan: Plan, target: RoleTarget, affected: tuple[str
                 reason = _responsibility_reason(site, duty, affected, facts)
                 if reason and person.id not in reached:
                     reached[person.id] = reason
+    if not target.otherwise:  # "otherwise: none": a responsibility only some places have (a hazard zone's)
+        return
     uncovered = _uncovered(site, held, affected)
     if not uncovered:
         return
     names = "、".join(site.areas.name(a) for a in uncovered)
-    fallback = "、".join(s.value for s in target.otherwise) or "none"
+    fallback = "、".join(s.value for s in target.otherwise)
     gaps.append(Gap(GapKind.NO_RESPONSIBLE, plan.id, uncovered[0],
                     f"nobody with {', '.join(target.roles)} is responsible for {names} "
                     f"({', '.join(uncovered)}); otherwise: {fallback}"))
-    if target.otherwise:
-        _by_role(site, target, target.otherwise, uncovered, reached)
+    _by_role(site, target, target.otherwise, uncovered, reached)
 
 
 def _responsibility_reason(site: Site, duty: Responsibility, affected: tuple[str, ...],
@@ -293,6 +294,13 @@ def _responsibility_reason(site: Site, duty: Responsibility, affected: tuple[str
         if zone is not None and (zone_id in facts.zones or any(overlaps(z, a) for z in zone.areas for a in affected)):
             return f"{zone.name}{duty.kind}"
     return None
+
+
+def uncovered_by(site: Site, target: RoleTarget, areas: tuple[str, ...]) -> list[str]:
+    """The areas (at the level responsibilities are written at) nobody holds ``target``'s responsibility for."""
+    held = [d for p in site.people.values() for r in p.roles if r in target.roles
+            for d in p.responsibilities if d.held_as(r)]
+    return _uncovered(site, held, areas)
 
 
 def _uncovered(site: Site, held: list[Responsibility], affected: tuple[str, ...]) -> list[str]:

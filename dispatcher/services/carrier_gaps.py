@@ -17,7 +17,8 @@ from ..domain.site import Site
 
 __all__ = ["purposes_of", "template_gaps"]
 
-_TO = {Recipient.DEPUTY: Purpose.TO_DEPUTY, Recipient.SUPERIOR: Purpose.TO_SUPERIOR, Recipient.DUTY: Purpose.TO_DUTY}
+_TO = {Recipient.DEPUTY: Purpose.TO_DEPUTY, Recipient.SUPERIOR: Purpose.TO_SUPERIOR, Recipient.DUTY: Purpose.TO_DUTY,
+       Recipient.TOWN_DUTY: Purpose.TO_DUTY}
 
 
 def purposes_of(plan: Plan, channel: Channel) -> list[Purpose]:

@@ -161,5 +161,5 @@ def test_preview_over_http_warns_when_a_rate_limit_makes_a_step_late(site_loaded
         body = limited.get(PREVIEW, headers={"Authorization": f"Bearer {make_key()}"},
                            params={"hazard": "rainstorm", "level": "red", "areas": "330599"}).json()
     assert body["capacity"]["limits"] == {"voice": "20/min"}
-    assert any(w.startswith("step 1 (voice) of plan rainstorm-red: 81 calls at 20/min take 4 min")
+    assert any(w.startswith("step 1 (voice) of plan rainstorm-red: 86 calls at 20/min take 4.2 min")
                for w in body["capacity"]["warnings"])

@@ -70,10 +70,11 @@ def test_an_area_nobody_holds_is_a_readiness_gap_and_the_target_falls_back_to_th
     assert leaders == {"wang-jianguo", "li-weidong", "zhou-min", "xu-haitao"}  # every leader above 龙潭镇
 
 
-def test_otherwise_none_calls_nobody_for_an_area_nobody_holds(site: Site) -> None:
+def test_otherwise_none_calls_nobody_for_an_area_nobody_holds_and_is_no_gap(site: Site) -> None:
     res = resolve(site, WarningFacts(Hazard.RAINSTORM, Level.RED, (QINGXI,), "qx", AT))
     assert "he-jun" not in {c.person_id for c in res.callouts}  # the monitor's zone is elsewhere
-    assert any(g.kind is GapKind.NO_RESPONSIBLE and "geohazard_monitor" in g.message for g in res.gaps)
+    # zones exist only in some places: a town without one is not a readiness gap
+    assert not any(g.kind is GapKind.NO_RESPONSIBLE and "geohazard_monitor" in g.message for g in res.gaps)
 
 
 # --- below the village ------------------------------------------------------------------------
@@ -261,3 +262,26 @@ def test_an_sms_only_step_for_someone_with_only_a_landline_is_refused(tmp_path: 
     assert site is None
     assert any("step 1 sends only text messages, but 白云村干部 (baiyun) has only a landline (+865725019999)"
                in p.message for p in problems), problems
+
+
+def test_validate_lists_the_areas_nobody_holds_and_the_landline_only_people(tmp_path: Path) -> None:
+    from dispatcher.domain.readiness import site_gaps
+
+    folder = tmp_path / "organised"
+    shutil.copytree(SITE, folder)
+    people = folder / "people.yaml"
+    people.write_text(people.read_text().replace(
+        'deputy: zhou-min, responsibilities: [{ kind: 包保, areas: ["330599102"] }] }', "deputy: zhou-min }"))
+    gaps = site_gaps(load_site(folder))
+    assert [g.message for g in gaps if g.kind is GapKind.NO_RESPONSIBLE] == [
+        "plan rainstorm-red: nobody with county_leader is responsible for 龙潭镇; a warning there calls above instead"]
+    assert site_gaps(load_site(SITE)) == []  # the landline-only duty chief is reached as a duty room, by voice
+    sample = load_site(Path(__file__).resolve().parents[2] / "rosters" / "qingxi")
+    assert [g.subject for g in site_gaps(sample) if g.kind is GapKind.LANDLINE_ONLY] == ["wu-laosan"]
+
+
+def test_the_broadcast_of_a_group_goes_to_its_villages_loudspeakers(site: Site) -> None:
+    from dispatcher.channels.broadcast import villages
+
+    assert villages(site.areas, ["330599102202001"]) == ["330599102202"]
+    assert villages(site.areas, [LONGTAN]) == ["330599102201", "330599102202"]  # villages, not their groups

@@ -110,8 +110,8 @@ def test_every_village_of_the_sample_has_a_head_and_a_flood_officer() -> None:
 
 def test_the_sample_plans_are_tried_red_first() -> None:
     site = load_site(SAMPLE)
-    assert len(site.plans) == 10
-    assert [p.match.levels for p in site.plans[:5]] == [frozenset({Level.RED})] * 5
+    assert len(site.plans) == 21
+    assert [p.match.levels for p in site.plans[:11]] == [frozenset({Level.RED})] * 11
     red = site.plans[0]
     assert red.id == "rainstorm-red"
     assert [(s.after, s.to) for s in red.steps] == [
@@ -471,7 +471,7 @@ def test_unknown_role_in_a_plan_target_is_reported(site_dir: Path) -> None:
 def test_unknown_fixed_area_of_a_plan_is_reported(site_dir: Path) -> None:
     line = replace(site_dir, "plans.yaml", 'area: "330599"', 'area: "330598"')
     assert problems(site_dir) == [
-        f"plans.yaml:{line}: plan rainstorm-red: target 1: unknown area '330598' (not in areas.yaml)"]
+        f"plans.yaml:{line}: plan rainstorm-red: target 2: unknown area '330598' (not in areas.yaml)"]
 
 
 def test_match_area_outside_the_site_is_reported(site_dir: Path) -> None:
