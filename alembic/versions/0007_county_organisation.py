@@ -1,6 +1,6 @@
 """The county as it is organised: a village's groups and grids (15-digit codes), hazard zones, town
 duty rooms, several numbers per person (and which of them an attempt calls), responsibilities (包保),
-and warnings that name zones.
+warnings that name zones, and an index for the period assessment (call-outs by start time).
 
 Revision ID: 0007
 Revises: 0006
@@ -32,6 +32,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("zones", sa.JSON(), server_default="[]", nullable=False))
     with op.batch_alter_table("attempts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("number", sa.Integer(), server_default="0", nullable=False))
+    op.create_index("ix_callouts_started_at", "callouts", ["started_at"])
     op.create_table(
         "zones",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -53,6 +54,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("duty_rooms")
+    op.drop_index("ix_callouts_started_at", table_name="callouts")
     op.drop_table("zones")
     with op.batch_alter_table("attempts", schema=None) as batch_op:
         batch_op.drop_column("number")

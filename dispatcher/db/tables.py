@@ -248,6 +248,7 @@ class CalloutRow(Base):
     __table_args__ = (
         Index("ix_callouts_due", "state", "next_due"),
         Index("ix_callouts_person_state", "person_id", "state"),
+        Index("ix_callouts_started_at", "started_at"),  # the period assessment reads a date range
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))  # the message that started it
