@@ -11,9 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .cli_carriers import carriers_app
+from .cli_report import report
 from .cli_workbook import export_app, import_app
 from .config import Settings, UnsafeSecret, project_root
 from .config import get_settings as _load_settings
@@ -30,6 +32,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(carriers_app, name="carriers")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.command("report")(report)
 
 out = Console()
 err = Console(stderr=True)
@@ -67,6 +70,19 @@ def server_settings() -> Settings:
     return settings
 
 
+def database_url(settings: Settings | None = None) -> str:
+    """The database of a command that uses one, checked first: a database never upgraded (no
+    schema), one whose schema is behind the code, or one that cannot be reached is one line and
+    exit 1 — and a SQLite file that does not exist is not created by the check or the command."""
+    from .db.migrate import schema_problem
+
+    url = (settings or get_settings()).database_url
+    problem = schema_problem(url)
+    if problem:
+        raise fail(escape(problem))
+    return url
+
+
 def refuse_missing_providers(settings: Settings) -> None:
     """Production: a channel a loaded plan uses with no provider configured is a refusal, not the
     simulator (JIAOYING_ALLOW_SIMULATORS=1 allows it, shown on the board)."""
@@ -86,12 +102,18 @@ def default_site_dir() -> Path:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema (SQLite file or PostgreSQL from JIAOYING_DATABASE_URL)."""
-    from .db.migrate import current_revision, upgrade
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db.migrate import current_revision, unreachable, upgrade
 
     settings = get_settings()
     url = settings.database_url
-    upgrade(url)
-    out.print(f"database at revision {current_revision(url)}")
+    try:
+        upgrade(url)
+        revision = current_revision(url)
+    except SQLAlchemyError as exc:
+        raise fail(escape(unreachable(url, exc))) from None
+    out.print(f"database at revision {revision}")
     provision_secret(settings)
 
 
@@ -140,8 +162,9 @@ def load(site_dir: Annotated[Path, typer.Argument(help="rosters/<site>")]) -> No
     from .services.site import load_site_files
     from .sites import SiteInvalid
 
+    url = database_url()
     try:
-        with transaction(get_settings().database_url) as session:
+        with transaction(url) as session:
             report = load_site_files(session, site_dir, now())
     except SiteInvalid as exc:
         for problem in exc.problems:
@@ -171,8 +194,9 @@ def preview(
     if when.tzinfo is None:
         raise fail("--at needs a UTC offset, e.g. 2026-07-16T03:10:00+08:00")
     codes = [a.strip() for a in areas.split(",") if a.strip()]
+    url = database_url()
     try:
-        with transaction(get_settings().database_url) as session:
+        with transaction(url) as session:
             result = run_preview(current_site(session), hazard, level, codes, when, sender,
                                  limits=rate_limits(get_settings()), settings=get_settings(),
                                  zones=[z.strip() for z in zones.split(",") if z.strip()])
@@ -228,9 +252,10 @@ def _post_local(body: bytes, ctype: str) -> dict[str, Any]:
     from .services.errors import NotReady
     from .services.intake import receive_warning
 
+    url = database_url()
     try:
         draft, fmt = parse_body(ctype, body)
-        with transaction(get_settings().database_url) as session:
+        with transaction(url) as session:
             result = receive_warning(session, draft, key=None, source_format=fmt,
                                      raw=body.decode("utf-8", "replace"), now=now())
     except (IntakeError, NotReady) as exc:
@@ -253,8 +278,9 @@ def keys_create(
     except ValueError as exc:
         raise fail(str(exc)) from None
     sender_list = [s.strip() for s in senders.split(",") if s.strip()] or None
+    url = database_url()
     try:
-        with transaction(get_settings().database_url) as session:
+        with transaction(url) as session:
             key, token = create_key(session, agency, now(), hazard_list, sender_list)
     except ValueError as exc:  # a name no key can carry (too long, NUL): said plainly, nothing stored
         raise fail(str(exc)) from None
@@ -269,8 +295,9 @@ def keys_list() -> None:
     """List keys (never the secrets)."""
     from .services.keys import list_keys
 
+    url = database_url()
     table = Table("id", "agency", "hazards", "senders", "created", "revoked")
-    with transaction(get_settings().database_url) as session:
+    with transaction(url) as session:
         for row in list_keys(session):
             table.add_row(row.id, row.agency, ",".join(row.hazards or ["*"]), ",".join(row.senders),
                           f"{row.created_at:%Y-%m-%d %H:%M}", f"{row.revoked_at:%Y-%m-%d}" if row.revoked_at else "")
@@ -282,7 +309,7 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key by its id (k_…)."""
     from .services.keys import revoke_key
 
-    with transaction(get_settings().database_url) as session:
+    with transaction(database_url()) as session:
         if not revoke_key(session, key_id, now()):
             raise fail(f"no active key {key_id}")
     out.print(f"revoked {key_id}")
@@ -325,6 +352,7 @@ def record(
         raise fail("give a warning id, or --verify --all for every record")
     verify = verify or all_records
     settings = get_settings()
+    database_url(settings)
     keys = None
     if verify:
         problem = settings.secret_problem()
@@ -383,14 +411,15 @@ def serve(
     from .runtime.embedded import EmbeddedRuntime, default_adapters
 
     settings = server_settings()
+    if workers > 1 and not settings.broker_url:
+        raise fail("--workers needs the production mode (JIAOYING_BROKER_URL set): in the embedded mode "
+                   "each process would run its own worker and scheduler")
+    database_url(settings)
     refuse_missing_providers(settings)
     database = settings.database_url.split("@")[-1]
     # Open board streams (SSE) must not hold a restart hostage: they reconnect by themselves.
     options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 3}
     if workers > 1:
-        if not settings.broker_url:
-            raise fail("--workers needs the production mode (JIAOYING_BROKER_URL set): in the embedded mode "
-                       "each process would run its own worker and scheduler")
         err.print(f"jiaoying serve: production, {workers} API processes; database {database}")
         uvicorn.run("dispatcher.api.app:production_app", factory=True, workers=workers, **options)
         return
@@ -408,14 +437,41 @@ def scheduler(interval: Annotated[float, typer.Option(help="seconds between pass
 
     from .runtime.scheduler import run_scheduler
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     if not settings.broker_url:
         raise fail("JIAOYING_BROKER_URL is not set: the scheduler wakes Celery workers through the broker "
                    "(the embedded `jiaoying serve` needs no scheduler)")
     settings = server_settings()
+    database_url(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     refuse_missing_providers(settings)
     run_scheduler(settings, interval)
+
+
+ROLE_NAMES = {"viewer": "查看员 viewer", "officer": "值班员 officer", "admin": "管理员 admin"}
+
+
+def read_new_password(password_stdin: bool) -> str:
+    """A new password: one line of stdin (--password-stdin), else typed twice at a hidden prompt;
+    two different entries are an error (nothing is changed)."""
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = typer.prompt("新密码 new password", hide_input=True)
+    second = typer.prompt("再输入一次 repeat it", hide_input=True)
+    if first != second:
+        raise fail("两次输入的密码不一致 (the two passwords differ); nothing was changed")
+    return first
+
+
+def _check_user(url: str, name: str) -> None:
+    """No such user: said before a password is asked for."""
+    from .services.users import check_user
+
+    try:
+        with transaction(url, write=False) as session:
+            check_user(session, name)
+    except ValueError as exc:
+        raise fail(escape(str(exc))) from None
 
 
 @users_app.command("create")
@@ -424,23 +480,85 @@ def users_create(
     role: Annotated[str, typer.Option(help="viewer | officer | admin")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
 ) -> None:
-    """Create a duty-officer login (password from a prompt, or --password-stdin)."""
+    """Create a duty-officer login (password from a prompt, twice, or --password-stdin)."""
     from .services.users import Role, create_user
 
     try:
         chosen = Role(role)
     except ValueError:
-        raise fail(f"unknown role {role!r}; accepted: viewer, officer, admin") from None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        raise fail(f"unknown role {escape(repr(role))}; accepted: viewer, officer, admin") from None
+    url = database_url()
+    password = read_new_password(password_stdin)
     try:
-        with transaction(get_settings().database_url) as session:
+        with transaction(url) as session:
             user = create_user(session, name, chosen, password, now())
     except ValueError as exc:
-        raise fail(str(exc)) from None
-    out.print(f"user {user.name} created ({user.role.value})")
+        raise fail(escape(str(exc))) from None
+    out.print(f"user {user.name} created ({user.role.value})", markup=False, highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every login: role, whether it is disabled, its latest board sign-in (Beijing time)."""
+    from .rendering import BEIJING
+    from .services.users import list_users
+
+    url = database_url()
+    with transaction(url, write=False) as session:
+        accounts = list_users(session)
+    table = Table("登录名 login", "角色 role", "已停用 disabled", "最近登录 last sign-in", "创建 created")
+    for a in accounts:
+        table.add_row(escape(a.name), ROLE_NAMES[a.role.value], "" if a.active else "是 yes",
+                      f"{a.last_sign_in.astimezone(BEIJING):%Y-%m-%d %H:%M}" if a.last_sign_in else "从未 never",
+                      f"{a.created_at.astimezone(BEIJING):%Y-%m-%d}")
+    out.print(table)
+    if not accounts:
+        err.print("no users yet: `jiaoying users create NAME --role officer`", markup=False, highlight=False)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="login name")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Set a user's password (prompt, twice, or --password-stdin); ends every board sign-in made
+    with the old one."""
+    from .services.users import set_password
+
+    url = database_url()
+    _check_user(url, name)
+    password = read_new_password(password_stdin)
+    try:
+        with transaction(url) as session:
+            ended = set_password(session, name, password, now())
+    except ValueError as exc:
+        raise fail(escape(str(exc)) + "; nothing was changed") from None
+    out.print(f"user {name}: password changed; {ended} open sign-in(s) ended", markup=False, highlight=False)
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="login name")]) -> None:
+    """Stop a user from signing in, and end the sign-ins open now (`users enable` undoes it)."""
+    _set_active(name, False)
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="login name")]) -> None:
+    """Let a disabled user sign in again (with the same password)."""
+    _set_active(name, True)
+
+
+def _set_active(name: str, active: bool) -> None:
+    from .services.users import set_active
+
+    url = database_url()
+    try:
+        with transaction(url) as session:
+            ended = set_active(session, name, active, now())
+    except ValueError as exc:
+        raise fail(escape(str(exc))) from None
+    said = "enabled" if active else f"disabled; {ended} open sign-in(s) ended"
+    out.print(f"user {name}: {said}", markup=False, highlight=False)
 
 
 @users_app.command("sign-out")
@@ -452,12 +570,14 @@ def users_sign_out(
     stops the account from signing in again."""
     from .services.users import end_sessions_of
 
+    url = database_url()
     try:
-        with transaction(get_settings().database_url) as session:
+        with transaction(url) as session:
             ended = end_sessions_of(session, name, now(), disable=disable)
     except ValueError as exc:
-        raise fail(str(exc)) from None
-    out.print(f"user {name}: {ended} open sign-in(s) ended" + ("; account disabled" if disable else ""))
+        raise fail(escape(str(exc))) from None
+    out.print(f"user {name}: {ended} open sign-in(s) ended" + ("; account disabled" if disable else ""),
+              markup=False, highlight=False)
 
 
 @app.command()
@@ -469,7 +589,7 @@ def status(
     """Live terminal view of a warning's call-outs: who, state, attempts, time to acknowledge."""
     from .views import status_view
 
-    url = get_settings().database_url
+    url = database_url()
     if once:
         out.print(status_view(url, warning, now()))
         return
@@ -488,13 +608,24 @@ def status(
 def demo(
     port: Annotated[int, typer.Option(help="port for the demo server")] = 8000,
     keep_running: Annotated[bool, typer.Option("--serve/--no-serve", help="keep the server up afterwards")] = True,
-    speed: Annotated[float, typer.Option(help="demo clock speed-up over real time")] = 20.0,
+    speed: Annotated[float, typer.Option(min=1.0, help="demo clock speed-up over real time, until it meets "
+                                                        "real time")] = 20.0,
 ) -> None:
-    """Sample county, a red rainstorm warning, officials answering (or not), escalation live."""
+    """Sample county, a red rainstorm warning, officials answering (or not), escalation live; then
+    the board (a duty-officer login is made and printed) on jiaoying-demo.db in this folder."""
     from .demo import run_demo
 
     sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed))
 
 
 def main() -> None:
-    app()
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        app()
+    except OperationalError as exc:  # the database went away mid-command: one line, not a traceback
+        from .db.migrate import unreachable
+
+        url = get_settings().database_url
+        err.print(f"[bold red]error:[/] {escape(unreachable(url, exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -23,94 +23,148 @@ class UnsafeSecret(ValueError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIAOYING_", extra="ignore")
 
-    # Embedded default: a SQLite file in the working directory.
-    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'jiaoying.db'}")
-    broker_url: str = ""  # empty: embedded in-process worker; redis://… for Celery
-    # Signs acknowledgement links and board sessions. Not set: read from ``secret_file``; neither:
-    # the public development value, which `serve` and `scheduler` refuse (see require_safe_secret).
-    secret_key: str = ""
-    secret_file: str = ""  # empty: jiaoying.secret next to the SQLite file, else in the working directory
-    public_url: str = "http://127.0.0.1:8000"
-    # "development" or "production" (any case); production also refuses SQLite at start-up.
-    environment: str = "development"
-    max_body_bytes: int = 262_144
-    site_dir: str = ""  # default site for `serve`/`demo`; empty: rosters/qingxi
+    # Every setting has a description: docs/configuration.md's table is generated from them by
+    # scripts/gen-config-docs (a test fails when it is out of date). ``docs_default``: how the
+    # default is shown when the value alone would mislead; ``docs_same_row``: documented in the row
+    # of the setting above.
 
-    # Simulator channels: empty = record in memory; a URL = one HTTP round trip per attempt to a
-    # loopback simulator server (tests and benchmarks).
-    simulator_url: str = ""
-    # A worker's lease on the attempts it claimed, renewed every quarter lease while it lives: a dead
-    # worker's unsent attempts wait this long before the scheduler settles them (60 s once held 80 s
-    # of escalations back after a SIGKILL in bench/faults.py).
-    attempt_lease_seconds: float = 30.0
-    # Tests and the demo only: a file holding seconds to add to the real clock, shared by every
-    # process (API, scheduler, Celery workers), so a test can jump minutes ahead.
-    clock_offset_file: str = ""
+    database_url: str = Field(  # embedded default: a SQLite file in the working directory
+        default_factory=lambda: f"sqlite:///{Path.cwd() / 'jiaoying.db'}",
+        description="SQLAlchemy URL. PostgreSQL: `postgresql+psycopg://user:pass@host/db`",
+        json_schema_extra={"docs_default": "`sqlite:///./jiaoying.db`"})
+    broker_url: str = Field("", description="Redis URL for the Celery runtime; empty = embedded in-process worker")
+    # Not set: read from ``secret_file``; neither: the public development value, which `serve` and
+    # `scheduler` refuse (see require_safe_secret).
+    secret_key: str = Field(
+        "", description="signs acknowledgement links, board sessions and the record; at least 32 random characters. "
+                        "`serve`, `scheduler` and Celery workers refuse a missing, empty, short or development secret "
+                        "(only `demo` makes a throw-away one) — see [security.md](security.md)",
+        json_schema_extra={"docs_default": "read from the secret file"})
+    secret_file: str = Field(
+        "", description="where `jiaoying db upgrade` writes a random secret (mode 0600) when none is set, and where "
+                        "the secret is read from",
+        json_schema_extra={"docs_default": "`jiaoying.secret` beside the SQLite file, else in the working directory"})
+    environment: str = Field(
+        "development", description="`development` or `production` (any other value is refused); `production` also "
+                                   "refuses SQLite at start-up")
+    public_url: str = Field("http://127.0.0.1:8000",
+                            description="the address webhooks and acknowledgement links are built on")
+    max_body_bytes: int = Field(
+        262_144, description="largest API body accepted (413 beyond, refused before it is read); webhooks and board "
+                             "forms are capped at 64 KiB")
+    site_dir: str = Field(
+        "", description="not used at present: `jiaoying demo` always loads the sample county `rosters/qingxi`, and "
+                        "the other commands take the site folder as an argument")
 
-    twilio_account_sid: str = ""
-    twilio_auth_token: str = ""
-    twilio_from_number: str = ""
-    twilio_api_base: str = ""  # override of Twilio's REST base URL (fakes, proxies); empty = Twilio's own
+    twilio_account_sid: str = Field(
+        "", description="Twilio SMS and voice; all three set = the real adapters, else the simulators "
+                        "([docs/channels-twilio.md](channels-twilio.md))")
+    twilio_auth_token: str = Field("", json_schema_extra={"docs_same_row": True})
+    twilio_from_number: str = Field("", json_schema_extra={"docs_same_row": True})
+    twilio_api_base: str = Field(
+        "", description="override of Twilio's REST base URL, for fakes and proxies; empty = Twilio's own")
 
-    # Aliyun (阿里云) SMS (Dysmsapi) and voice (Dyvmsapi). Endpoints: the providers' public hosts;
-    # plain http only to loopback (fakes). Configured when the AccessKey pair is set.
-    aliyun_access_key_id: str = ""
-    aliyun_access_key_secret: str = ""
-    aliyun_sms_sign_name: str = ""  # the approved signature (签名), e.g. 青溪县应急管理局
-    aliyun_voice_show_number: str = ""  # CalledShowNumber: the number the official sees calling
-    aliyun_sms_endpoint: str = "dysmsapi.aliyuncs.com"
-    aliyun_voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+    # Aliyun (阿里云) SMS (Dysmsapi) and voice (Dyvmsapi). Configured when the AccessKey pair is set.
+    aliyun_access_key_id: str = Field(
+        "", description="Aliyun SMS and voice: both set = the Aliyun adapters "
+                        "([channels-aliyun.md](channels-aliyun.md))")
+    aliyun_access_key_secret: str = Field("", json_schema_extra={"docs_same_row": True})
+    aliyun_sms_sign_name: str = Field(  # e.g. 青溪县应急管理局
+        "", description="the approved SMS signature (签名); the number officials see calling (`CalledShowNumber`)")
+    aliyun_voice_show_number: str = Field("", json_schema_extra={"docs_same_row": True})
+    aliyun_sms_endpoint: str = Field("dysmsapi.aliyuncs.com",
+                                     description="the providers' hosts; plain http only to loopback (fakes)")
+    aliyun_voice_endpoint: str = Field("dyvmsapi.aliyuncs.com", json_schema_extra={"docs_same_row": True})
 
     # Tencent Cloud (腾讯云) SMS and voice messages (VMS). Configured when the SecretId pair is set.
-    tencent_secret_id: str = ""
-    tencent_secret_key: str = ""
-    tencent_region: str = "ap-guangzhou"
-    tencent_sms_app_id: str = ""  # SmsSdkAppId
-    tencent_sms_sign_name: str = ""
-    tencent_voice_app_id: str = ""  # VoiceSdkAppid
-    tencent_sms_endpoint: str = "sms.tencentcloudapi.com"
-    tencent_voice_endpoint: str = "vms.tencentcloudapi.com"
+    tencent_secret_id: str = Field(
+        "", description="Tencent Cloud SMS and voice messages ([channels-tencent.md](channels-tencent.md))")
+    tencent_secret_key: str = Field("", json_schema_extra={"docs_same_row": True})
+    tencent_region: str = Field("ap-guangzhou", json_schema_extra={"docs_same_row": True})
+    tencent_sms_app_id: str = Field(
+        "", description="the SMS application (SmsSdkAppId) and its approved signature; the voice application "
+                        "(VoiceSdkAppid)")
+    tencent_sms_sign_name: str = Field("", json_schema_extra={"docs_same_row": True})
+    tencent_voice_app_id: str = Field("", json_schema_extra={"docs_same_row": True})
+    tencent_sms_endpoint: str = Field("sms.tencentcloudapi.com",
+                                      description="the providers' hosts; plain http only to loopback (fakes)")
+    tencent_voice_endpoint: str = Field("vms.tencentcloudapi.com", json_schema_extra={"docs_same_row": True})
 
-    # Template codes per purpose x channel x provider (a YAML file; see docs/channels-carriers.md).
-    carrier_templates: str = ""
-    # Providers of a channel in the order they are tried (comma-separated); empty: every configured
-    # one in the order aliyun, tencent, twilio.
-    sms_providers: str = ""
-    voice_providers: str = ""
+    carrier_templates: str = Field(
+        "", description="the YAML file mapping purpose × channel × provider to an approved template code and its "
+                        "variables ([channels-carriers.md](channels-carriers.md))")
+    sms_providers: str = Field(
+        "", description="the providers of a channel in the order they are tried (`aliyun,tencent,twilio`)",
+        json_schema_extra={"docs_default": "empty: every configured one, in the order aliyun, tencent, twilio"})
+    voice_providers: str = Field("", json_schema_extra={"docs_same_row": True})
 
-    # Production only: let a channel a plan uses run on the simulator (nothing reaches a phone) instead
-    # of refusing to start. Shown on the board and /readyz while it lasts.
-    allow_simulators: bool = False
+    allow_simulators: bool = Field(
+        False, description="production only: run a plan's channel that has no provider on the simulator instead of "
+                           "refusing to start; `/readyz` and the board say these messages reach no phone")
 
     # IM robots: one group robot per kind; a kind whose URL is empty is not used.
-    dingtalk_webhook_url: str = ""
-    dingtalk_secret: str = ""
-    wecom_webhook_url: str = ""
-    feishu_webhook_url: str = ""
-    feishu_secret: str = ""
-    im_webhook_url: str = ""  # generic JSON webhook
-    im_webhook_secret: str = ""
+    dingtalk_webhook_url: str = Field("", description="DingTalk group robot (signed)")
+    dingtalk_secret: str = Field("", json_schema_extra={"docs_same_row": True})
+    wecom_webhook_url: str = Field("", description="WeCom group robot")
+    feishu_webhook_url: str = Field("", description="Feishu custom bot (signed)")
+    feishu_secret: str = Field("", json_schema_extra={"docs_same_row": True})
+    im_webhook_url: str = Field(
+        "", description="generic JSON webhook (HMAC-signed); any IM URL set = the real IM adapter, posting to every "
+                        "configured robot")
+    im_webhook_secret: str = Field("", json_schema_extra={"docs_same_row": True})
 
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_username: str = ""
-    smtp_password: str = ""
-    smtp_from: str = ""
-    smtp_starttls: bool = True
-    smtp_timeout: float = 15.0
+    smtp_host: str = Field("", description="e-mail through aiosmtplib")
+    smtp_port: int = Field(587, json_schema_extra={"docs_same_row": True})
+    smtp_username: str = Field("", json_schema_extra={"docs_same_row": True})
+    smtp_password: str = Field("", json_schema_extra={"docs_same_row": True})
+    smtp_from: str = Field("", json_schema_extra={"docs_same_row": True})
+    smtp_starttls: bool = Field(True, json_schema_extra={"docs_same_row": True})
+    smtp_timeout: float = Field(15.0, json_schema_extra={"docs_same_row": True})
 
-    broadcast_url: str = ""  # the rural emergency broadcast platform's endpoint
-    broadcast_secret: str = ""
+    broadcast_url: str = Field(
+        "", description="the rural emergency broadcast platform ([contract](channels-im-email-broadcast.md))")
+    broadcast_secret: str = Field("", json_schema_extra={"docs_same_row": True})
 
-    link_ttl_hours: float = 24.0  # acknowledgement links expire (and never outlive the warning)
+    link_ttl_hours: float = Field(24.0, description="acknowledgement links expire (never later than the warning)")
 
     # Provider limits, enforced across all workers (see dispatcher.domain.limits).
-    rate_limits: str = ""  # e.g. "sms=10/s,voice=3/s,im=20/min,email=10/s"; empty = unlimited
-    callee_spacing_seconds: float = 0.0  # minimum time between two voice calls to the same person
-    # Messages to one person per window, per channel (e.g. "voice=5/h,voice=20/d"); a channel named
-    # here replaces its provider's own documented per-number limits.
-    number_limits: str = ""
-    send_attempts: int = 3  # tries per hand-over for transient provider errors (jittered backoff)
+    rate_limits: str = Field(
+        "", description="provider limits per channel, enforced across all workers: "
+                        "`sms=10/s,voice=3/s,im=20/min,email=10/s`; a channel named here overrides its provider's "
+                        "default",
+        json_schema_extra={"docs_default": "empty: each provider's own documented limit (the IM robots': 20/min for "
+                                           "DingTalk)"})
+    number_limits: str = Field(
+        "", description="messages to one number per window, per channel, as the providers count them: "
+                        "`voice=1/min,voice=5/h,voice=20/d,sms=10/d`; a message over one waits until it is under; a "
+                        "channel named here replaces its provider's defaults",
+        json_schema_extra={"docs_default": "empty: each provider's own documented limits per number (Aliyun voice: "
+                                           "1/min, 5/h, 20/d)"})
+    callee_spacing_seconds: float = Field(
+        0.0, description="minimum time between two voice calls to the same number of a person (e.g. `60` for "
+                         "providers that allow one call a minute per number)")
+    send_attempts: int = Field(
+        3, description="tries per hand-over for transient provider errors (jittered exponential backoff, at least the "
+                       "provider's Retry-After); after them the attempt waits for a later try, never failed for good "
+                       "([engine.md](engine.md))")
+
+    simulator_url: str = Field(
+        "", description="simulator channels: empty = record in memory; a URL = one HTTP round trip per attempt to a "
+                        "loopback simulator (tests, benchmarks)")
+    # 60 s once held 80 s of escalations back after a SIGKILL in bench/faults.py.
+    attempt_lease_seconds: float = Field(
+        30.0, description="a worker's lease on the attempts it claimed, renewed every quarter lease while it sends; a "
+                          "worker that stops renewing (a dead one) has its attempts settled by the scheduler")
+    chromium_path: str = Field(
+        "", description="the Chromium the board renders the 一事一档 PDF with (`/board/warnings/{id}/print.pdf`), "
+                        "driven through Playwright (the `playwright` Python package must be installed; it never "
+                        "downloads a browser). Neither found: the PDF download answers 503 saying so, and the "
+                        "printable page still prints from the browser",
+        json_schema_extra={"docs_default": "empty: `chromium` (or `chromium-browser`) on the `PATH`"})
+    # Shared by every process (API, scheduler, Celery workers).
+    clock_offset_file: str = Field(
+        "", description="tests only: seconds added to the clock, shared by every process, so tests can jump minutes "
+                        "ahead")
 
     # Where the secret came from: "environment" (or a constructor argument), "file" or "default".
     _secret_origin: str = PrivateAttr("default")

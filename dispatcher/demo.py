@@ -1,8 +1,10 @@
 """``jiaoying demo``: the sample county, a red rainstorm warning for two towns, officials who
 answer like people do, and the call-out live in the terminal.
 
-Runs against its own fresh SQLite file so it never touches a configured database, and on a
-demo clock that runs ``speed`` times faster than real time (shown on screen).
+Runs against its own fresh SQLite file, ``jiaoying-demo.db`` in the working directory, so it never
+touches a configured database; the server it keeps up afterwards reads that same file. The story
+runs on a demo clock ``speed`` times faster than real time (shown on screen) that starts in the
+recent past and catches up with real time, so the board never shows a time in the future.
 """
 
 from __future__ import annotations
@@ -25,23 +27,57 @@ from .config import Settings, project_root
 from .db.migrate import upgrade
 from .db.session import transaction
 from .demo_people import DemoPeople
+from .rendering import BEIJING
 from .runtime.embedded import EmbeddedRuntime, default_adapters
 from .services.callout_views import counts
 from .services.keys import create_key
 from .services.site import load_site_files
+from .services.users import Role, create_user
 from .views import preview_table, status_view
 
 DEMO_TOWNS = ("330599100", "330599101")  # 青溪镇, 石门镇
+DEMO_USER = "demo"  # a duty officer (值班员) login made for each run, with a new random password
+DB_NAME = "jiaoying-demo.db"
+STORY = timedelta(minutes=25)  # the story ends when every call-out has settled, or after this long
 
 
 class DemoClock:
-    """Real time, ``speed`` times faster, from the moment the demo starts."""
+    """The demo's time. Until ``go()`` it is real time less ``lead``; from ``go()`` it runs ``speed``
+    times faster until it meets real time, and from then on it is real time.
 
-    def __init__(self, speed: float) -> None:
-        self.speed, self.start, self._t0 = speed, datetime.now(UTC), time.monotonic()
+    So the story is played fast through the recent past and ends at the present: afterwards the
+    board's times are real ones, ticking at the real rate — none in the future (a clock left
+    running fast would show acknowledgements minutes from now) and none frozen. ``catch_up()``
+    jumps to real time at once (the story settled early); the jump goes forward, never back."""
+
+    def __init__(self, speed: float, lead: timedelta = STORY) -> None:
+        self.speed = speed
+        self.lead = lead if speed > 1 else timedelta(0)  # a clock no faster than real time never catches up
+        self._wall, self._t0 = datetime.now(UTC), time.monotonic()
+        self._go: float | None = None  # monotonic time of go()
+        self.caught_up = False
+        self.start = self._wall - self.lead
+
+    def real(self) -> datetime:
+        return self._wall + timedelta(seconds=time.monotonic() - self._t0)
+
+    def go(self) -> None:
+        if self._go is None:
+            self._go = time.monotonic()
+
+    def catch_up(self) -> None:
+        self.caught_up = True
 
     def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+        real = self.real()
+        if self.caught_up or self._go is None:
+            return real if self.caught_up else real - self.lead
+        went = self._wall + timedelta(seconds=self._go - self._t0) - self.lead
+        fast = went + timedelta(seconds=(time.monotonic() - self._go) * self.speed)
+        if self.lead and fast >= real:
+            self.caught_up = True
+            return real
+        return fast
 
 
 def demo_warning(now: datetime) -> dict[str, object]:
@@ -63,7 +99,7 @@ def demo_warning(now: datetime) -> dict[str, object]:
 
 def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.0,
              workdir: Path | None = None) -> int:
-    db_file = (workdir or Path.cwd()) / "jiaoying-demo.db"
+    db_file = ((workdir or Path.cwd()) / DB_NAME).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
     # A throw-away secret: the demo's links and sessions die with it.
@@ -71,12 +107,15 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
                         secret_key=secrets.token_urlsafe(32))
     clock = DemoClock(speed)
     site_dir = project_root() / "rosters" / "qingxi"
+    password = secrets.token_urlsafe(12)
 
-    console.print(f"[bold]叫应 Jiaoying demo[/] — database {db_file}; 演示时钟 demo clock ×{speed:g}")
+    console.print(f"[bold]叫应 Jiaoying demo[/] — database {db_file}; 演示时钟 demo clock ×{speed:g}, "
+                  f"from {clock.lead.total_seconds() / 60:g} minutes ago up to now", highlight=False, soft_wrap=True)
     upgrade(settings.database_url)
     with transaction(settings.database_url) as session:
         report = load_site_files(session, site_dir, clock())
         _, token = create_key(session, "qingxi-qx", clock())
+        create_user(session, DEMO_USER, Role.OFFICER, password, clock())
     console.print(f"已加载样例县 sample site {site_dir.name}: {report.summary()}")
 
     outbox = SimOutbox()
@@ -91,9 +130,13 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
         return 1
     people.start()
     base = f"http://127.0.0.1:{port}"
+    login = f"看板 board: {base}/board — 登录 sign in: {DEMO_USER} / {password} (值班员 duty officer, this run only)"
+    console.print(login, markup=False, highlight=False, soft_wrap=True)  # one line, to copy
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-            posted = client.post("/api/v1/warnings", json=demo_warning(clock()))
+            clock.go()
+            issued = clock()
+            posted = client.post("/api/v1/warnings", json=demo_warning(issued))
             posted.raise_for_status()
             warning_id = posted.json()["id"]
             console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
@@ -102,12 +145,15 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
             plan.raise_for_status()
         console.print(preview_table(plan.json())[0])
         console.print(preview_table(plan.json())[1])
-        _watch(settings.database_url, warning_id, clock, console, speed)
+        _watch(settings.database_url, warning_id, clock, console, speed, issued)
+        clock.catch_up()  # the story is over: real time from here on, on the board too
         _summary(settings.database_url, warning_id, console)
         if keep_running:
-            console.print(f"\n服务运行中 serving on {base}  (API docs {base}/docs; "
-                          f"`JIAOYING_DATABASE_URL=sqlite:///{db_file} jiaoying status {warning_id}`)\n"
-                          f"API key: {token}\n按 Ctrl-C 退出 press Ctrl-C to stop")
+            console.print(f"\n服务运行中 serving on {base} — 演示时钟已回到真实时间 the demo clock is real time now "
+                          f"(the warning was issued at {issued.astimezone(BEIJING):%H:%M} Beijing time)\n{login}\n"
+                          f"API docs {base}/docs · API key: {token}\n"
+                          f"`JIAOYING_DATABASE_URL=sqlite:///{db_file} jiaoying status {warning_id}`\n"
+                          "按 Ctrl-C 退出 press Ctrl-C to stop", markup=False, highlight=False, soft_wrap=True)
             while thread.is_alive():
                 time.sleep(0.5)
     except KeyboardInterrupt:
@@ -119,18 +165,20 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
     return 0
 
 
-def _watch(url: str, warning_id: str, clock: DemoClock, console: Console, speed: float) -> None:
-    """The live call-out view until every call-out has settled (or 25 demo minutes pass)."""
-    deadline = clock() + timedelta(minutes=25)
+def _watch(url: str, warning_id: str, clock: DemoClock, console: Console, speed: float,
+           issued: datetime) -> None:
+    """The live call-out view until every call-out has settled, the demo clock has caught up with
+    real time, or ``STORY`` has passed since the warning was issued."""
+    deadline = issued + STORY
 
     def frame() -> Group:
-        elapsed = (clock() - clock.start).total_seconds()
+        elapsed = (clock() - issued).total_seconds()
         note = Text(f"演示时钟 demo clock ×{speed:g}: 预警发布后 {elapsed / 60:4.1f} 分钟 minutes after the warning",
                     style="bold cyan")
         return Group(note, status_view(url, warning_id, clock()))
 
     with Live(frame(), console=console, refresh_per_second=4, transient=False) as live:
-        while clock() < deadline:
+        while clock() < deadline and not clock.caught_up:
             time.sleep(0.25)
             live.update(frame())
             with transaction(url) as session:

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
-from . import actions, auth, exports, keys, sse, views
+from . import actions, auth, exports, keys, report, sse, views
 from .pages import Ctx, context, render
 from .views import Filters
 
@@ -21,6 +21,7 @@ router.include_router(actions.router)
 router.include_router(sse.router)
 router.include_router(exports.router)
 router.include_router(keys.router)
+router.include_router(report.router)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}

@@ -1,8 +1,8 @@
 """Duty-officer accounts: viewer < officer < admin. Passwords hashed with Argon2id and checked on
 a small thread pool of their own (``PASSWORD_CHECKS``); repeated failures are slowed down per
 address and per name by ``throttle.LoginThrottle``, never by locking the account. Board sign-ins
-are kept server-side, so one can be ended (sign out, ``jiaoying users sign-out``, disabling the
-account) before its cookie expires."""
+are kept server-side, so one can be ended (sign out, ``jiaoying users sign-out``, a new password,
+disabling the account) before its cookie expires."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..db.tables import BoardSessionRow, UserRow
@@ -24,6 +24,7 @@ _hasher = PasswordHasher()
 # A hash to verify against when the user does not exist, so timing does not reveal names.
 _DUMMY = _hasher.hash("not a password")
 MAX_NAME = 64  # users.name is VARCHAR(64)
+MIN_PASSWORD = 10
 
 
 class Role(StrEnum):
@@ -46,13 +47,18 @@ class User:
         return self.role.rank >= needed.rank
 
 
+def check_password(password: str) -> None:
+    """The rules every new password meets (``users create`` and ``users passwd``): ValueError if not."""
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
 def create_user(session: Session, name: str, role: Role, password: str, now: datetime) -> User:
     if not name.strip():
         raise ValueError("the user name must not be empty")
     if len(name) > MAX_NAME or not name.isprintable():
         raise ValueError(f"the user name must have at most {MAX_NAME} characters and no control characters")
-    if len(password) < 10:
-        raise ValueError("the password must have at least 10 characters")
+    check_password(password)
     if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
         raise ValueError(f"user {name!r} already exists")
     row = UserRow(name=name, role=role.value, password_hash=_hasher.hash(password), created_at=now)
@@ -139,15 +145,68 @@ def end_session(session: Session, nonce: str, now: datetime) -> None:
                                                   BoardSessionRow.ended_at.is_(None)).values(ended_at=now))
 
 
-def end_sessions_of(session: Session, name: str, now: datetime, disable: bool = False) -> int:
-    """End every open sign-in of ``name`` (a lost laptop, a shift handed over); with ``disable``
-    the account cannot sign in again until re-created. ValueError if there is no such user."""
+def _user_row(session: Session, name: str) -> UserRow:
     row = session.scalars(select(UserRow).where(UserRow.name == name)).first()
     if row is None:
         raise ValueError(f"no user {name!r}")
-    if disable:
-        row.active = False
+    return row
+
+
+def check_user(session: Session, name: str) -> None:
+    """ValueError if there is no user ``name`` (asked before a password is typed for it)."""
+    _user_row(session, name)
+
+
+def _end_open_sessions(session: Session, user_id: int, now: datetime) -> int:
     ended = session.execute(update(BoardSessionRow).where(
-        BoardSessionRow.user_id == row.id, BoardSessionRow.ended_at.is_(None),
+        BoardSessionRow.user_id == user_id, BoardSessionRow.ended_at.is_(None),
         BoardSessionRow.expires_at > now).values(ended_at=now))
     return int(ended.rowcount or 0)
+
+
+def end_sessions_of(session: Session, name: str, now: datetime, disable: bool = False) -> int:
+    """End every open sign-in of ``name`` (a lost laptop, a shift handed over); with ``disable``
+    the account cannot sign in again until enabled (``set_active``). ValueError if there is no
+    such user."""
+    row = _user_row(session, name)
+    if disable:
+        row.active = False
+    return _end_open_sessions(session, row.id, now)
+
+
+def set_active(session: Session, name: str, active: bool, now: datetime) -> int:
+    """Enable or disable the account ``name``; disabling also ends its open sign-ins (their number
+    is returned). ValueError if there is no such user."""
+    row = _user_row(session, name)
+    row.active = active
+    return 0 if active else _end_open_sessions(session, row.id, now)
+
+
+def set_password(session: Session, name: str, password: str, now: datetime) -> int:
+    """Give ``name`` a new password (the rules of ``check_password``) and end every sign-in made
+    with the old one; returns how many were ended. ValueError (nothing changed) for no such user
+    or a password that breaks the rules."""
+    check_password(password)
+    row = _user_row(session, name)
+    row.password_hash = _hasher.hash(password)
+    return _end_open_sessions(session, row.id, now)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One login as ``jiaoying users list`` shows it."""
+
+    name: str
+    role: Role
+    active: bool
+    created_at: datetime
+    last_sign_in: datetime | None
+
+
+def list_users(session: Session) -> list[Account]:
+    """Every login by name, with the start of its latest board sign-in (None: never signed in)."""
+    last = (select(BoardSessionRow.user_id, func.max(BoardSessionRow.created_at).label("at"))
+            .group_by(BoardSessionRow.user_id).subquery())
+    rows = session.execute(select(UserRow, last.c.at).outerjoin(last, last.c.user_id == UserRow.id)
+                           .order_by(UserRow.name))
+    return [Account(row.name, Role(row.role), bool(row.active), row.created_at, at) for row, at in rows]

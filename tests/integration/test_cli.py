@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -197,6 +198,73 @@ def test_demo_runs_a_red_warning_to_acknowledged_and_unreached_officials(tmp_pat
         purposes = {p for (p,) in conn.execute(text("SELECT DISTINCT purpose FROM attempts"))}
     assert vias.get("sms", 0) > 0 and vias.get("voice", 0) > 0
     assert {"alert", "reminder", "to_deputy", "to_superior", "unreached"} <= purposes
+    # the board's login it made, printed once per run on one line, works against that same file
+    login = re.search(r"看板 board: http://127\.0\.0\.1:\d+/board — 登录 sign in: demo / (\S+) ", r.stdout)
+    assert login, r.stdout
+    from argon2 import PasswordHasher
+
+    with create_engine(url).connect() as conn:
+        role, hashed = conn.execute(text("SELECT role, password_hash FROM users WHERE name = 'demo'")).one()
+    assert role == "officer" and PasswordHasher().verify(hashed, login.group(1))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["jiaoying-demo.db"]
+
+
+def test_demo_serves_the_board_from_its_own_database_on_real_time_after_the_story(tmp_path: Path) -> None:
+    """After the fast story the board reads jiaoying-demo.db, signs in with the printed login, and its
+    clock is real time: not ahead (times in the future), not stopped, not still running fast."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.board.conftest import csrf_of
+
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    env.pop("JIAOYING_DATABASE_URL", None)
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen([sys.executable, "-m", "dispatcher", "demo", "--speed", "120", "--port", str(port)],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "press Ctrl-C to stop" not in log.read_text():
+            assert demo.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        printed = log.read_text()
+        password = re.findall(r"登录 sign in: demo / (\S+) ", printed)
+        assert len(set(password)) == 1, printed
+        wid = re.search(r"id=(W\S+)", printed).group(1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, follow_redirects=True) as board:
+            form = csrf_of(board.get("/board/login").text)
+            signed_in = board.post("/board/login", data={"name": "demo", "password": password[0], "csrf": form})
+            assert signed_in.status_code == 200 and wid in signed_in.text, signed_in.text[:500]
+            seen = []
+            for _ in range(2):
+                page = board.get(f"/board/warnings/{wid}")
+                assert page.status_code == 200
+                held = int(re.search(r'data-held="[0-9a-f]+\.(\d+)"', page.text).group(1))
+                seen.append((datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=held), datetime.now(UTC)))
+                issued = datetime.fromisoformat(re.search(r'data-since="([^"]+)"', page.text).group(1))
+                assert issued <= seen[-1][1]  # the warning was not issued in the future
+                time.sleep(2)
+        for app_now, real_now in seen:
+            assert abs((app_now - real_now).total_seconds()) < 2, seen  # the board's clock is real time
+        app_step = (seen[1][0] - seen[0][0]).total_seconds()
+        real_step = (seen[1][1] - seen[0][1]).total_seconds()
+        assert abs(app_step - real_step) < 1, seen  # ticking at the real rate: not frozen, not ×120
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(f"sqlite:///{tmp_path / 'jiaoying-demo.db'}")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM warnings WHERE id = :w"), {"w": wid}).scalar() == 1
+        engine.dispose()
+        assert not (tmp_path / "jiaoying.db").exists()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait(timeout=10)
 
 
 def test_users_create_reads_the_password_from_stdin_and_refuses_a_short_one(db: str) -> None:
@@ -263,3 +331,27 @@ def test_keys_create_refuses_an_agency_no_key_can_carry(db: str) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr and "128" in r.stderr
     listed = jiaoying("keys", "list", url=db)
     assert "aaaa" not in listed.stdout
+
+
+def test_the_demo_clock_runs_fast_through_the_recent_past_and_then_is_real_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dispatcher.demo import DemoClock
+
+    clock = DemoClock(speed=600, lead=timedelta(seconds=60))
+    assert abs((datetime.now(UTC) - clock()).total_seconds() - 60) < 1  # before the story: a minute ago
+    clock.go()
+    seen = [clock()]
+    while not clock.caught_up:
+        time.sleep(0.01)
+        seen.append(clock())
+    assert seen == sorted(seen)  # never goes back
+    assert seen[-1] - seen[0] >= timedelta(seconds=55)  # a minute of story in about a tenth of a second
+    later = [clock() for _ in range(3)]
+    assert all(abs((datetime.now(UTC) - t).total_seconds()) < 0.5 for t in later)
+    # the story settled early: catch_up() jumps forward to real time, never back
+    early = DemoClock(speed=20, lead=timedelta(minutes=25))
+    early.go()
+    before = early()
+    early.catch_up()
+    assert before < early() and abs((datetime.now(UTC) - early()).total_seconds()) < 0.5
