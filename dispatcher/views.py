@@ -17,6 +17,9 @@ from .domain.hazards import Hazard, Level
 LEVEL_STYLE = {"red": "bold white on red", "orange": "bold black on dark_orange", "yellow": "black on yellow",
                "blue": "white on blue"}
 TO_ZH = {"self": "本人", "deputy": "副职", "superior": "上级", "duty": "值班"}
+# the status view's recipients and acknowledgers, as the board names them (services/callout_views.Relation)
+WHO_ZH = {"self": "本人", "deputy": "AB岗", "superior": "上级", "duty_leader": "值班领导", "duty_chief": "值班长",
+          "duty_staff": "值班员", "town_duty": "乡镇值班室", "officer": "值班员 ", "other": ""}
 
 
 def _steps(steps: list[dict[str, Any]]) -> str:
@@ -101,6 +104,11 @@ STATE_STYLE = {"pending": ("…", "dim"), "notified": ("☎", "yellow"), "acknow
 ATTEMPT_MARK = {"queued": "·", "sending": "→", "sent": "✓", "delivered": "✓✓", "failed": "✗", "cancelled": "−"}
 
 
+def _whom(attempt: dict[str, Any]) -> str:
+    """AB岗李书记, 上级赵局长, 值班长钱明: the recipient by name, with who they are to the official."""
+    return f"{WHO_ZH.get(attempt.get('relation') or '', '')}{attempt.get('to_name') or attempt['to']}"
+
+
 def status_view(url: str, warning: str | None, now: datetime) -> RenderableType:
     """The live call-out view of ``jiaoying status``: one row per official."""
     from rich.console import Group
@@ -138,18 +146,20 @@ def status_view(url: str, warning: str | None, now: datetime) -> RenderableType:
     )
     table = Table("姓名 official", "岗位 role", "区域 area", "状态 state", "尝试 attempts", "确认用时 to ack",
                   "下一步 next", expand=False)
-    order = {"unreached": 0, "notified": 1, "pending": 2, "acknowledged": 3, "cancelled": 4, "expired": 5}
-    for c in sorted(callouts, key=lambda c: (order.get(c["state"], 9), c["official"]["area"])):
+    # the board's order (unreached first, then overdue, open, acknowledged); names, never roster ids
+    for c in callout_views.order(callouts, now):
         mark, style = STATE_STYLE.get(c["state"], ("?", ""))
         attempts = " ".join(f"{Channel(a['channel']).zh[:2]}{ATTEMPT_MARK.get(a['status'], '?')}"
-                            + ("" if a["to"] == c["official"]["id"] else f"→{a['to']}") for a in c["attempts"])
-        to_ack = f"{c['seconds_to_ack']:.0f}s" if c["seconds_to_ack"] is not None else ""
+                            + ("" if a["to"] == c["official"]["id"] else f"→{_whom(a)}") for a in c["attempts"])
+        to_ack = f"{c['seconds_to_ack']:.0f}秒" if c["seconds_to_ack"] is not None else ""
         if c["ack_via"]:
-            to_ack += f" ({AckVia(c['ack_via']).zh})"
+            by = c.get("acknowledged_relation")
+            who = "" if by in (None, "self") else f"，{WHO_ZH.get(by, '')}{c.get('acknowledged_by_name') or ''}"
+            to_ack += f"（{AckVia(c['ack_via']).zh}{who}）"
         nxt = ""
         if c["next_due"] and c["state"] in ("pending", "notified"):
             left = (datetime.fromisoformat(c["next_due"]) - now).total_seconds()
-            nxt = f"步骤{c['next_step']} {max(0, left):.0f}s"
+            nxt = f"步骤{c['next_step']} {max(0, left):.0f}秒"
         table.add_row(c["official"]["name"], "、".join(c["official"].get("roles", []))[:16],
                       c["official"].get("area_name", "").split("/")[-1], Text(f"{mark} {CalloutState(c['state']).zh}",
                                                                               style=style),

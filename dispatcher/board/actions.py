@@ -1,5 +1,6 @@
-"""The duty officer's actions: acknowledge on behalf (note required), re-call now, cancel the
-warning (admin, confirmed). Every POST is checked for its CSRF token first, then for the role,
+"""The duty officer's actions: acknowledge on behalf (note required), re-call now, send someone to
+an unreached official and record what they found (安排上门/现场核实), cancel the warning (admin,
+confirmed). Every POST is checked for its CSRF token first, then for the role,
 then for its input — an id no call-out or warning can have (past the 32-bit ids, NUL) is refused
 404 and a note holding NUL 422, each with the board's page, before the database is asked; each
 calls one service and goes back to the board (303)."""
@@ -20,7 +21,7 @@ from ..db.session import transaction
 from ..db.tables import MAX_ID
 from ..domain.callouts import AckVia
 from ..intake.schema import text_problem
-from ..services import ack
+from ..services import ack, follow_up
 from ..services import warnings as queries
 from ..services.callouts import cancel_event
 from ..services.errors import NotFound
@@ -137,6 +138,42 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
     return _back(back, "recall")
 
 
+@router.post("/board/callouts/{callout_id}/follow-up")
+def follow_up_assign(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
+                     who: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
+    """安排上门/现场核实: who goes to find an unreached official (required), and a note."""
+    act = acting(request, settings, clock(), csrf, Role.OFFICER)
+    ctx = act.ctx
+    if refused := no_callout(ctx, request, callout_id):
+        return refused
+    try:
+        with transaction(settings.database_url) as session:
+            follow_up.assign(session, ctx.now, callout_id, who=who, note=note, by=act.by)
+    except NotFound as exc:
+        return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
+    except follow_up.FollowUpRefused as exc:
+        return refuse(ctx, request, exc.text(ctx.lang), exc.status)
+    return _back(back, "follow_up")
+
+
+@router.post("/board/callouts/{callout_id}/follow-up/result")
+def follow_up_result(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
+                     outcome: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
+    """What the follow-up found (reached, relayed, not_found), and a note."""
+    act = acting(request, settings, clock(), csrf, Role.OFFICER)
+    ctx = act.ctx
+    if refused := no_callout(ctx, request, callout_id):
+        return refused
+    try:
+        with transaction(settings.database_url) as session:
+            follow_up.record_result(session, ctx.now, callout_id, outcome=outcome, note=note, by=act.by)
+    except NotFound as exc:
+        return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
+    except follow_up.FollowUpRefused as exc:
+        return refuse(ctx, request, exc.text(ctx.lang), exc.status)
+    return _back(back, "follow_up_result")
+
+
 @router.post("/board/warnings/{warning_id}/cancel")
 def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
            confirm: FormField = "", back: FormField = "/board") -> Response:
@@ -157,5 +194,6 @@ def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: Cloc
 
 
 def done_text(ctx: Ctx, done: str) -> str:
-    words: dict[str, Any] = {"ack": "已代为确认", "recall": "已重呼", "cancelled": "预警已取消"}
+    words: dict[str, Any] = {"ack": "已代为确认", "recall": "已重呼", "cancelled": "预警已取消",
+                             "follow_up": "已安排上门核实", "follow_up_result": "已记录核实结果"}
     return ctx.t(words[done]) if done in words else ""

@@ -82,7 +82,69 @@ _EN: dict[str, str] = {
      "且第 {n} 条事件的校验码与上面一致，即本页打印后记录未被改动。"):
         "To check: run jiaoying record {id} --verify; it must pass, and event {n}'s code must be the one above: "
         "then the record was not altered after this page was printed.",
+    # the record in words and the printed 一事一档 as a document (services/record_words.py words its sentences)
+    "名单（{n}）": "List ({n})", "下载 PDF": "PDF", "预警叫应一事一档": "Warning call-out file",
+    "时区": "time zone", "一、预警信息": "1. The warning", "叫应方案": "Call-out plans", "值班": "On duty",
+    "二、叫应结果与时限": "2. Results against the time bars", "时限": "Time bars", "达标": "Met",
+    "应叫应人数": "Called", "达标率": "Share", "三、逐人叫应情况": "3. Official by official",
+    "叫": "Called", "应": "Answered",
+    ("叫：每条发出的消息（时间、渠道、对象、结果）；应：确认的时间、方式和确认人；"
+     "时限：3 分钟内叫到、5 分钟内确认、30 分钟内确认。"):
+        "Called: every message sent (time, channel, to whom, outcome); answered: when, how and by whom it was "
+        "acknowledged; time bars: reached within 3 min, acknowledged within 5 min, within 30 min.",
+    "四、未叫醒名单及跟进": "4. Unreached and the follow-up", "列入未叫醒": "Listed unreached",
+    "已通报": "List sent to",
+    "跟进": "Follow-up", "无未叫醒人员。": "Nobody was left unreached.",
+    "五、农村应急广播回执": "5. Rural broadcast receipts", "下单": "Ordered", "村": "Village", "回执": "Receipt",
+    "本预警未下单应急广播。": "No broadcast was ordered for this warning.", "六、事件记录": "6. The record",
+    "名单见第三部分": "the names are in part 3", "值班员（签名）": "Duty officer (signature)",
+    "值班领导（签名）": "Duty leader (signature)", "日期": "Date",
+    # the period assessment (考核): /board/report, jiaoying report and its .xlsx/CSV (services/assessment.py)
+    "叫应考核": "Call-out assessment", "预警数": "Warnings", "叫应次数": "Call-outs",
+    "{m}分钟内确认": "Ack ≤{m} min", "{m}分钟确认率": "Ack rate ≤{m} min", "他人代确认": "Ack by others",
+    "确认用时中位数": "Median time to ack", "确认用时中位数（分钟）": "Median time to ack (min)",
+    "已不在名册": "no longer on the roster", "姓名": "Name", "备注": "Note", "按月份": "By month", "月份": "Month",
+    "未叫醒最多的人员": "Most often unreached", "未叫醒最多": "Most unreached", "按人员": "By person",
+    "{start} 至 {end}": "{start} to {end}", "类别": "Kind", "分组": "Table", "名称": "Name",
+    "真实预警": "Real warnings", "汇总": "Summary", "县": "County", "统计区间": "Period", "说明": "Notes",
+    "县级": "County level", "未设岗位": "No role", "已写入 {file}": "Wrote {file}",
+    "本期无叫应记录": "No call-outs in this period", "本期无演练": "No drills in this period",
+    "起始日期": "From", "结束日期": "To", "查询": "Show", "导出 Excel": "Excel (.xlsx)",
+    "真实预警与演练分开统计；已取消的叫应不计；确认用时自叫应开始计。":
+        "Real warnings and drills are counted apart; cancelled call-outs are left out; the time to acknowledge "
+        "runs from the start of the call-out.",
+    ("只统计所选期间内开始的叫应；真实预警与演练分开统计。已取消的叫应不计；确认用时自叫应开始计，含他人代为确认；"
+     "未叫醒指升级完毕仍无人确认。乡镇、岗位按人员当前所在名册（已不在名册的人员按最后登记）。"):
+        "Only call-outs started in the period count; real warnings and drills are counted apart. Cancelled "
+        "call-outs are left out; the time to acknowledge runs from the start of the call-out and includes "
+        "acknowledgements by others on the official's behalf; unreached means the escalation ran out with nobody "
+        "answering. Towns and roles are the officials' as on the roster now (as last recorded for those no "
+        "longer on it).",
 }
+
+
+# -- the duty officer's next move (issue #12): 未叫醒 first with who was told and whom to phone, the
+#    door-to-door follow-up, who was called and who answered; Chinese that reads as Chinese -----------
+_EN.update({
+    "发布于": "issued", "生效中": "active", "已更新": "updated", "已通知": "Notified", "（": " (", "）": ")",
+    "本人": "the official", "AB岗": "deputy", "上级": "superior", "值班领导": "duty leader", "值班长": "duty chief",
+    "乡镇值班室": "town duty room", "其他人员": "someone else", "值班人员": "duty officers",
+    "手机": "mobile", "备用手机": "backup mobile", "办公电话": "office phone", "卫星电话": "satellite phone",
+    "值班电话": "duty phone",
+    "尚未通知他人": "nobody else told yet", "现在请拨打": "Phone now", "上门/现场核实": "Door-to-door check",
+    "安排上门/现场核实": "Send someone to check", "谁去（姓名、职务）": "Who goes (name, post)",
+    "说明（选填）": "Note (optional)", "安排": "Send", "记录核实结果": "Record what they found", "记录": "Record",
+    "核实结果": "What they found", "已安排": "Sent:", "尚未安排": "nobody sent yet",
+    "已安排上门核实": "Someone is on the way", "已记录核实结果": "What they found is on the record",
+    "已当面告知本人": "reached and told in person", "本人不在，已告知家属或村组干部":
+        "not at home; family or village cadres told", "未找到本人，继续寻找": "not found yet; still looking",
+    "开启未叫醒提醒": "Alert me when someone is unreached",
+    "未叫醒提醒已开启（点击关闭）": "Unreached alerts on (click to turn off)",
+    "请安排上门/现场核实": "send someone to check door to door",
+    "{m}分钟内": "within {m} min", "播发回执": "Playback receipt", "已下发": "handed over", "下发失败": "failed",
+    "正在播发": "playing", "播发完成": "completed", "未回执": "no receipt yet",
+    "安排上门核实": "Someone sent to check", "上门核实结果": "What the check found",
+})
 
 
 def lang_of(request: Request) -> str:

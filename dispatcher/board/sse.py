@@ -1,6 +1,6 @@
 """Live updates over Server-Sent Events.
 
-The stream polls the database (every half second) for a cheap fingerprint of what the page shows
+The stream polls the database (every quarter second) for a cheap fingerprint of what the page shows
 — the newest record event, the newest attempt change, the number of call-outs — so changes made
 by workers in other processes show within a second. On a change it re-renders the rows and sends
 only those whose HTML changed, plus the order and the summary.
@@ -50,7 +50,7 @@ from .pages import Ctx, context, environment
 from .views import Filters
 
 router = APIRouter()
-POLL = 0.5  # seconds
+POLL = 0.25  # seconds: a change shows within a quarter second plus the time to render it
 STREAM_LIFETIME = 300.0  # seconds; the browser reconnects
 KEEPALIVE = 15.0
 SESSION_CHECK = 5.0  # seconds between reading the stream's sign-in back
@@ -68,12 +68,17 @@ def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) ->
         version = _version(session, record)
         warning = queries.summary(row) | views.level_view(row.level)
         counts = callout_views.counts(session, record)
-        rows = views.board_rows(session, record, ctx.now, show_phones=ctx.may(Role.OFFICER))
+        rows = views.board_rows(session, record, ctx.now, show_phones=ctx.may(Role.OFFICER), lang=ctx.lang)
         broadcasts = views.broadcasts(session, record)
         matched = queries.last_match(session, record)
-    warning["fallback"] = matched.data.get("fallback") if matched else None
+    # the fallback's reason is written "中文 (English)": the board says it in its own language
+    warning["fallback"] = views.bilingual(matched.data.get("fallback"), ctx.lang) if matched else None
+    warning["ago"] = views.ago((ctx.now - row.sent).total_seconds(), ctx.lang)
+    warning["sent_text"] = views.stamp(row.sent)
+    warning["status_zh"] = views.STATUS_ZH.get(row.status, row.status)
     return {"warning": warning, "counts": counts, "all_rows": rows, "rows": [r for r in rows if filters.keep(r)],
-            "choices": views.choices(rows), "record": record, "broadcasts": broadcasts, "version": version}
+            "choices": views.choices(rows), "record": record, "broadcasts": broadcasts, "version": version,
+            "outcomes": views.OUTCOMES}
 
 
 def data_version(settings: Settings, record: str | None) -> str:
@@ -151,7 +156,8 @@ class Sent:
 def _board_update(ctx: Ctx, data: dict[str, Any], sent: Sent) -> dict[str, Any]:
     env = environment()
     row_template, summary = env.get_template("_row.html"), env.get_template("_summary.html")
-    common = {"ctx": ctx, "t": ctx.t, "csrf": ctx.csrf, "lang": ctx.lang}
+    common = {"ctx": ctx, "t": ctx.t, "csrf": ctx.csrf, "lang": ctx.lang, "outcomes": data["outcomes"],
+              "officer": ctx.may(Role.OFFICER)}
     changed: dict[str, str] = {}
     html: dict[int, str] = {}
     keys: dict[int, str] = {}

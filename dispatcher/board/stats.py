@@ -32,8 +32,27 @@ def table(rows_in: list[dict[str, Any]], key: Callable[[dict[str, Any]], Iterabl
     return out
 
 
-def chart_svg(callouts: list[dict[str, Any]], width: int = 720, height: int = 260, horizon: int = 30) -> str:
-    """Cumulative share of call-outs acknowledged, minute 0 to ``horizon``, with the 5/15/30 marks."""
+class Chart(str):
+    """The chart's SVG (in Chinese, as a str), able to draw itself again in the board's language:
+    ``chart.in_lang("en")`` (templates/board/_stats.html)."""
+
+    rows: list[dict[str, Any]]
+    size: tuple[int, int, int]
+
+    def in_lang(self, lang: str) -> str:
+        return str(self) if lang != "en" else _svg(self.rows, *self.size, lang="en")
+
+
+def chart_svg(callouts: list[dict[str, Any]], width: int = 720, height: int = 260, horizon: int = 30,
+              lang: str = "zh") -> Chart:
+    """Cumulative share of call-outs acknowledged, minute 0 to ``horizon``, with the 5/15/30 marks;
+    the axis and the label in the board's language (分钟, 已确认)."""
+    chart = Chart(_svg(callouts, width, height, horizon, lang))
+    chart.rows, chart.size = callouts, (width, height, horizon)
+    return chart
+
+
+def _svg(callouts: list[dict[str, Any]], width: int, height: int, horizon: int, lang: str) -> str:
     live = [c for c in callouts if c["state"] != "cancelled"]
     total = len(live) or 1
     times = sorted(c["seconds"] / 60 for c in live if c["seconds"] is not None)
@@ -58,10 +77,11 @@ def chart_svg(callouts: list[dict[str, Any]], width: int = 720, height: int = 26
         f'<line x1="{left}" x2="{left + w}" y1="{y(s):.1f}" y2="{y(s):.1f}" class="grid"/>'
         f'<text x="{left - 8}" y="{y(s) + 5:.1f}" text-anchor="end">{int(s * 100)}%</text>'
         for s in (0, 0.25, 0.5, 0.75, 1))
+    unit = " min" if lang == "en" else "分钟"
     marks = "".join(
         f'<line x1="{x(m):.1f}" x2="{x(m):.1f}" y1="{top}" y2="{top + h}" class="mark"/>'
-        f'<text x="{x(m):.1f}" y="{top + h + 24}" text-anchor="middle">{m} min</text>' for m in (0, *WINDOWS))
-    label = escape(f"{len(times)}/{len(live)} acknowledged")
+        f'<text x="{x(m):.1f}" y="{top + h + 24}" text-anchor="middle">{m}{unit}</text>' for m in (0, *WINDOWS))
+    label = escape(f"{len(times)}/{len(live)} acknowledged" if lang == "en" else f"已确认 {len(times)}/{len(live)}")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="{label}" class="chart">{grid}{marks}'
             f'<polyline points="{path}" class="curve" fill="none"/></svg>')

@@ -68,6 +68,12 @@ class EventKind(StrEnum):
     BROADCAST_SENT = "broadcast_sent"  # … and the platform took the order
     BROADCAST_FAILED = "broadcast_failed"  # … or refused it for good
     BROADCAST_RECEIPT = "broadcast_receipt"  # a terminal's playback receipt
+    # The door-to-door follow-up of an unreached official (安排上门/现场核实), by a duty officer on the
+    # board (services/follow_up.py). data: {callout, person (the official), who (who goes), note}.
+    FOLLOW_UP_ASSIGNED = "follow_up_assigned"
+    # … and what they found. data: {callout, person, outcome (reached | relayed | not_found), note, assigned
+    # (the seq of the assignment it answers)}.
+    FOLLOW_UP_RESULT = "follow_up_result"
 
 
 @dataclass(frozen=True)

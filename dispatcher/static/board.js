@@ -1,13 +1,23 @@
-// The board's only script: live rows over SSE, countdowns, and confirmation of dangerous forms.
+// The board's only script: live rows over SSE, countdowns and times since, confirmation of dangerous
+// forms, and the opt-in alert (a browser notification and a short beep) when someone becomes unreached.
 (function () {
   "use strict";
   var zh = document.documentElement.lang.indexOf("zh") === 0;
-  var held = {};  // rows not replaced while an officer has their action form open
+  var held = {};  // call-outs not replaced while an officer has one of their forms open
+  var NOTIFY_KEY = "jiaoying.notify-unreached";
 
   function mmss(seconds) {
     var s = Math.max(0, Math.floor(seconds)), h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
     var rest = String(s % 60).padStart(2, "0");
     return h ? h + ":" + String(m).padStart(2, "0") + ":" + rest : m + ":" + rest;
+  }
+
+  function ago(seconds) {  // 刚刚, 6分钟前, 2小时前, 3天前 — as board/views.py ago() says it
+    var s = Math.max(0, Math.floor(seconds));
+    if (s < 60) { return zh ? "刚刚" : "just now"; }
+    if (s < 3600) { return zh ? Math.floor(s / 60) + "分钟前" : Math.floor(s / 60) + " min ago"; }
+    if (s < 86400) { return zh ? Math.floor(s / 3600) + "小时前" : Math.floor(s / 3600) + " h ago"; }
+    return zh ? Math.floor(s / 86400) + "天前" : Math.floor(s / 86400) + " days ago";
   }
 
   function tick() {
@@ -19,48 +29,136 @@
       el.classList.toggle("soon", left < 60);
     });
     document.querySelectorAll("[data-since]").forEach(function (el) {
-      var ago = (now - Date.parse(el.dataset.since)) / 1000;
-      el.textContent = zh ? "发布于 " + mmss(ago) + " 前" : "issued " + mmss(ago) + " ago";
+      var text = ago((now - Date.parse(el.dataset.since)) / 1000);
+      el.textContent = zh ? "发布于 " + text : "issued " + text;
+    });
+    document.querySelectorAll("time.ago[datetime]").forEach(function (el) {  // 21:32（6分钟前）
+      el.dataset.clock = el.dataset.clock || el.textContent;
+      var text = ago((now - Date.parse(el.getAttribute("datetime"))) / 1000);
+      el.textContent = el.dataset.clock + (zh ? "（" + text + "）" : " (" + text + ")");
     });
   }
 
-  function rowFrom(html) {
-    var t = document.createElement("tbody");
+  function callout(html) {  // a call-out's <tbody> from the stream's HTML
+    var t = document.createElement("table");
     t.innerHTML = html.trim();
-    return t.firstElementChild;
+    return t.querySelector("tbody");
   }
 
-  function signature(row) {  // what a person sees, without the ticking countdown
-    return row.className + Array.prototype.map.call(row.cells, function (cell) {
-      return cell.querySelector("[data-due]") ? "" : cell.textContent;
-    }).join("|");
+  function signature(part) {  // what a person sees, without the ticking countdowns and times since
+    var text = "";
+    part.querySelectorAll("td").forEach(function (cell) {
+      text += (cell.querySelector("[data-due]") ? "" : cell.textContent) + "|";
+    });
+    return part.className + text;
   }
 
-  function applyBoard(tbody, data) {
+  // -- the opt-in alert when someone becomes unreached ------------------------------------------------
+
+  var audio = null;
+
+  function alertsOn() {
+    try { return window.localStorage.getItem(NOTIFY_KEY) === "on"; } catch (e) { return false; }
+  }
+
+  function unlockAudio() {  // an AudioContext may only start from a user's click: made (or resumed) there
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) { return; }
+    if (!audio) { audio = new Context(); }
+    if (audio.state === "suspended") { audio.resume(); }
+  }
+
+  function beep() {  // two short tones, about half a second; plays in a background tab once unlocked
+    if (!audio) { return; }
+    [0, 0.28].forEach(function (start) {
+      var osc = audio.createOscillator(), gain = audio.createGain(), at = audio.currentTime + start;
+      osc.type = "square";
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.0001, at);
+      gain.gain.exponentialRampToValueAtTime(0.2, at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.22);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(at);
+      osc.stop(at + 0.24);
+    });
+  }
+
+  function announce(rows) {  // rows: the <tbody> elements of people who just became unreached
+    if (!rows.length) { return; }
+    var names = rows.map(function (row) { return row.dataset.name + (row.dataset.area ? "（" + row.dataset.area + "）" : ""); });
+    document.dispatchEvent(new CustomEvent("jiaoying:unreached", {detail: {names: names}}));
+    if (!alertsOn()) { return; }
+    var button = document.getElementById("notify");
+    var title = (button ? button.dataset.title : "") + (zh ? "：" : ": ") + names.join(zh ? "、" : ", ");
+    if (window.Notification && Notification.permission === "granted") {
+      try {
+        var note = new Notification(title, {body: button ? button.dataset.body : "", tag: "jiaoying-unreached-" +
+          rows.map(function (row) { return row.dataset.id; }).join("-"), requireInteraction: true});
+        note.onclick = function () { window.focus(); note.close(); };
+      } catch (e) { /* a browser without page notifications: the beep still sounds */ }
+    }
+    beep();
+  }
+
+  function showAlertButton() {
+    var button = document.getElementById("notify");
+    if (!button) { return; }
+    var on = alertsOn() && window.Notification && Notification.permission === "granted";
+    button.hidden = false;
+    button.classList.toggle("on", !!on);
+    button.querySelector("span").textContent = on ? button.dataset.on : button.dataset.off;
+  }
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("#notify");
+    if (alertsOn()) { unlockAudio(); }  // any click after a reload lets the beep sound again
+    if (!button) { return; }
+    if (alertsOn()) {
+      window.localStorage.removeItem(NOTIFY_KEY);
+      showAlertButton();
+      return;
+    }
+    unlockAudio();
+    var ask = window.Notification ? Notification.requestPermission() : Promise.resolve("denied");
+    Promise.resolve(ask).then(function (answer) {
+      if (answer === "granted") { window.localStorage.setItem(NOTIFY_KEY, "on"); }
+      showAlertButton();
+    });
+  });
+
+  // -- live rows --------------------------------------------------------------------------------------
+
+  function applyBoard(table, data) {
+    var newlyUnreached = [];
     Object.keys(data.rows).forEach(function (id) {
       var old = document.getElementById("c-" + id);
+      var fresh = callout(data.rows[id]);
+      if (!fresh) { return; }
+      if (fresh.classList.contains("st-unreached") && !(old && old.classList.contains("st-unreached"))) {
+        newlyUnreached.push(fresh);
+      }
       if (old && old.querySelector("details[open]")) { held[id] = data.rows[id]; return; }
-      var fresh = rowFrom(data.rows[id]);
       var same = old && signature(old) === signature(fresh);
-      if (old) { old.replaceWith(fresh); } else { tbody.appendChild(fresh); }
+      if (old) { old.replaceWith(fresh); } else { table.appendChild(fresh); }
       if (same) { return; }
       fresh.classList.add("changed");
       setTimeout(function () { fresh.classList.remove("changed"); }, 2500);
     });
-    if (data.order) {  // sent only when rows came, went or moved
+    if (data.order) {  // sent only when call-outs came, went or moved
       var keep = {};
       data.order.forEach(function (id) {
         keep[id] = true;
         var row = document.getElementById("c-" + id);
-        if (row) { tbody.appendChild(row); }
+        if (row) { table.appendChild(row); }
       });
-      Array.prototype.slice.call(tbody.children).forEach(function (row) {
+      table.querySelectorAll("tbody[data-id]").forEach(function (row) {
         if (!keep[row.dataset.id]) { row.remove(); }
       });
     }
     var summary = document.getElementById("summary");
     if (summary && data.summary) { summary.innerHTML = data.summary; }
     tick();
+    announce(newlyUnreached);
   }
 
   function connect(el) {
@@ -85,11 +183,12 @@
   }
 
   document.addEventListener("toggle", function (e) {
-    var row = e.target.closest && e.target.closest("tr[data-id]");
-    if (row && !e.target.open && held[row.dataset.id]) {
-      var fresh = rowFrom(held[row.dataset.id]);
+    var row = e.target.closest && e.target.closest("tbody[data-id]");
+    if (row && !e.target.open && !row.querySelector("details[open]") && held[row.dataset.id]) {
+      var fresh = callout(held[row.dataset.id]);
       delete held[row.dataset.id];
       row.replaceWith(fresh);
+      tick();
     }
   }, true);
 
@@ -110,6 +209,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-live]").forEach(connect);
+    showAlertButton();
     tick();
     setInterval(tick, 1000);
   });

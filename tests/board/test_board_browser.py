@@ -314,3 +314,145 @@ def test_the_board_fits_a_laptop_screen_without_sideways_scrolling(live: Live, b
     assert overflow <= 0, f"the board is {overflow}px wider than a laptop screen"
     expect(page.locator(".level").first).to_contain_text("红色")
     page.screenshot(path=str(artifacts / "board-warning-1366x768.png"))
+
+
+LI = "+8613800000004"  # 李书记, 孙镇长's AB岗
+# Recorded in the page before its own script runs: every Notification shown and every tone played,
+# the real ones still made (a headless Chromium shows no notification and plays into no speaker).
+RECORD_ALERTS = """
+window.__notified = []; window.__tones = 0;
+(function () {
+  var Real = window.Notification;
+  if (Real) {
+    var Wrapped = function (title, options) { window.__notified.push(title); return new Real(title, options); };
+    Object.defineProperty(Wrapped, "permission", {get: function () { return Real.permission; }});
+    Wrapped.requestPermission = function () { return Real.requestPermission.apply(Real, arguments); };
+    window.Notification = Wrapped;
+  }
+  var Context = window.AudioContext;
+  if (Context) {
+    var make = Context.prototype.createOscillator;
+    Context.prototype.createOscillator = function () { window.__tones += 1; return make.call(this); };
+  }
+})();
+"""
+
+
+def _callout_state(live: Live, person: str) -> tuple[str, int | None]:
+    got = httpx.get(f"{live.base}/api/v1/warnings/{live.warning}/callouts", auth=("chen", PASSWORD)).json()
+    mine = next(c for c in got["callouts"] if c["id"] == live.callouts[person])
+    return mine["state"], mine["next_step"]
+
+
+def _next_step_now(live: Live, person: str) -> None:
+    """Run ``person``'s call-out's next step now (the API's re-call) and wait until it ran."""
+    before = _callout_state(live, person)
+    answer = httpx.post(f"{live.base}/api/v1/callouts/{live.callouts[person]}/recall", auth=("chen", PASSWORD))
+    assert answer.status_code == 200, answer.text
+    _wait(lambda: _callout_state(live, person) != before, f"{person}'s next step did not run")
+
+
+def _ladder_to_the_end(live: Live, person: str) -> None:
+    """Every next step of ``person``'s call-out now, one after another, until its last step passed
+    unanswered: the 未叫醒 list goes out."""
+    while _callout_state(live, person)[0] != "unreached":
+        _next_step_now(live, person)
+
+
+def test_someone_unreached_alerts_the_officer_in_a_background_tab_and_gets_a_visit(
+        live: Live, browser: Any, artifacts: Path) -> None:
+    """The night: the officer turns the alert on with a click, leaves the board in a background tab;
+    郑防汛员's ladder runs out; the alert comes (a notification and a beep), his row goes to the top
+    with who was told and whom to phone, and the officer sends someone to his door and records what
+    they found. 孙镇长's "收到" comes from his AB岗 and says so."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=WALL, locale="zh-CN")
+    context.grant_permissions(["notifications"], origin=live.base)
+    context.add_init_script(RECORD_ALERTS)
+    officer = context.new_page()
+    officer.goto(f"{live.base}/board/login")
+    officer.fill("input[name=name]", "liu")
+    officer.fill("input[name=password]", PASSWORD)
+    officer.click("button[type=submit]")
+    officer.wait_for_url(f"{live.base}/board")
+    officer.goto(f"{live.base}/board/warnings/{live.warning}")
+    expect(officer.locator("#live")).to_be_visible()
+
+    # the opt-in: a click asks for the permission (granted) and keeps the choice in localStorage
+    alert = officer.locator("#notify")
+    expect(alert).to_contain_text("开启未叫醒提醒")
+    alert.click()
+    expect(alert).to_contain_text("未叫醒提醒已开启")
+    assert officer.evaluate("localStorage.getItem('jiaoying.notify-unreached')") == "on"
+    officer.reload()  # the choice outlives a reload
+    expect(officer.locator("#notify")).to_contain_text("未叫醒提醒已开启")
+    officer.locator("h1").click()  # any click lets the beep sound again after a reload
+    officer.evaluate("window.notReloaded = true")
+
+    # 周村长 answers himself; 孙镇长's AB岗 李书记 answers for him once texted
+    live.sms_reply(ZHOU, "收到")
+    zhou = officer.locator(f"#c-{live.callouts['zhou']}")
+    expect(zhou).to_contain_text("已确认", timeout=3000)
+    sun = officer.locator(f"#c-{live.callouts['sun']}")
+    _next_step_now(live, "sun")  # step 1: a call
+    _next_step_now(live, "sun")  # step 2: the AB岗's text
+    expect(sun).to_contain_text("AB岗 李书记", timeout=5000)
+    live.sms_reply(LI, "收到")
+    expect(sun).to_contain_text("由AB岗李书记确认", timeout=3000)
+
+    # the board goes to the background: another tab in front
+    other = context.new_page()
+    other.goto(f"{live.base}/board")
+    other.bring_to_front()
+    _ladder_to_the_end(live, "zheng")
+    officer.wait_for_function("window.__notified.length > 0", timeout=5000)
+    assert any("郑防汛员" in title for title in officer.evaluate("window.__notified"))
+    assert officer.evaluate("window.__tones") >= 2  # the two short tones of the beep
+    assert officer.evaluate("window.notReloaded") is True
+
+    officer.bring_to_front()
+    zheng = officer.locator(f"#c-{live.callouts['zheng']}")
+    expect(zheng).to_contain_text("未叫醒")
+    first = officer.locator("#rows tbody").first
+    expect(first).to_have_attribute("id", f"c-{live.callouts['zheng']}")  # 未叫醒 first
+    expect(zheng.locator(".told")).to_contain_text("上级 孙镇长")
+    expect(zheng.locator(".told")).to_contain_text("已通知上级及值班人员")
+    expect(zheng.locator(".phone-now")).to_contain_text("本人")
+    expect(zheng.locator(".phone-now")).to_contain_text("手机 138 0000 0007")
+
+    # 安排上门/现场核实, then what they found
+    zheng.locator(".follow-assign summary").click()
+    zheng.locator(".follow-form input[name=who]").fill("吴主任、网格员王芳")
+    zheng.locator(".follow-form button").click()
+    expect(officer.locator(".flash")).to_contain_text("已安排上门核实")
+    zheng = officer.locator(f"#c-{live.callouts['zheng']}")
+    expect(zheng.locator(".follow")).to_contain_text("已安排 吴主任、网格员王芳")
+    officer.screenshot(path=str(artifacts / "board-unreached-1920x1080.png"))
+    zheng.locator(".follow-result summary").click()
+    zheng.locator(".result-form select").select_option("reached")
+    zheng.locator(".result-form input[name=note]").fill("在家中，已当面告知")
+    zheng.locator(".result-form button").click()
+    expect(officer.locator(".flash")).to_contain_text("已记录核实结果")
+    expect(officer.locator(f"#c-{live.callouts['zheng']} .follow")).to_contain_text("已当面告知本人")
+
+    # no box where an icon should be: every icon is an SVG that draws something
+    sizes = officer.evaluate("""Array.from(document.querySelectorAll('svg.ic use')).slice(0, 40).map(
+        u => { const b = u.getBBox(); return b.width * b.height; })""")
+    assert sizes and min(sizes) > 0
+    context.close()
+
+
+def test_an_unreached_row_fits_a_laptop_screen(live: Live, browser: Any) -> None:
+    """The 未叫醒 line (told, phone now, the follow-up form) on a 1366x768 laptop: no sideways scrolling."""
+    _ladder_to_the_end(live, "zheng")
+    page = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
+    page.goto(f"{live.base}/board/login")
+    page.fill("input[name=name]", "liu")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live.base}/board/warnings/{live.warning}")
+    row = page.locator(f"#c-{live.callouts['zheng']}")
+    row.locator(".follow-assign summary").click()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the board is {overflow}px wider than a laptop screen"

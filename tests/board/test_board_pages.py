@@ -299,3 +299,23 @@ def test_in_english_every_word_of_the_board_is_english_but_the_sites_own_names(b
             text = text.replace(item, "")
         left = sorted({text[max(0, m.start() - 20):m.end() + 20] for m in cjk.finditer(text)})
         assert not left, f"{path}: Chinese left in the English board: {left}"
+
+
+def test_the_statistics_speak_the_boards_language(board: Board) -> None:
+    """The chart's axis and the rate headers: 分钟 on the Chinese board (no "min"), min in English."""
+    import re
+
+    board.login("liu")
+    chinese = board.client.get(f"/board/warnings/{board.warning}/record").text
+    chart = re.search(r'<svg xmlns="http://www.w3.org/2000/svg".*?</svg>', chinese, re.S)
+    assert chart is not None and ">5分钟<" in chart.group(0) and " min" not in chart.group(0)
+    assert "已确认 0/3" in chart.group(0) and "5分钟内" in chinese and "≤" not in chinese
+    english = board.client.get(f"/board/warnings/{board.warning}/record?lang=en").text
+    assert ">5 min<" in english and "within 5 min" in english and "0/3 acknowledged" in english
+
+
+def test_the_board_tells_whom_each_message_went_to(board: Board) -> None:
+    board.login("wang")
+    html = board.page()
+    assert html.count('<span class="whom">本人</span>') == 3 and "短信" in html
+    assert '<tbody id="c-' in html and "✔" not in html and "⏰" not in html
