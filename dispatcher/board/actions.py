@@ -7,6 +7,7 @@ calls one service and goes back to the board (303)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from ..api.deps import ClockDep, SettingsDep, kick
 from ..config import Settings
@@ -142,36 +144,34 @@ def recall(callout_id: int, request: Request, settings: SettingsDep, clock: Cloc
 def follow_up_assign(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
                      who: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
     """安排上门/现场核实: who goes to find an unreached official (required), and a note."""
-    act = acting(request, settings, clock(), csrf, Role.OFFICER)
-    ctx = act.ctx
-    if refused := no_callout(ctx, request, callout_id):
-        return refused
-    try:
-        with transaction(settings.database_url) as session:
-            follow_up.assign(session, ctx.now, callout_id, who=who, note=note, by=act.by)
-    except NotFound as exc:
-        return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
-    except follow_up.FollowUpRefused as exc:
-        return refuse(ctx, request, exc.text(ctx.lang), exc.status)
-    return _back(back, "follow_up")
+    return _follow_up(request, settings, clock(), csrf, callout_id, back, "follow_up",
+                      lambda session, now, by: follow_up.assign(session, now, callout_id, who=who, note=note, by=by))
 
 
 @router.post("/board/callouts/{callout_id}/follow-up/result")
 def follow_up_result(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
                      outcome: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
     """What the follow-up found (reached, relayed, not_found), and a note."""
-    act = acting(request, settings, clock(), csrf, Role.OFFICER)
+    return _follow_up(request, settings, clock(), csrf, callout_id, back, "follow_up_result",
+                      lambda session, now, by: follow_up.record_result(session, now, callout_id, outcome=outcome,
+                                                                       note=note, by=by))
+
+
+def _follow_up(request: Request, settings: Settings, now: datetime, csrf: str, callout_id: int, back: str,
+               done: str, apply: Callable[[Session, datetime, str], object]) -> Response:
+    """One follow-up action: an officer, a known call-out, the service's refusals shown as they are."""
+    act = acting(request, settings, now, csrf, Role.OFFICER)
     ctx = act.ctx
     if refused := no_callout(ctx, request, callout_id):
         return refused
     try:
         with transaction(settings.database_url) as session:
-            follow_up.record_result(session, ctx.now, callout_id, outcome=outcome, note=note, by=act.by)
+            apply(session, ctx.now, act.by)
     except NotFound as exc:
         return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
     except follow_up.FollowUpRefused as exc:
         return refuse(ctx, request, exc.text(ctx.lang), exc.status)
-    return _back(back, "follow_up_result")
+    return _back(back, done)
 
 
 @router.post("/board/warnings/{warning_id}/cancel")
