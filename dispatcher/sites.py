@@ -34,9 +34,10 @@ from .domain.plans import (
     TownDutyTarget,
 )
 from .domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
-from .domain.rules import FALLBACK_LEVELS, seated_in
+from .domain.rules import FALLBACK_LEVELS, VILLAGE
 from .domain.site import DEFAULT_TZ, Site
 from .domain.zones import Zone, ZoneKind
+from .gcpause import gc_paused
 from .yamlsource import Fields, Problem, Source, clip, format_span, text_problem
 
 __all__ = ["FILES", "Problem", "SiteInvalid", "check_site", "load_site", "site_digest"]
@@ -88,7 +89,11 @@ def site_digest(path: Path) -> str:
 
 
 def check_site(path: Path) -> tuple[Site | None, list[Problem]]:
-    folder = Path(path)
+    with gc_paused():  # tens of thousands of people: see gcpause
+        return _check_site(Path(path))
+
+
+def _check_site(folder: Path) -> tuple[Site | None, list[Problem]]:
     sources = {name: Source(folder / name) for name in FILES}
     known = _Known()
     site_id = _read_areas(sources["areas.yaml"], folder, known)
@@ -729,22 +734,34 @@ def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
                and (Scope.AFFECTED in t.scopes or Scope.ABOVE in t.scopes)]
     if not targets:
         return
-    reach = [(t, [p.area for p in known.people.values() if p.has_any_role(t.roles)]) for t in targets]
+    # Whether an area is reached, from the seats of the people the targets name, by set lookups (a
+    # county has thousands of areas and tens of thousands of people): scope affected reaches an area a
+    # seat starts with (``covers(area, seat)``) and, as ``rules.seated_in``, a group whose village is a
+    # seat; scope above reaches an area that starts with a seat other than itself.
+    within: set[str] = set()  # every code a seat of scope affected starts with
+    seats: set[str] = set()  # the seats of scope affected
+    above: set[str] = set()  # the seats of scope above
+    for t in targets:
+        homes = {p.area for p in known.people.values() if p.has_any_role(t.roles)}
+        if Scope.AFFECTED in t.scopes:
+            seats |= homes
+            within.update(h[:n] for h in homes for n in range(len(h) + 1))
+        if Scope.ABOVE in t.scopes:
+            above |= homes
 
     def reached(code: str) -> bool:
-        return any((Scope.AFFECTED in t.scopes and any(seated_in(h, code) for h in homes))
-                   or (Scope.ABOVE in t.scopes and any(covers(h, code) and h != code for h in homes))
-                   for t, homes in reach)
+        return (code in within or (len(code) > VILLAGE and code[:VILLAGE] in seats)
+                or any(code[:n] in above for n in range(len(code))))
 
     roles = sorted({r for t in targets for r in t.roles})
     covered = sorted((a for a in known.tree if not plan.match.areas
                       or any(covers(m, a.code) for m in plan.match.areas)), key=lambda a: a.code)
-    reported: list[str] = []
+    reported: set[str] = set()
     label = f"roles {', '.join(roles)}" if len(roles) > 1 else f"role {roles[0]}"
     for area in covered:
-        if any(covers(r, area.code) for r in reported) or reached(area.code):
+        if any(area.code[:n] in reported for n in range(len(area.code) + 1)) or reached(area.code):
             continue
-        reported.append(area.code)
+        reported.add(area.code)
         f.problem(f"nobody with {label} in {area.code} ({area.name})")
 
 

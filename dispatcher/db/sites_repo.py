@@ -7,7 +7,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..domain.areas import Area, AreaTree
@@ -15,6 +15,7 @@ from ..domain.duty import DutyRoom, DutyRota, DutyShift, WeeklyShift
 from ..domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
 from ..domain.site import Site
 from ..domain.zones import Zone, ZoneKind
+from ..gcpause import gc_paused
 from .codec import plan_from_dict, plan_to_dict
 from .tables import AreaRow, Base, DutyRoomRow, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow, ZoneRow
 
@@ -43,6 +44,11 @@ class SyncReport:
 def sync_site(session: Session, site: Site, digest: str, now: datetime) -> SyncReport:
     """Make the database hold exactly ``site``. Rows that leave are deactivated, not deleted,
     because past call-outs refer to them. Running it twice with the same site changes nothing."""
+    with gc_paused():  # tens of thousands of rows: see gcpause
+        return _sync_site(session, site, digest, now)
+
+
+def _sync_site(session: Session, site: Site, digest: str, now: datetime) -> SyncReport:
     report = SyncReport()
     _sync_keyed(session, AreaRow, "code", "areas", report, {
         a.code: {"name": a.name, "parent_code": a.parent, "kind": a.kind, "active": True} for a in site.areas
@@ -89,22 +95,28 @@ def _person_row(p: Person) -> dict[str, Any]:
 def _sync_keyed(
     session: Session, model: type[Base], key: str, kind: str, report: SyncReport, wanted: dict[str, dict[str, Any]]
 ) -> None:
-    existing = {getattr(r, key): r for r in session.scalars(select(model))}
-    added = changed = removed = 0
+    """Rows are compared as plain column values and written in bulk (one executemany per kind of
+    change), not as one ORM object each: a county has tens of thousands of people."""
+    table = model.__table__
+    columns = list(dict.fromkeys(c for values in wanted.values() for c in values))
+    if "active" not in columns:
+        columns.append("active")
+    existing = {row[0]: row[1:] for row in session.execute(select(table.c[key], *(table.c[c] for c in columns)))}
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for pk, values in wanted.items():
         row = existing.get(pk)
         if row is None:
-            session.add(model(**{key: pk}, **values))
-            added += 1
-        elif any(getattr(row, col) != val for col, val in values.items()):
-            for col, val in values.items():
-                setattr(row, col, val)
-            changed += 1
-    for pk, row in existing.items():
-        if pk not in wanted and row.active:  # type: ignore[attr-defined]
-            row.active = False  # type: ignore[attr-defined]
-            removed += 1
-    report.added[kind], report.changed[kind], report.removed[kind] = added, changed, removed
+            new.append({key: pk, **values})
+        elif any(stored != values[c] for c, stored in zip(columns, row, strict=True) if c in values):
+            changed.append({key: pk, **values})
+    active = columns.index("active")
+    removed = [{key: pk, "active": False} for pk, row in existing.items() if pk not in wanted and row[active]]
+    if new:
+        session.execute(insert(model), new)
+    if changed or removed:
+        session.execute(update(model), changed + removed)  # by primary key
+    report.added[kind], report.changed[kind], report.removed[kind] = len(new), len(changed), len(removed)
 
 
 def _duty_rows(site: Site) -> list[dict[str, Any]]:
@@ -148,16 +160,23 @@ def site_digest(session: Session) -> str | None:
 
 def read_site(session: Session) -> Site | None:
     """The loaded site as a domain object, or None when nothing has been loaded."""
+    with gc_paused():  # tens of thousands of people: see gcpause
+        return _read_site(session)
+
+
+def _read_site(session: Session) -> Site | None:
     meta = session.scalars(select(SiteRow)).first()
     if meta is None:
         return None
     tz = ZoneInfo(meta.timezone)
+    # Plain rows of the columns used, not ORM objects: a county has tens of thousands of people.
     areas = AreaTree.of(
         Area(r.code, r.name, r.parent_code, r.kind)
-        for r in session.scalars(select(AreaRow).where(AreaRow.active))
+        for r in session.execute(select(AreaRow.code, AreaRow.name, AreaRow.parent_code, AreaRow.kind)
+                                 .where(AreaRow.active))
     )
     roles = {r.id: r.name for r in session.scalars(select(RoleRow).where(RoleRow.active))}
-    people = {r.id: _person(r) for r in session.scalars(select(PersonRow).where(PersonRow.active))}
+    people = {r.id: _person(r) for r in session.execute(select(*_PERSON_COLUMNS).where(PersonRow.active))}
     zones = {r.id: Zone(r.id, r.name, ZoneKind(r.kind), tuple(r.areas))
              for r in session.scalars(select(ZoneRow).where(ZoneRow.active))}
     rotas: dict[str | None, tuple[list[DutyShift], list[WeeklyShift]]] = {None: ([], [])}
@@ -181,7 +200,12 @@ def read_site(session: Session) -> Site | None:
     return Site(meta.id, areas, roles, people, rota(None), plans, tz, fallback, zones, rooms)
 
 
-def _person(r: PersonRow) -> Person:
+_PERSON_COLUMNS = (PersonRow.id, PersonRow.name, PersonRow.phone, PersonRow.area_code, PersonRow.roles,
+                   PersonRow.unit, PersonRow.email, PersonRow.im, PersonRow.deputy_id, PersonRow.superior_id,
+                   PersonRow.phone_kind, PersonRow.phones, PersonRow.responsibilities)
+
+
+def _person(r: Any) -> Person:  # a row of _PERSON_COLUMNS
     return Person(
         id=r.id, name=r.name, phone=r.phone, area=r.area_code, roles=tuple(r.roles), unit=r.unit,
         email=r.email, im=dict(r.im), deputy=r.deputy_id, superior=r.superior_id,

@@ -14,6 +14,7 @@ from ..domain.hazards import parse_hazard, parse_level
 from ..domain.limits import RateLimit
 from ..domain.rules import DEFAULT_FALLBACK, Resolution, WarningFacts, resolve
 from ..domain.site import Site
+from ..gcpause import gc_paused
 from ..intake.errors import FieldProblem, IntakeError
 from .carrier_gaps import template_gaps
 
@@ -31,13 +32,14 @@ def preview(site: Site, hazard: str, level: str, areas: list[str], at: datetime,
     ``settings`` adds the carriers' readiness gaps (purposes of the matched plans with no approved
     template at a configured template provider)."""
     facts = _facts(site, hazard, level, areas, at, sender, zones or [])
-    res = resolve(site, facts)
-    result = describe(site, facts, res)
-    if settings is not None:
-        matched = [p for p in (*site.plans, site.fallback or DEFAULT_FALLBACK) if p.id in res.plans]
-        result["gaps"] += template_gaps(site, settings, matched)
-    if limits is not None:
-        result["capacity"] = describe_capacity(capacity(res, limits, _reachable(site)))
+    with gc_paused():  # tens of thousands of call-outs: see gcpause
+        res = resolve(site, facts)
+        result = describe(site, facts, res)
+        if settings is not None:
+            matched = [p for p in (*site.plans, site.fallback or DEFAULT_FALLBACK) if p.id in res.plans]
+            result["gaps"] += template_gaps(site, settings, matched)
+        if limits is not None:
+            result["capacity"] = describe_capacity(capacity(res, limits, _reachable(site)))
     return result
 
 
