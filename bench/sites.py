@@ -51,10 +51,7 @@ whole thing under py-spy:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -68,6 +65,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import machine  # noqa: E402
+
 COUNTY = "330599"
 SITE = "scale"
 WARNING_AT = "2026-07-16T03:10:00+08:00"  # inside a dated shift
@@ -77,18 +76,6 @@ _SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁
 _GIVEN = "建国明华伟芳娜敏静丽强磊军洋勇艳杰娟涛超秀霞平刚桂英海燕玉兰志红林峰晓东卫亮春梅文斌宏云飞鹏辉成俊"
 _TOWN_NAMES = ["青山", "石门", "龙潭", "白云", "桃源", "竹林", "溪口", "大洋", "枫岭", "松坑",
                "岭下", "梅坞", "黄泥", "茶坪", "上坪", "新塘", "沙湾", "高桥", "云峰", "天池"]
-
-
-def machine() -> str:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"machine: nproc {len(os.sched_getaffinity(0))}, {model}; load average {load}; "
-            f"Python {platform.python_version()}")
 
 
 def peak_rss_mb() -> float:
