@@ -774,7 +774,7 @@ def _check_text_reach(f: Fields, plan: Plan, known: _Known) -> None:
         return
     roles = {r for t in plan.targets if isinstance(t, RoleTarget) for r in t.roles}
     for person in known.people.values():
-        if person.numbers and not person.mobile and person.has_any_role(tuple(roles)):
+        if person.landline_only and person.has_any_role(tuple(roles)):
             steps = ", ".join(str(i) for i in sms_only)
             f.problem(f"step {steps} sends only text messages, but {person.name} ({person.id}) has only a landline "
                       f"({person.numbers[0].number}): give a mobile in people.yaml or add voice to the step")

@@ -43,7 +43,7 @@ def _landline_gaps(site: Site, plan: Plan) -> list[Gap]:
     roles = {r for t in plan.targets if isinstance(t, RoleTarget) for r in t.roles}
     return [Gap(GapKind.LANDLINE_ONLY, plan.id, p.id,
                 f"plan {plan.id}: {p.name} ({p.id}) has only a landline: text messages cannot reach them, calls can")
-            for p in site.people.values() if p.numbers and not p.mobile and p.has_any_role(tuple(roles))]
+            for p in site.people.values() if p.landline_only and p.has_any_role(tuple(roles))]
 
 
 __all__ = ["site_gaps"]

@@ -74,6 +74,11 @@ class Person:
         """The numbers a voice step calls, in order, each after the one before was not answered."""
         return tuple(dict.fromkeys(n.number for n in self.numbers))
 
+    @property
+    def landline_only(self) -> bool:
+        """Numbers on the roster, none of which takes text messages (calls reach them, SMS cannot)."""
+        return bool(self.numbers) and self.mobile is None
+
     def has_number(self, number: str) -> bool:
         return any(n.number == number for n in self.numbers)
 

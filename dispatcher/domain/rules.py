@@ -447,7 +447,7 @@ def _quiet_end(quiet: QuietHours, site: Site, due: datetime) -> datetime:
 def _channel_gaps(site: Site, plan: Plan, person: Person, steps: tuple[PlannedStep, ...]) -> list[Gap]:
     gaps: list[Gap] = []
     own = {c for s in steps if Recipient.SELF in s.to for c in s.channels}
-    if Channel.SMS in own and person.numbers and not person.mobile:
+    if Channel.SMS in own and person.landline_only:
         gaps.append(Gap(GapKind.LANDLINE_ONLY, plan.id, person.id,
                         f"{person.name} ({person.id}) has only a landline: text messages cannot reach them, "
                         "calls can"))
