@@ -525,9 +525,9 @@ class FakeAliyun:
                 self._stopping.wait(fault.hang)
                 h.close_connection = True
                 return
-            self._answer(h, 200, payload, request_id)
-            if after is not None:
+            if after is not None:  # queued before the answer, so drain() after a send always sees it
                 self._jobs.put(after)
+            self._answer(h, 200, payload, request_id)
         except _GatewayError as err:
             host = "dyvmsapi.aliyuncs.com" if action in VOICE_ACTIONS else "dysmsapi.aliyuncs.com"
             product = "Dyvmsapi" if action in VOICE_ACTIONS else "Dysmsapi"
