@@ -106,7 +106,7 @@ def test_the_printed_file_says_who_answered_for_whom(board: Board) -> None:
     _night(board)
     html = board.client.get(f"/board/warnings/{board.warning}/print").text
     assert "11:18:41 短信回复“收到”，由AB岗吴主任确认" in html
-    assert "11:18:00</span> 短信 → AB岗吴主任 · 已发出" in html
+    assert "11:18:00</span> 短信（AB岗吴主任）已发出" in html
     assert "11:13:35 人工代确认，由值班员 liu 确认（说明：已通过座机联系本人确认）" in html
     assert "11:13:05 短信回复“收到”，本人确认" in html  # 郑防汛员, himself
     assert "3 分钟内叫到（首条消息已发出）" in html and "值班领导（签名）" in html

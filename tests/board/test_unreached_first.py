@@ -509,6 +509,29 @@ def test_no_emoji_or_dingbats_on_the_board_pages_only_svg_icons(night: County) -
         assert '<svg class="ic"><use href="#i-' in html and '<symbol id="i-unreached"' in html
 
 
+def test_no_emoji_or_dingbats_on_the_other_pages_either(night: County) -> None:
+    """The login with a wrong password, an error page, the keys page after a key is created and after
+    one is revoked, the record and the print: every mark an SVG icon or a character CJK fonts draw."""
+    night.client.cookies.clear()
+    login = night.client.get("/board/login")
+    pages = {"login refused": night.client.post("/board/login", data={"name": "chen", "password": "wrong",
+                                                                     "csrf": csrf_of(login.text)}).text}
+    night.login("chen")
+    pages["error"] = night.client.get("/board/warnings/999999").text
+    token = csrf_of(night.client.get("/board/keys").text)
+    pages["key created"] = night.client.post("/board/keys", data={"csrf": token, "agency": "qingxi-qx"}).text
+    key_id = re.findall(r'action="/board/keys/(k_[0-9a-f]+)/revoke"', pages["key created"])[-1]
+    pages["key revoked"] = night.client.post(f"/board/keys/{key_id}/revoke",
+                                             data={"csrf": token, "confirm": "yes"}).text
+    pages["record"] = night.client.get(f"/board/warnings/{night.warning}/record").text
+    pages["print"] = night.client.get(f"/board/warnings/{night.warning}/print").text
+    assert "已吊销" in pages["key revoked"] and "预警叫应一事一档" in pages["print"]  # the pages asked for
+    for name, html in pages.items():
+        # → and √ are in GB 2312 (Noto CJK draws them): the record's "周村长→吴主任", the print's √/×
+        found = sorted({m.group(0) for m in EMOJI.finditer(html)} - {"→", "√"})
+        assert not found, f"{name}: {found}"
+
+
 def test_the_chinese_board_has_no_english_words(night: County) -> None:
     """What a duty officer reads: no English beside the Chinese (the names of things the county
     itself wrote in Latin letters, the brand's CSV/JSON/PDF and the language switch excepted)."""
