@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from ..config import Settings, project_root
 from ..db.session import transaction
-from ..services.heartbeat import engine_health
+from ..services.heartbeat import engine_problems
 from ..services.users import Role
 from . import auth
 from .i18n import LANG_COOKIE, lang_of, translator
@@ -67,8 +67,10 @@ class Ctx:
 def context(request: Request, settings: Settings, now: datetime) -> Ctx:
     with transaction(settings.database_url, write=False) as session:
         who = auth.current(settings, session, request, now)
-        problems = tuple(f"{k}: {v}" for k, v in engine_health(session, now).items() if v != "ok") if who else ()
-    return Ctx(settings, now, lang_of(request), who, problems)
+        lang = lang_of(request)
+        problems = tuple(p.zh if lang == "zh" else f"{p.check}: {p.en}"
+                         for p in engine_problems(session, now)) if who else ()
+    return Ctx(settings, now, lang, who, problems)
 
 
 def render(ctx: Ctx, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
