@@ -20,8 +20,18 @@
     return zh ? Math.floor(s / 86400) + "天前" : Math.floor(s / 86400) + " days ago";
   }
 
+  // The board's clock, not the browser's: the page says when it was rendered (the demo's story clock,
+  // or a server whose clock differs from this computer's), and the countdowns and times since count
+  // from that instant onwards. A live update may move it (data.now in the stream's events).
+  var skew = 0;
+
+  function setServerNow(iso) {
+    var at = Date.parse(iso || "");
+    if (!isNaN(at)) { skew = at - Date.now(); }
+  }
+
   function tick() {
-    var now = Date.now();
+    var now = Date.now() + skew;
     document.querySelectorAll("[data-due]").forEach(function (el) {
       var left = (Date.parse(el.dataset.due) - now) / 1000;
       el.dataset.label = el.dataset.label || el.textContent;
@@ -176,10 +186,17 @@
       }
     };
     source.addEventListener("board", function (e) {
-      applyBoard(el, JSON.parse(e.data));
+      var data = JSON.parse(e.data);
+      setServerNow(data.now);
+      applyBoard(el, data);
       if (e.lastEventId) { el.dataset.held = e.lastEventId; }
     });
-    source.addEventListener("overview", function (e) { el.innerHTML = JSON.parse(e.data).cards; tick(); });
+    source.addEventListener("overview", function (e) {
+      var data = JSON.parse(e.data);
+      setServerNow(data.now);
+      el.innerHTML = data.cards;
+      tick();
+    });
   }
 
   document.addEventListener("toggle", function (e) {
@@ -208,6 +225,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    setServerNow(document.body.dataset.now);
     document.querySelectorAll("[data-live]").forEach(connect);
     showAlertButton();
     tick();

@@ -6,11 +6,14 @@ overview and the board at 1920x1080 go to $JIAOYING_ARTIFACTS (default artifacts
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,8 @@ class Serving:
     """``jiaoying serve`` in a thread: the app with its embedded worker, on a fixed port, so a test
     can stop it and start it again where the browser expects it."""
 
-    def __init__(self, url: str, port: int) -> None:
-        self.url, self.port = url, port
+    def __init__(self, url: str, port: int, clock: Callable[[], datetime] = utc_now) -> None:
+        self.url, self.port, self.clock = url, port, clock
         self.base = f"http://127.0.0.1:{port}"
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -53,8 +56,8 @@ class Serving:
     def start(self) -> None:
         settings = Settings(database_url=self.url, public_url=self.base, twilio_auth_token=TOKEN)
         workers = Settings(database_url=self.url)  # no provider credentials: the simulator sends
-        runtime = EmbeddedRuntime(workers, utc_now, lambda: build_adapters(workers, SimOutbox()), interval=0.2)
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1",
+        runtime = EmbeddedRuntime(workers, self.clock, lambda: build_adapters(workers, SimOutbox()), interval=0.2)
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, self.clock, runtime), host="127.0.0.1",
                                                     port=self.port, log_level="warning", timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -101,18 +104,35 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
+    with _serve(tmp_path, utc_now) as served:
+        yield served
+
+
+def behind() -> datetime:
+    """A clock three days behind the browser's, as the demo's story clock is."""
+    return utc_now() - timedelta(days=3)
+
+
+@pytest.fixture
+def story(tmp_path: Path) -> Iterator[Live]:
+    with _serve(tmp_path, behind) as served:
+        yield served
+
+
+@contextmanager
+def _serve(tmp_path: Path, clock: Callable[[], datetime]) -> Iterator[Live]:
     url = f"sqlite:///{tmp_path / 'board.db'}"
     upgrade(url)
-    now = utc_now()
+    now = clock()
     with transaction(url) as session:
         load_site_files(session, TINY_SITE, now)
         _, key = create_key(session, "qingxi-qx", now)
     create_users(url)
-    serving = Serving(url, _free_port())
+    serving = Serving(url, _free_port(), clock)
     base = serving.base
     try:
         serving.start()
-        posted = httpx.post(f"{base}/api/v1/warnings", json=warning_body(utc_now()),
+        posted = httpx.post(f"{base}/api/v1/warnings", json=warning_body(clock()),
                             headers={"Authorization": f"Bearer {key}"})
         assert posted.status_code == 202, posted.text
         warning = posted.json()["id"]
@@ -456,3 +476,14 @@ def test_an_unreached_row_fits_a_laptop_screen(live: Live, browser: Any) -> None
     row.locator(".follow-assign summary").click()
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the board is {overflow}px wider than a laptop screen"
+
+
+def test_countdowns_and_times_since_run_on_the_servers_clock_not_the_browsers(story: Live, browser: Any) -> None:
+    """The page ticks every second in the browser; it must count from the board's own clock (the
+    demo's story clock, a server whose clock differs), not from the browser's: three days apart here."""
+    page = _login(browser, story, "liu")
+    page.goto(f"{story.base}/board/warnings/{story.warning}")
+    page.wait_for_timeout(1500)  # the script has ticked
+    assert page.locator(".since").first.text_content() in ("发布于 刚刚", "发布于 1分钟前")
+    countdown = page.locator("[data-due]").first.text_content() or ""
+    assert re.fullmatch(r"下一步 #2 [12]:\d\d", countdown), countdown  # the 3-minute voice step, not "即将执行"
