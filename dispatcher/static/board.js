@@ -25,9 +25,9 @@
   // from that instant onwards. A live update may move it (data.now in the stream's events).
   var skew = 0;
 
-  function setServerNow(iso) {
-    var at = Date.parse(iso || "");
-    if (!isNaN(at)) { skew = at - Date.now(); }
+  function setServerNow(ms) {  // milliseconds since the epoch, as the page and the stream say it
+    var at = Number(ms);
+    if (ms && !isNaN(at)) { skew = at - Date.now(); }
   }
 
   function tick() {
