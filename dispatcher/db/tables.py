@@ -146,6 +146,18 @@ class PlanRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class CheckRow(Base):
+    """A routine check of the site (checks.yaml): a duty roll-call (值班点名) or the 六问 spot-check."""
+
+    __tablename__ = "checks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # rollcall | spotcheck
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class ApiKeyRow(Base):
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -186,6 +198,9 @@ class WarningRow(Base):
     received_at: Mapped[datetime]
     api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id"))
     source_format: Mapped[str] = mapped_column(String(8))  # json | cap
+    # What the record is about: a warning, or a routine check started by the county itself
+    # (rollcall 值班点名, spotcheck 六问抽查), which shares the call-outs, attempts, timers and record.
+    kind: Mapped[str] = mapped_column(String(12), default="warning", server_default="warning")
     raw: Mapped[str] = mapped_column(Text, default="")
     # The record's head: appends lock this row, so events of one warning are strictly ordered.
     record_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -275,6 +290,7 @@ class CalloutRow(Base):
     closed_at: Mapped[datetime | None]
     closed_reason: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)  # its last step could not be run: why (tried again)
+    room: Mapped[str | None] = mapped_column(String(15))  # a roll-call's: the duty room it answers for
 
 
 class AttemptRow(Base):
