@@ -1,43 +1,39 @@
-"""Request dependencies: settings, clock, database sessions, the calling agency's key, and the
-one sign-in check that the board's login form and HTTP Basic on the API share."""
+"""The API's own request dependencies: the calling agency's key, the caller (an agency key or a
+duty officer over HTTP Basic) and the roles a route needs. What the API shares with the board —
+settings, clock, sessions, the unit of work, ``kick`` and the sign-in check — is in
+``dispatcher/web/deps.py``, and importable from here as it always was."""
 
 from __future__ import annotations
 
 import base64
-import math
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from sqlalchemy.orm import Session
+from fastapi import Depends, HTTPException, Request
 
-from ..config import Settings
 from ..db.session import transaction
-from ..services import users
 from ..services.keys import AgencyKey, authenticate, mark_used
-from ..services.throttle import LoginThrottle
 from ..services.users import Role, User
+from ..web.deps import (
+    ClockDep,
+    SessionDep,
+    SettingsDep,
+    SignIn,
+    UnitOfWork,
+    UnitOfWorkDep,
+    get_clock,
+    get_session,
+    get_settings_dep,
+    kick,
+    login_throttle,
+    sign_in,
+    unit_of_work,
+)
 
-
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def get_clock(request: Request) -> Callable[[], datetime]:
-    return request.app.state.clock
-
-
-def get_session(settings: Annotated[Settings, Depends(get_settings_dep)]) -> Iterator[Session]:
-    with transaction(settings.database_url) as session:
-        yield session
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
-SessionDep = Annotated[Session, Depends(get_session)]
+__all__ = ["AdminDep", "Caller", "CallerDep", "ClockDep", "KeyDep", "OfficerDep", "SessionDep", "SettingsDep",
+           "SignIn", "UnitOfWork", "UnitOfWorkDep", "admin", "agency_key", "caller", "get_clock", "get_session",
+           "get_settings_dep", "kick", "login_throttle", "officer", "sign_in", "unit_of_work"]
 
 
 def agency_key(request: Request, settings: SettingsDep, clock: ClockDep) -> AgencyKey:
@@ -46,6 +42,7 @@ def agency_key(request: Request, settings: SettingsDep, clock: ClockDep) -> Agen
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "an agency API key is required: Authorization: Bearer <key>",
                             headers={"WWW-Authenticate": "Bearer"})
+    # Its own short transactions: a read for every request, a write at most once a minute per key.
     with transaction(settings.database_url, write=False) as session:
         key = authenticate(session, token.strip())
     if key is None:
@@ -111,51 +108,6 @@ def _basic(credentials: str) -> tuple[str, str]:
     return name, password
 
 
-@dataclass(frozen=True)
-class SignIn:
-    """One sign-in attempt's outcome: the user, or none — and if ``retry_after`` (seconds) is set,
-    the attempt was not checked at all (too many failures, or every password check busy): 429."""
-
-    user: User | None = None
-    retry_after: int = 0
-
-
-def sign_in(request: Request, name: str, password: str) -> SignIn:
-    """Check a name and password — the board's login form and HTTP Basic both come here.
-
-    A throttled attempt (``LoginThrottle``) is answered before the user is looked up or any hash
-    is run, the same for every name; every other attempt runs exactly one Argon2 check (against a
-    dummy hash for an unknown name), on ``users.PASSWORD_CHECKS``, outside any transaction."""
-    throttle = login_throttle(request.app)
-    address = request.client.host if request.client else ""
-    wait = throttle.wait(address, name)
-    if wait > 0:
-        return SignIn(retry_after=math.ceil(wait))
-    with transaction(request.app.state.settings.database_url, write=False) as session:
-        login = users.find_login(session, name)
-    try:
-        ok = users.PASSWORD_CHECKS.check(login.password_hash if login else None, password)
-    except users.PasswordChecksBusy as busy:
-        return SignIn(retry_after=busy.retry_after)
-    if login is None or not ok:
-        throttle.failed(address, name)
-        return SignIn()
-    throttle.succeeded(address, name)
-    return SignIn(user=login.user)
-
-
-_THROTTLE_LOCK = threading.Lock()
-
-
-def login_throttle(app: FastAPI) -> LoginThrottle:
-    """The app's sign-in throttle, made on first use (kept in memory: one per process)."""
-    with _THROTTLE_LOCK:
-        throttle = getattr(app.state, "login_throttle", None)
-        if throttle is None:
-            throttle = app.state.login_throttle = LoginThrottle()
-        return throttle
-
-
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
@@ -179,10 +131,3 @@ def _require(who: Caller, role: Role) -> Caller:
 OfficerDep = Annotated[Caller, Depends(officer)]
 AdminDep = Annotated[Caller, Depends(admin)]
 
-
-def kick(request: Request) -> None:
-    """Wake the engine after a commit that created work (embedded mode; in production the
-    scheduler's next pass picks it up)."""
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is not None:
-        runtime.kick()

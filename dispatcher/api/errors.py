@@ -1,5 +1,6 @@
 """One error shape for every refusal: {"error": sentence, "errors": [{"field", "message"}]} — and, for
-a browser asking for a board page, the same refusal as a board page in the board's language.
+a request that wants a page (the board's, which the app factory hands to ``install``), the same
+refusal as a page.
 
 A request that fails because the database cannot be reached (down, restarting, refusing
 connections) is answered 503 with Retry-After: the client should try again, nothing was done."""
@@ -7,9 +8,9 @@ connections) is answered 503 with Retry-After: the client should try again, noth
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -27,18 +28,15 @@ _PG_UNAVAILABLE = ("08", "57P01", "57P02", "57P03", "53300")
 # SQLite: the file cannot be opened or is held by another writer past the busy timeout.
 _SQLITE_UNAVAILABLE = ("unable to open database file", "database is locked", "disk i/o error")
 
+# A refused request answered as a page, or None: the request wants the JSON answer.
+PageAnswer = Callable[[Request, StarletteHTTPException], Awaitable[Response | None]]
+
 
 def error_body(message: str, problems: list[dict[str, str]] | None = None) -> dict[str, object]:
     body: dict[str, object] = {"error": message}
     if problems:
         body["errors"] = problems
     return body
-
-
-def _board_page(request: Request) -> bool:
-    """A browser asking for a board page (not its event stream, not a script)."""
-    return (request.url.path.startswith("/board") and not request.url.path.endswith("/live")
-            and "text/html" in request.headers.get("accept", ""))
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -64,7 +62,10 @@ def _first_line(error: object) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, page: PageAnswer | None = None) -> None:
+    """The app's exception handlers. ``page`` answers an HTTPException as a page when the request
+    wants one (it returns None otherwise: the JSON answer)."""
+
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
             raise exc  # a bug, not an outage: the server's 500 and its traceback
@@ -95,10 +96,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if _board_page(request):
-            from ..board.pages import error_page
-
-            return await run_in_threadpool(error_page, request, exc.status_code, str(exc.detail), exc)
+        if page is not None and (answer := await page(request, exc)) is not None:
+            return answer
         return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -47,7 +47,7 @@ class ReplyBatcher:
                     batch, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
                 if not batch:
                     break
-                try:
+                try:  # one transaction per batch, on this thread: no request's unit of work could carry it
                     with transaction(self.url) as session:
                         outcomes = take_replies(session, self.clock(), [reply for reply, _, _ in batch])
                 except Exception as exc:  # nothing of the batch was kept: each request answers the error

@@ -17,9 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from ..api.deps import ClockDep, SettingsDep, kick
 from ..config import Settings
-from ..db.session import transaction
 from ..db.tables import MAX_ID
 from ..domain.callouts import AckVia
 from ..intake.schema import text_problem
@@ -28,6 +26,7 @@ from ..services import warnings as queries
 from ..services.callouts import cancel_event
 from ..services.errors import NotFound
 from ..services.users import Role, User
+from ..web.deps import ClockDep, SettingsDep, UnitOfWork, UnitOfWorkDep
 from . import auth
 from .pages import Ctx, context, refusal_text, render
 
@@ -49,7 +48,7 @@ class Acting:
         return f"user:{self.user.name}"
 
 
-class Refused(Exception):  # noqa: N818 - a refusal, answered with its page (handler in api/app.py)
+class Refused(Exception):  # noqa: N818 - a refusal, answered with its page (handler in web/app.py)
     """A board POST refused before it acts: the answer is ``response`` (sign in, or a 403 page)."""
 
     def __init__(self, response: Response) -> None:
@@ -99,8 +98,8 @@ def bad_text(ctx: Ctx, request: Request, value: str, field: str, field_zh: str) 
 
 
 @router.post("/board/callouts/{callout_id}/ack")
-def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
-                  note: FormField = "", back: FormField = "/board") -> Response:
+def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+                  csrf: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.OFFICER)
     ctx = act.ctx
     if refused := no_callout(ctx, request, callout_id):
@@ -111,61 +110,63 @@ def ack_on_behalf(callout_id: int, request: Request, settings: SettingsDep, cloc
     if refused := bad_text(ctx, request, note, "note", "说明"):
         return refused
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             result = ack.acknowledge_callout(session, ctx.now, callout_id, via=AckVia.MANUAL,
                                              by=act.by, note=note)
+            uow.wake()
     except NotFound as exc:
         return refuse(ctx, request, str(exc), 404)
-    kick(request)
     if not result.acknowledged:
         return refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
     return _back(back, "ack")
 
 
 @router.post("/board/callouts/{callout_id}/recall")
-def recall(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
-           back: FormField = "/board") -> Response:
+def recall(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+           csrf: FormField = "", back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.OFFICER)
     ctx = act.ctx
     if refused := no_callout(ctx, request, callout_id):
         return refused
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             ack.recall(session, ctx.now, callout_id, by=act.by)
+            uow.wake()
     except NotFound as exc:
         return refuse(ctx, request, str(exc), 404)
     except ValueError:
         return refuse(ctx, request, ctx.t("该叫应已关闭，未作更改。"), 409)
-    kick(request)
     return _back(back, "recall")
 
 
 @router.post("/board/callouts/{callout_id}/follow-up")
-def follow_up_assign(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
-                     who: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
+def follow_up_assign(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+                     csrf: FormField = "", who: FormField = "", note: FormField = "", back: FormField = "/board",
+                     ) -> Response:
     """安排上门/现场核实: who goes to find an unreached official (required), and a note."""
-    return _follow_up(request, settings, clock(), csrf, callout_id, back, "follow_up",
+    return _follow_up(request, settings, clock(), uow, csrf, callout_id, back, "follow_up",
                       lambda session, now, by: follow_up.assign(session, now, callout_id, who=who, note=note, by=by))
 
 
 @router.post("/board/callouts/{callout_id}/follow-up/result")
-def follow_up_result(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
-                     outcome: FormField = "", note: FormField = "", back: FormField = "/board") -> Response:
+def follow_up_result(callout_id: int, request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+                     csrf: FormField = "", outcome: FormField = "", note: FormField = "", back: FormField = "/board",
+                     ) -> Response:
     """What the follow-up found (reached, relayed, not_found), and a note."""
-    return _follow_up(request, settings, clock(), csrf, callout_id, back, "follow_up_result",
+    return _follow_up(request, settings, clock(), uow, csrf, callout_id, back, "follow_up_result",
                       lambda session, now, by: follow_up.record_result(session, now, callout_id, outcome=outcome,
                                                                        note=note, by=by))
 
 
-def _follow_up(request: Request, settings: Settings, now: datetime, csrf: str, callout_id: int, back: str,
-               done: str, apply: Callable[[Session, datetime, str], object]) -> Response:
+def _follow_up(request: Request, settings: Settings, now: datetime, uow: UnitOfWork, csrf: str, callout_id: int,
+               back: str, done: str, apply: Callable[[Session, datetime, str], object]) -> Response:
     """One follow-up action: an officer, a known call-out, the service's refusals shown as they are."""
     act = acting(request, settings, now, csrf, Role.OFFICER)
     ctx = act.ctx
     if refused := no_callout(ctx, request, callout_id):
         return refused
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             apply(session, ctx.now, act.by)
     except NotFound as exc:
         return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
@@ -175,21 +176,21 @@ def _follow_up(request: Request, settings: Settings, now: datetime, csrf: str, c
 
 
 @router.post("/board/warnings/{warning_id}/cancel")
-def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
-           confirm: FormField = "", back: FormField = "/board") -> Response:
+def cancel(warning_id: str, request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+           csrf: FormField = "", confirm: FormField = "", back: FormField = "/board") -> Response:
     act = acting(request, settings, clock(), csrf, Role.ADMIN)
     ctx = act.ctx
     if confirm != "yes":
         return refuse(ctx, request, ctx.t("确认取消整个预警事件？"), 422)
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             queries.get_row(session, warning_id, None)  # NotFound, before any lookup, for an impossible id
             cancel_event(session, warning_id, ctx.now, act.by)
+            uow.wake()
     except NotFound as exc:
         return refuse(ctx, request, ctx.t("未找到：{detail}").format(detail=exc), 404)
     except LookupError:
         return refuse(ctx, request, f"no warning {warning_id}", 404)
-    kick(request)
     return _back(back, "cancelled")
 
 

@@ -5,7 +5,7 @@ sign-in it names (by its nonce) and its user are read back from the database on 
 signing out, ``jiaoying users sign-out``, a disabled account or a changed role take effect at once
 — a copied cookie is worth nothing after its session has ended. Every POST carries ``csrf`` =
 HMAC(nonce), checked in constant time. The login form, which has no session yet, uses the same
-scheme with a short-lived pre-login cookie, and checks the password through ``api.deps.sign_in``
+scheme with a short-lived pre-login cookie, and checks the password through ``web.deps.sign_in``
 — the throttle and the password-check threads HTTP Basic uses too.
 """
 
@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
-from ..api.deps import SignIn, sign_in
 from ..config import Settings
 from ..services import users
 from ..services.users import Role, User
+from ..web.deps import SignIn, sign_in
 from .i18n import lang_of
 
 SESSION_COOKIE = "jy_session"

@@ -16,18 +16,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from .. import csvsafe, privacy
-from ..api.deps import ClockDep, SettingsDep
 from ..config import Settings
 from ..db import record_repo
 from ..db.session import transaction
-from ..db.tables import CalloutRow
 from ..services import callout_views, record_words
 from ..services import warnings as queries
 from ..services.site import current_site
 from ..services.users import Role
+from ..web.deps import ClockDep, SettingsDep
 from . import stats, views
 from .pages import Ctx, context, environment, render, require
 from .sse import snapshot
@@ -47,7 +45,7 @@ def dossier(ctx: Ctx, warning_id: str, words: bool = False) -> dict[str, Any]:
         events = queries.record(session, data["record"], None)
         if words:
             said = record_words.say(events, current_site(session), ctx.lang, show_phones=show_phones,
-                                    callouts=_frozen(session, data["record"]))
+                                    callouts=callout_views.frozen_steps(session, data["record"]))
     if not show_phones:  # viewers: phone numbers masked, as in the rows
         events = privacy.mask_events(events)
     rows = data["all_rows"]
@@ -59,12 +57,6 @@ def dossier(ctx: Ctx, warning_id: str, words: bool = False) -> dict[str, Any]:
         "by_role": stats.table(rows, lambda r: r["roles"]), "chart": stats.chart_svg(rows),
         "windows": stats.WINDOWS, "generated": views.stamp(ctx.now), "words": said,
     }
-
-
-def _frozen(session: Any, record: str) -> dict[int, record_words.Frozen]:
-    """Each call-out's official and frozen steps: what the record's step sentences name."""
-    return {row.id: record_words.Frozen(row.person_id, row.steps or ()) for row in session.execute(
-        select(CalloutRow.id, CalloutRow.person_id, CalloutRow.steps).where(CalloutRow.record_id == record))}
 
 
 @router.get("/board/warnings/{warning_id}/record", response_class=HTMLResponse)
@@ -83,7 +75,7 @@ def _printed(ctx: Ctx, warning_id: str) -> dict[str, Any]:
         site = current_site(session)
         events = queries.record(session, data["record"], None)
         callouts = callout_views.list_callouts(session, data["record"], show_phones=True)
-        frozen = _frozen(session, data["record"])
+        frozen = callout_views.frozen_steps(session, data["record"])
         # The head of the record as printed (its last event shown): a paper copy to check the
         # database against later (`jiaoying record <id> --verify` lists each event's code).
         head = record_repo.head(session, data["record"], events[-1]["seq"] if events else None)

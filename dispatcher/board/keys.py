@@ -9,13 +9,13 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
 from ..db.tables import ApiKeyRow
 from ..domain.hazards import Hazard, parse_hazard
 from ..intake.schema import text_problem
 from ..services import keys
 from ..services.users import Role
+from ..web.deps import ClockDep, SettingsDep, UnitOfWorkDep
 from .actions import FormField, acting, refuse
 from .pages import Ctx, context, render, require
 from .views import stamp
@@ -46,7 +46,7 @@ def keys_page(request: Request, settings: SettingsDep, clock: ClockDep) -> Respo
 
 
 @router.post("/board/keys")
-async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+async def create(request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep) -> Response:
     form = await request.form()
     act = acting(request, settings, clock(), str(form.get("csrf", "")), Role.ADMIN)
     ctx = act.ctx
@@ -61,7 +61,7 @@ async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Re
     except ValueError as exc:
         return _page(ctx, request, 422, error=str(exc), form=entered)
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             key, token = keys.create_key(session, agency, ctx.now, hazards, senders or None)
     except keys.KeyInputError as exc:  # NUL, too long: nothing was stored (the transaction rolled back)
         problem = exc.problem if ctx.lang == "en" else exc.zh
@@ -71,8 +71,8 @@ async def create(request: Request, settings: SettingsDep, clock: ClockDep) -> Re
 
 
 @router.post("/board/keys/{key_id}/revoke")
-def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep, csrf: FormField = "",
-           confirm: FormField = "") -> Response:
+def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+           csrf: FormField = "", confirm: FormField = "") -> Response:
     act = acting(request, settings, clock(), csrf, Role.ADMIN)
     ctx = act.ctx
     if confirm != "yes":
@@ -82,7 +82,7 @@ def revoke(key_id: str, request: Request, settings: SettingsDep, clock: ClockDep
     if text_problem(key_id) or len(key_id) > _KEY_ID_LENGTH:
         shown = key_id.encode("unicode_escape").decode("ascii")
         return refuse(ctx, request, ctx.t("没有可吊销的密钥 {key}。").format(key=shown[:80]), 404)
-    with transaction(settings.database_url) as session:
+    with uow as session:
         revoked = keys.revoke_key(session, key_id, ctx.now)
     if not revoked:
         return refuse(ctx, request, ctx.t("没有可吊销的密钥 {key}。").format(key=key_id), 404)

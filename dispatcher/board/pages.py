@@ -9,8 +9,10 @@ from functools import cache
 from typing import Any
 
 from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings, project_root
 from ..db.session import transaction
@@ -123,3 +125,17 @@ def error_page(request: Request, status: int, detail: str, exc: Exception | None
     else:
         message = t("请求未能完成（{status}）：{detail}").format(status=status, detail=detail)
     return render(ctx, request, "error.html", status, message=message, login=status == 401)
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a board page (not its event stream, not a script)."""
+    return (request.url.path.startswith("/board") and not request.url.path.endswith("/live")
+            and "text/html" in request.headers.get("accept", ""))
+
+
+async def http_error_page(request: Request, exc: StarletteHTTPException) -> HTMLResponse | None:
+    """A refused request as the board's page, for a browser asking for a board page; None for
+    any other request (it gets the API's JSON answer: ``api/errors.py``)."""
+    if not wants_page(request):
+        return None
+    return await run_in_threadpool(error_page, request, exc.status_code, str(exc.detail), exc)

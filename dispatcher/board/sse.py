@@ -1,9 +1,10 @@
 """Live updates over Server-Sent Events.
 
 The stream polls the database (every quarter second) for a cheap fingerprint of what the page shows
-— the newest record event, the newest attempt change, the number of call-outs — so changes made
-by workers in other processes show within a second. On a change it re-renders the rows and sends
-only those whose HTML changed, plus the order and the summary.
+(``services/live.py``: the newest record event, the newest attempt change, the number of call-outs),
+so changes made by workers in other processes show within a second. On a change it re-renders the
+rows and sends only those whose HTML changed, plus the order and the summary. Every read here is a
+short read-only transaction of its own: a stream lives for minutes and holds no transaction open.
 
 What the browser holds is named by a *version*: the data fingerprint (without the clock) and the
 time the rows were rendered at. The page carries it, and every event carries it as its SSE id,
@@ -34,17 +35,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..api.deps import ClockDep, SettingsDep
 from ..config import Settings
 from ..db.session import transaction
-from ..db.tables import AttemptRow, CalloutRow, EventRow, WarningRow
-from ..services import callout_views
+from ..services import callout_views, live
 from ..services import warnings as queries
 from ..services.errors import NotFound
 from ..services.users import Role
+from ..web.deps import ClockDep, SettingsDep
 from . import auth, views
 from .pages import Ctx, context, environment
 from .views import Filters
@@ -88,7 +87,7 @@ def data_version(settings: Settings, record: str | None) -> str:
 
 
 def _version(session: Session, record: str | None) -> str:
-    return hashlib.sha256(repr(_data(session, record)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr(live.fingerprint(session, record)).encode()).hexdigest()[:16]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -115,22 +114,10 @@ def _parse_tag(tag: str) -> tuple[str, datetime] | None:
 
 
 def _fingerprint(settings: Settings, record: str | None) -> tuple[Any, ...]:
+    # Its own short read-only transaction per poll: a stream lives for minutes and must hold none open.
     with transaction(settings.database_url, write=False) as session:
-        data = _data(session, record)
+        data = live.fingerprint(session, record)
     return (*data, int(time.time() // 10))  # overdue flags and "time since" move with the clock
-
-
-def _data(session: Session, record: str | None) -> tuple[Any, ...]:
-    events = select(func.max(EventRow.id))
-    attempts = select(func.max(AttemptRow.updated_at), func.count(AttemptRow.id))
-    callouts = select(func.count(CalloutRow.id))
-    if record is not None:
-        events = events.where(EventRow.warning_id == record)
-        attempts = attempts.where(AttemptRow.record_id == record)
-        callouts = callouts.where(CalloutRow.record_id == record)
-    else:
-        callouts = select(func.count(WarningRow.id)).where(WarningRow.status == "active")
-    return (session.scalar(events), *session.execute(attempts).one(), session.scalar(callouts))
 
 
 def _message(event: str, data: dict[str, Any], tag: str = "") -> str:

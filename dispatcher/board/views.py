@@ -7,10 +7,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db.tables import BroadcastOrderRow, EventRow
 from ..domain.callouts import AckVia, CalloutState
 from ..domain.channels import Channel
 from ..domain.duty import DutyPosition
@@ -18,6 +16,7 @@ from ..domain.hazards import Level
 from ..rendering import BEIJING
 from ..services import callout_views
 from ..services import warnings as queries
+from ..services.broadcasts import latest_receipts, orders_of
 from ..services.follow_up import Outcome
 from ..services.site import current_site
 from .i18n import translator
@@ -361,16 +360,11 @@ _BROADCAST_ZH = {"pending": "待发送", "sent": "已下发", "failed": "下发�
 
 def broadcasts(session: Session, record_id: str) -> list[dict[str, Any]]:
     """The rural broadcast orders of the event and, per village, the latest playback receipt."""
-    orders = list(session.scalars(select(BroadcastOrderRow).where(BroadcastOrderRow.record_id == record_id)
-                                  .order_by(BroadcastOrderRow.created_at)))
+    orders = orders_of(session, record_id)
     if not orders:
         return []
     tree = current_site(session).areas
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for data in session.scalars(select(EventRow.data).where(EventRow.warning_id == record_id,
-                                                            EventRow.kind == "broadcast_receipt")
-                                .order_by(EventRow.seq)):
-        latest[(data.get("id", ""), data.get("area", ""))] = data
+    latest = latest_receipts(session, record_id)
     out = []
     for order in orders:
         villages = []

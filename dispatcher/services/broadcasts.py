@@ -32,8 +32,8 @@ from ..intake.schema import text_problem
 from ..rendering import DEFAULT_LANG, MessageContext, render_broadcast
 from .site import current_site
 
-__all__ = ["LEASE", "MAX_TRIES", "claim_due", "hand_over", "order_broadcast", "order_for", "orders_of", "record",
-           "record_receipt", "record_sent", "spoken_text"]
+__all__ = ["LEASE", "MAX_TRIES", "claim_due", "hand_over", "latest_receipts", "order_broadcast", "order_for",
+           "orders_of", "record", "record_receipt", "record_sent", "spoken_text"]
 
 LEASE = timedelta(seconds=60)
 MAX_TRIES = 8
@@ -176,4 +176,16 @@ def record_receipt(session: Session, now: datetime, receipt: dict[str, Any]) -> 
 
 
 def orders_of(session: Session, record_id: str) -> list[BroadcastOrderRow]:
-    return list(session.scalars(select(BroadcastOrderRow).where(BroadcastOrderRow.record_id == record_id)))
+    """The event's broadcast orders, oldest first."""
+    return list(session.scalars(select(BroadcastOrderRow).where(BroadcastOrderRow.record_id == record_id)
+                                .order_by(BroadcastOrderRow.created_at)))
+
+
+def latest_receipts(session: Session, record_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest playback receipt recorded for each (broadcast id, village code) of the event."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for data in session.scalars(select(EventRow.data).where(EventRow.warning_id == record_id,
+                                                            EventRow.kind == EventKind.BROADCAST_RECEIPT)
+                                .order_by(EventRow.seq)):
+        latest[(data.get("id", ""), data.get("area", ""))] = data
+    return latest

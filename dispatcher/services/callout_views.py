@@ -29,6 +29,7 @@ from ..domain.roster import Person, PhoneKind, PhoneNumber, mask_phone
 from ..domain.site import Site
 from ..privacy import mask_value
 from .follow_up import follow_ups
+from .record_words import Frozen
 from .site import current_site
 
 # Not acknowledged this long after the call-out started: overdue (超时未确认) on the board, and
@@ -66,6 +67,12 @@ def counts(session: Session, record_id: str) -> dict[str, int]:
     out = {s.value: by_state.get(s.value, 0) for s in CalloutState}
     out["total"] = sum(by_state.values())
     return out
+
+
+def frozen_steps(session: Session, record_id: str) -> dict[int, Frozen]:
+    """Each call-out's official and frozen steps: what the record's step sentences name."""
+    return {row.id: Frozen(row.person_id, row.steps or ()) for row in session.execute(
+        select(CalloutRow.id, CalloutRow.person_id, CalloutRow.steps).where(CalloutRow.record_id == record_id))}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...channels.aliyun import ANSWER_PURPOSES, PROVIDER, e164, national_number, sms_provider_id
@@ -145,6 +144,7 @@ async def _pushed(request: Request, model: type[_M]) -> list[_M]:
 
 
 async def _in_transaction(settings: Settings, now: datetime, work: Callable[[Session, Site, datetime], int]) -> int:
+    # Its own transaction, in the thread pool: a push of hundreds of receipts must not hold up the event loop.
     def run() -> int:
         with transaction(settings.database_url) as session:
             return work(session, current_site(session), now)
@@ -157,7 +157,7 @@ def _attempt(session: Session, channel: Channel, provider_id: str, out_id: str) 
     engine's record of the provider id) if that attempt holds no other provider id; ours and on ``channel``."""
     attempt = None
     if provider_id:
-        attempt = session.scalars(select(AttemptRow).where(AttemptRow.provider_id == provider_id)).first()
+        attempt = receipts.attempt_by_provider_id(session, provider_id)
     if attempt is None and out_id:
         candidate = receipts.attempt_by_ref(session, out_id)
         if candidate is not None and candidate.provider_id in (None, "", provider_id):

@@ -19,9 +19,8 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...channels.broadcast import ReceiptRefused, verify
-from ...db.session import transaction
 from ...services.broadcasts import record_receipt
-from ..deps import ClockDep, SettingsDep
+from ..deps import ClockDep, SettingsDep, UnitOfWorkDep
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -37,7 +36,8 @@ class Receipt(BaseModel):
 
 
 @router.post("/webhooks/broadcast/receipt", summary="A broadcast platform's playback receipt (signed)")
-async def broadcast_receipt(request: Request, settings: SettingsDep, clock: ClockDep) -> dict[str, Any]:
+async def broadcast_receipt(request: Request, settings: SettingsDep, clock: ClockDep,
+                            uow: UnitOfWorkDep) -> dict[str, Any]:
     body = await request.body()
     now = clock()
     try:
@@ -53,7 +53,7 @@ async def broadcast_receipt(request: Request, settings: SettingsDep, clock: Cloc
     except (ValueError, ValidationError) as exc:
         raise HTTPException(422, f"unreadable receipt: {exc}"[:500]) from None
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             outcome = record_receipt(session, now, receipt.model_dump())
     except LookupError as exc:
         raise HTTPException(404, str(exc).strip("'\"")) from None

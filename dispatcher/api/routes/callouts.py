@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from ...db.session import transaction
 from ...db.tables import MAX_ID
 from ...domain.callouts import AckVia, CalloutState
 from ...intake.schema import text_problem
@@ -15,7 +14,7 @@ from ...services import ack, callout_views
 from ...services import warnings as queries
 from ...services.errors import NotFound
 from ...services.users import Role
-from ..deps import CallerDep, ClockDep, OfficerDep, SessionDep, SettingsDep, kick
+from ..deps import CallerDep, ClockDep, OfficerDep, SessionDep, UnitOfWorkDep
 
 router = APIRouter(tags=["callouts"])
 
@@ -52,9 +51,9 @@ def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep,
 
 
 @router.post("/api/v1/callouts/{callout_id}/ack", summary="Acknowledge on the official's behalf (note required)")
-def manual_ack(callout_id: CalloutId, body: ManualAck, settings: SettingsDep, clock: ClockDep,
-               who: OfficerDep) -> dict[str, Any]:
-    with transaction(settings.database_url) as session:
+def manual_ack(callout_id: CalloutId, body: ManualAck, clock: ClockDep, who: OfficerDep,
+               uow: UnitOfWorkDep) -> dict[str, Any]:
+    with uow as session:  # an ignored acknowledgement is recorded too: committed before the 409
         result = ack.acknowledge_callout(session, clock(), callout_id, via=AckVia.MANUAL, by=who.actor,
                                          note=body.note)
     if not result.acknowledged:
@@ -63,12 +62,11 @@ def manual_ack(callout_id: CalloutId, body: ManualAck, settings: SettingsDep, cl
 
 
 @router.post("/api/v1/callouts/{callout_id}/recall", summary="Run the call-out's next step now")
-def recall(callout_id: CalloutId, settings: SettingsDep, clock: ClockDep, who: OfficerDep,
-           request: Request) -> dict[str, Any]:
+def recall(callout_id: CalloutId, clock: ClockDep, who: OfficerDep, uow: UnitOfWorkDep) -> dict[str, Any]:
     try:
-        with transaction(settings.database_url) as session:
+        with uow as session:
             done = ack.recall(session, clock(), callout_id, by=who.actor)
+            uow.wake()
     except ValueError as exc:
         raise HTTPException(409, str(exc)) from None
-    kick(request)
     return {"callout": callout_id, "done": done}

@@ -17,18 +17,11 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ...config import Settings, project_root
-from ...db.record_repo import append_event
 from ...db.session import transaction
-from ...db.tables import CalloutRow
-from ...domain.callouts import ACKABLE_STATES, AckVia, CalloutState
-from ...domain.hazards import Level
-from ...domain.record import EventKind
 from ...links import LinkClaims, LinkError, check_csrf, csrf_for, read_token
 from ...rendering import BEIJING
-from ...services import ack
-from ...services.chain import newest
-from ...services.site import current_site
-from ..deps import ClockDep, SettingsDep
+from ...services import ack_links
+from ..deps import ClockDep, SettingsDep, UnitOfWorkDep
 
 router = APIRouter(tags=["links"])
 
@@ -70,16 +63,6 @@ def _claims(settings: Settings, token: str, now: datetime) -> LinkClaims | HTMLR
         return _link_error(exc)
 
 
-def _view(session: Any, callout: CalloutRow, recipient: str) -> dict[str, Any]:
-    content = newest(session, callout.record_id)
-    people = current_site(session).people
-    level = Level(content.level)
-    official = people[callout.person_id].name if callout.person_id in people else callout.person_id
-    by = people[recipient].name if recipient in people else recipient
-    return {"headline": content.headline, "level": level.value, "level_zh": level.zh, "official": official,
-            "recipient": by, "drill": callout.drill}
-
-
 _GONE = ("该叫应记录不存在。", "No such call-out.")
 
 
@@ -88,17 +71,16 @@ def ack_page(token: str, settings: SettingsDep, clock: ClockDep) -> HTMLResponse
     claims = _claims(settings, token, clock())
     if isinstance(claims, HTMLResponse):
         return claims
-    with transaction(settings.database_url) as session:
-        callout = session.get(CalloutRow, claims.callout_id)
-        if callout is None:
-            return _error(404, *_GONE)
-        view = _view(session, callout, claims.recipient)
-        closed = callout.state not in ACKABLE_STATES
-    return _page("ack_confirm.html", csrf=csrf_for(settings, token), state_closed=closed, **view)
+    with transaction(settings.database_url, write=False) as session:  # the page only reads
+        found = ack_links.look_up(session, claims)
+    if found is None:
+        return _error(404, *_GONE)
+    return _page("ack_confirm.html", csrf=csrf_for(settings, token), state_closed=found.closed, **found.view.fields())
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse, summary="Confirm receipt (the page's button)")
-async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock: ClockDep) -> HTMLResponse:
+async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock: ClockDep,
+                      uow: UnitOfWorkDep) -> HTMLResponse:
     now = clock()
     claims = _claims(settings, token, now)
     if isinstance(claims, HTMLResponse):
@@ -110,28 +92,10 @@ async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock
                       "Forbidden: confirm with the button on the page.", advice="请重新打开短信或消息中的链接。")
     ip = request.client.host if request.client else None
     agent = request.headers.get("user-agent", "")[:300]
-    result = _confirm(settings, now, claims, ip, agent)
-    if isinstance(result, HTMLResponse):
-        return result
-    return _page("ack_done.html", **result)
-
-
-def _confirm(settings: Settings, now: datetime, claims: LinkClaims, ip: str | None,
-             agent: str) -> dict[str, Any] | HTMLResponse:
-    with transaction(settings.database_url) as session:
-        callout = session.get(CalloutRow, claims.callout_id)
-        if callout is None:
-            return _error(404, *_GONE)
-        view = _view(session, callout, claims.recipient)
-        if callout.state not in ACKABLE_STATES:  # already used (or closed otherwise): change nothing
-            outcome = "cancelled" if callout.state == CalloutState.CANCELLED else "already_acknowledged"
-        else:
-            result = ack.acknowledge_callout(session, now, claims.callout_id, via=AckVia.LINK, by=claims.recipient)
-            outcome = result.outcome
-            if result.acknowledged:
-                append_event(session, callout.record_id, EventKind.LINK_USED, claims.recipient, now, {
-                    "callout": callout.id, "person": callout.person_id, "recipient": claims.recipient,
-                    "nonce": claims.nonce, "ip": ip, "user_agent": agent})
-    at = now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
-    return {"outcome": outcome, "at": at, **view}
+    with uow as session:
+        done = ack_links.confirm(session, now, claims, ip, agent)
+    if done is None:
+        return _error(404, *_GONE)
+    return _page("ack_done.html", outcome=done.outcome, at=now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"),
+                 **done.view.fields())
 

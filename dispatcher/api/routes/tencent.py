@@ -32,11 +32,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...channels.carriers import token_matches
-from ...db.session import transaction
 from ...db.tables import AttemptRow, InboundRow
 from ...domain.channels import Channel
 from ...domain.roster import mask_phone
@@ -44,7 +42,7 @@ from ...intake.schema import text_problem
 from ...services import receipts
 from ...services.replies import IncomingReply
 from ...services.site import current_site
-from ..deps import ClockDep, SettingsDep, kick
+from ..deps import ClockDep, SettingsDep, UnitOfWork, UnitOfWorkDep
 from ..replies import ReplyBatcher
 
 __all__ = ["OK", "PREFIX", "router"]
@@ -168,8 +166,7 @@ def _attempt(session: Session, channel: Channel, provider_id: str, number: str, 
     """The attempt of ours this callback is about: found by the provider's id (or, for an SMS report
     Tencent echoed our SessionContext in, by that reference while the attempt has no id yet), sent
     by Tencent on this channel, to a person whose number is ``number``. None (logged) otherwise."""
-    attempt = session.scalars(select(AttemptRow).where(AttemptRow.provider_id == provider_id)
-                              .with_for_update()).first()
+    attempt = receipts.attempt_by_provider_id(session, provider_id, for_update=True)
     if attempt is None and ref:
         attempt = receipts.attempt_by_ref(session, ref)
         if attempt is not None and attempt.provider_id not in (None, provider_id):
@@ -206,10 +203,9 @@ def _record(session: Session, now: datetime, attempt: AttemptRow, provider_id: s
 
 
 @router.post(f"{PREFIX}/sms-status", dependencies=Checked, summary="Tencent SMS status reports (a JSON array)")
-def sms_status(reports: list[SmsStatusReport], request: Request, settings: SettingsDep, clock: ClockDep,
-               ) -> dict[str, Any]:
-    now, failed = clock(), False
-    with transaction(settings.database_url) as session:
+def sms_status(reports: list[SmsStatusReport], clock: ClockDep, uow: UnitOfWorkDep) -> dict[str, Any]:
+    now = clock()
+    with uow as session:
         for report in reports:
             number = e164(report.nationcode, report.mobile)
             ref = report.ext if isinstance(report.ext, str) and not text_problem(report.ext) else None
@@ -218,10 +214,8 @@ def sms_status(reports: list[SmsStatusReport], request: Request, settings: Setti
                 continue
             ours = "delivered" if report.report_status == "SUCCESS" else "failed"
             error = (report.errmsg or report.description or None) if ours == "failed" else None
-            if _record(session, now, attempt, report.sid, ours, ours, error, ref):
-                failed = failed or ours == "failed"
-    if failed:
-        kick(request)  # a failed report may have brought the next step forward
+            if _record(session, now, attempt, report.sid, ours, ours, error, ref) and ours == "failed":
+                uow.wake()  # a failed report may have brought the next step forward
     return OK
 
 
@@ -246,9 +240,8 @@ def _call_ref(callid: str, key: str, digits: str) -> str:
     return hashlib.sha256(callid.encode()).hexdigest()[:16]
 
 
-def _voice(callback: VoiceCallback, request: Request, settings: SettingsDep, clock: ClockDep) -> dict[str, Any]:
-    now, failed = clock(), False
-    with transaction(settings.database_url) as session:
+def _voice(callback: VoiceCallback, now: datetime, uow: UnitOfWork) -> dict[str, Any]:
+    with uow as session:
         if (key := callback.voicekey_callback) is not None:
             number = e164(key.nationcode, key.mobile)
             attempt = _attempt(session, Channel.VOICE, key.callid, number, "keypress")
@@ -262,19 +255,16 @@ def _voice(callback: VoiceCallback, request: Request, settings: SettingsDep, clo
                 word, ours, error = {"0": ("completed", "delivered", None),
                                      "1": ("no-answer", "failed", "result 1: not answered"),
                                      "2": ("failed", "failed", "result 2: call failed")}[prompt.result]
-                failed = _record(session, now, attempt, prompt.callid, word, ours, error, None) and ours == "failed"
-    if failed:
-        kick(request)  # the next step may have been brought forward
+                if _record(session, now, attempt, prompt.callid, word, ours, error, None) and ours == "failed":
+                    uow.wake()  # the next step may have been brought forward
     return OK
 
 
 @router.post(f"{PREFIX}/voice-status", dependencies=Checked, summary="Tencent call results (voiceprompt_callback)")
-def voice_status(callback: VoiceCallback, request: Request, settings: SettingsDep, clock: ClockDep,
-                 ) -> dict[str, Any]:
-    return _voice(callback, request, settings, clock)
+def voice_status(callback: VoiceCallback, clock: ClockDep, uow: UnitOfWorkDep) -> dict[str, Any]:
+    return _voice(callback, clock(), uow)
 
 
 @router.post(f"{PREFIX}/voice-keypress", dependencies=Checked, summary="Tencent keypresses (voicekey_callback)")
-def voice_keypress(callback: VoiceCallback, request: Request, settings: SettingsDep, clock: ClockDep,
-                   ) -> dict[str, Any]:
-    return _voice(callback, request, settings, clock)
+def voice_keypress(callback: VoiceCallback, clock: ClockDep, uow: UnitOfWorkDep) -> dict[str, Any]:
+    return _voice(callback, clock(), uow)

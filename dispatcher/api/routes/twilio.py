@@ -28,12 +28,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ...channels.twilio import VOICE_GATHER_PATH
-from ...db.session import transaction
 from ...db.tables import AttemptRow, InboundRow
 from ...intake.schema import text_problem
 from ...services import receipts
 from ...services.replies import IncomingReply
-from ..deps import ClockDep, SettingsDep, kick
+from ..deps import ClockDep, SettingsDep, UnitOfWorkDep
 from ..replies import ReplyBatcher
 
 router = APIRouter(tags=["webhooks"])
@@ -115,15 +114,15 @@ def _twiml(document: object) -> Response:
 
 
 @router.post("/webhooks/twilio/status", summary="Message and call status callbacks")
-def status_callback(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+def status_callback(form: SignedForm, request: Request, clock: ClockDep, uow: UnitOfWorkDep) -> Response:
     sid = form.first("MessageSid") or form.first("SmsSid") or form.first("CallSid")
     status = form.first("MessageStatus") or form.first("SmsStatus") or form.first("CallStatus")
     error = form.first("ErrorCode") or None
-    with transaction(settings.database_url) as session:
+    with uow as session:
         known = receipts.record_status(session, clock(), sid, status, error,
                                        attempt_ref=request.query_params.get("attempt"))
-    if known:
-        kick(request)  # a failed call may have brought the next step forward
+        if known:
+            uow.wake()  # a failed call may have brought the next step forward
     return _twiml(MessagingResponse())
 
 
@@ -146,17 +145,18 @@ async def inbound_sms(form: SignedForm, request: Request) -> Response:
 
 
 @router.post("/webhooks/twilio/voice", summary="The call's TwiML: the warning, twice, and press 1")
-def voice(form: SignedForm, request: Request, settings: SettingsDep) -> Response:
+def voice(form: SignedForm, request: Request, settings: SettingsDep, uow: UnitOfWorkDep) -> Response:
     ref = request.query_params.get("attempt")
-    with transaction(settings.database_url) as session:
+    with uow as session:
         script = receipts.voice_script(session, ref)
     return _twiml(_voice_document(settings.public_url, ref, script.text if script else None))
 
 
 @router.post("/webhooks/twilio/voice/gather", summary="The call's keypress: 1 acknowledges")
-def voice_gather(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+def voice_gather(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep,
+                 uow: UnitOfWorkDep) -> Response:
     ref = request.query_params.get("attempt")
-    with transaction(settings.database_url) as session:
+    with uow as session:
         result = receipts.voice_keypress(session, clock(), ref, form.first("Digits"), form.first("CallSid"))
         script = receipts.voice_script(session, ref) if result is not None and form.first("Digits") != "1" else None
     if result is None:

@@ -10,7 +10,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ... import csvsafe, privacy
-from ...db.session import transaction
 from ...intake.cap import parse_cap
 from ...intake.schema import WarningIn, parse_warning_dict, parse_warning_json
 from ...services import warnings as queries
@@ -19,7 +18,7 @@ from ...services.callouts import cancel_event
 from ...services.intake import receive_warning
 from ...services.keys import check_event_scope
 from ...services.users import Role
-from ..deps import CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, kick
+from ..deps import CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
 
@@ -64,18 +63,20 @@ def parse_body(content_type: str, body: bytes) -> tuple[WarningIn, str]:
         "application/cap+xml": {"schema": {"type": "string"}},
     }}},
 )
-async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clock: ClockDep) -> JSONResponse:
+async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clock: ClockDep,
+                       uow: UnitOfWorkDep) -> JSONResponse:
     body = await read_limited(request, settings.max_body_bytes)
     draft, fmt = parse_body(request.headers.get("content-type", ""), body)
 
     def store() -> Any:
-        with transaction(settings.database_url) as session:
-            return receive_warning(session, draft, key=key, source_format=fmt,
-                                   raw=body.decode("utf-8", "replace"), now=clock())
+        with uow as session:
+            result = receive_warning(session, draft, key=key, source_format=fmt,
+                                     raw=body.decode("utf-8", "replace"), now=clock())
+            if result.created:
+                uow.wake()
+        return result
 
     result = await run_in_threadpool(store)  # committed before we answer
-    if result.created:
-        kick(request)
     answer = {"id": result.id, "status": "accepted" if result.created else "duplicate",
               "warning_status": result.status, "links": queries.links(result.id)}
     if result.status == "expired":
@@ -117,16 +118,15 @@ def record_csv(events: list[dict[str, Any]]) -> str:
 
 
 @router.post("/{warning_id}/cancel", summary="Cancel the warning's whole event: every pending step stops")
-def cancel_warning(warning_id: str, settings: SettingsDep, clock: ClockDep, who: CallerDep,
-                   request: Request) -> dict[str, Any]:
+def cancel_warning(warning_id: str, clock: ClockDep, who: CallerDep, uow: UnitOfWorkDep) -> dict[str, Any]:
     if who.user is not None and not who.user.may(Role.ADMIN):
         raise HTTPException(403, f"user {who.user.name} ({who.user.role.value}) may not cancel warnings: "
                                  "it needs the admin role")
-    with transaction(settings.database_url) as session:
+    with uow as session:
         row = queries.get_row(session, warning_id, who.scope)  # an agency may cancel only its own
         if who.key is not None:  # and only within its key's hazards, for every message of the event
             check_event_scope(session, who.key, [row])
         applied = cancel_event(session, warning_id, clock(), who.actor)
-    kick(request)
+        uow.wake()
     return {"warning": warning_id, "status": "cancelled", "callouts_cancelled": applied.cancelled,
             "notices": applied.notices}
