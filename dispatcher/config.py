@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         "", description="the rural emergency broadcast platform ([contract](channels-im-email-broadcast.md))")
     broadcast_secret: str = Field("", json_schema_extra={"docs_same_row": True})
 
+    forwarding_file: str = Field(
+        "", description="the YAML file naming where red and orange warnings are forwarded as CAP (the city, "
+                        "neighbouring counties) and who gets each call-out's settled result; it holds their keys "
+                        "(or names the variables that do). Empty = no forwarding "
+                        "([forwarding.md](forwarding.md); `jiaoying forwarding check`)")
+
     link_ttl_hours: float = Field(24.0, description="acknowledgement links expire (never later than the warning)")
 
     # Provider limits, enforced across all workers (see dispatcher.domain.limits).

@@ -211,6 +211,12 @@ class WarningRow(Base):
     # The engine could not apply it: why, and when it tries again (the other warnings carry on).
     apply_error: Mapped[str | None] = mapped_column(Text)
     apply_retry_at: Mapped[datetime | None]
+    # Forwarding (services/forwarding.py): who posted it (its key's agency, or "local"), the site ids a
+    # forwarded CAP passed through (its jiaoying_via parameter), and when the engine decided where it
+    # goes (None: not yet; every message is decided once, after it is committed).
+    origin: Mapped[str] = mapped_column(String(128), default="local", server_default="local")
+    via: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    forward_checked_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class EventRow(Base):
@@ -397,3 +403,36 @@ class BroadcastOrderRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class ForwardRow(Base):
+    """A warning forwarded to another system (转发), or an event's settled result reported upward
+    (上报): kept, and retried, until the receiver took it (services/forwarding.py). ``key`` is unique
+    per message × target (forward) or event × target × recipient (report), so nothing goes twice."""
+
+    __tablename__ = "forwards"
+    __table_args__ = (Index("ix_forwards_due", "status", "not_before"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    record_id: Mapped[str] = mapped_column(String(32), index=True)  # the event's first alert
+    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))  # the message it carries
+    target: Mapped[str] = mapped_column(String(64))  # the target's id in the forwarding file
+    target_name: Mapped[str] = mapped_column(String(200), default="")  # its name, for /readyz and the board
+    kind: Mapped[str] = mapped_column(String(16))  # forward | report | report_email
+    slot: Mapped[int] = mapped_column(Integer, default=0)  # which of the target's report recipients
+    msg_type: Mapped[str] = mapped_column(String(10), default="")  # the CAP msgType sent (forward)
+    identifier: Mapped[str] = mapped_column(String(160))  # the CAP identifier sent: the same every try
+    url: Mapped[str] = mapped_column(Text, default="")  # where it went last (addresses for e-mail)
+    content_type: Mapped[str] = mapped_column(String(64), default="")
+    body: Mapped[str] = mapped_column(Text, default="")  # frozen when queued: every try sends the same
+    # waiting (a report, until the call-out settles) | queued | sending | sent | failed (refused: not retried)
+    status: Mapped[str] = mapped_column(String(12))
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None]  # the next try's time (backoff)
+    lease_until: Mapped[datetime | None]  # while sending: a scheduler that died lets go of it then
+    last_code: Mapped[int | None] = mapped_column(Integer)  # the receiver's last HTTP status (SMTP reply)
+    error: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None]  # the first failure since the last success
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

@@ -27,6 +27,7 @@ areas         every area/geocode value (or comma-separated item) that is a divis
               normalised; other geocode schemes are ignored
 zones         area/geocode values whose valueName is exactly ``zone`` (or ``jiaoying:zone``,
               危险区, 隐患点, 小流域): the site's hazard-zone ids
+via           info/parameter ``jiaoying_via``: the site ids a forwarded warning passed through
 headline      headline, else event
 description   description (a Cancel without info: the alert's note)
 instruction   instruction
@@ -288,6 +289,8 @@ def _from_info(info: Element, chinese: bool, best_effort: bool) -> dict[str, Any
     }
     if zones := _zones(info):
         fields["zones"] = zones
+    if via := _via(info):
+        fields["via"] = via
     for name, read in readers.items():
         try:
             fields[name] = read()
@@ -372,6 +375,14 @@ def _areas(info: Element) -> list[str]:
             "info.area.geocode", "no division code found; give each area's GB/T 2260 code (6 digits "
             "county, 9 town, 12 village) in a geocode, comma-separated in the Chinese profile")
     return list(dict.fromkeys(codes))
+
+
+def _via(info: Element) -> list[str]:
+    """The sites a forwarded warning passed through: the ``jiaoying_via`` parameter (intake.cap_out)."""
+    for name, value in _pairs(info, "parameter"):
+        if name.strip().lower() == "jiaoying_via":
+            return list(dict.fromkeys(filter(None, _SEPARATORS.split(value))))
+    return []
 
 
 # Exact names only: other schemes (a forecaster's ``forecastZone``) are not the site's hazard zones.

@@ -74,6 +74,7 @@ class WarningIn(BaseModel):
     level: Level | None = None
     areas: list[str] = []
     zones: list[str] = []  # hazard zone ids of the site (areas.yaml ``zones``): areas or zones, or both
+    via: list[str] = []  # the sites (their ids) a forwarded warning passed through (CAP ``jiaoying_via``)
     headline: str = ""
     description: str = ""
     instruction: str = ""
@@ -125,6 +126,16 @@ class WarningIn(BaseModel):
         for zone in value:
             if not _ZONE.match(zone):
                 raise ValueError(f"{zone[:80]!r} is not a zone id: 1 to 64 letters, digits, '-' or '_'")
+        return list(dict.fromkeys(value))
+
+    @field_validator("via")
+    @classmethod
+    def _via(cls, value: list[str]) -> list[str]:
+        if len(value) > 32:
+            raise ValueError(f"at most 32 sites, found {len(value)}")
+        for site in value:
+            if not _ZONE.match(site):
+                raise ValueError(f"{site[:80]!r} is not a site id: 1 to 64 letters, digits, '-' or '_'")
         return list(dict.fromkeys(value))
 
     @field_validator("references")

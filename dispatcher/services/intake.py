@@ -62,7 +62,7 @@ def receive_warning(
     site = current_site(session)
     _check_areas(site.areas, warning.areas)
     _check_zones(site.zones, warning.zones)
-    row = _store(session, warning, earlier, key, source_format, raw, now)
+    row = _store(session, warning, earlier, key, source_format, raw, now, via=draft.via)
     if isinstance(row, _Repeat):  # lost a race with the same warning posted concurrently
         return IntakeResult(row.existing.id, created=False, status=row.existing.status)
     record = row.root_id or row.id
@@ -71,6 +71,7 @@ def receive_warning(
         "identifier": warning.identifier, "msg_type": warning.msg_type.value, "hazard": warning.hazard.value,
         "level": warning.level.value, "areas": list(warning.areas), "drill": warning.drill,
         "headline": warning.headline, **({"zones": list(warning.zones)} if warning.zones else {}),
+        **({"via": list(draft.via)} if draft.via else {}),
     })
     if earlier:
         kind = EventKind.CANCELLED if warning.msg_type is MsgType.CANCEL else EventKind.UPDATED
@@ -116,7 +117,7 @@ def _check_zones(zones: Mapping[str, Zone], named: tuple[str, ...]) -> None:
 
 def _store(
     session: Session, warning: Warning, earlier: list[WarningRow], key: AgencyKey | None,
-    source_format: str, raw: str, now: datetime,
+    source_format: str, raw: str, now: datetime, via: list[str] | None = None,
 ) -> WarningRow | _Repeat:
     root = (earlier[0].root_id or earlier[0].id) if earlier else None
     cancel = warning.msg_type is MsgType.CANCEL
@@ -131,6 +132,8 @@ def _store(
             status="cancelled" if cancel else ("expired" if expired_on_arrival(warning.expires, now) else "active"),
             received_at=now,
             api_key_id=key.id if key else None, source_format=source_format, raw=raw,
+            # where it came from, for forwarding (services/forwarding.py): never back to its origin
+            origin=key.agency if key else "local", via=list(via or ()),
         )
         try:
             with session.begin_nested():
