@@ -15,7 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_carriers import carriers_app
+from .cli_forwarding import forwarding_app
 from .cli_report import report
+from .cli_rollcall import rollcall_app
 from .cli_workbook import export_app, import_app
 from .config import Settings, UnsafeSecret, project_root
 from .config import get_settings as _load_settings
@@ -30,8 +32,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(carriers_app, name="carriers")
+app.add_typer(forwarding_app, name="forwarding")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(rollcall_app, name="rollcall")
 app.command("report")(report)
 
 out = Console()
@@ -610,12 +614,14 @@ def demo(
     keep_running: Annotated[bool, typer.Option("--serve/--no-serve", help="keep the server up afterwards")] = True,
     speed: Annotated[float, typer.Option(min=1.0, help="demo clock speed-up over real time, until it meets "
                                                         "real time")] = 20.0,
+    rollcall: Annotated[bool, typer.Option("--rollcall", help="also run a duty roll-call (值班点名) during the story")]
+    = False,
 ) -> None:
     """Sample county, a red rainstorm warning, officials answering (or not), escalation live; then
     the board (a duty-officer login is made and printed) on jiaoying-demo.db in this folder."""
     from .demo import run_demo
 
-    sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed))
+    sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed, rollcall=rollcall))
 
 
 def main() -> None:

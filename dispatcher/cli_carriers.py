@@ -34,6 +34,7 @@ PURPOSE_ZH = {
     "alert": "预警通知", "reminder": "再次提醒", "to_deputy": "请代为落实（代理人）",
     "to_superior": "请督促落实（上级）", "to_duty": "值班跟进（值班室）", "unreached": "未叫醒（组织上门）",
     "update": "预警更新", "cancel": "预警解除", "drill": "演练（所有演练消息）",
+    "rollcall": "值班点名", "rollcall_missed": "值班点名未应答（告知值班领导）",
 }
 VARIABLE_ZH = {
     "official": "接收人姓名", "subject_official": "未确认人姓名", "title": "预警名称", "hazard_name": "灾种",

@@ -127,3 +127,15 @@ def _print(result: Assessment, t: Translate) -> None:
                 cells = [line.name, *(person_cells(line, t) if table.person else []), *metric_cells(line)]
                 rich.add_row(*(Text(cell) for cell in cells))  # names are text, never rich markup
             console.print(rich)
+    if result.rollcalls:
+        from .services.assessment import rollcall_table
+
+        header, rows = rollcall_table(result, t)
+        console.print()
+        console.rule(f"[bold]{escape(t('值班点名'))}[/]")
+        rich = RichTable(title=t("到岗率"), title_justify="left")
+        for i, label in enumerate(header):
+            rich.add_column(label, justify="left" if i < 2 else "right", no_wrap=True)
+        for row in rows:
+            rich.add_row(*(Text("—" if v is None else f"{v}%" if i == 5 else str(v)) for i, v in enumerate(row)))
+        console.print(rich)

@@ -25,11 +25,12 @@ def cell(value: Any) -> Any:
     return value
 
 
-def document(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A whole CSV file: the BOM, the header, then the rows, every cell neutralised."""
+def document(header: Sequence[str], rows: Iterable[Sequence[Any]], bom: bool = True) -> str:
+    """A whole CSV file: the BOM, the header, then the rows, every cell neutralised (``bom=False``:
+    a further table to append to a file that has its BOM)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([cell(h) for h in header])
     for row in rows:
         writer.writerow([cell(v) for v in row])
-    return BOM + buffer.getvalue()
+    return (BOM if bom else "") + buffer.getvalue()

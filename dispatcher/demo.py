@@ -98,7 +98,7 @@ def demo_warning(now: datetime) -> dict[str, object]:
 
 
 def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.0,
-             workdir: Path | None = None) -> int:
+             workdir: Path | None = None, rollcall: bool = False) -> int:
     db_file = ((workdir or Path.cwd()) / DB_NAME).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
@@ -140,6 +140,7 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
             posted.raise_for_status()
             warning_id = posted.json()["id"]
             console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
+            rollcall_id = _start_rollcall(settings.database_url, clock, console) if rollcall else None
             plan = client.get("/api/v1/plans/preview", params={
                 "hazard": "rainstorm", "level": "red", "areas": ",".join(DEMO_TOWNS), "sender": "qingxi-qx"})
             plan.raise_for_status()
@@ -148,6 +149,8 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
         _watch(settings.database_url, warning_id, clock, console, speed, issued)
         clock.catch_up()  # the story is over: real time from here on, on the board too
         _summary(settings.database_url, warning_id, console)
+        if rollcall_id is not None:
+            _rollcall_summary(settings.database_url, rollcall_id, console)
         if keep_running:
             console.print(f"\n服务运行中 serving on {base} — 演示时钟已回到真实时间 the demo clock is real time now "
                           f"(the warning was issued at {issued.astimezone(BEIJING):%H:%M} Beijing time)\n{login}\n"
@@ -195,6 +198,27 @@ def _summary(url: str, warning_id: str, console: Console) -> None:
         "结果 result: ", (f"已确认 acknowledged {c['acknowledged']}", "green"), f" / {c['total']}, ",
         (f"未叫醒 unreached {c['unreached']}", "bold red"),
         " — 未叫醒名单已发送给其上级和值班人员 the unreached list went to their superiors and the duty officers"))
+
+
+def _start_rollcall(url: str, clock: DemoClock, console: Console) -> str:
+    """The evening duty roll-call, started by hand as a duty officer would from the board."""
+    from .services import rollcalls
+
+    with transaction(url) as session:
+        started = rollcalls.start_now(session, None, clock(), actor=f"user:{DEMO_USER}")
+    console.print(f"值班点名 duty roll-call started: {started.id} "
+                  "(县值班室和各乡镇值班室 the county and town duty rooms)", markup=False, highlight=False)
+    return started.id
+
+
+def _rollcall_summary(url: str, rollcall_id: str, console: Console) -> None:
+    from .services import rollcalls
+
+    with transaction(url, write=False) as session:
+        rooms = rollcalls.results(session, rollcall_id)
+    words = ", ".join(f"{r.name} {'到岗' if r.manned else '无人值班' if r.unmanned else '未到岗'}" for r in rooms)
+    console.print(f"值班点名 roll-call {rollcall_id}: {words} — board: /board/rollcalls/{rollcall_id}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def _wait_up(server: uvicorn.Server, timeout: float = 15.0) -> bool:

@@ -94,6 +94,10 @@ class DemoPeople:
             self._later(due, lambda: self._reply(m.to.phone or "", "收到"))
         elif m.purpose is Purpose.REMINDER and m.channel.value == "voice" and kind == "voice":
             self._later(due, lambda: self._press(m.key, person))
+        elif m.purpose is Purpose.ROLLCALL and m.channel.value == kind == "sms":  # at the post, answering
+            self._later(due, lambda: self._reply(m.to.phone or "", "1"))
+        elif m.purpose is Purpose.ROLLCALL and m.channel.value == kind == "voice":
+            self._later(due, lambda: self._press(m.key, person))
         elif m.purpose is Purpose.TO_DEPUTY and m.channel.value == "sms" and self._official_kind(m.key) == "deputy":
             # this official never answers, but their deputy does, for them
             self._later(self.clock() + timedelta(seconds=20 + delay / 4),

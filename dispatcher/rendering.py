@@ -40,7 +40,7 @@ DEFAULT_LANG = "zh"
 @dataclass(frozen=True)
 class MessageContext:
     headline: str
-    hazard: Hazard
+    hazard: Hazard | None  # None: not a warning (a duty roll-call); its title is the headline
     level: Level
     areas: Sequence[str]
     description: str
@@ -182,8 +182,9 @@ def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
         "lang": lang, "headline": ctx.headline, "hazard": ctx.hazard, "level": ctx.level, "areas": list(ctx.areas),
         "description": ctx.description, "instruction": ctx.instruction, "sent": sent, "official": ctx.official,
         "subject_official": ctx.subject_official, "ack_code": ctx.ack_code, "drill": ctx.drill, "link": ctx.link,
-        "step": ctx.step, "drill_prefix": drill_prefix, "title": words.title(ctx.hazard, ctx.level),
-        "hazard_name": words.hazard(ctx.hazard), "level_name": words.level(ctx.level),
+        "step": ctx.step, "drill_prefix": drill_prefix,
+        "title": words.title(ctx.hazard, ctx.level) if ctx.hazard else ctx.headline,
+        "hazard_name": words.hazard(ctx.hazard) if ctx.hazard else "", "level_name": words.level(ctx.level),
         "sent_text": words.when(sent), "sent_spoken": words.spoken_when(sent),
     }
 

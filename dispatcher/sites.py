@@ -1,4 +1,5 @@
-"""Load and validate a site folder (``rosters/<site>/``): areas, people, duty and plans.
+"""Load and validate a site folder (``rosters/<site>/``): areas, people, duty and plans, and the
+optional routine checks (checks.yaml: duty roll-calls).
 
 The format is described in docs/site-files.md. ``check_site`` reports every problem it finds,
 each as ``file:line: message``; a Site is built only from a folder without problems.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta, tzinfo
+from datetime import time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +18,7 @@ import phonenumbers
 
 from .domain.areas import Area, AreaTree, covers, normalize_code, overlaps
 from .domain.channels import Channel, accepted_channels
+from .domain.checks import RollCall, WeeklyWindow
 from .domain.duty import WEEKDAYS, DutyPosition, DutyRoom, DutyRota, DutyShift, WeeklyShift
 from .domain.hazards import Hazard, accepted_hazards, accepted_levels, parse_hazard, parse_level
 from .domain.plans import (
@@ -43,11 +45,13 @@ from .yamlsource import Fields, Problem, Source, clip, format_span, text_problem
 __all__ = ["FILES", "Problem", "SiteInvalid", "check_site", "load_site", "site_digest"]
 
 FILES = ("areas.yaml", "people.yaml", "duty.yaml", "plans.yaml")
+OPTIONAL_FILES = ("checks.yaml",)  # a site without it runs no routine checks
 IM_KINDS = ("dingtalk", "wecom", "feishu")
 
 _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12}|\d{15})$")
 AREA_KINDS = ("group", "natural_village", "grid")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -80,7 +84,8 @@ def load_site(path: Path) -> Site:
 def site_digest(path: Path) -> str:
     """A fingerprint of the four files, to tell "nothing changed" from a real edit."""
     digest = hashlib.sha256()
-    for name in FILES:
+    optional = [n for n in OPTIONAL_FILES if (Path(path) / n).is_file()]  # absent: the digest it always had
+    for name in (*FILES, *optional):
         file = Path(path) / name
         data = file.read_bytes() if file.is_file() else b""
         digest.update(f"{name}\0{len(data)}\0".encode())
@@ -101,11 +106,14 @@ def _check_site(folder: Path) -> tuple[Site | None, list[Problem]]:
     known.people_ok = not sources["people.yaml"].problems
     duty, rooms = _read_duty(sources["duty.yaml"], known)
     plans = _read_plans(sources["plans.yaml"], known)
+    if (folder / "checks.yaml").is_file():
+        sources["checks.yaml"] = Source(folder / "checks.yaml")
+    rollcalls = _read_checks(sources["checks.yaml"], known, rooms) if "checks.yaml" in sources else ()
     problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
     if problems or known.tree is None or known.roles is None or known.people is None:
         return None, problems
     return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback,
-                known.zones or {}, rooms), []
+                known.zones or {}, rooms, rollcalls), []
 
 
 # --- areas.yaml -------------------------------------------------------------------------------
@@ -484,6 +492,87 @@ def _duty_people(
             f.problem(f"{position} '{person}' is not a person in people.yaml", line=line)
     staff = tuple(dict.fromkeys(text for position, text, _ in named if position == "staff" and text))
     return leader, chief, staff
+
+
+# --- checks.yaml ------------------------------------------------------------------------------
+
+
+def _read_checks(src: Source, known: _Known, rooms: tuple[DutyRoom, ...]) -> tuple[RollCall, ...]:
+    doc = src.load()
+    top = Fields(src, doc, 1)
+    if doc is not None and not top.ok:
+        return ()
+    top.check_keys(("rollcalls",))
+    county = known.tree.roots[0] if known.tree is not None and known.tree.roots else None
+    room_areas = {r.area for r in rooms} | ({county} if county else set())
+    found: list[RollCall] = []
+    lines: dict[str, int] = {}
+    for f in top.each("rollcalls", "roll-call"):
+        rollcall = _read_rollcall(f, known, room_areas)
+        if rollcall is None:
+            continue
+        if rollcall.id in lines:
+            f.problem(f"a second roll-call '{rollcall.id}' (the first is at line {lines[rollcall.id]})", "id")
+            continue
+        lines[rollcall.id] = f.line
+        found.append(rollcall)
+    return tuple(found)
+
+
+def _read_rollcall(f: Fields, known: _Known, room_areas: set[str]) -> RollCall | None:
+    rid = f.text("id", required=True)
+    f.label = f"roll-call {rid}" if rid else "roll-call"
+    f.check_keys(("id", "name", "at", "weekly", "answer_within", "channels", "positions", "rooms", "tell"))
+    if rid and not _ID.match(rid):
+        f.problem(f"id '{rid}' may hold only letters, digits, '-' and '_'", "id")
+        rid = None
+    at = []
+    for text, line in f.texts("at"):
+        match = _CLOCK.match(text)
+        if match is None:
+            f.problem(f"'at' lists times of day like 09:00, found '{clip(text)}'", line=line)
+        else:
+            at.append(time(int(match[1]), int(match[2])))
+    weekly = _read_window(f)
+    if not at and weekly is None and not f.has("at") and not f.has("weekly"):
+        f.problem("a roll-call needs 'at' (daily times) or 'weekly' (a window), or both")
+    within = f.duration("answer_within") if f.has("answer_within") else timedelta(minutes=10)
+    if within is not None and not timedelta(minutes=1) <= within <= timedelta(hours=2):
+        f.problem(f"'answer_within' must be between 1m and 2h, found '{format_span(within)}'", "answer_within")
+        within = None
+    channels = f.enums("channels", Channel, "channel", accepted_channels(), required=False) or (
+        Channel.VOICE, Channel.SMS)
+    tell = f.enums("tell", Channel, "channel", accepted_channels(), required=False) or (Channel.SMS, Channel.VOICE)
+    positions = f.enums("positions", DutyPosition, "duty position", _accepted(DutyPosition), required=False) or (
+        DutyPosition.CHIEF, DutyPosition.STAFF)
+    rooms = []
+    for text, line in f.texts("rooms"):
+        if known.tree is not None and text not in room_areas:
+            f.problem(f"'{text}' is not a duty room: the county's code or a room's area in duty.yaml", line=line)
+        else:
+            rooms.append(text)
+    if not rid or within is None or (not at and weekly is None):
+        return None
+    return RollCall(rid, f.text("name") or rid, tuple(sorted(set(at))), weekly, within, channels, positions,
+                    tuple(rooms), tell)
+
+
+def _read_window(f: Fields) -> WeeklyWindow | None:
+    w = f.sub("weekly")
+    if w is None:
+        return None
+    w.check_keys(("day", "from", "to"))
+    day = w.text("day", required=True)
+    if day and day.lower() not in WEEKDAYS:
+        w.problem(f"unknown day '{day}'; accepted: {', '.join(WEEKDAYS)}", "day")
+        day = None
+    start, end = w.time_of_day("from"), w.time_of_day("to")
+    if start is not None and end is not None and end <= start:
+        w.problem(f"'to' ({end:%H:%M}) must be after 'from' ({start:%H:%M}) on the same day", "to")
+        return None
+    if not day or start is None or end is None:
+        return None
+    return WeeklyWindow(WEEKDAYS.index(day.lower()), start, end)
 
 
 # --- plans.yaml -------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from fastapi import Request
 
 LANG_COOKIE = "jy_lang"
 LANGS = ("zh", "en")
+_ROLLCALL_HINT = ("县值班室和各乡镇值班室在班人员须在规定时间内应答（电话按1、回复短信或点击链接）；未按时应答的，"
+                  "告知该值班室在班的值班领导。定时点名按 checks.yaml 自动进行。")
 
 _EN: dict[str, str] = {
     "叫应引擎异常，呼叫可能停滞": "Engine trouble: call-outs may be stalled",
@@ -144,6 +146,20 @@ _EN.update({
     "{m}分钟内": "within {m} min", "播发回执": "Playback receipt", "已下发": "handed over", "下发失败": "failed",
     "正在播发": "playing", "播发完成": "completed", "未回执": "no receipt yet",
     "安排上门核实": "Someone sent to check", "上门核实结果": "What the check found",
+    # duty roll-calls (值班点名)
+    "值班点名": "Duty roll-calls", "值班室": "Duty room", "月份": "Month", "点名次数": "Roll-calls",
+    "按时应答": "Answered in time", "无人值班": "Nobody on shift", "到岗率": "Manned rate", "全期": "Whole period",
+    "立即点名": "Roll-call now", "各值班室": "Duty rooms", "呼叫人数": "Called", "还没有值班点名": "No roll-calls yet",
+    "本县尚未配置值班点名（checks.yaml）。": "This county has no duty roll-call configured (checks.yaml).",
+    "没有这个值班点名：{id}": "No such duty roll-call: {id}", "到岗": "manned", "未到岗": "not answered",
+    "点名中": "in progress", "迟到应答": "Answered late", "未应答": "No answer", "等待应答": "Waiting",
+    "应答": "Answer", "应答时间": "Answered at", "姓名": "Name",
+    "短信": "SMS", "电话按键": "Keypress", "链接": "Link", "代确认": "On their behalf",
+    "点名中，本页每15秒刷新": "In progress; this page refreshes every 15 s",
+    "引擎正在发起呼叫…": "The engine is placing the calls…",
+    _ROLLCALL_HINT: "Everyone on shift in the county and town duty rooms must answer in time (press 1, reply by "
+                    "SMS or use the link); the room's duty leader on shift is told of anyone who does not. "
+                    "Scheduled roll-calls follow checks.yaml.",
 })
 
 

@@ -16,12 +16,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
 from ..services import assessment
 from ..services.assessment import Assessment, PeriodError
 from ..services.site import current_site
 from ..services.users import Role
+from ..web.deps import ClockDep, SettingsDep
 from .pages import Ctx, context, render, require
 
 router = APIRouter()
@@ -81,7 +81,15 @@ def report_page(request: Request, settings: SettingsDep, clock: ClockDep, start:
         "start": first, "end": last, "result": result, "parts": _view(result, ctx),
         "period": assessment.period_text(result, ctx.t),
         "generated": result.generated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-        "query": urlencode({"from": first, "to": last})})
+        "query": urlencode({"from": first, "to": last}), "rollcalls": _rollcalls(result, ctx)})
+
+
+def _rollcalls(result: Assessment, ctx: Ctx) -> dict[str, Any] | None:
+    """到岗率: the duty rooms' roll-calls, per month and for the whole period (None: no roll-call held)."""
+    if not result.rollcalls:
+        return None
+    header, rows = assessment.rollcall_table(result, ctx.t)
+    return {"header": header, "rows": [[*row[:5], "—" if row[5] is None else f"{row[5]:.1f}%"] for row in rows]}
 
 
 @router.get("/board/report.{fmt}")

@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from ..api.deps import ClockDep, SettingsDep
 from ..db.session import transaction
-from . import actions, auth, exports, keys, report, sse, views
+from ..web.deps import ClockDep, SettingsDep, UnitOfWorkDep
+from . import actions, auth, exports, keys, report, rollcalls, sse, views
 from .pages import Ctx, context, render
 from .views import Filters
 
@@ -22,6 +22,7 @@ router.include_router(sse.router)
 router.include_router(exports.router)
 router.include_router(keys.router)
 router.include_router(report.router)
+router.include_router(rollcalls.router)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -56,8 +57,9 @@ def _login_form(ctx: Ctx, request: Request, error: str = "", status: int = 200) 
 
 
 @router.post("/board/login")
-def login(request: Request, settings: SettingsDep, clock: ClockDep, name: Annotated[str, Form()] = "",
-          password: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = "") -> Response:
+def login(request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep,
+          name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+          csrf: Annotated[str, Form()] = "") -> Response:
     now = clock()
     ctx = context(request, settings, now)
     if not auth.login_csrf_ok(settings, request, csrf):
@@ -68,20 +70,20 @@ def login(request: Request, settings: SettingsDep, clock: ClockDep, name: Annota
         page.headers.update(user.headers)
         return page
     response = RedirectResponse("/board", status_code=303)
-    with transaction(settings.database_url) as session:
+    with uow as session:
         auth.issue(settings, session, response, user, now)
     return response
 
 
 @router.post("/board/logout")
-async def logout(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+async def logout(request: Request, settings: SettingsDep, clock: ClockDep, uow: UnitOfWorkDep) -> Response:
     ctx = context(request, settings, clock())
     form = await request.form()
     csrf = form.get("csrf")
     if ctx.who is not None and not auth.csrf_ok(settings, ctx.who.nonce, csrf if isinstance(csrf, str) else None):
         raise HTTPException(403, "missing or wrong CSRF token")
     response = RedirectResponse("/board/login", status_code=303)
-    with transaction(settings.database_url) as session:
+    with uow as session:
         auth.end(session, ctx.who, response, ctx.now)
     return response
 

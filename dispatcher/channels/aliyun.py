@@ -123,7 +123,7 @@ IVR_KEY_TIMEOUT_MS = 10_000  # how long the call waits for a key (IvrCall Timeou
 ACK_KEY = "1"
 
 ANSWER_PURPOSES = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR,
-                             Purpose.TO_DUTY, Purpose.UNREACHED})
+                             Purpose.TO_DUTY, Purpose.UNREACHED, Purpose.ROLLCALL})
 
 SMS_ENDPOINT_VAR = "JIAOYING_ALIYUN_SMS_ENDPOINT"
 VOICE_ENDPOINT_VAR = "JIAOYING_ALIYUN_VOICE_ENDPOINT"

@@ -1,4 +1,4 @@
-"""Plans as JSON for the database, and back. The shape mirrors plans.yaml."""
+"""Plans and roll-calls as JSON for the database, and back. The shapes mirror plans.yaml and checks.yaml."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import time, timedelta
 from typing import Any
 
 from ..domain.channels import Channel
+from ..domain.checks import RollCall, WeeklyWindow
 from ..domain.duty import DutyPosition
 from ..domain.hazards import Hazard, Level
 from ..domain.plans import (
@@ -104,3 +105,29 @@ def _target_from_dict(data: dict[str, Any]) -> Target:
         return TownDutyTarget(tuple(DutyPosition(p) for p in data["town_duty"]))
     otherwise = tuple(Scope(s) for s in data["otherwise"]) if "otherwise" in data else (Scope.ABOVE,)
     return RoleTarget(tuple(data["roles"]), tuple(Scope(s) for s in data["scope"]), data.get("area"), otherwise)
+
+
+def rollcall_to_dict(rollcall: RollCall) -> dict[str, Any]:
+    """A roll-call as stored (``checks`` table) and frozen on each roll-call's record."""
+    weekly = rollcall.weekly
+    return {
+        "id": rollcall.id, "name": rollcall.name, "at": [t.strftime("%H:%M") for t in rollcall.at],
+        "weekly": {"day": weekly.weekday, "from": weekly.start.strftime("%H:%M"), "to": weekly.end.strftime("%H:%M")}
+        if weekly else None,
+        "answer_within": rollcall.answer_within.total_seconds(), "channels": [c.value for c in rollcall.channels],
+        "positions": [p.value for p in rollcall.positions], "rooms": list(rollcall.rooms),
+        "tell": [c.value for c in rollcall.tell],
+    }
+
+
+def rollcall_from_dict(data: dict[str, Any]) -> RollCall:
+    weekly = data.get("weekly")
+    return RollCall(
+        id=data["id"], name=data["name"], at=tuple(time.fromisoformat(t) for t in data.get("at", ())),
+        weekly=WeeklyWindow(int(weekly["day"]), time.fromisoformat(weekly["from"]), time.fromisoformat(weekly["to"]))
+        if weekly else None,
+        answer_within=timedelta(seconds=data["answer_within"]),
+        channels=tuple(Channel(c) for c in data["channels"]),
+        positions=tuple(DutyPosition(p) for p in data["positions"]), rooms=tuple(data.get("rooms", ())),
+        tell=tuple(Channel(c) for c in data.get("tell", ("sms", "voice"))),
+    )

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from ..domain.record import (
     GENESIS,
+    OPENING,
     WARNING_FACTS,
     CalloutFacts,
-    EventKind,
     Findings,
     Keyring,
     LedgerEntry,
@@ -145,7 +145,7 @@ def _append(session: Session, warning: WarningRow, key: RecordKey, kind: str, ac
     warning_id = warning.id
     seq = warning.record_count + 1
     payload = dict(data) if data else {}
-    if kind == EventKind.RECEIVED and isinstance(payload.get("warning"), str):
+    if kind in OPENING and isinstance(payload.get("warning"), str):
         # The message's facts, so an edit of the row shows (it was just added: no query).
         message = warning if payload["warning"] == warning.id else session.get(WarningRow, payload["warning"])
         if message is not None:

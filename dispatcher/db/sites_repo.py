@@ -16,8 +16,8 @@ from ..domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
 from ..domain.site import Site
 from ..domain.zones import Zone, ZoneKind
 from ..gcpause import gc_paused
-from .codec import plan_from_dict, plan_to_dict
-from .tables import AreaRow, Base, DutyRoomRow, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow, ZoneRow
+from .codec import plan_from_dict, plan_to_dict, rollcall_from_dict, rollcall_to_dict
+from .tables import AreaRow, Base, CheckRow, DutyRoomRow, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow, ZoneRow
 
 
 @dataclass
@@ -70,6 +70,10 @@ def _sync_site(session: Session, site: Site, digest: str, now: datetime) -> Sync
         plans[site.fallback.id] = {"name": site.fallback.name, "position": len(site.plans),
                                    "definition": plan_to_dict(site.fallback) | {"fallback": True}, "active": True}
     _sync_keyed(session, PlanRow, "id", "plans", report, plans)
+    _sync_keyed(session, CheckRow, "id", "checks", report, {
+        r.id: {"kind": "rollcall", "name": r.name, "position": i, "definition": rollcall_to_dict(r), "active": True}
+        for i, r in enumerate(site.rollcalls)
+    })
     _sync_duty(session, site, report)
     row = session.get(SiteRow, site.name)
     tz_name = getattr(site.tz, "key", "Asia/Shanghai")
@@ -197,7 +201,9 @@ def _read_site(session: Session) -> Site | None:
     rows = list(session.scalars(select(PlanRow).where(PlanRow.active).order_by(PlanRow.position)))
     plans = tuple(plan_from_dict(r.definition) for r in rows if not r.definition.get("fallback"))
     fallback = next((plan_from_dict(r.definition) for r in rows if r.definition.get("fallback")), None)
-    return Site(meta.id, areas, roles, people, rota(None), plans, tz, fallback, zones, rooms)
+    rollcalls = tuple(rollcall_from_dict(r.definition) for r in session.scalars(
+        select(CheckRow).where(CheckRow.active, CheckRow.kind == "rollcall").order_by(CheckRow.position)))
+    return Site(meta.id, areas, roles, people, rota(None), plans, tz, fallback, zones, rooms, rollcalls)
 
 
 _PERSON_COLUMNS = (PersonRow.id, PersonRow.name, PersonRow.phone, PersonRow.area_code, PersonRow.roles,

@@ -49,6 +49,8 @@ class Purpose(StrEnum):
     UNREACHED = "unreached"  # 未叫醒: the final escalation, for door-to-door follow-up
     UPDATE = "update"  # new content of a warning already sent
     CANCEL = "cancel"  # the warning is lifted (解除)
+    ROLLCALL = "rollcall"  # a duty roll-call (值班点名), to the person on shift: answer to say you are at your post
+    ROLLCALL_MISSED = "rollcall_missed"  # … not answered in time: the room's duty leader is told (not asked to answer)
 
 
 class AttemptStatus(StrEnum):
@@ -65,7 +67,12 @@ class AttemptStatus(StrEnum):
 # What chases an answer stops once there is one (or the warning is lifted); notices of an update or
 # a cancel go to everyone reached whatever their call-out's state.
 CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY,
-                      Purpose.UNREACHED})
+                      Purpose.UNREACHED, Purpose.ROLLCALL, Purpose.ROLLCALL_MISSED})
+# Messages that tell, not ask: an answer to one of them is not an acknowledgement of the call-out (a
+# duty leader told that a roll-call went unanswered cannot answer it for the person on shift).
+TELLING = frozenset({Purpose.ROLLCALL_MISSED})
+# The call-outs of a duty roll-call carry this in their hazard column (a roll-call has no hazard).
+ROLLCALL_HAZARD = "rollcall"
 _CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED, CalloutState.EXPIRED})
 
 
@@ -143,8 +150,11 @@ class FrozenSteps(Sequence[PlannedStep]):
         return self._parsed[index].due if index in self._parsed else datetime.fromisoformat(self._stored[index]["due"])
 
 
-def purpose_for(step: PlannedStep, recipient: str, official: str) -> Purpose:
-    """What a step's message to ``recipient`` is for, in a call-out of ``official``."""
+def purpose_for(step: PlannedStep, recipient: str, official: str, rollcall: bool = False) -> Purpose:
+    """What a step's message to ``recipient`` is for, in a call-out of ``official`` (a warning's, or
+    with ``rollcall`` a duty roll-call's)."""
+    if rollcall:
+        return Purpose.ROLLCALL_MISSED if step.final else Purpose.ROLLCALL
     if step.final:
         return Purpose.UNREACHED
     if recipient == official:

@@ -74,6 +74,21 @@ class EventKind(StrEnum):
     # … and what they found. data: {callout, person, outcome (reached | relayed | not_found), note, assigned
     # (the seq of the assignment it answers)}.
     FOLLOW_UP_RESULT = "follow_up_result"
+    # A duty roll-call (值班点名) was started, by the schedule or a duty officer. data: {rollcall (its id in
+    # checks.yaml), name, at (the time it is for), headline, answer_within (seconds), channels}.
+    ROLLCALL_STARTED = "rollcall_started"
+    # Forwarding (services/forwarding.py). A target took a forwarded message. data: {target, name, warning,
+    # msg_type, identifier, code (its HTTP status), tries}.
+    FORWARDED = "forwarded"
+    # A forward or report could not be delivered for now (5xx, timeout, unreachable): tried again. data:
+    # {target, name, kind (forward | report | report_email), warning, code, error, tries, retry_at}.
+    FORWARD_FAILED = "forward_failed"
+    # … refused for good (401/403: our key; another 4xx: the content): not retried until someone says so
+    # (`jiaoying forwarding retry`). data: as forward_failed, and key (true: our key was refused).
+    FORWARD_REFUSED = "forward_refused"
+    # The settled result went upward. data: {target, name, kind (report | report_email), to (URL or
+    # addresses), called, acknowledged, unreached}.
+    REPORT_SENT = "report_sent"
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,9 @@ def ledger_seal(key: RecordKey, count: int, head: str) -> str:
 
 # -- the warning row's facts ----------------------------------------------------------------------
 
+# The events that open a record and carry its message's facts: a warning received, or a routine
+# check (a duty roll-call) started by the county itself.
+OPENING = frozenset({EventKind.RECEIVED, EventKind.ROLLCALL_STARTED})
 # The facts of a warning message that never change once received. Its ``status`` changes, and is
 # checked against the update and cancel events instead.
 WARNING_FACTS = ("id", "sender", "identifier", "msg_type", "references", "root_id", "hazard", "level", "areas",
@@ -311,7 +329,7 @@ def check_messages(events: Sequence[RecordedEvent], messages: Sequence[MessageFa
     expected: dict[str, tuple[str, int]] = {}  # message → (status, the event that set it)
     for ev in events:
         data = ev.data
-        if ev.kind == EventKind.RECEIVED and isinstance(data.get("warning"), str):
+        if ev.kind in OPENING and isinstance(data.get("warning"), str):
             received[data["warning"]] = ev
             expected[data["warning"]] = ("cancelled" if data.get("msg_type") == "cancel" else "active", ev.seq)
         elif ev.kind in (EventKind.UPDATED, EventKind.CANCELLED) and isinstance(data.get("warnings"), list):

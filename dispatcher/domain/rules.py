@@ -66,6 +66,7 @@ class PlannedCallout:
     reason: str  # why this official is called, in words: "包保龙潭镇", "村防汛责任人（溪口村）"
     steps: tuple[PlannedStep, ...]
     target: int = 0  # which of the plan's targets reached them (1-based; 0: not known)
+    room: str | None = None  # a roll-call's: the duty room (its area) the person answers for
 
 
 class GapKind(StrEnum):

@@ -8,6 +8,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from .areas import AreaTree, covers, overlaps
+from .checks import RollCall
 from .duty import DutyRoom, DutyRota
 from .plans import Plan
 from .roster import Person
@@ -29,6 +30,7 @@ class Site:
     fallback: Plan | None = None
     zones: dict[str, Zone] = field(default_factory=dict)
     rooms: tuple[DutyRoom, ...] = ()  # town duty rooms; ``duty`` is the county's
+    rollcalls: tuple[RollCall, ...] = ()  # duty roll-calls (checks.yaml)
 
     def person(self, person_id: str | None) -> Person | None:
         return self.people.get(person_id) if person_id else None

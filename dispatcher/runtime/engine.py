@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from ..db.queue import claimable
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
-from ..services import broadcasts, callouts, dispatch, escalation, expiry
+from ..services import broadcasts, callouts, dispatch, escalation, expiry, rollcalls
+from ..services import forwarding as forwards
 from ..services.errors import NotReady
 from ..services.handover import HandOverGuard
 from ..services.heartbeat import beat
@@ -74,10 +76,20 @@ class Engine:
         self._per_number = number_limits(settings)  # configured, else the providers' own
         self._breaker = CircuitBreaker(now=lambda: self.clock().timestamp())  # on the engine's clock, as timers are
         self._retry = RetryPolicy(attempts=settings.send_attempts)
+        self._rollcall_key = rollcalls.schedule_key(settings.secret_key)
+        self._missed_rollcalls: list[str] = []
 
         # Public, like adapter(channel): tests tell its simulator to fail. Its HTTP client is made on
         # the first send, inside this engine's event loop, and closed in close().
         self.broadcaster = broadcast_adapter(settings)
+
+        # Forwarding (services/forwarding.py): the file, read again when it changes; deliveries run in a
+        # thread of their own so a slow or hanging receiver never holds the timers up. Tests set
+        # ``forwards_inline`` to deliver within the pass instead.
+        self._forwarding = forwards.Watch(settings.forwarding_file)
+        self._forwarder: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.forwards_inline = False
 
     @property
     def url(self) -> str:
@@ -88,16 +100,32 @@ class Engine:
         try:
             with transaction(self.url, background=True) as session:
                 report.expired = expiry.expire_due(session, self.clock())
+            self.start_rollcalls()
             self.apply_pending(report)
             report.advanced += self._advance_due()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
         report.reconciled = self.reconcile()
         self.broadcast()
+        forwarding_error = self.forward()
         with transaction(self.url, background=True) as session:
-            beat(session, f"{role}:{self.name}", role, self.clock(), {"advanced": report.advanced,
-                                                                       "simulated": simulated(self.settings)})
+            beat(session, f"{role}:{self.name}", role, self.clock(), {"forwarding_error": forwarding_error,
+                                                                       "advanced": report.advanced,
+                                                                       "simulated": simulated(self.settings),
+                                                                       "missed_rollcalls": self._missed_rollcalls})
         return report
+
+    def start_rollcalls(self) -> None:
+        """Start the duty roll-calls whose time has come (each once, whoever runs this pass), and
+        note the scheduled ones of the last day that never ran, for /readyz and the board."""
+        with transaction(self.url, write=False) as session:
+            due = rollcalls.due(session, self.clock(), self._rollcall_key)
+            missed = rollcalls.missed(session, self.clock(), self._rollcall_key)
+        if due:
+            with transaction(self.url, background=True) as session:
+                started = rollcalls.start_due(session, due, self.clock())
+            log.info("duty roll-calls started: %s", ", ".join(started))
+        self._missed_rollcalls = [f"{r.id}@{at.isoformat()}" for r, at in missed]
 
     def apply_pending(self, report: TickReport) -> None:
         """Apply stored warnings, a part per transaction; after each part its first steps run, so
@@ -149,6 +177,63 @@ class Engine:
             with transaction(self.url, background=True) as session:
                 broadcasts.record(session, self.clock(), order, platform_id, error)
         return len(orders)
+
+    def forward(self) -> str | None:
+        """Forwarding's part of the pass: decide where new warnings go, queue the results of settled
+        events, and deliver what is due (in the background thread, or here when ``forwards_inline``).
+        Returns why the forwarding file cannot be used, or None. A failure here never stops the pass."""
+        config, error = self._forwarding.current()
+        if config is None and error is not None:
+            return error  # nothing decided: once the file is fixed, the waiting warnings are forwarded
+        try:
+            with transaction(self.url, background=True) as session:
+                forwards.decide(session, config, self.clock())
+            if config is None:
+                return None
+            with transaction(self.url, background=True) as session:
+                forwards.settle(session, config, self.clock())
+            if self.forwards_inline:
+                self.deliver_forwards()
+            elif self._forwarder is None or not self._forwarder.is_alive():
+                with transaction(self.url, write=False) as session:
+                    due = forwards.due(session, self.clock())
+                if due:
+                    self._forwarder = threading.Thread(target=self._deliver_quietly, name="jiaoying-forwarder",
+                                                       daemon=True)
+                    self._forwarder.start()
+        except (OperationalError, InterfaceError):
+            raise
+        except NotReady as exc:
+            log.warning("forwarding waiting: %s", exc)
+        except Exception:
+            log.exception("forwarding pass failed; trying again next pass")
+        return error
+
+    def deliver_forwards(self) -> int:
+        """Claim the forwards and reports that are due, hand them over, record what the receivers said;
+        returns how many were tried."""
+        config, _ = self._forwarding.current()
+        if config is None:
+            return 0
+        with transaction(self.url, background=True) as session:
+            jobs = forwards.claim(session, self.clock())
+        if not jobs:
+            return 0
+        if threading.current_thread() is self._forwarder:
+            outcomes = asyncio.run(forwards.deliver(jobs, config, self.settings))
+        else:
+            outcomes = self._loop.run_until_complete(forwards.deliver(jobs, config, self.settings))
+        for outcome in outcomes:
+            with transaction(self.url, background=True) as session:
+                forwards.record(session, self.clock(), outcome)
+        return len(jobs)
+
+    def _deliver_quietly(self) -> None:
+        try:
+            while not self._closing.is_set() and self.deliver_forwards():
+                pass
+        except Exception:
+            log.exception("forwarding delivery failed; the rows are tried again when their lease runs out")
 
     def reconcile(self) -> int:
         with transaction(self.url, background=True) as session:
@@ -251,6 +336,9 @@ class Engine:
         return total
 
     def close(self) -> None:
+        self._closing.set()
+        if self._forwarder is not None:
+            self._forwarder.join(timeout=70)  # a try takes at most a minute (the longest timeout)
         self._loop.run_until_complete(_close(self._adapters))
         self._loop.run_until_complete(self.broadcaster.aclose())
         self._loop.close()

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event, append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import AckVia, CalloutState, Purpose, step_from_json
+from ..domain.callouts import TELLING, AckVia, CalloutState, Purpose, step_from_json
 from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
 from ..domain.escalation import recall as recall_rule
 from ..domain.record import EventKind
@@ -92,6 +92,10 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
     return results
 
 
+# An answer acknowledges the call-outs whose messages asked this person (not those that only told them).
+_ASKING = AttemptRow.purpose.not_in([p.value for p in TELLING])
+
+
 def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None, bool], set[int]]:
     """Every call-out that sent these people an attempt: by (person, channel, reached) and, for
     codes, by (person, None, False) whatever the channel or status."""
@@ -100,7 +104,7 @@ def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None
     for start in range(0, len(people), 900):
         for person, channel, status, callout in connection.execute(
                 select(AttemptRow.recipient_id, AttemptRow.channel, AttemptRow.status, AttemptRow.callout_id)
-                .where(AttemptRow.recipient_id.in_(people[start:start + 900]))):
+                .where(AttemptRow.recipient_id.in_(people[start:start + 900]), _ASKING)):
             found.setdefault((person, None, False), set()).add(callout)
             if status in REACHED:
                 found.setdefault((person, channel, True), set()).add(callout)
@@ -113,7 +117,7 @@ def _by_code(session: Session, codes: set[str], people: list[str]) -> dict[str, 
     connection = session.connection()
     for start in range(0, len(people), 900):
         chunk = people[start:start + 900]
-        contacted = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(chunk)).scalar_subquery()
+        contacted = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(chunk), _ASKING).scalar_subquery()
         for callout, person, code in connection.execute(
                 select(CalloutRow.id, CalloutRow.person_id, CalloutRow.ack_code).where(
                     CalloutRow.ack_code.in_(codes), CalloutRow.person_id.in_(chunk) | CalloutRow.id.in_(contacted))):

@@ -41,8 +41,10 @@ from sqlalchemy.orm import Session
 from .. import csvsafe
 from ..board.stats import WINDOWS  # the board's 5/15/30 minutes: the two must agree
 from ..db.tables import AreaRow, CalloutRow, PersonRow, RoleRow
-from ..domain.callouts import CalloutState
+from ..domain.callouts import ROLLCALL_HAZARD, CalloutState
 from ..domain.site import Site
+from . import rollcalls
+from .rollcalls import Attendance
 
 COUNTY_LEVEL = "县级"
 NO_ROLE = "未设岗位"
@@ -164,6 +166,7 @@ class Assessment:
     real: Section
     drills: Section
     generated_at: datetime
+    rollcalls: tuple[Attendance, ...] = ()  # 到岗率: per duty room, per month ("") and the whole period ("")
 
     def as_json(self) -> dict[str, Any]:
         def line(x: Line) -> dict[str, Any]:
@@ -184,7 +187,9 @@ class Assessment:
         return {"site": self.site, "from": self.start.isoformat(), "to": self.end.isoformat(),
                 "timezone": self.timezone, "windows_minutes": list(self.windows),
                 "generated_at": self.generated_at.isoformat(), "real": section(self.real),
-                "drills": section(self.drills)}
+                "drills": section(self.drills),
+                "rollcalls": [{"area": a.area, "name": a.name, "month": a.month or None, "held": a.held,
+                               "manned": a.manned, "unmanned": a.unmanned, "rate": a.rate} for a in self.rollcalls]}
 
 
 # -- the computation -------------------------------------------------------------------------------
@@ -269,7 +274,8 @@ def assess(session: Session, site: Site, start: date, end: date, now: datetime |
         marks = [b.timestamp() for b in bounds]
     rows = connection.execute(
         select(c.record_id, c.person_id, c.state, c.drill, started_col, acked_col, c.acknowledged_by)
-        .where(c.started_at >= lo, c.started_at < hi, c.state != CalloutState.CANCELLED.value)).all()
+        .where(c.started_at >= lo, c.started_at < hi, c.state != CalloutState.CANCELLED.value,
+               c.hazard != ROLLCALL_HAZARD)).all()  # duty roll-calls are counted apart (rollcalls.attendance)
 
     # Gathered per (drill, person, month), one group a row; people and months are merged from them.
     groups: dict[tuple[bool, str, int], _Acc] = {}
@@ -311,7 +317,7 @@ def assess(session: Session, site: Site, start: date, end: date, now: datetime |
         site=_county_name(site), start=start, end=end, timezone=str(getattr(tz, "key", tz)), windows=WINDOWS,
         real=_section(people[0], by_month[0], month_names, names),
         drills=_section(people[1], by_month[1], month_names, names),
-        generated_at=now or datetime.now(UTC))
+        generated_at=now or datetime.now(UTC), rollcalls=tuple(rollcalls.attendance(session, lo, hi, tz)))
 
 
 def _county_name(site: Site) -> str:
@@ -476,7 +482,8 @@ def to_csv(report: Assessment, t: Translate = _same) -> str:
                     values[i] = None if values[i] is None else round(100 * values[i], 1)
                 lead = person_cells(line, t) if table.person else ["", "", "", ""]
                 rows.append([part, table.title, line.name, *lead, *values])
-    return csvsafe.document(header, rows)
+    return csvsafe.document(header, rows) + (
+        "\r\n" + csvsafe.document(*rollcall_table(report, t), bom=False) if report.rollcalls else "")
 
 
 def to_xlsx(report: Assessment, t: Translate = _same) -> bytes:
@@ -493,7 +500,7 @@ def to_xlsx(report: Assessment, t: Translate = _same) -> bytes:
     first.title = t("汇总")
     summary_rows: list[list[Any]] = [[t("真实预警"), *metric_values(report.real.total)],
                                      [t("演练"), *metric_values(report.drills.total)]]
-    _sheet(first, [t("类别"), *figures], summary_rows, windows)
+    write_sheet(first, [t("类别"), *figures], summary_rows, windows)
     info = [(t("县"), report.site), (t("统计区间"), period_text(report, t)), (t("时区"), report.timezone),
             (t("生成时间"), f"{report.generated_at.astimezone(_zone(report.timezone)):%Y-%m-%d %H:%M}"),
             (t("说明"), t("真实预警与演练分开统计；已取消的叫应不计；确认用时自叫应开始计。"))]
@@ -505,7 +512,7 @@ def to_xlsx(report: Assessment, t: Translate = _same) -> bytes:
     real = {table.key: table for table in tables(report.real, t)}
     for key in ("month", "town", "role", "person", "unreached"):
         table = real[key]
-        _sheet(book.create_sheet(names[key][:31]), [*table.lead, *figures],
+        write_sheet(book.create_sheet(names[key][:31]), [*table.lead, *figures],
                [[*row, *metric_values(line)] for row, line in zip(_rows(table, t), table.lines, strict=True)],
                windows)
     drill_rows = []
@@ -515,11 +522,22 @@ def to_xlsx(report: Assessment, t: Translate = _same) -> bytes:
         for row, line in zip(_rows(table, t), table.lines, strict=True):
             lead = row[1:] if table.person else ["", "", "", ""]
             drill_rows.append([table.title, row[0], *lead, *metric_values(line)])
-    _sheet(book.create_sheet(t("演练")[:31]),
+    write_sheet(book.create_sheet(t("演练")[:31]),
            [t("分组"), t("名称"), t("乡镇"), t("岗位"), t("单位"), t("备注"), *figures], drill_rows, windows)
+    if report.rollcalls:
+        header, rows = rollcall_table(report, t)
+        write_sheet(book.create_sheet(t("值班点名")[:31]), header, rows, ())
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def rollcall_table(report: Assessment, t: Translate = _same) -> tuple[list[str], list[list[Any]]]:
+    """到岗率 as a table: a row per duty room and month, then the room's whole period (月份 全期)."""
+    header = [t("值班室"), t("月份"), t("点名次数"), t("按时应答"), t("无人值班"), t("到岗率")]
+    rows = [[a.name, a.month or t("全期"), a.held, a.manned, a.unmanned,
+             None if a.rate is None else round(100 * a.rate, 1)] for a in report.rollcalls]
+    return header, rows
 
 
 def _zone(name: str) -> tzinfo:
@@ -536,7 +554,9 @@ def _text(cell: Any, value: Any) -> None:
         cell.data_type = "s"
 
 
-def _sheet(sheet: Any, header: list[str], rows: list[list[Any]], windows: Sequence[int]) -> None:
+def write_sheet(sheet: Any, header: list[str], rows: list[list[Any]], windows: Sequence[int]) -> None:
+    """A sheet as every Jiaoying workbook has it: bold filled header frozen in row 1, a filter, text kept
+    text, column widths to the content, landscape; rates (the metrics' ``windows`` columns) as percentages."""
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 

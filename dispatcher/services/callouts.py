@@ -31,11 +31,12 @@ from ..domain.callouts import (
     step_from_json,
     step_to_json,
 )
+from ..domain.checks import CheckKind
 from ..domain.escalation import TakeOver, takes_over
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.rules import PlannedCallout, PlannedStep, Resolution, WarningFacts, resolve
-from . import broadcasts
+from . import broadcasts, rollcalls
 from .site import current_site
 
 REACHED_STATES = (CalloutState.NOTIFIED, CalloutState.ACKNOWLEDGED, CalloutState.UNREACHED)
@@ -96,6 +97,7 @@ class Start:
     applied: Applied = field(default_factory=Applied)
     done: int = 0  # planned call-outs handled so far
     matched: bool = False  # the MATCHED event and the broadcast order are written
+    kept: dict[str, Any] = field(default_factory=dict)  # more for the MATCHED event (a roll-call's rooms)
 
     @property
     def planned(self) -> tuple[PlannedCallout, ...]:
@@ -110,6 +112,9 @@ def begin_start(session: Session, warning_id: str, now: datetime) -> Start | Non
     record = row.root_id or row.id
     if row.msg_type == "cancel" or row.status != "active":
         return Start(row.id, record, None)
+    if row.kind == CheckKind.ROLLCALL:
+        resolved, kept = rollcalls.resolution(session, row, now)
+        return Start(row.id, record, resolved, kept=kept)
     facts = WarningFacts(Hazard(row.hazard), Level(row.level), tuple(row.areas), row.sender, row.sent,
                          tuple(row.zones or ()))
     return Start(row.id, record, resolve(current_site(session), facts, start=now))
@@ -156,8 +161,10 @@ def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> No
     append_event(session, start.record, EventKind.MATCHED, "rules", now, {
         "warning": row.id, "plans": list(resolution.plans), "officials": len(resolution.callouts),
         "duty": list(resolution.duty.everyone) if resolution.duty else [],
-        "gaps": [g.message for g in resolution.gaps][:200], "fallback": resolution.fallback,
+        "gaps": [g.message for g in resolution.gaps][:200], "fallback": resolution.fallback, **start.kept,
     })
+    if row.kind != "warning":
+        return  # a routine check orders no broadcast
     site = current_site(session)
     broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
 
@@ -193,7 +200,9 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
     planned = [c for c in planned if c.person_id not in begun]
     people = [c.person_id for c in planned]
     level = Level(row.level)
-    holding = _open_callouts(session, people, row.hazard)
+    # A warning takes over (or is muted by) an official's open call-out of the same concern; a roll-call
+    # stands alone: each is about its own minute, so an open earlier one neither mutes nor is replaced.
+    holding = _open_callouts(session, people, row.hazard) if row.kind == "warning" else {}
     in_event = _levels_in_event(session, record, people)
     codes = _codes_in_use(session, people)
     steps_json: dict[tuple[PlannedStep, ...], list[dict[str, Any]]] = {}
@@ -236,7 +245,7 @@ def _callout_values(callout: PlannedCallout, row: WarningRow, record: str, level
         "hazard": row.hazard, "level": level.value, "priority": level.rank, "drill": row.drill,
         "reason": callout.reason[:200], "state": CalloutState.PENDING.value,
         "steps": steps, "next_step": 0, "next_due": now,
-        "ack_code": _new_code(codes.setdefault(callout.person_id, set())), "started_at": now,
+        "ack_code": _new_code(codes.setdefault(callout.person_id, set())), "started_at": now, "room": callout.room,
     }
 
 

@@ -58,6 +58,13 @@ def template_gaps(site: Site, settings: Settings, plans: Iterable[Plan] | None =
             for provider in names:
                 for purpose in templates.missing(provider, channel, purposes_of(plan, channel)):
                     wanting.setdefault((provider, channel, purpose), []).append(plan.id)
+    for rollcall in site.rollcalls if plans is None else ():  # the duty roll-calls of checks.yaml
+        for channel, names in providers.items():
+            sends = [p for p, used in ((Purpose.ROLLCALL, rollcall.channels), (Purpose.ROLLCALL_MISSED, rollcall.tell))
+                     if channel in used]
+            for provider in names:
+                for purpose in templates.missing(provider, channel, sends):
+                    wanting.setdefault((provider, channel, purpose), []).append(f"rollcall:{rollcall.id}")
     where = settings.carrier_templates or "no JIAOYING_CARRIER_TEMPLATES file"
     return [{"kind": "no_template", "plan": ", ".join(ids), "subject": f"{provider}/{channel}/{purpose}",
              "message": f"{channel} {purpose} through {provider} has no approved template ({where}); plans that "

@@ -43,7 +43,7 @@ def engine_health(session: Session, now: datetime) -> dict[str, str]:
     return {check: "; ".join(p.en for p in problems if p.check == check) or "ok" for check in CHECKS}
 
 
-CHECKS = ("scheduler", "workers", "channels", "escalations", "warnings", "timers")
+CHECKS = ("scheduler", "workers", "channels", "escalations", "warnings", "timers", "rollcalls", "forwarding")
 
 
 def engine_problems(session: Session, now: datetime) -> list[Problem]:
@@ -66,12 +66,30 @@ def engine_problems(session: Session, now: datetime) -> list[Problem]:
     problems += _halted_channels(session, now)
     problems += _final_escalations(session, now)
     problems += _stuck(session)
+    problems += _missed_rollcalls(session, now)
     overdue = session.scalar(select(func.min(CalloutRow.next_due)).where(CalloutRow.state.in_(OPEN_STATES)))
     late = (now - overdue).total_seconds() if overdue else 0.0
     if late >= QUEUE_STALE_S:
         problems.append(Problem("timers", f"escalation steps overdue by {late:.0f} s",
                                 f"升级步骤已逾期 {late:.0f} 秒未执行"))
+    problems += _forwarding(session, now)
     return problems
+
+
+def _forwarding(session: Session, now: datetime) -> list[Problem]:
+    """Forwarding (services/forwarding.py): a forwarding file the scheduler cannot use, a target that
+    refused our key or the warning (not retried), one failing for longer than QUEUE_STALE_S."""
+    from .forwarding import problems as forwarding_problems
+
+    since = now - timedelta(seconds=QUEUE_STALE_S)
+    found: list[Problem] = []
+    for (info,) in session.execute(select(HeartbeatRow.info).where(HeartbeatRow.role == "scheduler",
+                                                                   HeartbeatRow.at >= since)):
+        error = (info or {}).get("forwarding_error")
+        if error and not any(error in p.en for p in found):
+            found.append(Problem("forwarding", f"the forwarding file cannot be used: {error}",
+                                 f"转发配置文件有误，无法使用：{error}"))
+    return found + [Problem("forwarding", en, zh) for en, zh in forwarding_problems(session, now, QUEUE_STALE_S)]
 
 
 def _halted_channels(session: Session, now: datetime) -> list[Problem]:
@@ -116,6 +134,22 @@ def _final_escalations(session: Session, now: datetime) -> list[Problem]:
     seconds = (now - since).total_seconds()
     return [Problem("escalations", f"{count} final escalation(s) not delivered, retrying for {seconds:.0f} s",
                     f"{count} 条未叫醒通报未送出，已重试 {seconds:.0f} 秒")]
+
+
+def _missed_rollcalls(session: Session, now: datetime) -> list[Problem]:
+    """Scheduled duty roll-calls of the last day that never ran (the scheduler was away past their
+    catch-up window), as the last scheduler pass found them (services/rollcalls.missed)."""
+    since = now - timedelta(seconds=QUEUE_STALE_S)
+    missed: set[str] = set()
+    for (info,) in session.execute(select(HeartbeatRow.info).where(HeartbeatRow.role == "scheduler",
+                                                                   HeartbeatRow.at >= since)):
+        missed |= {str(m) for m in (info or {}).get("missed_rollcalls") or ()}
+    if not missed:
+        return []
+    names = sorted(missed)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return [Problem("rollcalls", f"{len(names)} scheduled roll-call(s) did not run: {shown}",
+                    f"{len(names)} 次定时值班点名未按时进行：{shown}")]
 
 
 def _stuck(session: Session) -> list[Problem]:

@@ -33,7 +33,7 @@ def message_context(site: Site, content: WarningRow, callout: CalloutFacts, reci
     """What a message of this call-out to this recipient is written from."""
     return MessageContext(
         headline=content.headline,
-        hazard=Hazard(content.hazard),
+        hazard=Hazard(content.hazard) if content.kind == "warning" else None,  # a roll-call has no hazard
         level=Level(content.level),
         areas=[site.areas.name(a) for a in content.areas],
         description=content.description,

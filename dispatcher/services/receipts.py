@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_event
 from ..db.tables import MAX_ID, AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import OPEN_STATES, AckVia, Purpose
+from ..domain.callouts import OPEN_STATES, TELLING, AckVia, Purpose
 from ..domain.channels import Channel
 from ..domain.record import EventKind
 from ..intake.schema import text_problem
@@ -31,8 +31,8 @@ from .messages import compose
 from .replies import InboundOutcome, IncomingReply, take_replies
 from .site import current_site
 
-__all__ = ["InboundOutcome", "VoiceScript", "attempt_by_ref", "inbound_sms", "record_status",
-           "voice_keypress", "voice_script"]
+__all__ = ["InboundOutcome", "VoiceScript", "attempt_by_provider_id", "attempt_by_ref", "inbound_sms",
+           "record_status", "voice_keypress", "voice_script"]
 
 log = logging.getLogger("jiaoying.receipts")
 
@@ -65,6 +65,15 @@ def attempt_by_ref(session: Session, ref: str | None) -> AttemptRow | None:
             return None
         return session.get(AttemptRow, int(ref))
     return session.scalars(select(AttemptRow).where(AttemptRow.key == ref)).first()
+
+
+def attempt_by_provider_id(session: Session, provider_id: str, *, for_update: bool = False) -> AttemptRow | None:
+    """The attempt a provider's id names (the message or call id it gave when it took the attempt);
+    ``for_update`` locks its row for the rest of the transaction (on PostgreSQL)."""
+    query = select(AttemptRow).where(AttemptRow.provider_id == provider_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).first()
 
 
 def record_status(session: Session, now: datetime, provider_id: str, status: str, error_code: str | None = None,
@@ -184,6 +193,9 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
     inbound.outcome = "keypress"
     append_event(session, attempt.record_id, EventKind.VOICE_KEYPRESS, attempt.recipient_id, now, {
         "key": attempt.key, "call_sid": call_sid, "digits": digits})
-    if digits != "1":
+    if digits != "1" or attempt.purpose in _TELLING:  # a call that only told (a missed roll-call) asks for nothing
         return AckResult("not_a_confirmation", [attempt.callout_id])
     return acknowledge_callout(session, now, attempt.callout_id, via=AckVia.VOICE, by=attempt.recipient_id)
+
+
+_TELLING = frozenset(p.value for p in TELLING)

@@ -192,7 +192,8 @@ _CHANNEL = {"sms": ("短信", "SMS"), "voice": ("语音电话", "voice call"), "
 _RECIPIENT = {"self": ("本人", "the official"), "deputy": ("AB岗", "deputy"), "superior": ("上级", "superior"),
               "duty": ("值班人员", "duty officers"), "town_duty": ("乡镇值班人员", "town duty room")}
 _PURPOSE_TO = {"alert": "self", "reminder": "self", "to_deputy": "deputy", "to_superior": "superior",
-               "to_duty": "duty", "unreached": "unreached", "update": "self", "cancel": "self"}
+               "to_duty": "duty", "unreached": "unreached", "update": "self", "cancel": "self",
+               "rollcall": "self", "rollcall_missed": "duty"}
 _SYSTEM = {"engine": ("系统", "system"), "rules": ("系统（预案匹配）", "system (plan matching)"),
            "worker": ("发送进程", "sender process"), "local": ("本机命令行", "local command line"),
            "broadcast": ("应急广播平台", "broadcast platform"), "anonymous": ("匿名", "anonymous")}
@@ -338,6 +339,9 @@ def _received(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words
     if zones:
         where += c.w("；危险区：", "; zones: ") + c.sep.join(zones)
     sender = str(data.get("sender") or "")
+    if data.get("via"):  # forwarded to us by another Jiaoying (services/forwarding.py)
+        chain = " → ".join(map(str, data["via"]))
+        sender += c.w(f"（经 {chain} 转发）", f" (forwarded via {chain})")
     drill = c.w("【演练】", "[DRILL] ") if data.get("drill") else ""
     text = (f"{drill}{verb}：{sender}发布{_warning_words(data, c)}（{where}）：{data.get('headline') or ''}"
             if c.lang == "zh" else
@@ -345,8 +349,27 @@ def _received(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words
     return _Words(text)
 
 
+@_says(EventKind.ROLLCALL_STARTED)
+def _rollcall_started(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    actor = str(ev.get("actor") or "")
+    minutes = f"{float(data.get('answer_within') or 0) / 60:g}"
+    channels = c.channels(data.get("channels") or ())
+    if actor == "schedule":
+        who = c.w("按计划", "As scheduled, ")
+    else:
+        by = actor_words(actor, c.site, c.lang)
+        who = c.w(f"{c.subject(by)}发起", f"{by} started ")
+    return _Words(c.w(f"{who}{data.get('headline') or data.get('name') or ''}：各值班室在班人员须在 {minutes} 分钟内"
+                      f"应答（{channels}）",
+                      f"{who}the duty roll-call {data.get('rollcall') or ''}: everyone on shift in each duty room "
+                      f"answers within {minutes} min ({channels})"))
+
+
 def _plan_name(plan_id: str, site: Site, lang: str = "zh") -> str:
     """A plan's name (the site's own words, in Chinese); in English its id."""
+    if plan_id.startswith("rollcall:"):  # a duty roll-call's (checks.yaml)
+        rollcall = next((r for r in site.rollcalls if r.id == plan_id.partition(":")[2]), None)
+        return rollcall.name if rollcall and lang == "zh" else plan_id
     if lang != "zh":
         return plan_id
     for plan in (*site.plans, *(p for p in (site.fallback, DEFAULT_FALLBACK) if p is not None)):
@@ -785,6 +808,72 @@ def _follow_up_result(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -
     return _Words(c.w(f"上门核实{official}：{_pick(_FOLLOW_UP, outcome, c.lang)}{note}",
                       f"Follow-up on {official}: {_pick(_FOLLOW_UP, outcome, c.lang)}{note}"),
                   tone="alarm" if outcome == "not_found" else "ack")
+
+
+_FORWARDED_WHAT = {"alert": ("预警", "the warning"), "update": ("预警更新", "the update"),
+                   "cancel": ("解除通知", "the cancellation")}
+_REPORT_VIA = {"report": ("网络接口", "webhook"), "report_email": ("电子邮件", "e-mail")}
+
+
+def _target_name(data: Mapping[str, Any]) -> str:
+    return str(data.get("name") or data.get("target") or "")
+
+
+def _what_failed(data: Mapping[str, Any], c: _Ctx) -> str:
+    """转发至 X / 结果上报 X (forwarding to X / the result report to X)."""
+    name = _target_name(data)
+    if str(data.get("kind") or "forward") == "forward":
+        return c.w(f"转发至{name}", f"Forwarding to {name}")
+    how = _pick(_REPORT_VIA, data.get("kind"), c.lang)
+    return c.w(f"向{name}上报叫应结果（{how}）", f"The result report to {name} ({how})")
+
+
+def _code(data: Mapping[str, Any], c: _Ctx) -> str:
+    code = data.get("code")
+    return f"HTTP {code}" if isinstance(code, int) else c.w("无应答", "no answer")
+
+
+@_says(EventKind.FORWARDED)
+def _forwarded(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    what = _pick(_FORWARDED_WHAT, data.get("msg_type"), c.lang)
+    tries = data.get("tries")
+    again = c.w(f"，第 {tries} 次尝试", f", on try {tries}") if isinstance(tries, int) and tries > 1 else ""
+    return _Words(c.w(f"{what}已转发至{_target_name(data)}（{_code(data, c)}，标识 {data.get('identifier')}{again}）",
+                      f"Forwarded {what} to {_target_name(data)} ({_code(data, c)}, identifier "
+                      f"{data.get('identifier')}{again})"), tone="minor")
+
+
+@_says(EventKind.FORWARD_FAILED)
+def _forward_failed(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    when = c.clock(data.get("retry_at"))
+    retry = c.w(f"，{when} 重试", f"; trying again at {when}") if when else c.w("，稍后重试", "; trying again")
+    return _Words(c.w(f"{_what_failed(data, c)}未成功（{_code(data, c)}：{data.get('error')}）{retry}",
+                      f"{_what_failed(data, c)} failed ({_code(data, c)}: {data.get('error')}){retry}"),
+                  tone="alarm")
+
+
+@_says(EventKind.FORWARD_REFUSED)
+def _forward_refused(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    name = _target_name(data)
+    if data.get("key"):
+        return _Words(c.w(f"{name}拒绝了我方密钥（{_code(data, c)}）：{_what_failed(data, c)}未送达，不再自动重试，"
+                          f"请核对密钥后执行 jiaoying forwarding retry",
+                          f"{name} refused our key ({_code(data, c)}): {_what_failed(data, c).lower()} did not go "
+                          f"through and is not retried; check the key, then run jiaoying forwarding retry"),
+                      tone="alarm")
+    return _Words(c.w(f"{name}拒收（{_code(data, c)}：{data.get('error')}）：{_what_failed(data, c)}未送达，"
+                      "不再自动重试",
+                      f"{name} refused it ({_code(data, c)}: {data.get('error')}): {_what_failed(data, c).lower()} "
+                      f"did not go through and is not retried"), tone="alarm")
+
+
+@_says(EventKind.REPORT_SENT)
+def _report_sent(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    how = _pick(_REPORT_VIA, data.get("kind"), c.lang)
+    return _Words(c.w(f"叫应结果已上报{_target_name(data)}（{how} {data.get('to')}）：叫应 {data.get('called')} 人，"
+                      f"确认 {data.get('acknowledged')} 人，未叫醒 {data.get('unreached')} 人",
+                      f"Result reported to {_target_name(data)} ({how} {data.get('to')}): {data.get('called')} "
+                      f"called, {data.get('acknowledged')} acknowledged, {data.get('unreached')} unreached"))
 
 
 def _generic(kind: str, data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..db import record_repo
 from ..db.tables import EventRow, WarningRow
+from ..domain.checks import CheckKind
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..intake.schema import text_problem
@@ -18,7 +19,8 @@ from .keys import AgencyKey
 
 def list_warnings(session: Session, key: AgencyKey | None, active: bool | None = None,
                   limit: int = 100) -> list[dict[str, Any]]:
-    query = select(WarningRow).order_by(WarningRow.received_at.desc()).limit(limit)
+    # Warnings only: the county's own roll-calls have their own list (services/rollcalls.history).
+    query = select(WarningRow).where(WarningRow.kind == "warning").order_by(WarningRow.received_at.desc()).limit(limit)
     if active is True:
         query = query.where(WarningRow.status == "active")
     elif active is False:
@@ -78,10 +80,15 @@ def last_match(session: Session, record: str) -> EventRow | None:
 
 
 def summary(row: WarningRow) -> dict[str, Any]:
-    hazard, level = Hazard(row.hazard), Level(row.level)
+    """A record's head as the API shows it; ``kind`` says whether it is a warning or one of the
+    county's routine checks (a duty roll-call, whose "hazard" is its kind)."""
+    if row.kind == "warning":
+        hazard_name, level_name = Hazard(row.hazard).zh, Level(row.level).zh
+    else:
+        hazard_name, level_name = CheckKind(row.kind).zh, ""
     return {
-        "id": row.id, "sender": row.sender, "identifier": row.identifier, "msg_type": row.msg_type,
-        "hazard": row.hazard, "hazard_name": hazard.zh, "level": row.level, "level_name": level.zh,
+        "id": row.id, "kind": row.kind, "sender": row.sender, "identifier": row.identifier, "msg_type": row.msg_type,
+        "hazard": row.hazard, "hazard_name": hazard_name, "level": row.level, "level_name": level_name,
         "areas": row.areas, "headline": row.headline, "sent": row.sent.isoformat(),
         "received_at": row.received_at.isoformat(), "drill": row.drill, "status": row.status,
     }

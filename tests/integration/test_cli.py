@@ -179,11 +179,15 @@ def test_post_to_a_running_server(db: str, tmp_path: Path) -> None:
 def test_demo_runs_a_red_warning_to_acknowledged_and_unreached_officials(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("JIAOYING_DATABASE_URL", None)
-    r = subprocess.run([sys.executable, "-m", "dispatcher", "demo", "--no-serve", "--speed", "120",
+    r = subprocess.run([sys.executable, "-m", "dispatcher", "demo", "--no-serve", "--speed", "120", "--rollcall",
                         "--port", str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=180)
     assert r.returncode == 0, r.stderr
     assert "POST /api/v1/warnings → 202 accepted" in r.stdout
+    # --rollcall: the duty rooms were called too, and each room's outcome is printed
+    rollcall = next(line for line in r.stdout.splitlines() if line.startswith("值班点名 roll-call "))
+    rooms = r"青溪县值班室 (到岗|未到岗), 龙潭镇值班室 (到岗|未到岗), 白云镇值班室 (到岗|未到岗)"
+    assert re.search(rooms, rollcall), rollcall
     assert "暴雨红色预警" in r.stdout
     result = next(line for line in r.stdout.splitlines() if line.startswith("结果 result:"))
     acknowledged, total = map(int, re.search(r"acknowledged (\d+) / (\d+)", result).groups())
@@ -197,7 +201,7 @@ def test_demo_runs_a_red_warning_to_acknowledged_and_unreached_officials(tmp_pat
         vias = dict(conn.execute(text("SELECT ack_via, count(*) FROM callouts GROUP BY ack_via")).all())
         purposes = {p for (p,) in conn.execute(text("SELECT DISTINCT purpose FROM attempts"))}
     assert vias.get("sms", 0) > 0 and vias.get("voice", 0) > 0
-    assert {"alert", "reminder", "to_deputy", "to_superior", "unreached"} <= purposes
+    assert {"alert", "reminder", "to_deputy", "to_superior", "unreached", "rollcall"} <= purposes
     # the board's login it made, printed once per run on one line, works against that same file
     login = re.search(r"看板 board: http://127\.0\.0\.1:\d+/board — 登录 sign in: demo / (\S+) ", r.stdout)
     assert login, r.stdout

@@ -19,7 +19,8 @@ from tests.conftest import ROOT
 SAMPLE = ROOT / "templates" / "carriers.sample.yaml"
 GOOD_SECRET = "carriers-secret-" + "k" * 32
 PUBLIC = "https://jy.example.gov.cn"
-PURPOSES = ["alert", "reminder", "to_deputy", "to_superior", "to_duty", "unreached", "update", "cancel", "drill"]
+PURPOSES = ["alert", "reminder", "to_deputy", "to_superior", "to_duty", "unreached", "update", "cancel", "rollcall",
+            "rollcall_missed", "drill"]
 
 
 def jiaoying(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -169,7 +170,7 @@ def test_check_passes_on_the_sample(tmp_path: Path) -> None:
     r = jiaoying("carriers", "check", "--file", str(SAMPLE), cwd=tmp_path)
 
     assert r.returncode == 0, r.stderr
-    assert f"{SAMPLE}: 有效 / valid — 36 templates" in r.stdout
+    assert f"{SAMPLE}: 有效 / valid — 44 templates" in r.stdout
     assert r.stdout.count("缺少 / missing: 无 / none") == 4
     assert "(at most 12 characters a variable)" in r.stdout and "(at most 35 characters a variable)" in r.stdout
     assert "注意" not in r.stdout

@@ -208,7 +208,8 @@ def test_missing_lists_the_purposes_without_a_template(tmp_path: Path) -> None:
     templates = load_carrier_templates(path)
 
     assert templates.missing("aliyun", Channel.SMS, list(Purpose)) == [
-        Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY, Purpose.UNREACHED, Purpose.UPDATE]
+        Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY, Purpose.UNREACHED, Purpose.UPDATE,
+        Purpose.ROLLCALL, Purpose.ROLLCALL_MISSED]
     assert templates.missing("aliyun", Channel.SMS, [Purpose.ALERT, Purpose.CANCEL]) == []
     assert templates.missing("aliyun", Channel.VOICE, [Purpose.ALERT]) == [Purpose.ALERT]
 

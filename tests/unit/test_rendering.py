@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatcher.domain.callouts import Purpose
+from dispatcher.domain.callouts import TELLING, Purpose
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.hazards import Hazard, Level
 from dispatcher.rendering import MessageContext, render, sms_segments
@@ -40,7 +40,8 @@ LONG_EN = replace(
 )
 CONTEXTS = {"zh": LONG_ZH, "en": LONG_EN}
 DRILL = {"zh": "【演练】", "en": "[DRILL]"}
-ASKS_FOR_CONFIRMATION = [p for p in Purpose if p is not Purpose.CANCEL]
+# A cancel notice and a missed roll-call told to a duty leader ask for no answer.
+ASKS_FOR_CONFIRMATION = [p for p in Purpose if p is not Purpose.CANCEL and p not in TELLING]
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
