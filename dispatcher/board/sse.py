@@ -166,6 +166,11 @@ def _board_update(ctx: Ctx, data: dict[str, Any], sent: Sent) -> dict[str, Any]:
     return update
 
 
+def _epoch_ms(at: datetime) -> int:
+    """The board's clock as board.js takes it (the page's ``data-now``): ms since the epoch."""
+    return int(at.timestamp() * 1000)
+
+
 def _signed_in(request: Request, settings: Settings, now: datetime, who: auth.BoardSession) -> bool:
     """The stream's sign-in still holds, with the role it was opened with."""
     with transaction(settings.database_url, write=False) as session:
@@ -227,7 +232,8 @@ async def board_live(warning_id: str, request: Request, settings: SettingsDep, c
     def render() -> str:
         fresh = Ctx(settings, clock(), ctx.lang, ctx.who)
         rows = snapshot(settings, warning_id, fresh, filters)
-        return _message("board", _board_update(fresh, rows, sent), version_tag(rows["version"], fresh.now))
+        update = _board_update(fresh, rows, sent) | {"now": _epoch_ms(fresh.now)}  # board.js counts from it
+        return _message("board", update, version_tag(rows["version"], fresh.now))
 
     who = ctx.who
     return _sse(_stream(request, settings, record, render, lambda: _signed_in(request, settings, clock(), who)))
@@ -244,7 +250,7 @@ async def overview_live(request: Request, settings: SettingsDep, clock: ClockDep
         with transaction(settings.database_url, write=False) as session:
             cards = views.overview(session, fresh.now)
         html = environment().get_template("_cards.html").render(cards=cards, ctx=fresh, t=fresh.t, lang=fresh.lang)
-        return _message("overview", {"cards": html})
+        return _message("overview", {"cards": html, "now": _epoch_ms(fresh.now)})
 
     who = ctx.who
     return _sse(_stream(request, settings, None, render, lambda: _signed_in(request, settings, clock(), who)))
