@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from xml.sax.saxutils import escape
 
-WINDOWS = (5, 15, 30)  # minutes
+from ..domain.callouts import ACK_WINDOWS
+
+WINDOWS = ACK_WINDOWS  # minutes
 
 
 def _within(rows: list[dict[str, Any]], minutes: int) -> int:

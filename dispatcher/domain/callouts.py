@@ -35,6 +35,10 @@ class CalloutState(StrEnum):
                 "cancelled": "已取消", "expired": "预警已过期"}[self.value]
 
 
+# The time bars a call-out's acknowledgement is measured against (minutes from its start): the board's
+# statistics, the 一事一档 and the period assessment all count "within 5, 15 and 30 minutes".
+ACK_WINDOWS = (5, 15, 30)
+
 OPEN_STATES = (CalloutState.PENDING, CalloutState.NOTIFIED)
 # An unreached official who finally answers is still worth knowing about: that ack counts.
 ACKABLE_STATES = (*OPEN_STATES, CalloutState.UNREACHED)

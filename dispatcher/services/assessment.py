@@ -39,8 +39,8 @@ from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from .. import csvsafe
-from ..board.stats import WINDOWS  # the board's 5/15/30 minutes: the two must agree
 from ..db.tables import AreaRow, CalloutRow, PersonRow, RoleRow
+from ..domain.callouts import ACK_WINDOWS as WINDOWS
 from ..domain.callouts import ROLLCALL_HAZARD, CalloutState
 from ..domain.site import Site
 from . import rollcalls

@@ -27,7 +27,6 @@ import httpx
 import pytest
 import uvicorn
 import yaml
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from dispatcher.api.app import create_app
@@ -47,6 +46,7 @@ from dispatcher.services.site import current_site, load_site_files
 from tests.conftest import FIXED_NOW, Clock
 from tests.e2e.conftest import TINY_SITE
 from tests.support.harness import settle_engine
+from tests.support.mail import MailSink, smtp_server
 
 ZONE = """
 zones:
@@ -271,23 +271,10 @@ def receivers() -> Iterator[Callable[..., Receiver]]:
         receiver.stop()
 
 
-class MailSink:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[MailSink, int]]:
-    sink = MailSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 def target(to: County | Receiver | str, key: str, **more: Any) -> dict[str, Any]:

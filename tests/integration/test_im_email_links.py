@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -52,6 +51,7 @@ from dispatcher.services.site import current_site, load_site_files
 from tests.conftest import FIXED_NOW, FIXTURES, Clock
 from tests.fakes import im_servers as fakes
 from tests.fakes.im_servers import FakeIm
+from tests.support.mail import MailSink, smtp_server
 
 TINY_SITE = FIXTURES / "sites" / "tiny"
 SECRET = "k" * 40
@@ -81,33 +81,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class MailSink:
-    """aiosmtpd handler: keeps what it accepts; some recipients are refused like a real server."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such mailbox"
-        if address.startswith("busy@"):
-            return "451 4.3.0 mailbox busy, try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[MailSink, int]]:
-    sink = MailSink()
-    port = free_port()  # Controller(port=0) fails: start() probes the port it was given
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @dataclass

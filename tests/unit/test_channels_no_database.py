@@ -4,39 +4,20 @@ function or an ``if TYPE_CHECKING:`` block counts too, and relative imports are 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from dispatcher.config import project_root
+from tests.support.imports import imported
 
 CHANNELS = project_root() / "dispatcher" / "channels"
 PACKAGE = "dispatcher.channels"
 FORBIDDEN = ("sqlalchemy", "dispatcher.db")
 
 
-def imported(source: str, package: str = PACKAGE) -> list[str]:
-    """Every module the source imports, relative imports made absolute (``from .. import db`` in
-    dispatcher.channels gives dispatcher.db)."""
-    names: list[str] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[:len(parts) - (node.level - 1)])
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            names.append(module)
-            names += [f"{module}.{alias.name}" for alias in node.names]  # `from .. import db`
-    return names
-
-
 def database_imports(source: str) -> list[str]:
-    return sorted({n for n in imported(source) for f in FORBIDDEN if n == f or n.startswith(f + ".")})
+    return sorted({n for n in imported(source, PACKAGE) for f in FORBIDDEN if n == f or n.startswith(f + ".")})
 
 
 def modules() -> list[Path]:
