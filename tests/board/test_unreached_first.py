@@ -186,6 +186,14 @@ class County:
 
 
 @pytest.fixture
+def database_url(sqlite_database_url: str) -> str:
+    """SQLite only: these tests are about what the board shows and says. The queries behind it (the
+    follow-up service, the call-out views, the exports) run on PostgreSQL too, in tests/unit and
+    tests/integration; running every page here twice cost the suite three minutes."""
+    return sqlite_database_url
+
+
+@pytest.fixture
 def county(tiny_site: str, clock: Clock, engine: Engine, outbox: SimOutbox, auth: dict[str, str]) -> Iterator[County]:
     create_users(tiny_site)
     with TestClient(create_app(Settings(database_url=tiny_site), clock=clock)) as client:
