@@ -124,7 +124,7 @@ def show(
     table = Table(_w("room", lang), _w("called", lang), _w("present", lang), _w("late", lang), _w("absent", lang),
                   _w("result", lang), title=escape(headline))
     for r in results:
-        outcome = ("unmanned" if r.unmanned else "manned" if r.manned else "waiting" if r.open else "missing")
+        outcome = "waiting" if r.verdict == "open" else r.verdict
         style = {"manned": "green", "waiting": "yellow"}.get(outcome, "bold red")
         table.add_row(escape(r.name), str(r.called), str(r.present), str(r.late), str(r.absent),
                       f"[{style}]{_w(outcome, lang)}[/]")

@@ -24,15 +24,12 @@ OUTCOME = {"present": "按时应答", "late": "迟到应答", "absent": "未应�
 VIA = {"sms": "短信", "voice": "电话按键", "link": "链接", "manual": "代确认"}
 
 
+_CSS = {"manned": "ok", "unmanned": "no", "open": "wait", "missing": "no"}
+
+
 def _verdict(room: rollcalls.RoomResult) -> tuple[str, str]:
     """(css class, words) of a room's outcome."""
-    if room.manned:
-        return "ok", "到岗"
-    if room.unmanned:
-        return "no", "无人值班"
-    if room.open:
-        return "wait", "点名中"
-    return "no", "未到岗"
+    return _CSS[room.verdict], rollcalls.VERDICT_ZH[room.verdict]
 
 
 def _rooms(ctx: Ctx, results: list[rollcalls.RoomResult], tz: Any) -> list[dict[str, Any]]:

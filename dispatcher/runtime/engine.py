@@ -43,6 +43,7 @@ from ..services.providers import simulated
 from .limits import Pacing, make_pacer
 
 log = logging.getLogger("jiaoying.engine")
+MISSED_EVERY = timedelta(minutes=1)  # how often a pass looks back for scheduled roll-calls that never ran
 AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
 
 
@@ -78,6 +79,7 @@ class Engine:
         self._retry = RetryPolicy(attempts=settings.send_attempts)
         self._rollcall_key = rollcalls.schedule_key(settings.secret_key)
         self._missed_rollcalls: list[str] = []
+        self._missed_checked: datetime | None = None
 
         # Public, like adapter(channel): tests tell its simulator to fail. Its HTTP client is made on
         # the first send, inside this engine's event loop, and closed in close().
@@ -118,14 +120,18 @@ class Engine:
     def start_rollcalls(self) -> None:
         """Start the duty roll-calls whose time has come (each once, whoever runs this pass), and
         note the scheduled ones of the last day that never ran, for /readyz and the board."""
+        now = self.clock()
+        look_back = self._missed_checked is None or now - self._missed_checked >= MISSED_EVERY
         with transaction(self.url, write=False) as session:
-            due = rollcalls.due(session, self.clock(), self._rollcall_key)
-            missed = rollcalls.missed(session, self.clock(), self._rollcall_key)
+            due = rollcalls.due(session, now, self._rollcall_key)
+            missed = rollcalls.missed(session, now, self._rollcall_key) if look_back else None
         if due:
             with transaction(self.url, background=True) as session:
                 started = rollcalls.start_due(session, due, self.clock())
             log.info("duty roll-calls started: %s", ", ".join(started))
-        self._missed_rollcalls = [f"{r.id}@{at.isoformat()}" for r, at in missed]
+        if missed is not None:  # a day's look back: once a minute, not on every pass
+            self._missed_checked = now
+            self._missed_rollcalls = [f"{r.id}@{at.isoformat()}" for r, at in missed]
 
     def apply_pending(self, report: TickReport) -> None:
         """Apply stored warnings, a part per transaction; after each part its first steps run, so

@@ -209,6 +209,18 @@ class RoomResult:
         """The room answered the roll-call: someone on shift there answered in time."""
         return self.present > 0
 
+    @property
+    def verdict(self) -> str:
+        """manned (到岗) | unmanned (无人值班) | open (点名中) | missing (未到岗): the one place it is decided."""
+        if self.manned:
+            return "manned"
+        if self.unmanned:
+            return "unmanned"
+        return "open" if self.open else "missing"
+
+
+VERDICT_ZH = {"manned": "到岗", "unmanned": "无人值班", "open": "点名中", "missing": "未到岗"}
+
 
 def results(session: Session, record_id: str) -> list[RoomResult]:
     row = session.get(WarningRow, record_id)
@@ -337,7 +349,7 @@ def to_xlsx(session: Session, limit: int = 500) -> bytes:
     for head in history(session, limit):
         at = f"{head['at'].astimezone(tz):%Y-%m-%d %H:%M}"
         for room in results(session, head["id"]):
-            verdict = "到岗" if room.manned else "无人值班" if room.unmanned else "等待中" if room.open else "未到岗"
+            verdict = VERDICT_ZH[room.verdict]
             rooms_rows.append([at, head["headline"], room.name, room.called, room.present, room.late, room.absent,
                                verdict, head["id"]])
             people_rows += [[at, head["headline"], room.name, a.name, a.post, outcome_zh[a.outcome],
