@@ -349,6 +349,24 @@ class InboundRow(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(160), unique=True)
 
 
+class AnswerRow(Base):
+    """A 六问 spot-check answer: one official's 是 or 否 to one question (the first answer stands)."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("callout_id", "question", name="uq_answers_callout_id"),
+        Index("ix_answers_person_at", "person_id", "at"),  # who was checked lately (the sample skips them)
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(32), index=True)  # the spot-check
+    callout_id: Mapped[int] = mapped_column(ForeignKey("callouts.id"))
+    person_id: Mapped[str] = mapped_column(String(64))
+    question: Mapped[int] = mapped_column(Integer)  # 0-based, in the questionnaire's order
+    answer: Mapped[str] = mapped_column(String(8))  # yes | no
+    via: Mapped[str] = mapped_column(String(16))  # sms | voice | link | manual
+    at: Mapped[datetime]
+
+
 class HeartbeatRow(Base):
     """Liveness of the scheduler and workers: when each last made progress."""
 
