@@ -1,0 +1,201 @@
+"""Drills (演练) on the board, on the tiny county: an admin schedules a blind drill (双盲) in a window; until
+it ends, officers and viewers find no drill — not in the drill list, not on the overview, the warning's
+board, its record or its printed file — while the admin sees it labelled; once it ends it is revealed
+everywhere and its report (the bars, the unreached, what took over, the drills beside it) and workbook
+open for everyone. Refusals change nothing: an officer scheduling, a time in the past, an unknown channel."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from dispatcher.api.app import create_app
+from dispatcher.channels.registry import build_adapters
+from dispatcher.channels.simulator import SimOutbox
+from dispatcher.config import Settings
+from dispatcher.db.session import transaction
+from dispatcher.db.tables import DrillRow
+from dispatcher.domain.callouts import AckVia
+from dispatcher.runtime.engine import Engine
+from dispatcher.services import ack
+from dispatcher.services.site import current_site
+from tests.board.conftest import PASSWORD, create_users, csrf_of
+from tests.conftest import FIXED_NOW, Clock
+from tests.support.harness import settle_engine
+
+FORM = {"hazard": "rainstorm", "level": "red", "areas": "330599100", "sender": "qingxi-qx",
+        "headline": "青溪县气象台发布暴雨红色预警信号", "instruction": "请立即组织危险区人员转移",
+        # 11:30 to 12:00 Beijing (the board's clock starts at 11:12)
+        "window_from": "2026-07-16T11:30", "window_to": "2026-07-16T12:00", "mode": "blind", "action": "schedule"}
+LABEL = re.compile(r'class="drill"|is-drill|【演练】|双盲演练')
+
+
+@pytest.fixture
+def database_url(sqlite_database_url: str) -> str:
+    return sqlite_database_url  # what the pages show; the queries behind them run on both in tests/e2e
+
+
+@dataclass
+class Desk:
+    client: TestClient
+    engine: Engine
+    clock: Clock
+    url: str
+
+    def login(self, name: str) -> str:
+        self.client.cookies.clear()
+        page = self.client.get("/board/login")
+        self.client.post("/board/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text)})
+        return csrf_of(self.client.get("/board").text)
+
+    def drills(self) -> list[DrillRow]:
+        with transaction(self.url, write=False) as session:
+            rows = list(session.scalars(select(DrillRow)))
+            session.expunge_all()
+            return rows
+
+    def reply(self, person: str) -> None:
+        with transaction(self.url) as session:
+            phone = current_site(session).people[person].phone
+            ack.acknowledge_reply(session, self.clock(), phone=phone or "", via=AckVia.SMS, body="1")
+
+
+@pytest.fixture
+def desk(tiny_site: str) -> Iterator[Desk]:
+    create_users(tiny_site)
+    clock = Clock(FIXED_NOW)
+    settings = Settings(database_url=tiny_site)
+    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name="board-drills")
+    try:
+        with TestClient(create_app(settings, clock=clock)) as client:
+            yield Desk(client, engine, clock, tiny_site)
+    finally:
+        engine.close()
+
+
+def test_a_blind_drill_is_a_real_warning_to_officers_until_it_ends_then_revealed_and_reported(desk: Desk) -> None:
+    token = desk.login("chen")  # admin
+    scheduled = desk.client.post("/board/drills", data=FORM | {"csrf": token}, follow_redirects=False)
+    assert scheduled.status_code == 303, scheduled.text
+    page_url = scheduled.headers["location"]
+    (drill,) = desk.drills()
+    assert page_url == f"/board/drills/{drill.id}" and drill.kind == "blind" and drill.at is not None
+    page = desk.client.get(page_url).text
+    assert "待开始" in page and "2026-07-16 11:30 – 2026-07-16 12:00" in page
+    moment = f"{drill.at.astimezone(current_tz(desk)):%H:%M}"
+    assert f"开始：2026-07-16 {moment}" not in page  # the moment drawn in the window is never shown
+    assert drill.id in desk.client.get("/board/drills").text
+
+    # officers and viewers do not know it is coming
+    desk.login("liu")
+    assert drill.id not in desk.client.get("/board/drills").text
+    assert desk.client.get(page_url).status_code == 404
+
+    # it starts: to the officer it is a real red warning on every page
+    desk.clock.now = drill.at + timedelta(seconds=1)
+    settle_engine(desk.engine)
+    (drill,) = desk.drills()
+    record = drill.record_id
+    assert drill.state == "running" and record is not None
+    for name in ("liu", "wang"):
+        desk.login(name)
+        overview = desk.client.get("/board").text
+        assert record in overview and not LABEL.search(overview)
+        board = desk.client.get(f"/board/warnings/{record}").text
+        assert "青溪县气象台发布暴雨红色预警信号" in board and not LABEL.search(board)
+        shown = desk.client.get(f"/board/warnings/{record}/record").text
+        assert "收到预警" in shown and not LABEL.search(shown), LABEL.search(shown)
+        assert drill.id not in desk.client.get("/board/drills").text
+    desk.login("liu")
+    printed = desk.client.get(f"/board/warnings/{record}/print").text
+    assert not LABEL.search(printed)
+    exported = desk.client.get(f"/board/warnings/{record}/export.json").text
+    assert '"drill": true' not in exported and "drill_started" not in exported
+    # the admin sees it labelled, and may end it
+    desk.login("chen")
+    assert LABEL.search(desk.client.get(f"/board/warnings/{record}").text)
+    assert "值班员和查看员在看板上看到的是真实预警" in desk.client.get(page_url).text
+
+    # 孙 and 周 answer within a minute; 郑 never does — the drill settles at 15 minutes and is revealed
+    desk.clock.now += timedelta(seconds=40)
+    desk.reply("sun")
+    desk.reply("zhou")
+    desk.clock.now = drill.at + timedelta(minutes=16)
+    settle_engine(desk.engine)
+    (drill,) = desk.drills()
+    assert drill.state == "ended" and drill.revealed_at is not None
+    desk.login("liu")
+    assert LABEL.search(desk.client.get(f"/board/warnings/{record}").text)
+    assert "演练结束" in desk.client.get(f"/board/warnings/{record}/record").text
+    report = desk.client.get(page_url)
+    assert report.status_code == 200
+    text = report.text
+    assert "已结束" in text and "全部叫应已结束" in text
+    assert re.search(r'id="acked"><th>已确认</th><td class="num">2/3</td><td class="num short">2</td>', text)
+    assert "郑防汛员" in text.split('id="unreached"')[1].split("</section>")[0]
+    assert drill.id in text.split('id="beside"')[1]
+    book = load_workbook(io.BytesIO(desk.client.get(f"{page_url}/export.xlsx").content))
+    assert book.sheetnames == ["概况", "人员", "未确认", "通道失败", "历次演练"]
+    rows = {r[0].value: r[1].value for r in book["概况"].iter_rows(min_row=2)}
+    assert rows["叫应人数"] == 3 and rows["5分钟内确认"] == 2 and rows["类型"] == "双盲演练"
+
+
+def current_tz(desk: Desk):  # noqa: ANN201 - the site's zone
+    with transaction(desk.url, write=False) as session:
+        return current_site(session).tz
+
+
+def test_an_announced_drill_without_sms_shows_what_took_over(desk: Desk) -> None:
+    token = desk.login("chen")
+    started = desk.client.post("/board/drills", data=FORM | {"csrf": token, "action": "start", "without_sms": "on",
+                                                              "window_from": "", "window_to": ""},
+                               follow_redirects=False)
+    assert started.status_code == 303, started.text
+    settle_engine(desk.engine)
+    desk.login("wang")  # a viewer sees an announced drill at once
+    board = desk.client.get(started.headers["location"]).text
+    took = board.split('id="took-over"')[1].split("</section>")[0]
+    assert took.count('class="took-over"') == 3 and "语音电话" in took
+    failures = board.split('id="failures"')[1].split("</section>")[0]
+    assert failures.count('class="imposed"') == 3 and "drill outage: channel sms" in failures
+
+
+@pytest.mark.parametrize(("who", "data", "status", "says"), [
+    ("liu", {}, 403, "权限不足"),  # bad input: an officer may not schedule a drill
+    ("wang", {"action": "start"}, 403, "权限不足"),  # bad input: nor a viewer start one
+    ("chen", {"window_from": "", "window_to": "", "at": "2026-07-16T09:00"}, 422, "at: 2026-07-16T09:00:00+08:00 is "
+     "not in the future"),  # bad input: a time in the past
+    ("chen", {"without": "fax"}, 422, "without[0]: &#39;fax&#39; is neither a channel nor a provider"),  # bad input
+    ("chen", {"areas": "110101"}, 422, "areas[0]: 110101 is not an area of this site"),  # bad input: elsewhere
+    ("chen", {"window_to": ""}, 422, "to: a window needs both its start and its end"),  # bad input: half a window
+])
+def test_refused_drills_change_nothing(desk: Desk, who: str, data: dict[str, str], status: int, says: str) -> None:
+    token = desk.login(who)
+    answer = desk.client.post("/board/drills", data=FORM | {"csrf": token} | data, follow_redirects=False)
+    assert answer.status_code == status and says in answer.text, answer.text[-800:]
+    assert desk.drills() == []
+
+
+def test_ending_and_calling_off_need_an_admin_and_an_unknown_drill_is_404(desk: Desk) -> None:
+    token = desk.login("chen")
+    desk.client.post("/board/drills", data=FORM | {"csrf": token})
+    (drill,) = desk.drills()
+    officer = desk.login("liu")
+    # bad input: an officer calling off the admin's drill
+    assert desk.client.post(f"/board/drills/{drill.id}/cancel", data={"csrf": officer}).status_code == 403
+    assert desk.drills()[0].state == "scheduled"
+    token = desk.login("chen")
+    # bad input: ending a drill that has not started
+    assert desk.client.post(f"/board/drills/{drill.id}/end", data={"csrf": token}).status_code == 409
+    assert desk.client.post(f"/board/drills/{drill.id}/cancel", data={"csrf": token},
+                            follow_redirects=False).status_code == 303
+    assert desk.drills()[0].state == "cancelled"
+    assert desk.client.get("/board/drills/D-nothing").status_code == 404  # bad input: no such drill
