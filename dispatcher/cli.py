@@ -15,9 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_carriers import carriers_app
+from .cli_drill import drill_app
 from .cli_forwarding import forwarding_app
 from .cli_report import report
 from .cli_rollcall import rollcall_app
+from .cli_spotcheck import spotcheck_app
 from .cli_workbook import export_app, import_app
 from .config import Settings, UnsafeSecret, project_root
 from .config import get_settings as _load_settings
@@ -36,6 +38,8 @@ app.add_typer(forwarding_app, name="forwarding")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(rollcall_app, name="rollcall")
+app.add_typer(drill_app, name="drill")
+app.add_typer(spotcheck_app, name="spotcheck")
 app.command("report")(report)
 
 out = Console()
@@ -616,12 +620,15 @@ def demo(
                                                         "real time")] = 20.0,
     rollcall: Annotated[bool, typer.Option("--rollcall", help="also run a duty roll-call (值班点名) during the story")]
     = False,
+    spotcheck: Annotated[bool, typer.Option("--spotcheck", help="also run a 六问 spot-check (抽查) during the "
+                                                               "warning")] = False,
 ) -> None:
     """Sample county, a red rainstorm warning, officials answering (or not), escalation live; then
     the board (a duty-officer login is made and printed) on jiaoying-demo.db in this folder."""
     from .demo import run_demo
 
-    sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed, rollcall=rollcall))
+    sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed, rollcall=rollcall,
+                     spotcheck=spotcheck))
 
 
 def main() -> None:

@@ -35,12 +35,14 @@ PURPOSE_ZH = {
     "to_superior": "请督促落实（上级）", "to_duty": "值班跟进（值班室）", "unreached": "未叫醒（组织上门）",
     "update": "预警更新", "cancel": "预警解除", "drill": "演练（所有演练消息）",
     "rollcall": "值班点名", "rollcall_missed": "值班点名未应答（告知值班领导）",
+    "spotcheck": "六问抽查（逐项作答）", "spotcheck_again": "六问抽查（未能识别，请重新作答）",
 }
 VARIABLE_ZH = {
     "official": "接收人姓名", "subject_official": "未确认人姓名", "title": "预警名称", "hazard_name": "灾种",
     "level_name": "预警级别", "headline": "预警标题", "areas": "影响区域", "instruction": "防御指引",
     "sent_text": "发布时间", "sent_spoken": "发布时间（播报用）", "ack_code": "确认码", "link": "确认链接",
     "drill_prefix": "演练标记", "step": "轮次",
+    "questions": "抽查问题（写入模板正文）", "question_count": "抽查问题数", "answer_example": "作答示例",
 }
 CHANNEL_ZH = {"sms": "短信", "voice": "语音"}
 # The code a generated entry carries until the provider has approved the template.
@@ -57,7 +59,12 @@ _NO_SIGNATURE_BRACKETS = str.maketrans({"【": "（", "】": "）"})
 _AGAIN = {"title": "预警", "official": "您", "subject_official": "其本人", "areas": "上述区域"}
 # Not variables of a provider template: links (SMS and voice take replies and keypresses), the
 # drill label (fixed text of the drill entry), the plan step (not written by our templates).
-_NOT_MARKED = ("link", "drill_prefix", "step")
+_NOT_MARKED = ("link", "drill_prefix", "step", "questions")
+# A spot-check's questions are too long for any provider's variable (Aliyun 35, Tencent 12 characters):
+# the generated text carries the six questions of the sample county as fixed words, for the county to
+# change to its own questionnaire before applying.
+SAMPLE_QUESTIONS = ("是否收到预警", "是否知晓危险区范围", "是否已巡查隐患点", "是否落实人员转移",
+                    "是否知晓转移路线和安置点", "是否在岗在位")
 
 
 def _names() -> tuple[str, ...]:
@@ -75,10 +82,10 @@ def _samples() -> tuple[MessageContext, MessageContext]:
     return (
         MessageContext(headline="甲", hazard=Hazard.RAINSTORM, level=Level.RED, areas=["甲镇"], description="甲",
                        instruction="甲", sent=datetime(2026, 7, 16, 3, 10, tzinfo=UTC), official="甲",
-                       ack_code="1111", step=1),
+                       ack_code="1111", step=1, questions=SAMPLE_QUESTIONS),
         MessageContext(headline="乙", hazard=Hazard.TYPHOON, level=Level.BLUE, areas=["乙镇", "丙镇"],
                        description="乙", instruction="乙", sent=datetime(2025, 1, 2, 20, 5, tzinfo=UTC),
-                       official="乙", ack_code="2222", step=2),
+                       official="乙", ack_code="2222", step=2, questions=SAMPLE_QUESTIONS),
     )
 
 
@@ -174,7 +181,8 @@ def example_values(provider: str) -> dict[str, str]:
     context = MessageContext(
         headline="青溪县气象台发布暴雨红色预警信号", hazard=Hazard.RAINSTORM, level=Level.RED,
         areas=["青溪镇", "白云镇"], description="", instruction="立即转移山洪危险区群众",
-        sent=datetime(2026, 7, 16, 3, 10, tzinfo=UTC), official="王建国", subject_official="李明", ack_code="4821")
+        sent=datetime(2026, 7, 16, 3, 10, tzinfo=UTC), official="王建国", subject_official="李明", ack_code="4821",
+        questions=SAMPLE_QUESTIONS)
     names = tuple(n for n in TEMPLATE_VARIABLES if n != "link")
     cut = CarrierTemplate(provider, Channel.SMS, "alert", "-", names, DEFAULT_MAX_VARIABLE[provider])
     return dict(cut.values(template_variables("zh", context)))
@@ -374,8 +382,9 @@ def check(
             _say(f"  已有 / covered: {', '.join(p for p in purposes() if p in have)}")
             _say(f"  缺少 / missing: {', '.join(missing) if missing else '无 / none'}")
             if DRILL not in have:
-                _say("  注意 / note: 没有 drill 模板，演练消息将不带“演练”字样 / no drill entry: drill messages go "
-                     "out without the 演练 label")
+                _say("  注意 / note: 没有 drill 模板，演练消息只用含 drill_prefix 的模板发送，其余不发"
+                     "（绝不发出不带“演练”字样的演练消息）/ no drill entry: drill messages go only by templates "
+                     "with drill_prefix; the others are not sent (never without the 演练 label)")
             for purpose in have:
                 entry = loaded.entries[(provider, channel, purpose)]
                 if PENDING in entry.code:

@@ -139,3 +139,15 @@ def _print(result: Assessment, t: Translate) -> None:
         for row in rows:
             rich.add_row(*(Text("—" if v is None else f"{v}%" if i == 5 else str(v)) for i, v in enumerate(row)))
         console.print(rich)
+    if result.spotchecks:
+        from .services.assessment import spotcheck_table
+
+        header, rows = spotcheck_table(result, t)
+        console.print()
+        console.rule(f"[bold]{escape(t('六问抽查'))}[/]")
+        rich = RichTable(title=t("答全率"), title_justify="left")
+        for i, label in enumerate(header):
+            rich.add_column(label, justify="left" if i < 1 else "right", no_wrap=True)
+        for row in rows:
+            rich.add_row(*(Text("—" if v is None else f"{v}%" if i == 5 else str(v)) for i, v in enumerate(row)))
+        console.print(rich)

@@ -98,7 +98,7 @@ def demo_warning(now: datetime) -> dict[str, object]:
 
 
 def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.0,
-             workdir: Path | None = None, rollcall: bool = False) -> int:
+             workdir: Path | None = None, rollcall: bool = False, spotcheck: bool = False) -> int:
     db_file = ((workdir or Path.cwd()) / DB_NAME).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
@@ -141,6 +141,8 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
             warning_id = posted.json()["id"]
             console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
             rollcall_id = _start_rollcall(settings.database_url, clock, console) if rollcall else None
+            spotcheck_id = _start_spotcheck(settings.database_url, clock, console, people, warning_id) \
+                if spotcheck else None
             plan = client.get("/api/v1/plans/preview", params={
                 "hazard": "rainstorm", "level": "red", "areas": ",".join(DEMO_TOWNS), "sender": "qingxi-qx"})
             plan.raise_for_status()
@@ -151,6 +153,8 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
         _summary(settings.database_url, warning_id, console)
         if rollcall_id is not None:
             _rollcall_summary(settings.database_url, rollcall_id, console)
+        if spotcheck_id is not None:
+            _spotcheck_summary(settings.database_url, spotcheck_id, console)
         if keep_running:
             console.print(f"\n服务运行中 serving on {base} — 演示时钟已回到真实时间 the demo clock is real time now "
                           f"(the warning was issued at {issued.astimezone(BEIJING):%H:%M} Beijing time)\n{login}\n"
@@ -218,6 +222,49 @@ def _rollcall_summary(url: str, rollcall_id: str, console: Console) -> None:
         rooms = rollcalls.results(session, rollcall_id)
     words = ", ".join(f"{r.name} {'到岗' if r.manned else '无人值班' if r.unmanned else '未到岗'}" for r in rooms)
     console.print(f"值班点名 roll-call {rollcall_id}: {words} — board: /board/rollcalls/{rollcall_id}",
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+# How the people a demo spot-check draws answer its SMS, by their place in the draw: the first says
+# "好的" (not an answer: asked again, they answer), the second answers 否 to one question, the last
+# never answers (on the follow-up list once the half hour is up), everyone else answers 是 to all.
+SPOTCHECK_SCRIPT = (["好的", "1 1 1 1 1 1"], ["1 1 2 1 1 1"], ["是是是是是是"])
+
+
+def _start_spotcheck(url: str, clock: DemoClock, console: Console, people: DemoPeople, warning_id: str) -> str:
+    """A 六问 spot-check during the warning, started as a duty officer would from the board."""
+    from .services import spotchecks
+
+    with transaction(url) as session:
+        now = clock()
+        _, sample, seed = spotchecks.preview(session, None, now)
+        for i, person in enumerate(sample.drawn):  # scripted before anyone is called
+            last = i == len(sample.drawn) - 1 and len(sample.drawn) > 3
+            people.spotcheck_replies[person] = [] if last else list(
+                SPOTCHECK_SCRIPT[i] if i < len(SPOTCHECK_SCRIPT) else ["1 1 1 1 1 1"])
+        started = spotchecks.start(session, None, now, f"user:{DEMO_USER}", seed=seed, during=warning_id)
+    console.print(f"六问抽查 spot-check started: {started.id}, 随机种子 seed {started.seed}, "
+                  f"抽取 drew {len(started.sample.drawn)}/{started.sample.size} (during {warning_id})",
+                  markup=False, highlight=False, soft_wrap=True)
+    return started.id
+
+
+def _spotcheck_summary(url: str, spotcheck_id: str, console: Console, wait: float = 10.0) -> None:
+    """The spot-check's outcome, once the scripted answers are in (the one who never answers stays
+    作答中 until its half hour is up: then they are on the follow-up list, on the board)."""
+    from .services import spotchecks
+
+    deadline = time.monotonic() + wait
+    while True:
+        with transaction(url, write=False) as session:
+            result = spotchecks.result(session, spotcheck_id)
+        if (result.started and result.people and result.count("open") <= 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    words = ", ".join(f"{spotchecks.VERDICT_ZH[v]} {result.count(v)}" for v in ("ok", "no", "missing", "open")
+                      if result.count(v))
+    console.print(f"六问抽查 spot-check {spotcheck_id} (seed {result.frozen.seed}): {words}; "
+                  f"需跟进 follow-up {len(result.follow_up)} — board: /board/spotchecks/{spotcheck_id}",
                   markup=False, highlight=False, soft_wrap=True)
 
 

@@ -6,6 +6,9 @@ their deputy does, and a few never answer at all — so escalations and 未叫�
 
 Someone with several numbers may be away from the first: a call to it rings out, the simulated
 provider reports the no-answer, and the same step calls their next number.
+
+A 六问 spot-check's people answer its SMS as the demo scripts them (``spotcheck_replies``): their
+replies in order, the next one sent when the spot-check asks again (``spotcheck_again``).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class DemoPeople:
         self._outbox = outbox
         self._unsubscribe = outbox.subscribe(self._on_message)
         self._thread = threading.Thread(target=self._run, name="demo-people", daemon=True)
+        # 六问 spot-checks: each person's SMS replies, in order; nobody scripted does not answer
+        self.spotcheck_replies: dict[str, list[str]] = {}
+        self._sids = 0
 
     def start(self) -> None:
         """Start answering (the site is loaded by now: who is away from their first number is read from it)."""
@@ -98,6 +104,12 @@ class DemoPeople:
             self._later(due, lambda: self._reply(m.to.phone or "", "1"))
         elif m.purpose is Purpose.ROLLCALL and m.channel.value == kind == "voice":
             self._later(due, lambda: self._press(m.key, person))
+        elif m.purpose in (Purpose.SPOTCHECK, Purpose.SPOTCHECK_AGAIN) and m.channel.value == "sms":
+            with self._lock:
+                script = self.spotcheck_replies.get(person) or []
+                text = script.pop(0) if script else None
+            if text is not None:
+                self._later(due, lambda: self._answer(m.to.phone or "", text))
         elif m.purpose is Purpose.TO_DEPUTY and m.channel.value == "sms" and self._official_kind(m.key) == "deputy":
             # this official never answers, but their deputy does, for them
             self._later(self.clock() + timedelta(seconds=20 + delay / 4),
@@ -117,6 +129,16 @@ class DemoPeople:
     def _reply(self, phone: str, text: str) -> None:
         with transaction(self.url) as session:
             ack.acknowledge_reply(session, self.clock(), phone=phone, via=AckVia.SMS, body=text)
+
+    def _answer(self, phone: str, text: str) -> None:
+        """An SMS reply as the provider's webhook hands it over (a spot-check's answers)."""
+        from .services.replies import IncomingReply, take_replies
+
+        with self._lock:
+            self._sids += 1
+            sid = f"DEMO{self._sids:06d}"
+        with transaction(self.url) as session:
+            take_replies(session, self.clock(), [IncomingReply(phone, text, sid, provider="simulator")])
 
     def _deputy(self, phone: str, code: str) -> None:
         with transaction(self.url) as session:

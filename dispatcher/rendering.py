@@ -31,7 +31,7 @@ from .domain.channels import Channel
 from .domain.hazards import Hazard, Level
 
 __all__ = ["BEIJING", "DEFAULT_LANG", "TEMPLATE_VARIABLES", "MessageContext", "Rendered", "render",
-           "render_broadcast", "sms_segments", "template_variables"]
+           "render_broadcast", "render_question", "sms_segments", "template_variables"]
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 DEFAULT_LANG = "zh"
@@ -52,9 +52,12 @@ class MessageContext:
     drill: bool = False
     link: str | None = None
     step: int = 0
+    questions: Sequence[str] = ()  # a 六问 spot-check's questions, in order (else empty)
+    ask_each: bool = False  # the call asks the questions one by one itself (Twilio): the text only introduces them
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "areas", tuple(self.areas))
+        object.__setattr__(self, "questions", tuple(self.questions))
         if not self.subject_official:
             object.__setattr__(self, "subject_official", self.official)
 
@@ -109,7 +112,7 @@ def render(channel: Channel, purpose: Purpose, lang: str, context: MessageContex
         return _render(channel, purpose, lang, context)
     key = (channel, purpose, lang, context.headline, context.hazard, context.level, context.areas,
            context.description, context.instruction, context.sent, context.drill, context.step,
-           context.link is None)
+           context.link is None, context.questions, context.ask_each)
     shared = _SHARED.get(key)
     if shared is None:
         placeholders = replace(context, official=_HOLES["official"], subject_official=_HOLES["subject_official"],
@@ -182,7 +185,9 @@ def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
         "lang": lang, "headline": ctx.headline, "hazard": ctx.hazard, "level": ctx.level, "areas": list(ctx.areas),
         "description": ctx.description, "instruction": ctx.instruction, "sent": sent, "official": ctx.official,
         "subject_official": ctx.subject_official, "ack_code": ctx.ack_code, "drill": ctx.drill, "link": ctx.link,
-        "step": ctx.step, "drill_prefix": drill_prefix,
+        "step": ctx.step, "drill_prefix": drill_prefix, "ask_each": ctx.ask_each,
+        "questions": _numbered(ctx.questions), "question_count": str(len(ctx.questions)),
+        "answer_example": " ".join("1" * len(ctx.questions)),
         "title": words.title(ctx.hazard, ctx.level) if ctx.hazard else ctx.headline,
         "hazard_name": words.hazard(ctx.hazard) if ctx.hazard else "", "level_name": words.level(ctx.level),
         "sent_text": words.when(sent), "sent_spoken": words.spoken_when(sent),
@@ -206,6 +211,9 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "link": "the signed confirm link (empty where the channel takes replies)",
     "drill_prefix": "【演练】 on a drill, else empty",
     "step": "the plan step (the round number)",
+    "questions": "a spot-check's questions, numbered (1.是否收到预警？2.是否知晓危险区范围？…)",
+    "question_count": "how many questions a spot-check asks (6)",
+    "answer_example": "a spot-check's answers all 是, as an example reply (1 1 1 1 1 1)",
 }
 
 
@@ -223,7 +231,20 @@ def template_variables(lang: str, ctx: MessageContext) -> dict[str, str]:
         "instruction": " ".join(ctx.instruction.split()).rstrip(_TRAILING),
         "sent_text": values["sent_text"], "sent_spoken": values["sent_spoken"], "ack_code": ctx.ack_code,
         "link": ctx.link or "", "drill_prefix": values["drill_prefix"].strip(), "step": str(ctx.step),
+        "questions": values["questions"], "question_count": values["question_count"],
+        "answer_example": values["answer_example"],
     }
+
+
+def _numbered(questions: Sequence[str]) -> str:
+    return "".join(f"{i}.{q.rstrip('？?')}？" for i, q in enumerate(questions, 1))
+
+
+def render_question(lang: str, index: int, question: str, again: bool = False) -> str:
+    """One question of a 六问 spot-check as a call asks it (``templates/voice/spotcheck_question``):
+    ``index`` counts from 1; ``again``: the key pressed was not an answer."""
+    template, lang = _template("voice/spotcheck_question", lang)
+    return _speakable(template.render(index=index, question=question, again=again))
 
 
 @cache

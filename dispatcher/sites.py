@@ -18,7 +18,7 @@ import phonenumbers
 
 from .domain.areas import Area, AreaTree, covers, normalize_code, overlaps
 from .domain.channels import Channel, accepted_channels
-from .domain.checks import RollCall, WeeklyWindow
+from .domain.checks import RollCall, SpotCheck, WeeklyWindow
 from .domain.duty import WEEKDAYS, DutyPosition, DutyRoom, DutyRota, DutyShift, WeeklyShift
 from .domain.hazards import Hazard, accepted_hazards, accepted_levels, parse_hazard, parse_level
 from .domain.plans import (
@@ -108,12 +108,12 @@ def _check_site(folder: Path) -> tuple[Site | None, list[Problem]]:
     plans = _read_plans(sources["plans.yaml"], known)
     if (folder / "checks.yaml").is_file():
         sources["checks.yaml"] = Source(folder / "checks.yaml")
-    rollcalls = _read_checks(sources["checks.yaml"], known, rooms) if "checks.yaml" in sources else ()
+    rollcalls, spotchecks = _read_checks(sources["checks.yaml"], known, rooms) if "checks.yaml" in sources else ((), ())
     problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
     if problems or known.tree is None or known.roles is None or known.people is None:
         return None, problems
     return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback,
-                known.zones or {}, rooms, rollcalls), []
+                known.zones or {}, rooms, rollcalls, spotchecks), []
 
 
 # --- areas.yaml -------------------------------------------------------------------------------
@@ -497,12 +497,13 @@ def _duty_people(
 # --- checks.yaml ------------------------------------------------------------------------------
 
 
-def _read_checks(src: Source, known: _Known, rooms: tuple[DutyRoom, ...]) -> tuple[RollCall, ...]:
+def _read_checks(src: Source, known: _Known,
+                 rooms: tuple[DutyRoom, ...]) -> tuple[tuple[RollCall, ...], tuple[SpotCheck, ...]]:
     doc = src.load()
     top = Fields(src, doc, 1)
     if doc is not None and not top.ok:
-        return ()
-    top.check_keys(("rollcalls",))
+        return (), ()
+    top.check_keys(("rollcalls", "spotchecks"))
     county = known.tree.roots[0] if known.tree is not None and known.tree.roots else None
     room_areas = {r.area for r in rooms} | ({county} if county else set())
     found: list[RollCall] = []
@@ -516,7 +517,61 @@ def _read_checks(src: Source, known: _Known, rooms: tuple[DutyRoom, ...]) -> tup
             continue
         lines[rollcall.id] = f.line
         found.append(rollcall)
-    return tuple(found)
+    spotchecks: list[SpotCheck] = []
+    for f in top.each("spotchecks", "spot-check"):
+        spotcheck = _read_spotcheck(f, known)
+        if spotcheck is None:
+            continue
+        if spotcheck.id in lines:
+            f.problem(f"a second check '{spotcheck.id}' (the first is at line {lines[spotcheck.id]})", "id")
+            continue
+        lines[spotcheck.id] = f.line
+        spotchecks.append(spotcheck)
+    return tuple(found), tuple(spotchecks)
+
+
+MAX_QUESTIONS = 9  # one keypress each on the call, one mark each in the SMS answer
+
+
+def _read_spotcheck(f: Fields, known: _Known) -> SpotCheck | None:
+    sid = f.text("id", required=True)
+    f.label = f"spot-check {sid}" if sid else "spot-check"
+    f.check_keys(("id", "name", "questions", "roles", "size", "skip_days", "answer_within", "channels"))
+    if sid and not _ID.match(sid):
+        f.problem(f"id '{sid}' may hold only letters, digits, '-' and '_'", "id")
+        sid = None
+    questions = [text for text, _ in f.texts("questions", required=True)]
+    if not 1 <= len(questions) <= MAX_QUESTIONS and f.has("questions"):
+        f.problem(f"'questions' lists 1 to {MAX_QUESTIONS} questions (each answered 是 or 否), found {len(questions)}",
+                  "questions")
+        questions = []
+    roles = []
+    for text, line in f.texts("roles", required=True):
+        if known.roles is not None and text not in known.roles:
+            f.problem(f"'{text}' is not a role in people.yaml", line=line)
+        else:
+            roles.append(text)
+    size = _whole(f, "size", 10, 1, 500)
+    skip_days = _whole(f, "skip_days", 30, 0, 3650)
+    within = f.duration("answer_within") if f.has("answer_within") else timedelta(minutes=30)
+    if within is not None and not timedelta(minutes=5) <= within <= timedelta(hours=24):
+        f.problem(f"'answer_within' must be between 5m and 24h, found '{format_span(within)}'", "answer_within")
+        within = None
+    channels = f.enums("channels", Channel, "channel", accepted_channels(), required=False) or (
+        Channel.VOICE, Channel.SMS)
+    if not sid or not questions or not roles or size is None or skip_days is None or within is None:
+        return None
+    return SpotCheck(sid, f.text("name") or sid, tuple(questions), tuple(roles), size, skip_days, within, channels)
+
+
+def _whole(f: Fields, key: str, default: int, lowest: int, highest: int) -> int | None:
+    value = f.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        f.problem(f"'{key}' is a whole number from {lowest} to {highest}, found '{clip(str(value))}'", key)
+        return None
+    return value
 
 
 def _read_rollcall(f: Fields, known: _Known, room_areas: set[str]) -> RollCall | None:

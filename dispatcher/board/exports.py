@@ -21,7 +21,7 @@ from .. import csvsafe, privacy
 from ..config import Settings
 from ..db import record_repo
 from ..db.session import transaction
-from ..services import callout_views, record_words
+from ..services import callout_views, drills, record_words
 from ..services import warnings as queries
 from ..services.site import current_site
 from ..services.users import Role
@@ -43,6 +43,8 @@ def dossier(ctx: Ctx, warning_id: str, words: bool = False) -> dict[str, Any]:
     said: list[record_words.Said] = []
     with transaction(ctx.settings.database_url, write=False) as session:
         events = queries.record(session, data["record"], None)
+        if views.hidden_drill(session, data["record"], ctx.may(Role.ADMIN)):  # a blind drill: as real until revealed
+            events = drills.conceal_events(events)
         if words:
             said = record_words.say(events, current_site(session), ctx.lang, show_phones=show_phones,
                                     callouts=callout_views.frozen_steps(session, data["record"]))
@@ -74,14 +76,21 @@ def _printed(ctx: Ctx, warning_id: str) -> dict[str, Any]:
         row = queries.get_row(session, warning_id, None)
         site = current_site(session)
         events = queries.record(session, data["record"], None)
+        hidden = views.hidden_drill(session, data["record"], ctx.may(Role.ADMIN))
+        if hidden:  # a blind drill: the printed file shows it as a real warning until it is revealed
+            events = drills.conceal_events(events)
         callouts = callout_views.list_callouts(session, data["record"], show_phones=True)
+        for c in callouts if hidden else ():
+            for a in c.get("attempts") or ():
+                a["error"] = drills.conceal_text(a.get("error"))
         frozen = callout_views.frozen_steps(session, data["record"])
         # The head of the record as printed (its last event shown): a paper copy to check the
         # database against later (`jiaoying record <id> --verify` lists each event's code).
         head = record_repo.head(session, data["record"], events[-1]["seq"] if events else None)
     facts = {"id": row.id, "sender": row.sender, "hazard": row.hazard, "level": row.level, "areas": row.areas,
              "zones": row.zones or [], "headline": row.headline, "sent": row.sent, "expires": row.expires,
-             "received_at": row.received_at, "status": row.status, "drill": row.drill, "msg_type": row.msg_type}
+             "received_at": row.received_at, "status": row.status, "drill": row.drill and not hidden,
+             "msg_type": row.msg_type}
     document = record_words.document(facts, events, callouts, site, ctx.lang, show_phones=True, frozen=frozen,
                                      now=ctx.now)
     return data | {"doc": document, "head": head, "words": document.said, "tz": getattr(site.tz, "key", str(site.tz)),

@@ -157,9 +157,90 @@ _EN.update({
     "短信": "SMS", "电话按键": "Keypress", "链接": "Link", "代确认": "On their behalf",
     "点名中，本页每15秒刷新": "In progress; this page refreshes every 15 s",
     "引擎正在发起呼叫…": "The engine is placing the calls…",
+    # 六问 spot-checks (六问抽查)
+    "答全率": "Answered in full", "抽查人次": "Checked", "全部作答": "Every question answered", "全县": "County",
+    "六问抽查": "Spot-checks", "抽查": "Spot-check", "开始抽查": "Start a spot-check", "抽取人数": "Sample size",
+    "随机种子": "Seed", "关联预警": "During warning",
+    "不关联（预警期外的例行抽查）": "None (a routine check between warnings)",
+    "默认抽{n}人": "default {n} people", "留空按 checks.yaml 的默认人数": "empty: the default of checks.yaml",
+    ("留空则随机生成；同一种子、同一名册、同样的近期已抽人员抽出同样的人，可复核"):
+        "empty: drawn at random; the same seed, roster and people checked lately draw the same people, so it can "
+        "be audited",
+    ("从 checks.yaml 所列岗位的基层责任人中按乡镇分散随机抽取，逐一电话、短信提问，每问按1（是）"
+     "或2（否）作答，短信可一次回复全部答案（如“1 1 2 1 1 1”）。答“否”或逾期未答全的列入跟进名单。"
+     "近期已抽查的人员不再抽取；所用随机种子随记录保存，可复核。"):
+        "Grassroots responsible people in the roles of checks.yaml are drawn at random, spread over the towns, and "
+        "called and texted the questions; each is answered 1 (yes) or 2 (no), by SMS all in one reply (e.g. "
+        "\"1 1 2 1 1 1\"). Anyone answering no, or not answering every question in time, is listed for follow-up. "
+        "People checked lately are not drawn again; the seed is kept with the record, so the draw can be audited.",
+    "还没有六问抽查": "No spot-checks yet", "结果": "Result", "可抽取人数不足": "Fewer people than asked",
+    "可抽取人数不足：要求抽取{size}人，只有{available}人可抽。":
+        "Not enough people to draw: {size} asked, only {available} available.",
+    "要求抽取": "Asked", "实际抽取": "Drawn", "可抽取": "Available",
+    "近{days}天已抽查、未再抽取": "Left out: checked in the last {days} days",
+    ("复核：同一种子、同一名册、同样的近期已抽人员，抽出的是同样的人（jiaoying spotcheck audit {id}）。"):
+        "Audit: the same seed, roster and people checked lately draw the same people (jiaoying spotcheck audit {id}).",
+    "作答中，本页每15秒刷新": "Answering; this page refreshes every 15 s", "需跟进": "Follow up",
+    "需跟进事项": "To follow up", "暂无需跟进人员": "Nobody to follow up", "第{n}问": "Q{n}", "各问作答": "Answers",
+    "问题": "Question", "是": "yes", "否": "no", "未答": "no answer", "抽查人员": "People drawn",
+    "答全时间": "Answered in full at", "回复未能识别，已再次询问": "a reply was not an answer: asked again",
+    "全部为是": "all yes", "有“否”": "said no", "未答全": "not all answered", "作答中": "answering",
+    "抽取人数须为1至{max}的整数，而不是“{value}”。":
+        "The sample size must be a whole number from 1 to {max}, not \"{value}\".",
+    "随机种子须为不小于0的整数（留空则随机生成），而不是“{value}”。":
+        "The seed must be a whole number from 0 (empty: drawn at random), not \"{value}\".",
+    "没有这个抽查：{id}": "No such spot-check: {id}", "没有这个预警：{id}": "No such warning: {id}",
+    "本县尚未配置六问抽查（checks.yaml 的 spotchecks）。":
+        "This county has no spot-check configured (checks.yaml, spotchecks).",
+    "无人可抽：担任抽查岗位的{n}人均在近{days}天内抽查过，未再抽取。":
+        "Nobody to draw: all {n} people in the spot-check's roles were checked in the last {days} days.",
+    "无人可抽：没有人担任该抽查的岗位（或缺少可用的电话、短信号码）。":
+        "Nobody to draw: no one holds the spot-check's roles (or has a number for its channels).",
+    "尚未加载本县的站点文件（jiaoying load）。": "No site files are loaded yet (jiaoying load).",
     _ROLLCALL_HINT: "Everyone on shift in the county and town duty rooms must answer in time (press 1, reply by "
                     "SMS or use the link); the room's duty leader on shift is told of anyone who does not. "
                     "Scheduled roll-calls follow checks.yaml.",
+})
+
+# Drills (演练): board/drills.py, templates/board/drills.html and drill.html.
+_EN.update({
+    "演练记录": "Drills", "还没有演练": "No drills yet", "安排演练": "Schedule a drill",
+    "立即开始公开演练": "Start an announced drill now", "双盲演练": "Blind drill", "公开演练": "Announced drill",
+    "接入演练预警": "Drill posted by an agency", "待开始": "scheduled", "进行中": "running", "已结束": "ended",
+    "错过未执行": "missed (not run)", "全部叫应已结束": "every call-out settled", "管理员结束演练": "ended by an admin",
+    "演练时限已到": "its time ran out", "演练预警已取消": "its warning was cancelled", "结束演练": "End the drill",
+    "撤销演练": "Call off the drill", "类型": "Kind", "叫应人数": "Called", "通知率": "Reached",
+    "分钟内确认": " min: acknowledged", "未确认": "Not acknowledged", "断开": "Taken out", "时间窗": "Window",
+    "灾种": "Hazard", "等级": "Level", "区域代码": "Area codes", "发布单位（sender）": "Sender",
+    "预警标题": "Headline", "防御指引": "Instruction", "断开（演练期间不使用）": "Take out for the drill",
+    "服务商": "Provider", "下发农村应急广播": "Order the rural broadcast", "时限（分钟）": "Length (min)",
+    "何时": "When", "或时间窗": "or a window", "备注": "Note", "开始": "Started", "结束": "Ended",
+    "安排人": "Arranged by", "时限": "Length", "分钟": "min", "应急广播": "Rural broadcast", "是": "yes", "否": "no",
+    "叫应看板": "Board", "叫应时效": "Reach and acknowledgement", "人数": "People", "中位数": "Median",
+    "已通知未确认": "reached, not acknowledged", "未通知到": "not reached", "全部已确认": "Everyone acknowledged",
+    "接替情况": "What took over", "计划首步": "Planned first step", "实际通道": "Reached by", "步骤": "Step",
+    "晚于计划": "Later than planned", "通道失败": "Channel failures", "通道": "Channel", "错误": "Error",
+    "演练断开": "drill outage", "无通道失败": "No channel failures", "逐人时效": "Each official",
+    "首次通知": "First reached", "确认用时": "Time to ack", "历次演练对比": "Beside the previous drills",
+    "演练尚未开始": "The drill has not started yet",
+    "未能安排演练：{problem}": "The drill could not be arranged: {problem}",
+    "没有这个演练：{id}": "No such drill: {id}",
+    "演练经所有真实通道发出，每条短信、语音、即时通讯消息均以【演练】开头；不计入真实预警统计。双盲演练在结束前只有管理员可见其为演练。":
+        "Drills go through every real channel and every SMS, call and IM message starts with 【演练】 (drill); they "
+        "never count in real statistics. Until a blind drill ends, only admins see that it is a drill.",
+    "双盲演练：只对管理员可见，值班人员在演练结束前看到的是真实预警；可给定时间，或给定时间窗由系统随机选定时刻（不显示）。公开演练：所有人可见。立即开始的演练为公开演练。":
+        "Blind drill: visible as a drill to admins only; duty officers see a real warning until it ends. Give a "
+        "time, or a window in which the engine draws the moment (never shown). Announced drill: visible to "
+        "everyone. A drill started now is announced.",
+    "双盲演练：结束前，值班员和查看员在看板上看到的是真实预警；所有发给责任人的消息仍带【演练】。":
+        "Blind drill: until it ends, officers and viewers see a real warning on the board; every message to the "
+        "officials still says 【演练】 (drill).",
+    "断开的通道或服务商不发送；下表列出实际通知到每个人的通道和服务商，以及比计划的第一步晚了多久。":
+        "Nothing goes on a channel or provider taken out; below, what actually reached each person, by which "
+        "provider, and how much later than the planned first step.",
+    "标准：红色预警3分钟内叫到全部责任人，5分钟内全部叫醒（确认）。用时自演练开始计，分:秒。":
+        "The bars: everyone reached within 3 minutes of a red warning, everyone woken (acknowledged) within 5. "
+        "Times from the drill's start, min:s.",
 })
 
 

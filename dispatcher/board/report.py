@@ -81,7 +81,8 @@ def report_page(request: Request, settings: SettingsDep, clock: ClockDep, start:
         "start": first, "end": last, "result": result, "parts": _view(result, ctx),
         "period": assessment.period_text(result, ctx.t),
         "generated": result.generated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-        "query": urlencode({"from": first, "to": last}), "rollcalls": _rollcalls(result, ctx)})
+        "query": urlencode({"from": first, "to": last}), "rollcalls": _rollcalls(result, ctx),
+        "spotchecks": _spotchecks(result, ctx)})
 
 
 def _rollcalls(result: Assessment, ctx: Ctx) -> dict[str, Any] | None:
@@ -89,6 +90,14 @@ def _rollcalls(result: Assessment, ctx: Ctx) -> dict[str, Any] | None:
     if not result.rollcalls:
         return None
     header, rows = assessment.rollcall_table(result, ctx.t)
+    return {"header": header, "rows": [[*row[:5], "—" if row[5] is None else f"{row[5]:.1f}%"] for row in rows]}
+
+
+def _spotchecks(result: Assessment, ctx: Ctx) -> dict[str, Any] | None:
+    """答全率: the 六问 spot-checks of the period, the county and each town (None: none held)."""
+    if not result.spotchecks:
+        return None
+    header, rows = assessment.spotcheck_table(result, ctx.t)
     return {"header": header, "rows": [[*row[:5], "—" if row[5] is None else f"{row[5]:.1f}%"] for row in rows]}
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from ..db.session import transaction
 from ..web.deps import ClockDep, SettingsDep, UnitOfWorkDep
-from . import actions, auth, exports, keys, report, rollcalls, sse, views
+from . import actions, auth, drills, exports, keys, report, rollcalls, spotchecks, sse, views
 from .pages import Ctx, context, render
 from .views import Filters
 
@@ -23,6 +23,8 @@ router.include_router(exports.router)
 router.include_router(keys.router)
 router.include_router(report.router)
 router.include_router(rollcalls.router)
+router.include_router(spotchecks.router)
+router.include_router(drills.router)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -94,7 +96,7 @@ def overview(request: Request, settings: SettingsDep, clock: ClockDep) -> Respon
     if ctx.who is None:
         return RedirectResponse("/board/login", status_code=303)
     with transaction(settings.database_url, write=False) as session:
-        cards = views.overview(session, ctx.now)
+        cards = views.overview(session, ctx.now, admin=ctx.may("admin"))
     return render(ctx, request, "overview.html", cards=cards)
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..db.session import transaction
-from ..services import callout_views, live
+from ..services import callout_views, drills, live
 from ..services import warnings as queries
 from ..services.errors import NotFound
 from ..services.users import Role
@@ -70,6 +70,9 @@ def snapshot(settings: Settings, warning_id: str, ctx: Ctx, filters: Filters) ->
         rows = views.board_rows(session, record, ctx.now, show_phones=ctx.may(Role.OFFICER), lang=ctx.lang)
         broadcasts = views.broadcasts(session, record)
         matched = queries.last_match(session, record)
+        if views.hidden_drill(session, record, ctx.may(Role.ADMIN)):  # a blind drill: as real until revealed
+            warning["drill"] = False
+            drills.conceal_rows(rows)
     # the fallback's reason is written "中文 (English)": the board says it in its own language
     warning["fallback"] = views.bilingual(matched.data.get("fallback"), ctx.lang) if matched else None
     warning["ago"] = views.ago((ctx.now - row.sent).total_seconds(), ctx.lang)
@@ -248,7 +251,7 @@ async def overview_live(request: Request, settings: SettingsDep, clock: ClockDep
     def render() -> str:
         fresh = Ctx(settings, clock(), ctx.lang, ctx.who)
         with transaction(settings.database_url, write=False) as session:
-            cards = views.overview(session, fresh.now)
+            cards = views.overview(session, fresh.now, admin=fresh.may(Role.ADMIN))
         html = environment().get_template("_cards.html").render(cards=cards, ctx=fresh, t=fresh.t, lang=fresh.lang)
         return _message("overview", {"cards": html, "now": _epoch_ms(fresh.now)})
 

@@ -14,7 +14,7 @@ from ..domain.channels import Channel
 from ..domain.duty import DutyPosition
 from ..domain.hazards import Level
 from ..rendering import BEIJING
-from ..services import callout_views
+from ..services import callout_views, drills
 from ..services import warnings as queries
 from ..services.broadcasts import latest_receipts, orders_of
 from ..services.follow_up import Outcome
@@ -108,11 +108,22 @@ def level_view(level: str) -> dict[str, str]:
 _ROMAN_ZH = {"I": "Ⅰ", "II": "Ⅱ", "III": "Ⅲ", "IV": "Ⅳ"}  # 红色 · Ⅰ级, as Chinese warnings write it
 
 
-def overview(session: Session, now: datetime) -> list[dict[str, Any]]:
-    """Active warnings, worst first: highest level, then most unreached, then most not acknowledged."""
+def hidden_drill(session: Session, record: str, admin: bool) -> bool:
+    """A blind drill (双盲) still running: viewers and officers see it as a real warning until it ends
+    and is revealed (services/drills.py); admins see it labelled."""
+    return not admin and record in drills.concealed(session, [record])
+
+
+def overview(session: Session, now: datetime, admin: bool = True) -> list[dict[str, Any]]:
+    """Active warnings, worst first: highest level, then most unreached, then most not acknowledged.
+    ``admin`` False: a blind drill still running shows as a real warning."""
     site = current_site(session)
     cards = []
-    for w in queries.list_warnings(session, None, active=True):
+    listed = queries.list_warnings(session, None, active=True)
+    hidden = set() if admin else drills.concealed(session, [w["id"] for w in listed])
+    for w in listed:
+        if w["id"] in hidden:
+            w = w | {"drill": False}
         row = queries.get_row(session, w["id"], None)
         counts = callout_views.counts(session, row.root_id or row.id)
         sent = parse_time(w["sent"])

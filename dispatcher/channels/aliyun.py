@@ -76,7 +76,7 @@ from darabonba.runtime import RuntimeOptions
 from Tea.exceptions import UnretryableException
 
 from ..config import Settings
-from ..domain.callouts import Purpose
+from ..domain.callouts import QUESTIONING, Purpose
 from ..domain.channels import Channel
 from ..domain.limits import RateLimit
 from ..rendering import BEIJING, TEMPLATE_VARIABLES
@@ -124,6 +124,11 @@ ACK_KEY = "1"
 
 ANSWER_PURPOSES = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR,
                              Purpose.TO_DUTY, Purpose.UNREACHED, Purpose.ROLLCALL})
+# A 六问 spot-check's call is an IvrCall whose prompt reads every question; keys 1 (是) and 2 (否) are
+# in its key map, and the keys pressed, in order, come back in the call's VoiceReport (dtmf): the first
+# answers question 1, the next question 2 … (services/spotchecks.call_keys). What is not answered on
+# the call is asked once more by SMS.
+QUESTION_KEYS = ("1", "2")
 
 SMS_ENDPOINT_VAR = "JIAOYING_ALIYUN_SMS_ENDPOINT"
 VOICE_ENDPOINT_VAR = "JIAOYING_ALIYUN_VOICE_ENDPOINT"
@@ -619,7 +624,8 @@ class AliyunVoiceAdapter(_AliyunAdapter):
         if callee is None:
             raise PermanentError(f"{message.to.person_id}: Aliyun voice reaches mainland (+86) numbers only")
         template = self._template(message)
-        answer = Purpose(message.purpose) in ANSWER_PURPOSES
+        questions = Purpose(message.purpose) in QUESTIONING
+        answer = Purpose(message.purpose) in ANSWER_PURPOSES or questions
         show = self.settings.aliyun_voice_show_number.strip()
         if answer and not show:
             raise ConfigurationError("Aliyun IVR calls need the purchased caller number: "
@@ -633,8 +639,8 @@ class AliyunVoiceAdapter(_AliyunAdapter):
                 key_params = None
             request: Any = voice_models.IvrCallRequest(
                 called_number=callee, called_show_number=show, start_code=template.code, start_tts_params=params,
-                menu_key_map=[voice_models.IvrCallRequestMenuKeyMap(key=ACK_KEY, code=key_code,
-                                                                    tts_params=key_params)],
+                menu_key_map=[voice_models.IvrCallRequestMenuKeyMap(key=key, code=key_code, tts_params=key_params)
+                              for key in (QUESTION_KEYS if questions else (ACK_KEY,))],
                 play_times=IVR_PLAY_TIMES, timeout=IVR_KEY_TIMEOUT_MS, out_id=out_id)
             return await asyncio.to_thread(self._place, "IvrCall", "ivr_call_with_options", request)
         request = voice_models.SingleCallByTtsRequest(

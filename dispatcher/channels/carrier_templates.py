@@ -82,10 +82,15 @@ class CarrierTemplates:
 
     def get(self, provider: str, channel: Channel, purpose: Purpose | str, drill: bool = False,
             ) -> CarrierTemplate | None:
-        """The template for this message: a drill uses the channel's ``drill`` entry when there is one."""
+        """The template for this message: a drill uses the channel's ``drill`` entry when there is one,
+        else its purpose's only when that template carries ``drill_prefix`` — a drill message never goes
+        out without its 演练 label (None: the adapter refuses that one message)."""
         if drill and (found := self.entries.get((provider, channel, DRILL))) is not None:
             return found
-        return self.entries.get((provider, channel, Purpose(purpose).value))
+        found = self.entries.get((provider, channel, Purpose(purpose).value))
+        if drill and found is not None and "drill_prefix" not in found.variables:
+            return None
+        return found
 
     def missing(self, provider: str, channel: Channel, purposes: Iterable[Purpose]) -> list[Purpose]:
         """The purposes this provider could be asked to send on this channel that have no template."""

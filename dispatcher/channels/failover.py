@@ -74,9 +74,13 @@ class ProviderChain(ChannelAdapter):
             reasons.append(f"{adapter.provider} {'halted: ' + halted.reason if halted else 'failing'}")
         return ChainStatus("", "; ".join(reasons))
 
-    async def send(self, message: OutboundMessage) -> SendResult:
+    async def send(self, message: OutboundMessage, skip: frozenset[str] = frozenset()) -> SendResult:
+        """``skip``: providers a drill took out for this message (断网 drills): passed over without
+        being tried, as if they were down, their circuits untouched (real messages still use them)."""
         last: ChannelError | None = None
         for adapter, breaker in zip(self.adapters, self._breakers, strict=True):
+            if adapter.provider in skip:
+                continue
             if not breaker.allow(self.channel):  # asked only when about to try (a half-open trial is a token)
                 continue
             try:
@@ -99,13 +103,16 @@ class ProviderChain(ChannelAdapter):
         raise last or TransientError(f"{self.channel.value}: every provider is failing ({self.status().why})",
                                      unsent=True)
 
-    async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
+    async def send_many(self, messages: Sequence[OutboundMessage], skip: frozenset[str] = frozenset(),
+                        ) -> list[SendResult | ChannelError]:
         pending = list(range(len(messages)))
         outcomes: list[SendResult | ChannelError | None] = [None] * len(messages)
         for i in range(len(self.adapters)):
             if not pending:
                 break
             adapter, breaker = self.adapters[i], self._breakers[i]
+            if adapter.provider in skip:
+                continue
             trial = breaker.state(self.channel) is BreakerState.HALF_OPEN
             if not breaker.allow(self.channel):
                 continue

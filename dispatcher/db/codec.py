@@ -6,7 +6,7 @@ from datetime import time, timedelta
 from typing import Any
 
 from ..domain.channels import Channel
-from ..domain.checks import RollCall, WeeklyWindow
+from ..domain.checks import RollCall, SpotCheck, WeeklyWindow
 from ..domain.duty import DutyPosition
 from ..domain.hazards import Hazard, Level
 from ..domain.plans import (
@@ -131,3 +131,18 @@ def rollcall_from_dict(data: dict[str, Any]) -> RollCall:
         positions=tuple(DutyPosition(p) for p in data["positions"]), rooms=tuple(data.get("rooms", ())),
         tell=tuple(Channel(c) for c in data.get("tell", ("sms", "voice"))),
     )
+
+
+def spotcheck_to_dict(spotcheck: SpotCheck) -> dict[str, Any]:
+    """A spot-check as stored (``checks`` table) and frozen on each spot-check's record."""
+    return {"id": spotcheck.id, "name": spotcheck.name, "questions": list(spotcheck.questions),
+            "roles": list(spotcheck.roles), "size": spotcheck.size, "skip_days": spotcheck.skip_days,
+            "answer_within": spotcheck.answer_within.total_seconds(),
+            "channels": [c.value for c in spotcheck.channels]}
+
+
+def spotcheck_from_dict(data: dict[str, Any]) -> SpotCheck:
+    return SpotCheck(id=data["id"], name=data["name"], questions=tuple(data["questions"]), roles=tuple(data["roles"]),
+                     size=int(data["size"]), skip_days=int(data["skip_days"]),
+                     answer_within=timedelta(seconds=data["answer_within"]),
+                     channels=tuple(Channel(c) for c in data["channels"]))

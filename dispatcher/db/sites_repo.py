@@ -16,7 +16,14 @@ from ..domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
 from ..domain.site import Site
 from ..domain.zones import Zone, ZoneKind
 from ..gcpause import gc_paused
-from .codec import plan_from_dict, plan_to_dict, rollcall_from_dict, rollcall_to_dict
+from .codec import (
+    plan_from_dict,
+    plan_to_dict,
+    rollcall_from_dict,
+    rollcall_to_dict,
+    spotcheck_from_dict,
+    spotcheck_to_dict,
+)
 from .tables import AreaRow, Base, CheckRow, DutyRoomRow, DutyShiftRow, PersonRow, PlanRow, RoleRow, SiteRow, ZoneRow
 
 
@@ -73,6 +80,10 @@ def _sync_site(session: Session, site: Site, digest: str, now: datetime) -> Sync
     _sync_keyed(session, CheckRow, "id", "checks", report, {
         r.id: {"kind": "rollcall", "name": r.name, "position": i, "definition": rollcall_to_dict(r), "active": True}
         for i, r in enumerate(site.rollcalls)
+    } | {
+        s.id: {"kind": "spotcheck", "name": s.name, "position": len(site.rollcalls) + i,
+               "definition": spotcheck_to_dict(s), "active": True}
+        for i, s in enumerate(site.spotchecks)
     })
     _sync_duty(session, site, report)
     row = session.get(SiteRow, site.name)
@@ -201,9 +212,10 @@ def _read_site(session: Session) -> Site | None:
     rows = list(session.scalars(select(PlanRow).where(PlanRow.active).order_by(PlanRow.position)))
     plans = tuple(plan_from_dict(r.definition) for r in rows if not r.definition.get("fallback"))
     fallback = next((plan_from_dict(r.definition) for r in rows if r.definition.get("fallback")), None)
-    rollcalls = tuple(rollcall_from_dict(r.definition) for r in session.scalars(
-        select(CheckRow).where(CheckRow.active, CheckRow.kind == "rollcall").order_by(CheckRow.position)))
-    return Site(meta.id, areas, roles, people, rota(None), plans, tz, fallback, zones, rooms, rollcalls)
+    checks = list(session.scalars(select(CheckRow).where(CheckRow.active).order_by(CheckRow.position)))
+    rollcalls = tuple(rollcall_from_dict(r.definition) for r in checks if r.kind == "rollcall")
+    spotchecks = tuple(spotcheck_from_dict(r.definition) for r in checks if r.kind == "spotcheck")
+    return Site(meta.id, areas, roles, people, rota(None), plans, tz, fallback, zones, rooms, rollcalls, spotchecks)
 
 
 _PERSON_COLUMNS = (PersonRow.id, PersonRow.name, PersonRow.phone, PersonRow.area_code, PersonRow.roles,

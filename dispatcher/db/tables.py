@@ -454,3 +454,30 @@ class ForwardRow(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class DrillRow(Base):
+    """A drill (演练): scheduled or started by the county (blind 双盲, or announced), or an agency's
+    warning posted as a drill. Its schedule is the durable timer (``state`` scheduled, ``at``); once
+    started, its record is its warning's (``record_id``), hash-chained like any warning's
+    (services/drills.py)."""
+
+    __tablename__ = "drills"
+    __table_args__ = (Index("ix_drills_due", "state", "at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))  # blind | announced | posted
+    state: Mapped[str] = mapped_column(String(12))  # scheduled | running | ended | missed | cancelled
+    scenario: Mapped[dict[str, Any]]  # the warning it plays: hazard, level, areas, headline …
+    options: Mapped[dict[str, Any]]  # broadcast, without, length (seconds)
+    at: Mapped[datetime | None]  # when it starts (for a window: the moment drawn in it, never shown)
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    record_id: Mapped[str | None] = mapped_column(ForeignKey("warnings.id"), unique=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(128))
+    ending: Mapped[str | None] = mapped_column(String(12))  # settled | ended | expired | cancelled
+    revealed_at: Mapped[datetime | None]  # a blind drill is labelled 演练 for everyone from then on

@@ -55,6 +55,8 @@ class Purpose(StrEnum):
     CANCEL = "cancel"  # the warning is lifted (解除)
     ROLLCALL = "rollcall"  # a duty roll-call (值班点名), to the person on shift: answer to say you are at your post
     ROLLCALL_MISSED = "rollcall_missed"  # … not answered in time: the room's duty leader is told (not asked to answer)
+    SPOTCHECK = "spotcheck"  # a 六问 spot-check (抽查): the questions, each to answer 是 (1) or 否 (2)
+    SPOTCHECK_AGAIN = "spotcheck_again"  # … the reply was not an answer (or some are missing): asked once more by SMS
 
 
 class AttemptStatus(StrEnum):
@@ -71,12 +73,18 @@ class AttemptStatus(StrEnum):
 # What chases an answer stops once there is one (or the warning is lifted); notices of an update or
 # a cancel go to everyone reached whatever their call-out's state.
 CHASING = frozenset({Purpose.ALERT, Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY,
-                      Purpose.UNREACHED, Purpose.ROLLCALL, Purpose.ROLLCALL_MISSED})
+                      Purpose.UNREACHED, Purpose.ROLLCALL, Purpose.ROLLCALL_MISSED, Purpose.SPOTCHECK,
+                      Purpose.SPOTCHECK_AGAIN})
 # Messages that tell, not ask: an answer to one of them is not an acknowledgement of the call-out (a
 # duty leader told that a roll-call went unanswered cannot answer it for the person on shift).
 TELLING = frozenset({Purpose.ROLLCALL_MISSED})
-# The call-outs of a duty roll-call carry this in their hazard column (a roll-call has no hazard).
+# Messages that ask questions: only answers to them (services/spotchecks.py) close the call-out — a
+# plain "1" or "收到" does not, nor a keypress read as an acknowledgement.
+QUESTIONING = frozenset({Purpose.SPOTCHECK, Purpose.SPOTCHECK_AGAIN})
+# The call-outs of a duty roll-call carry this in their hazard column (a roll-call has no hazard);
+# a spot-check's carry its own.
 ROLLCALL_HAZARD = "rollcall"
+SPOTCHECK_HAZARD = "spotcheck"
 _CLOSED = frozenset({CalloutState.ACKNOWLEDGED, CalloutState.CANCELLED, CalloutState.EXPIRED})
 
 
@@ -154,9 +162,12 @@ class FrozenSteps(Sequence[PlannedStep]):
         return self._parsed[index].due if index in self._parsed else datetime.fromisoformat(self._stored[index]["due"])
 
 
-def purpose_for(step: PlannedStep, recipient: str, official: str, rollcall: bool = False) -> Purpose:
+def purpose_for(step: PlannedStep, recipient: str, official: str, rollcall: bool = False,
+                spotcheck: bool = False) -> Purpose:
     """What a step's message to ``recipient`` is for, in a call-out of ``official`` (a warning's, or
-    with ``rollcall`` a duty roll-call's)."""
+    with ``rollcall`` a duty roll-call's, or with ``spotcheck`` a 六问 spot-check's)."""
+    if spotcheck:
+        return Purpose.SPOTCHECK
     if rollcall:
         return Purpose.ROLLCALL_MISSED if step.final else Purpose.ROLLCALL
     if step.final:

@@ -1,5 +1,6 @@
-"""Routine checks (例行检查) the county runs itself, between warnings: the duty roll-call (值班点名).
-Who a roll-call calls is worked out in ``rollcall.py``.
+"""Routine checks (例行检查) the county runs itself, between warnings: the duty roll-call (值班点名)
+and the 六问 spot-check (抽查). Who a roll-call calls is worked out in ``rollcall.py``; whom a
+spot-check draws, and how its answers are read, in ``spotcheck.py``.
 
 A roll-call calls whoever is on shift in the county duty room and in each town's duty room, and
 each must answer within ``answer_within`` (keypress 1, a reply, or the link), or the room's duty
@@ -26,10 +27,11 @@ from .duty import DutyPosition
 
 class CheckKind(StrEnum):
     ROLLCALL = "rollcall"  # 值班点名
+    SPOTCHECK = "spotcheck"  # 六问抽查
 
     @property
     def zh(self) -> str:
-        return {"rollcall": "值班点名"}[self.value]
+        return {"rollcall": "值班点名", "spotcheck": "六问抽查"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,20 @@ class RollCall:
         minute = int.from_bytes(digest[:4], "big") % self.weekly.minutes
         start = datetime.combine(day, self.weekly.start, tzinfo=tz)
         return start + timedelta(minutes=minute)
+
+
+@dataclass(frozen=True)
+class SpotCheck:
+    """The 六问 spot-check (抽查): ``size`` grassroots responsible people drawn at random from those
+    holding ``roles`` (spread over the towns, skipping anyone checked in the last ``skip_days``),
+    each called with the ``questions`` and answering each 是 (1) or 否 (2) — by keypress on the call
+    or by one SMS reply ("1 1 2 1 1 1", "是是否是是是") — within ``answer_within``."""
+
+    id: str
+    name: str
+    questions: tuple[str, ...]
+    roles: tuple[str, ...]
+    size: int = 10
+    skip_days: int = 30
+    answer_within: timedelta = timedelta(minutes=30)
+    channels: tuple[Channel, ...] = (Channel.VOICE, Channel.SMS)

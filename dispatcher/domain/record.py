@@ -77,6 +77,17 @@ class EventKind(StrEnum):
     # A duty roll-call (值班点名) was started, by the schedule or a duty officer. data: {rollcall (its id in
     # checks.yaml), name, at (the time it is for), headline, answer_within (seconds), channels}.
     ROLLCALL_STARTED = "rollcall_started"
+    # A 六问 spot-check (抽查) was started by a duty officer. data: {warning, spotcheck (its id in checks.yaml),
+    # name, questions, size (asked), seed, drawn (person ids, in the order drawn), available, skipped
+    # (left out as checked lately), short (fewer available than asked), answer_within (seconds), channels}.
+    SPOTCHECK_STARTED = "spotcheck_started"
+    # Answers to a spot-check's questions. data: {callout, person, via, answers ({question index: yes|no},
+    # the new ones only), ignored (indexes answered before: the first answer stands), complete, body (an
+    # SMS's text) or digits (a call's keys)}.
+    ANSWERED = "answered"
+    # A reply or key on a spot-check that was not an answer ("好的", five answers to six questions, key 5).
+    # data: {callout, person, via, body | digits, question (on a call), asked_again (true: asked once more)}.
+    NOT_AN_ANSWER = "not_an_answer"
     # Forwarding (services/forwarding.py). A target took a forwarded message. data: {target, name, warning,
     # msg_type, identifier, code (its HTTP status), tries}.
     FORWARDED = "forwarded"
@@ -89,6 +100,14 @@ class EventKind(StrEnum):
     # The settled result went upward. data: {target, name, kind (report | report_email), to (URL or
     # addresses), called, acknowledged, unreached}.
     REPORT_SENT = "report_sent"
+    # A drill (演练) the county scheduled or started (services/drills.py), right after its warning's
+    # ``received``. data: {drill (its id), kind (blind | announced), by (who scheduled or started it),
+    # scheduled_at, at (the time it was for), window ([start, end] or null), broadcast, without, length
+    # (seconds)}. Kept from duty officers' eyes on the board while a blind drill runs.
+    DRILL_STARTED = "drill_started"
+    # The drill ended and, if blind, was revealed. data: {drill, kind, ending (settled | ended | expired |
+    # cancelled), by, called, reached, acknowledged, unreached}.
+    DRILL_ENDED = "drill_ended"
 
 
 @dataclass(frozen=True)
@@ -183,7 +202,7 @@ def ledger_seal(key: RecordKey, count: int, head: str) -> str:
 
 # The events that open a record and carry its message's facts: a warning received, or a routine
 # check (a duty roll-call) started by the county itself.
-OPENING = frozenset({EventKind.RECEIVED, EventKind.ROLLCALL_STARTED})
+OPENING = frozenset({EventKind.RECEIVED, EventKind.ROLLCALL_STARTED, EventKind.SPOTCHECK_STARTED})
 # The facts of a warning message that never change once received. Its ``status`` changes, and is
 # checked against the update and cancel events instead.
 WARNING_FACTS = ("id", "sender", "identifier", "msg_type", "references", "root_id", "hazard", "level", "areas",

@@ -8,7 +8,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from .areas import AreaTree, covers, overlaps
-from .checks import RollCall
+from .checks import RollCall, SpotCheck
 from .duty import DutyRoom, DutyRota
 from .plans import Plan
 from .roster import Person
@@ -31,6 +31,7 @@ class Site:
     zones: dict[str, Zone] = field(default_factory=dict)
     rooms: tuple[DutyRoom, ...] = ()  # town duty rooms; ``duty`` is the county's
     rollcalls: tuple[RollCall, ...] = ()  # duty roll-calls (checks.yaml)
+    spotchecks: tuple[SpotCheck, ...] = ()  # 六问 spot-checks (checks.yaml)
 
     def person(self, person_id: str | None) -> Person | None:
         return self.people.get(person_id) if person_id else None

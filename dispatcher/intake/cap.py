@@ -28,6 +28,8 @@ areas         every area/geocode value (or comma-separated item) that is a divis
 zones         area/geocode values whose valueName is exactly ``zone`` (or ``jiaoying:zone``,
               危险区, 隐患点, 小流域): the site's hazard-zone ids
 via           info/parameter ``jiaoying_via``: the site ids a forwarded warning passed through
+drill_        info/parameter ``jiaoying_drill_broadcast`` (true/false, 1/0, yes/no, 是/否): a drill
+ broadcast    (status Exercise/Test) asks for the rural broadcast
 headline      headline, else event
 description   description (a Cancel without info: the alert's note)
 instruction   instruction
@@ -291,6 +293,8 @@ def _from_info(info: Element, chinese: bool, best_effort: bool) -> dict[str, Any
         fields["zones"] = zones
     if via := _via(info):
         fields["via"] = via
+    if (asked := _drill_broadcast(info)) is not None:
+        fields["drill_broadcast"] = asked
     for name, read in readers.items():
         try:
             fields[name] = read()
@@ -383,6 +387,20 @@ def _via(info: Element) -> list[str]:
         if name.strip().lower() == "jiaoying_via":
             return list(dict.fromkeys(filter(None, _SEPARATORS.split(value))))
     return []
+
+
+_YES = {"true": True, "1": True, "yes": True, "是": True, "false": False, "0": False, "no": False, "否": False}
+
+
+def _drill_broadcast(info: Element) -> bool | None:
+    """The ``jiaoying_drill_broadcast`` parameter: a drill asking for the rural broadcast (None: not given)."""
+    for name, value in _pairs(info, "parameter"):
+        if name.strip().lower() == "jiaoying_drill_broadcast":
+            if value.strip().lower() not in _YES:
+                raise IntakeError.invalid("info.parameter.jiaoying_drill_broadcast",
+                                          f"{value[:40]!r} is not true or false (accepted: true, false, 1, 0, yes, no)")
+            return _YES[value.strip().lower()]
+    return None
 
 
 # Exact names only: other schemes (a forecaster's ``forecastZone``) are not the site's hazard zones.

@@ -81,6 +81,8 @@ class WarningIn(BaseModel):
     sent: datetime
     expires: datetime | None = None
     drill: bool = False
+    # A drill orders the rural broadcast only when it asks for it (docs/drills.md); only with drill.
+    drill_broadcast: bool = False
 
     @field_validator("sender", "identifier")
     @classmethod
@@ -165,6 +167,9 @@ class WarningIn(BaseModel):
                 raise ValueError(f"{', '.join(missing)}: required for an {self.msg_type.value}")
         if self.expires and (problem := span_problem(self.sent, self.expires)):
             raise ValueError(f"expires: {problem}")
+        if self.drill_broadcast and not self.drill:
+            raise ValueError("drill_broadcast: only a drill (drill: true; CAP status Exercise) can ask for the "
+                             "rural broadcast this way; a real warning's broadcast is its plans' to order")
         return self
 
     def to_domain(self, earlier: Warning | None = None) -> Warning:

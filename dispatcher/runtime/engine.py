@@ -34,7 +34,7 @@ from ..db.queue import claimable
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
-from ..services import broadcasts, callouts, dispatch, escalation, expiry, rollcalls
+from ..services import broadcasts, callouts, dispatch, drills, escalation, expiry, rollcalls
 from ..services import forwarding as forwards
 from ..services.errors import NotReady
 from ..services.handover import HandOverGuard
@@ -103,8 +103,10 @@ class Engine:
             with transaction(self.url, background=True) as session:
                 report.expired = expiry.expire_due(session, self.clock())
             self.start_rollcalls()
+            self.start_drills()
             self.apply_pending(report)
             report.advanced += self._advance_due()
+            self.end_drills()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
         report.reconciled = self.reconcile()
@@ -132,6 +134,32 @@ class Engine:
         if missed is not None:  # a day's look back: once a minute, not on every pass
             self._missed_checked = now
             self._missed_rollcalls = [f"{r.id}@{at.isoformat()}" for r, at in missed]
+
+    def start_drills(self) -> None:
+        """Start the scheduled drills whose time has come (each once, whoever runs this pass); one
+        reached later than its catch-up (the engine was away) is kept as missed, not started late."""
+        now = self.clock()
+        with transaction(self.url, write=False) as session:
+            due, late = drills.due(session, now), drills.overdue(session, now)
+        if due or late:
+            with transaction(self.url, background=True) as session:
+                started = drills.start_due(session, due, self.clock())
+                missed = drills.mark_missed(session, late, self.clock())
+            if started:
+                log.info("drills started: %s", ", ".join(started))
+            if missed:
+                log.warning("scheduled drills missed (the engine was away past their time): %s", ", ".join(missed))
+
+    def end_drills(self) -> None:
+        """End (and reveal) the running drills that are over: every call-out settled, or run out."""
+        now = self.clock()
+        with transaction(self.url, write=False) as session:
+            over = drills.settled(session, now)
+        if over:
+            with transaction(self.url, background=True) as session:
+                ended = drills.finish_settled(session, over, self.clock())
+            if ended:
+                log.info("drills ended and revealed: %s", ", ".join(ended))
 
     def apply_pending(self, report: TickReport) -> None:
         """Apply stored warnings, a part per transaction; after each part its first steps run, so

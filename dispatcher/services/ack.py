@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event, append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import TELLING, AckVia, CalloutState, Purpose, step_from_json
+from ..domain.callouts import QUESTIONING, TELLING, AckVia, CalloutState, Purpose, step_from_json
 from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
 from ..domain.escalation import recall as recall_rule
 from ..domain.record import EventKind
@@ -92,8 +92,9 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
     return results
 
 
-# An answer acknowledges the call-outs whose messages asked this person (not those that only told them).
-_ASKING = AttemptRow.purpose.not_in([p.value for p in TELLING])
+# An answer acknowledges the call-outs whose messages asked this person (not those that only told them,
+# nor a spot-check's, which only its answers close: services/spotchecks.py).
+_ASKING = AttemptRow.purpose.not_in([p.value for p in TELLING | QUESTIONING])
 
 
 def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None, bool], set[int]]:

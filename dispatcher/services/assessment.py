@@ -41,10 +41,11 @@ from sqlalchemy.orm import Session
 from .. import csvsafe
 from ..db.tables import AreaRow, CalloutRow, PersonRow, RoleRow
 from ..domain.callouts import ACK_WINDOWS as WINDOWS
-from ..domain.callouts import ROLLCALL_HAZARD, CalloutState
+from ..domain.callouts import ROLLCALL_HAZARD, SPOTCHECK_HAZARD, CalloutState
 from ..domain.site import Site
-from . import rollcalls
+from . import rollcalls, spotchecks
 from .rollcalls import Attendance
+from .spotchecks import PeriodFigures
 
 COUNTY_LEVEL = "县级"
 NO_ROLE = "未设岗位"
@@ -167,6 +168,7 @@ class Assessment:
     drills: Section
     generated_at: datetime
     rollcalls: tuple[Attendance, ...] = ()  # 到岗率: per duty room, per month ("") and the whole period ("")
+    spotchecks: tuple[PeriodFigures, ...] = ()  # 六问抽查: all ("") and per town
 
     def as_json(self) -> dict[str, Any]:
         def line(x: Line) -> dict[str, Any]:
@@ -189,7 +191,9 @@ class Assessment:
                 "generated_at": self.generated_at.isoformat(), "real": section(self.real),
                 "drills": section(self.drills),
                 "rollcalls": [{"area": a.area, "name": a.name, "month": a.month or None, "held": a.held,
-                               "manned": a.manned, "unmanned": a.unmanned, "rate": a.rate} for a in self.rollcalls]}
+                               "manned": a.manned, "unmanned": a.unmanned, "rate": a.rate} for a in self.rollcalls],
+                "spotchecks": [{"town": f.town or None, "checked": f.checked, "complete": f.complete,
+                                "said_no": f.said_no, "missing": f.missing, "rate": f.rate} for f in self.spotchecks]}
 
 
 # -- the computation -------------------------------------------------------------------------------
@@ -275,7 +279,7 @@ def assess(session: Session, site: Site, start: date, end: date, now: datetime |
     rows = connection.execute(
         select(c.record_id, c.person_id, c.state, c.drill, started_col, acked_col, c.acknowledged_by)
         .where(c.started_at >= lo, c.started_at < hi, c.state != CalloutState.CANCELLED.value,
-               c.hazard != ROLLCALL_HAZARD)).all()  # duty roll-calls are counted apart (rollcalls.attendance)
+               c.hazard.not_in((ROLLCALL_HAZARD, SPOTCHECK_HAZARD)))).all()  # routine checks are counted apart
 
     # Gathered per (drill, person, month), one group a row; people and months are merged from them.
     groups: dict[tuple[bool, str, int], _Acc] = {}
@@ -317,7 +321,8 @@ def assess(session: Session, site: Site, start: date, end: date, now: datetime |
         site=_county_name(site), start=start, end=end, timezone=str(getattr(tz, "key", tz)), windows=WINDOWS,
         real=_section(people[0], by_month[0], month_names, names),
         drills=_section(people[1], by_month[1], month_names, names),
-        generated_at=now or datetime.now(UTC), rollcalls=tuple(rollcalls.attendance(session, lo, hi, tz)))
+        generated_at=now or datetime.now(UTC), rollcalls=tuple(rollcalls.attendance(session, lo, hi, tz)),
+        spotchecks=tuple(spotchecks.period(session, lo, hi)))
 
 
 def _county_name(site: Site) -> str:
@@ -483,7 +488,8 @@ def to_csv(report: Assessment, t: Translate = _same) -> str:
                 lead = person_cells(line, t) if table.person else ["", "", "", ""]
                 rows.append([part, table.title, line.name, *lead, *values])
     return csvsafe.document(header, rows) + (
-        "\r\n" + csvsafe.document(*rollcall_table(report, t), bom=False) if report.rollcalls else "")
+        "\r\n" + csvsafe.document(*rollcall_table(report, t), bom=False) if report.rollcalls else "") + (
+        "\r\n" + csvsafe.document(*spotcheck_table(report, t), bom=False) if report.spotchecks else "")
 
 
 def to_xlsx(report: Assessment, t: Translate = _same) -> bytes:
@@ -527,6 +533,9 @@ def to_xlsx(report: Assessment, t: Translate = _same) -> bytes:
     if report.rollcalls:
         header, rows = rollcall_table(report, t)
         write_sheet(book.create_sheet(t("值班点名")[:31]), header, rows, ())
+    if report.spotchecks:
+        header, rows = spotcheck_table(report, t)
+        write_sheet(book.create_sheet(t("六问抽查")[:31]), header, rows, ())
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -537,6 +546,14 @@ def rollcall_table(report: Assessment, t: Translate = _same) -> tuple[list[str],
     header = [t("值班室"), t("月份"), t("点名次数"), t("按时应答"), t("无人值班"), t("到岗率")]
     rows = [[a.name, a.month or t("全期"), a.held, a.manned, a.unmanned,
              None if a.rate is None else round(100 * a.rate, 1)] for a in report.rollcalls]
+    return header, rows
+
+
+def spotcheck_table(report: Assessment, t: Translate = _same) -> tuple[list[str], list[list[Any]]]:
+    """The 六问 spot-checks as a table: the whole county (全县) first, then each town."""
+    header = [t("乡镇"), t("抽查人次"), t("全部作答"), t("有“否”"), t("未答全"), t("答全率")]
+    rows = [[f.town or t("全县"), f.checked, f.complete, f.said_no, f.missing,
+             None if f.rate is None else round(100 * f.rate, 1)] for f in report.spotchecks]
     return header, rows
 
 

@@ -36,7 +36,7 @@ from ..domain.escalation import TakeOver, takes_over
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.rules import PlannedCallout, PlannedStep, Resolution, WarningFacts, resolve
-from . import broadcasts, rollcalls
+from . import broadcasts, drills, rollcalls, spotchecks
 from .site import current_site
 
 REACHED_STATES = (CalloutState.NOTIFIED, CalloutState.ACKNOWLEDGED, CalloutState.UNREACHED)
@@ -115,6 +115,9 @@ def begin_start(session: Session, warning_id: str, now: datetime) -> Start | Non
     if row.kind == CheckKind.ROLLCALL:
         resolved, kept = rollcalls.resolution(session, row, now)
         return Start(row.id, record, resolved, kept=kept)
+    if row.kind == CheckKind.SPOTCHECK:
+        resolved, kept = spotchecks.resolution(session, row, now)
+        return Start(row.id, record, resolved, kept=kept)
     facts = WarningFacts(Hazard(row.hazard), Level(row.level), tuple(row.areas), row.sender, row.sent,
                          tuple(row.zones or ()))
     return Start(row.id, record, resolve(current_site(session), facts, start=now))
@@ -165,6 +168,10 @@ def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> No
     })
     if row.kind != "warning":
         return  # a routine check orders no broadcast
+    if row.drill:
+        drills.adopt_posted(session, row, now)  # an agency's drill is reported and ended like the county's own
+        if not drills.broadcast_asked(session, row):
+            return  # a drill orders the rural broadcast only when it asks for it (drill_broadcast)
     site = current_site(session)
     broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
 
@@ -202,7 +209,9 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
     level = Level(row.level)
     # A warning takes over (or is muted by) an official's open call-out of the same concern; a roll-call
     # stands alone: each is about its own minute, so an open earlier one neither mutes nor is replaced.
-    holding = _open_callouts(session, people, row.hazard) if row.kind == "warning" else {}
+    # A drill and a real warning never take over from each other: a real orange warning during a red
+    # drill is not muted, and a drill never closes a real warning's call-out.
+    holding = _open_callouts(session, people, row.hazard, row.drill) if row.kind == "warning" else {}
     in_event = _levels_in_event(session, record, people)
     codes = _codes_in_use(session, people)
     steps_json: dict[tuple[PlannedStep, ...], list[dict[str, Any]]] = {}
@@ -279,12 +288,14 @@ def _levels_in_event(session: Session, record: str, people: list[str]) -> dict[s
     return levels
 
 
-def _open_callouts(session: Session, people: list[str], hazard: str) -> dict[str, list[CalloutRow]]:
+def _open_callouts(session: Session, people: list[str], hazard: str, drill: bool = False,
+                   ) -> dict[str, list[CalloutRow]]:
     found: dict[str, list[CalloutRow]] = {}
     for start in range(0, len(people), 900):
         for c in session.scalars(
             select(CalloutRow).where(CalloutRow.person_id.in_(people[start:start + 900]),
-                                     CalloutRow.hazard == hazard, CalloutRow.state.in_(OPEN_STATES))
+                                     CalloutRow.hazard == hazard, CalloutRow.state.in_(OPEN_STATES),
+                                     CalloutRow.drill == drill)
             .with_for_update()
         ):
             found.setdefault(c.person_id, []).append(c)

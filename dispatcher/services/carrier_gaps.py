@@ -65,6 +65,14 @@ def template_gaps(site: Site, settings: Settings, plans: Iterable[Plan] | None =
             for provider in names:
                 for purpose in templates.missing(provider, channel, sends):
                     wanting.setdefault((provider, channel, purpose), []).append(f"rollcall:{rollcall.id}")
+    for spotcheck in site.spotchecks if plans is None else ():  # the 六问 spot-checks of checks.yaml
+        for channel, names in providers.items():
+            # the questions on the channel; a reply that was not an answer is asked again by SMS
+            sends = ([Purpose.SPOTCHECK] if channel in spotcheck.channels else []) + (
+                [Purpose.SPOTCHECK_AGAIN] if channel is Channel.SMS else [])
+            for provider in names:
+                for purpose in templates.missing(provider, channel, sends):
+                    wanting.setdefault((provider, channel, purpose), []).append(f"spotcheck:{spotcheck.id}")
     where = settings.carrier_templates or "no JIAOYING_CARRIER_TEMPLATES file"
     return [{"kind": "no_template", "plan": ", ".join(ids), "subject": f"{provider}/{channel}/{purpose}",
              "message": f"{channel} {purpose} through {provider} has no approved template ({where}); plans that "

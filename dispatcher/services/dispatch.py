@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from ..channels.base import (
     SendResult,
     TransientError,
 )
+from ..channels.failover import ProviderChain
 from ..channels.resilience import HALT_COOLDOWN, CircuitBreaker, RetryPolicy
 from ..config import Settings
 from ..db.queue import claim_queued_attempts, expired_leases
@@ -47,6 +48,7 @@ from ..domain.site import Site
 from ..links import link_url, make_token
 from ..rendering import render
 from .chain import newest
+from .drills import outage_error, withheld
 from .escalation import Unanswered, called_number, next_numbers
 from .handover import ANSWERED, LEASE_LOST, HandOverGuard, HandOverStopped
 from .messages import message_context
@@ -70,6 +72,7 @@ class Job:
     retried: bool = False  # an earlier claim tried it: the provider may have it already
     step_index: int = 0  # the step of the call-out it belongs to (-1: an update or cancel notice)
     number: int = 0  # which of the recipient's numbers a call is to (0: the first)
+    without: tuple[str, ...] = ()  # channels and providers its drill took out (services/drills.py)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Outcome:
     stopped: str | None = None  # not handed over: handover.ANSWERED or handover.LEASE_LOST
     wait: float | None = None  # try again in this many seconds: the channel's circuit is open
     tried: bool = True  # False: nothing was handed over (the circuit refused it): not counted as a try
+    outage: bool = False  # its drill took the channel or provider out: failed without sending
 
     @property
     def sent(self) -> bool:
@@ -105,12 +109,15 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
     callouts = {c.id: c for c in _in_chunks(session, _CALLOUT_COLUMNS, CalloutRow.id,
                                             sorted({a.callout_id for a in attempts}))}
     contents: dict[str, WarningRow] = {}
+    # A drill may have taken channels or providers out for its own call-outs (断网断电断通讯 drills).
+    cuts = withheld(session, {c.record_id for c in callouts.values() if c.drill})
     jobs = []
     for attempt in attempts:
         callout = callouts[attempt.callout_id]
         content = contents.get(callout.record_id) or contents.setdefault(
             callout.record_id, newest(session, callout.record_id))
-        jobs.append(_job(site, attempt, callout, content, settings, now))
+        job = _job(site, attempt, callout, content, settings, now)
+        jobs.append(replace(job, without=cuts[callout.record_id]) if callout.record_id in cuts else job)
     # Red first: paced slots are handed out in this order.
     return sorted(jobs, key=lambda j: (-j.message.level.rank, j.attempt_id))
 
@@ -193,6 +200,14 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
     policy = retry or RetryPolicy(attempts=1)
     if guard is not None:
         guard.hold(j.attempt_id for j in jobs)
+    everything, outages = jobs, _drill_outages(jobs, adapters)
+    if outages:  # failed at once, as if the provider were down: nothing is handed over, no slot used
+        if pacing is not None:
+            pacing.forget(list(outages))
+        if guard is not None:
+            for attempt_id in outages:
+                guard.release(attempt_id)
+        jobs = [j for j in jobs if j.attempt_id not in outages]
 
     async def ready(job: Job) -> None:
         if guard is not None:
@@ -231,7 +246,9 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 raise _CircuitOpen()
             tried, last_try = True, time.monotonic()
             try:
-                result = await adapter.send(job.message)
+                skip = _skipped(job, adapter)
+                result = await (adapter.send(job.message, skip=skip) if skip and isinstance(adapter, ProviderChain)
+                                else adapter.send(job.message))
             except PermanentError:  # the provider answered: it is up, the message was refused
                 _record(breaker, channel, True)
                 raise
@@ -334,7 +351,11 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
                 going = []
             if going:
                 try:
-                    results: list[SendResult | ChannelError] = list(await adapter.send_many([j.message for j in going]))
+                    skip = _skipped(going[0], adapter)
+                    results: list[SendResult | ChannelError] = list(
+                        await adapter.send_many([j.message for j in going], skip=skip)
+                        if skip and isinstance(adapter, ProviderChain) else
+                        await adapter.send_many([j.message for j in going]))
                     if len(results) != len(going):
                         raise RuntimeError(f"{provider} answered {len(results)} outcomes for {len(going)} messages")
                 except Exception as exc:  # an adapter bug must not lose the attempts: they wait for a later try
@@ -359,12 +380,41 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
     for channel in dict.fromkeys(j.message.channel for j in jobs):
         size = adapters[channel].batch_size
         if size > 1:
-            mine = [j for j in jobs if j.message.channel == channel]
-            chunks += [mine[i:i + size] for i in range(0, len(mine), size)]
+            # one request's messages skip the same providers (a drill's outage is its own)
+            for skip in dict.fromkeys(_skipped(j, adapters[channel]) for j in jobs if j.message.channel == channel):
+                mine = [j for j in jobs if j.message.channel == channel and _skipped(j, adapters[channel]) == skip]
+                chunks += [mine[i:i + size] for i in range(0, len(mine), size)]
     results = await asyncio.gather(*(one(j) for j in singles), *(many(c) for c in chunks))
     by_id = {o.job.attempt_id: o for o in results[:len(singles)]}
     by_id.update((o.job.attempt_id, o) for batch in results[len(singles):] for o in batch)
-    return [by_id[j.attempt_id] for j in jobs]
+    by_id.update(outages)
+    return [by_id[j.attempt_id] for j in everything]
+
+
+def _providers(adapter: ChannelAdapter) -> list[str]:
+    return [a.provider for a in adapter.adapters] if isinstance(adapter, ProviderChain) else [adapter.provider]
+
+
+def _skipped(job: Job, adapter: ChannelAdapter) -> frozenset[str]:
+    """The providers of the channel that the job's drill took out (a chain goes on by the others)."""
+    return frozenset(p for p in _providers(adapter) if p in job.without) if job.without else frozenset()
+
+
+def _drill_outages(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter]) -> dict[int, Outcome]:
+    """The jobs whose drill took out their channel, or every provider of it: failed for good at once,
+    never sent, recorded plainly as the drill's outage; the call-out's ladder takes over."""
+    out: dict[int, Outcome] = {}
+    for job in jobs:
+        if not job.without:
+            continue
+        channel = job.message.channel.value
+        providers = _providers(adapters[job.message.channel])
+        if channel in job.without:
+            out[job.attempt_id] = Outcome(job, "drill", error=outage_error(channel, None), tried=False, outage=True)
+        elif all(p in job.without for p in providers):
+            out[job.attempt_id] = Outcome(job, providers[0], error=outage_error(channel, providers[0]), tried=False,
+                                          outage=True)
+    return out
 
 
 def _halted(job: Job, adapter: ChannelAdapter, error: ConfigurationError, breaker: CircuitBreaker | None) -> Outcome:
@@ -489,7 +539,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             notified.add(o.job.callout_id)
         elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
             failed_own[o.job.callout_id] = o.job.step_index  # the channel is down for now: the ladder need not wait
-        if status is AttemptStatus.FAILED and not o.sent and o.job.message.channel is Channel.VOICE:
+        if status is AttemptStatus.FAILED and not o.sent and o.job.message.channel is Channel.VOICE and not o.outage:
             m = o.job.message
             refused.append(Unanswered(o.job.attempt_id, m.key, o.job.callout_id, o.job.record_id, o.job.step_index,
                                       m.purpose.value, m.channel.value, m.to.person_id, o.job.number, o.error))

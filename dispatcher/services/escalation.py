@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, claim_due_callouts, insert_attempts, insert_new_attempts
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow
-from ..domain.callouts import CHASING, ROLLCALL_HAZARD, CalloutState, FrozenSteps, Purpose, moot, purpose_for
+from ..domain.callouts import (
+    CHASING,
+    ROLLCALL_HAZARD,
+    SPOTCHECK_HAZARD,
+    CalloutState,
+    FrozenSteps,
+    Purpose,
+    moot,
+    purpose_for,
+)
 from ..domain.channels import Channel
 from ..domain.escalation import CalloutFacts, advance
 from ..domain.record import EventKind
@@ -95,7 +104,8 @@ def step_attempts(site: Site, callout: CalloutRow, step: PlannedStep,
         channels = [c for c in step.channels if person is not None and person.reachable_by(c)]
         if not channels:
             skipped.append(recipient)
-        purpose = purpose_for(step, recipient, callout.person_id, rollcall=callout.hazard == ROLLCALL_HAZARD)
+        purpose = purpose_for(step, recipient, callout.person_id, rollcall=callout.hazard == ROLLCALL_HAZARD,
+                              spotcheck=callout.hazard == SPOTCHECK_HAZARD)
         made.extend(attempt_values(callout, f"{callout.id}:{step.index}:{channel.value}:{recipient}", step.index,
                                    purpose.value, channel.value, recipient, now) for channel in channels)
     return made, skipped

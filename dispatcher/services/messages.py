@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 from ..db.tables import WarningRow
@@ -45,4 +46,12 @@ def message_context(site: Site, content: WarningRow, callout: CalloutFacts, reci
         ack_code=callout.ack_code,
         link=link,
         step=max(step, 0),
+        questions=_questions(content),
     )
+
+
+def _questions(content: WarningRow) -> tuple[str, ...]:
+    """A spot-check's questionnaire, as frozen on its record when it was started."""
+    if content.kind != "spotcheck":
+        return ()
+    return tuple(json.loads(content.raw)["spotcheck"]["questions"])

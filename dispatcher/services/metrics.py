@@ -19,7 +19,8 @@ FRESH_SECONDS = 60  # a worker heard from within this long is live: its circuits
 @dataclass
 class EngineGauges:
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) -> how many
-    callouts: dict[str, int] = field(default_factory=dict)  # state -> how many
+    callouts: dict[str, int] = field(default_factory=dict)  # state -> how many (real warnings' and checks')
+    drill_callouts: dict[str, int] = field(default_factory=dict)  # state -> how many, drills' apart
     oldest_queued_seconds: float = 0.0  # age of the oldest queued attempt; 0 with none queued
     circuit_open: dict[str, int] = field(default_factory=dict)  # channel -> 1 when a live worker has it open
     providers: list[tuple[str, str]] = field(default_factory=list)  # (channel, provider) live workers send through
@@ -32,8 +33,11 @@ def engine_gauges(session: Session, now: datetime) -> EngineGauges:
             select(AttemptRow.channel, AttemptRow.status, func.count()).group_by(AttemptRow.channel,
                                                                                   AttemptRow.status)):
         gauges.attempts[(channel, status)] = n
-    for state, n in session.execute(select(CalloutRow.state, func.count()).group_by(CalloutRow.state)):
-        gauges.callouts[state] = n
+    # Drills are counted apart: no real figure includes a drill's call-outs (docs/drills.md).
+    for state, drill, n in session.execute(select(CalloutRow.state, CalloutRow.drill, func.count())
+                                           .group_by(CalloutRow.state, CalloutRow.drill)):
+        counted = gauges.drill_callouts if drill else gauges.callouts
+        counted[state] = counted.get(state, 0) + n
     first = session.scalar(select(func.min(AttemptRow.created_at)).where(AttemptRow.status == "queued"))
     gauges.oldest_queued_seconds = (now - first).total_seconds() if first else 0.0
     opened: dict[str, int] = {c.value: 0 for c in Channel}

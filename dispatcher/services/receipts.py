@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -20,19 +20,21 @@ from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_event
 from ..db.tables import MAX_ID, AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import OPEN_STATES, TELLING, AckVia, Purpose
+from ..domain.callouts import OPEN_STATES, QUESTIONING, TELLING, AckVia, Purpose
 from ..domain.channels import Channel
 from ..domain.record import EventKind
 from ..intake.schema import text_problem
+from ..rendering import render
+from . import spotchecks
 from .ack import AckResult, acknowledge_callout, first_arrival
 from .chain import newest
 from .escalation import Unanswered, next_numbers
-from .messages import compose
+from .messages import message_context
 from .replies import InboundOutcome, IncomingReply, take_replies
 from .site import current_site
 
 __all__ = ["InboundOutcome", "VoiceScript", "attempt_by_provider_id", "attempt_by_ref", "inbound_sms",
-           "record_status", "voice_keypress", "voice_script"]
+           "record_status", "spotcheck_key", "voice_keypress", "voice_script"]
 
 log = logging.getLogger("jiaoying.receipts")
 
@@ -156,10 +158,14 @@ class VoiceScript:
     attempt_id: int
     callout_id: int
     text: str
+    # A 六问 spot-check's call, asked one question at a time: the first question still without an
+    # answer (``text`` then only introduces them). None for every other call.
+    question: spotchecks.CallTurn | None = None
 
 
-def voice_script(session: Session, attempt_ref: str | None) -> VoiceScript | None:
-    """What the call says: the attempt's message, composed again from the event's newest content."""
+def voice_script(session: Session, attempt_ref: str | None, ask_each: bool = False) -> VoiceScript | None:
+    """What the call says: the attempt's message, composed again from the event's newest content.
+    ``ask_each``: the caller asks a spot-check's questions one by one (Twilio ``<Gather>``)."""
     attempt = attempt_by_ref(session, attempt_ref)
     if attempt is None:
         return None
@@ -168,10 +174,38 @@ def voice_script(session: Session, attempt_ref: str | None) -> VoiceScript | Non
         return None
     site = current_site(session)
     content = newest(session, callout.record_id)
-    _, text = compose(site, Channel.VOICE, Purpose(attempt.purpose), content, callout,
-                      site.people.get(attempt.recipient_id), site.people.get(callout.person_id),
-                      step=attempt.step_index)
-    return VoiceScript(attempt.id, callout.id, text)
+    questioning = Purpose(attempt.purpose) in QUESTIONING
+    context = message_context(site, content, callout, site.people.get(attempt.recipient_id),
+                              site.people.get(callout.person_id), step=attempt.step_index)
+    if questioning and ask_each:
+        context = replace(context, ask_each=True)
+    text = render(Channel.VOICE, Purpose(attempt.purpose), "zh", context).text
+    question = spotchecks.first_question(session, callout.id) if questioning and ask_each else None
+    return VoiceScript(attempt.id, callout.id, text, question)
+
+
+def spotcheck_key(session: Session, now: datetime, attempt_ref: str | None, question: int, again: bool,
+                  digits: str, call_sid: str = "", provider: str = "twilio") -> spotchecks.CallTurn | None:
+    """A key (or none) on question ``question`` of a spot-check call asked one question at a time:
+    recorded once (a replayed webhook changes nothing) and answered with what the call asks next.
+    None: unknown attempt, or not a spot-check's."""
+    attempt = attempt_by_ref(session, attempt_ref)
+    if attempt is None or Purpose(attempt.purpose) not in QUESTIONING:
+        log.warning("spot-check keypress for unknown attempt %r", attempt_ref)
+        return None
+    digits = (digits or "").strip()
+    ref = _keypress_ref(provider, call_sid, f"{attempt.key}:q{question}{'a' if again else ''}", digits)
+    if first_arrival(session, now, AckVia.VOICE, attempt.recipient_id, digits, ref) is None:
+        log.info("keypress %r on call %s (question %d) seen before", digits, call_sid, question + 1)
+        return spotchecks.next_question(session, attempt.callout_id, question, again)
+    return spotchecks.call_key(session, now, attempt, question, again, digits, call_sid)
+
+
+def _keypress_ref(provider: str, call_sid: str, key: str, digits: str) -> str | None:
+    ref = f"{provider}:gather:{call_sid}:{key}:{digits}" if call_sid else None
+    if ref is not None and len(ref) > _REF_LENGTH:  # long ids and keys: a digest keeps it unique and in the column
+        ref = f"{provider}:gather:{hashlib.sha256(ref.encode()).hexdigest()}"
+    return ref
 
 
 def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, digits: str,
@@ -183,9 +217,7 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
         log.warning("voice keypress for unknown attempt %r", attempt_ref)
         return None
     digits = (digits or "").strip()
-    ref = f"{provider}:gather:{call_sid}:{attempt.key}:{digits}" if call_sid else None
-    if ref is not None and len(ref) > _REF_LENGTH:  # long ids and keys: a digest keeps it unique and in the column
-        ref = f"{provider}:gather:{hashlib.sha256(ref.encode()).hexdigest()}"
+    ref = _keypress_ref(provider, call_sid, attempt.key, digits)
     inbound = first_arrival(session, now, AckVia.VOICE, attempt.recipient_id, digits, ref)
     if inbound is None:
         log.info("keypress %r on call %s seen before: ignored", digits, call_sid)
@@ -193,9 +225,15 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
     inbound.outcome = "keypress"
     append_event(session, attempt.record_id, EventKind.VOICE_KEYPRESS, attempt.recipient_id, now, {
         "key": attempt.key, "call_sid": call_sid, "digits": digits})
+    if attempt.purpose in _QUESTIONING:
+        # A spot-check's keys answer its questions: on a call asked one question at a time through
+        # spotcheck_key; from an IVR that reports every key of the call at its end, through
+        # spotchecks.call_keys. A key reported on its own here acknowledges nothing.
+        return AckResult("not_a_confirmation", [attempt.callout_id])
     if digits != "1" or attempt.purpose in _TELLING:  # a call that only told (a missed roll-call) asks for nothing
         return AckResult("not_a_confirmation", [attempt.callout_id])
     return acknowledge_callout(session, now, attempt.callout_id, via=AckVia.VOICE, by=attempt.recipient_id)
 
 
 _TELLING = frozenset(p.value for p in TELLING)
+_QUESTIONING = frozenset(p.value for p in QUESTIONING)

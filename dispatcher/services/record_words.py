@@ -94,6 +94,8 @@ class _Ctx:
         self.sms_body: dict[int, str] = {}
         self.attempts: dict[tuple[int, int], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.duty: set[str] = set()
+        # a 六问 spot-check's record: its unanswered are listed for follow-up, not "unreached"
+        self.spotcheck = any(ev["kind"] == EventKind.SPOTCHECK_STARTED for ev in events[:1])
         for ev in events:
             data = ev["data"] if isinstance(ev.get("data"), Mapping) else {}
             for entry in _entries(data):
@@ -193,7 +195,7 @@ _RECIPIENT = {"self": ("本人", "the official"), "deputy": ("AB岗", "deputy"),
               "duty": ("值班人员", "duty officers"), "town_duty": ("乡镇值班人员", "town duty room")}
 _PURPOSE_TO = {"alert": "self", "reminder": "self", "to_deputy": "deputy", "to_superior": "superior",
                "to_duty": "duty", "unreached": "unreached", "update": "self", "cancel": "self",
-               "rollcall": "self", "rollcall_missed": "duty"}
+               "rollcall": "self", "rollcall_missed": "duty", "spotcheck": "self", "spotcheck_again": "self"}
 _SYSTEM = {"engine": ("系统", "system"), "rules": ("系统（预案匹配）", "system (plan matching)"),
            "worker": ("发送进程", "sender process"), "local": ("本机命令行", "local command line"),
            "broadcast": ("应急广播平台", "broadcast platform"), "anonymous": ("匿名", "anonymous")}
@@ -365,11 +367,55 @@ def _rollcall_started(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -
                       f"answers within {minutes} min ({channels})"))
 
 
+_DRILL_KIND = {"blind": ("双盲演练", "blind drill"), "announced": ("公开演练", "announced drill")}
+_DRILL_ENDING = {"settled": ("全部叫应已结束", "every call-out settled"),
+                 "ended": ("管理员结束演练", "ended by an admin"), "expired": ("演练时限已到", "its time ran out"),
+                 "cancelled": ("演练预警已取消", "its warning was cancelled")}
+
+
+def _drill_without(data: Mapping[str, Any], c: _Ctx) -> str:
+    names = [str(n) for n in data.get("without") or ()]
+    if not names:
+        return ""
+    shown = c.sep.join(c.channel(n) if n in ("sms", "voice", "im", "email") else
+                       _PROVIDERS.get(n, (n, n))[0 if c.lang == "zh" else 1] for n in names)
+    return c.w(f"；断开：{shown}（这些通道不发送，检验备用路径）", f"; taken out: {shown} (nothing sent on them: the "
+                                                         "fallback path is tested)")
+
+
+@_says(EventKind.DRILL_STARTED)
+def _drill_started(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    zh, en = _DRILL_KIND.get(str(data.get("kind")), ("演练", "drill"))
+    by = actor_words(str(data.get("by") or ev.get("actor") or ""), c.site, c.lang)
+    broadcast = c.w("；下发农村应急广播" if data.get("broadcast") else "；不下发农村应急广播",
+                    "; with the rural broadcast" if data.get("broadcast") else "; without the rural broadcast")
+    minutes = f"{float(data.get('length') or 0) / 60:g}"
+    return _Words(c.w(f"{zh}开始（{c.subject(by)}安排，编号 {data.get('drill') or ''}，时限 {minutes} 分钟）"
+                      f"{broadcast}{_drill_without(data, c)}",
+                      f"The {en} started (arranged by {by}, {data.get('drill') or ''}, at most {minutes} min)"
+                      f"{broadcast}{_drill_without(data, c)}"), tone="drill")
+
+
+@_says(EventKind.DRILL_ENDED)
+def _drill_ended(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    zh, en = _DRILL_ENDING.get(str(data.get("ending")), ("演练结束", "ended"))
+    reveal = c.w("，双盲演练揭晓：此事件为演练", "; the blind drill is revealed: this was a drill") \
+        if data.get("kind") == "blind" else ""
+    counts = c.w(f"叫应 {data.get('called', 0)} 人，已通知 {data.get('reached', 0)} 人，已确认 "
+                 f"{data.get('acknowledged', 0)} 人，未叫醒 {data.get('unreached', 0)} 人",
+                 f"{data.get('called', 0)} called, {data.get('reached', 0)} reached, "
+                 f"{data.get('acknowledged', 0)} acknowledged, {data.get('unreached', 0)} unreached")
+    return _Words(c.w(f"演练结束（{zh}）{reveal}：{counts}", f"Drill over ({en}){reveal}: {counts}"), tone="drill")
+
+
 def _plan_name(plan_id: str, site: Site, lang: str = "zh") -> str:
     """A plan's name (the site's own words, in Chinese); in English its id."""
     if plan_id.startswith("rollcall:"):  # a duty roll-call's (checks.yaml)
         rollcall = next((r for r in site.rollcalls if r.id == plan_id.partition(":")[2]), None)
         return rollcall.name if rollcall and lang == "zh" else plan_id
+    if plan_id.startswith("spotcheck:"):  # a 六问 spot-check's (checks.yaml)
+        spotcheck = next((s for s in site.spotchecks if s.id == plan_id.partition(":")[2]), None)
+        return spotcheck.name if spotcheck and lang == "zh" else plan_id
     if lang != "zh":
         return plan_id
     for plan in (*site.plans, *(p for p in (site.fallback, DEFAULT_FALLBACK) if p is not None)):
@@ -566,6 +612,10 @@ def _unreached(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Word
             words = c.sep.join(c.recipient(t) for t in final.get("to") or ())
             sent_to = c.w(f"，名单已以{c.channels(final.get('channels') or ())}通报{words}",
                           f"; the list goes by {c.channels(final.get('channels') or ())} to the {words}")
+    if c.spotcheck:
+        return _Words(c.w(f"作答时限已到：{who}未答全，列入跟进名单",
+                          f"Time to answer is up: {who} did not answer every question; listed for follow-up"),
+                      people, "alarm")
     return _Words(c.w(f"未叫醒：{who}经各步叫应仍未确认{sent_to}，请组织上门或电话核实",
                       f"Unreached: {who} did not acknowledge after every step{sent_to}; "
                       f"arrange a visit or a call to check"), people, "alarm")
@@ -638,6 +688,55 @@ def _keypress(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words
                                                                                " (not the confirm key: repeated)")
     return _Words(c.w(f"{who}在电话中按了 {digits or '—'}{meaning}", f"{who} pressed {digits or '—'} on the call"
                                                                      f"{meaning}"), tone="minor")
+
+
+@_says(EventKind.SPOTCHECK_STARTED)
+def _spotcheck_started(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    by = actor_words(str(ev.get("actor") or ""), c.site, c.lang)
+    drawn, size = len(data.get("drawn") or ()), data.get("size")
+    minutes = f"{float(data.get('answer_within') or 0) / 60:g}"
+    questions = len(data.get("questions") or ())
+    skipped = len(data.get("skipped") or ())
+    available = data.get("available")
+    short = c.w(f"（只有 {available} 人可抽，不足 {size} 人）",
+                f" (only {available} could be drawn, fewer than {size})") if data.get("short") else ""
+    return _Words(c.w(
+        f"{c.subject(by)}发起{data.get('name') or ''}：随机种子 {data.get('seed')}，抽取 {drawn} 人{short}"
+        f"（近期已抽查 {skipped} 人不再抽取），{questions} 个问题，须在 {minutes} 分钟内作答"
+        f"（{c.channels(data.get('channels') or ())}）",
+        f"{by} started the spot-check {data.get('spotcheck') or ''}: seed {data.get('seed')}, {drawn} drawn{short} "
+        f"({skipped} checked lately left out), {questions} questions to answer within {minutes} min "
+        f"({c.channels(data.get('channels') or ())})"))
+
+
+@_says(EventKind.ANSWERED)
+def _answered(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    person = c.name(str(data.get("person") or ""))
+    answers = data.get("answers") or {}
+    marks = c.sep.join(f"{int(q) + 1}{c.w('问', '.')}{c.w('是', 'yes') if a == 'yes' else c.w('否', 'no')}"
+                       for q, a in sorted(answers.items(), key=lambda kv: int(kv[0])))
+    how = _pick(_VIA, str(data.get("via") or ""), c.lang)
+    said = c.w(f"，原文“{data['body']}”", f", “{data['body']}”") if data.get("body") else ""
+    done = c.w("，已全部作答", ", every question answered") if data.get("complete") else ""
+    kept = c.w("（先前已答的以先答为准）", " (earlier answers stand)") if data.get("ignored") else ""
+    return _Words(c.w(f"{person}作答（{how}{said}）：{marks or '无新答案'}{kept}{done}",
+                      f"{person} answered ({how}{said}): {marks or 'nothing new'}{kept}{done}"),
+                  tone="" if "no" not in answers.values() else "alarm")
+
+
+@_says(EventKind.NOT_AN_ANSWER)
+def _not_an_answer(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    person = c.name(str(data.get("person") or ""))
+    if data.get("body") is not None:
+        what = c.w(f"短信回复“{data.get('body')}”", f"the SMS reply “{data.get('body')}”")
+    elif data.get("question") is not None:
+        what = c.w(f"第{int(data['question']) + 1}问按键“{data.get('digits') or '无'}”",
+                   f"key {data.get('digits') or '—'} on question {int(data['question']) + 1}")
+    else:
+        what = c.w(f"电话按键“{data.get('digits') or '无'}”", f"the keys {data.get('digits') or '—'} of the call")
+    then = c.w("，已短信请其重新作答", ": asked once more by SMS") if data.get("asked_again") else ""
+    return _Words(c.w(f"{person}的{what}不是有效答案{then}", f"{person}: {what} is not an answer{then}"),
+                  tone="minor")
 
 
 @_says(EventKind.LINK_USED)

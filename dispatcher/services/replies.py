@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import OPEN_STATES, AckVia
+from ..domain.callouts import ACKABLE_STATES, OPEN_STATES, SPOTCHECK_HAZARD, AckVia
 from ..domain.record import EventKind
 from ..domain.roster import mask_phone
+from ..domain.spotcheck import parse_answers
+from . import spotchecks
 from .ack import AckResult, Reply, acknowledge_replies, parse_reply
 from .site import current_site
 
@@ -45,13 +47,19 @@ class InboundOutcome:
     confirms: bool
     code: str | None
     result: AckResult | None  # None when the text was not a confirmation
+    # A reply to a 六问 spot-check: answers (recorded), asked_again (not an answer: asked once more by
+    # SMS), not_an_answer (and asked again before); None: not about a spot-check.
+    spotcheck: str | None = None
 
 
 def take_replies(session: Session, now: datetime, replies: list[IncomingReply]) -> list[InboundOutcome]:
-    """Record and act on SMS replies, in order; one outcome per reply."""
+    """Record and act on SMS replies, in order; one outcome per reply. A reply from someone a 六问
+    spot-check is waiting on goes to it (``_spotcheck_reply``) unless it is a plain confirmation and
+    they also have a warning's call-out open."""
     parsed = [parse_reply(r.body) for r in replies]
     rows = _first_arrivals(session, now, replies)  # index -> inbound row id; absent: seen before
-    confirming = [i for i in rows if parsed[i][0]]
+    checked = _spotcheck_replies(session, now, replies, rows, parsed)
+    confirming = [i for i in rows if parsed[i][0] and i not in checked]
     results = dict(zip(confirming, acknowledge_replies(
         session, now, [Reply(replies[i].sender, AckVia.SMS, parsed[i][1]) for i in confirming]), strict=True))
     events: list[tuple[str, str, str, datetime, dict[str, object]]] = []
@@ -62,6 +70,12 @@ def take_replies(session: Session, now: datetime, replies: list[IncomingReply]) 
         if i not in rows:
             log.info("sms %s from %s seen before: ignored", reply.sid, mask_phone(reply.sender))
             outcomes.append(InboundOutcome(confirms, code, AckResult("duplicate")))
+            continue
+        if i in checked:
+            outcome, result = checked[i]
+            updates.append({"id": rows[i], "outcome": f"spotcheck_{outcome}",
+                            "callouts": result.callouts if result else []})
+            outcomes.append(InboundOutcome(outcome == "answers", None, result, spotcheck=outcome))
             continue
         if not confirms:
             updates.append({"id": rows[i], "outcome": "not_a_confirmation", "callouts": []})
@@ -113,3 +127,48 @@ def _open_records(session: Session, phone: str) -> list[str]:
     reached = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(people))
     return sorted(set(session.scalars(select(CalloutRow.record_id).where(
         CalloutRow.id.in_(reached.scalar_subquery()), CalloutRow.state.in_(OPEN_STATES)))))
+
+
+def _spotcheck_replies(session: Session, now: datetime, replies: list[IncomingReply], rows: dict[int, int],
+                       parsed: list[tuple[bool, str | None]]) -> dict[int, tuple[str, AckResult | None]]:
+    """The replies (by index) that answer — or fail to answer — a 六问 spot-check the sender owes: one
+    query for the whole batch, and only those senders' replies handled one by one."""
+    site = current_site(session)
+    senders = {i: site.people_with_phone(replies[i].sender) for i in rows}
+    waiting = spotchecks.open_callouts(session, {p for people in senders.values() for p in people})
+    if not waiting:
+        return {}
+    handled: dict[int, tuple[str, AckResult | None]] = {}
+    for i in sorted(rows):
+        callouts = [c for p in senders[i] for c in waiting.get(p, [])]
+        if not callouts:
+            continue
+        reply, (confirms, code) = replies[i], parsed[i]
+        if code is not None and _has_other_open(session, senders[i], code):
+            continue  # the code of a warning's call-out ("1121" could also be four answers): the code wins
+        detail = {"body": reply.body[:500], "sid": reply.sid}
+        for callout in callouts:  # the oldest spot-check the reply answers in full
+            answers = parse_answers(reply.body, len(spotchecks.questions_of(session, callout.record_id)))
+            if answers is not None:
+                taken = spotchecks.answer(session, now, callout.id, dict(enumerate(answers)), via=AckVia.SMS,
+                                          by=callout.person_id, detail=detail)
+                handled[i] = ("answers", taken.result or AckResult("answered", [callout.id], [callout.record_id]))
+                break
+        else:
+            if confirms and _has_other_open(session, senders[i], code):
+                continue  # "1", "收到" or a code for a warning's call-out also open: that one takes it
+            callout = callouts[0]
+            asked = spotchecks.not_an_answer(session, now, callout.id, via=AckVia.SMS, by=callout.person_id,
+                                             detail=detail)
+            handled[i] = ("asked_again" if asked else "not_an_answer",
+                          AckResult("not_an_answer", [callout.id], [callout.record_id]))
+    return handled
+
+
+def _has_other_open(session: Session, people: list[str], code: str | None) -> bool:
+    """Whether these people have an open call-out other than a spot-check's (with ``code``: that code's)."""
+    query = select(CalloutRow.id).where(CalloutRow.person_id.in_(people), CalloutRow.hazard != SPOTCHECK_HAZARD,
+                                        CalloutRow.state.in_([s.value for s in ACKABLE_STATES]))
+    if code is not None:
+        query = query.where(CalloutRow.ack_code == code)
+    return session.scalar(query.limit(1)) is not None

@@ -57,17 +57,21 @@ def test_missing_templates_are_gaps_and_the_complete_sample_has_none(tmp_path: P
     assert template_gaps(site, Settings(database_url="sqlite://")) == []
 
 
-def test_a_duty_roll_call_needs_its_templates_too(tmp_path: Path) -> None:
+def test_a_duty_roll_call_and_a_spot_check_need_their_templates_too(tmp_path: Path) -> None:
     """The sample's roll-calls call by voice and SMS and tell the leaders by both: with only the
     warning templates approved (bad input: a file from before roll-calls), each is a gap naming it."""
     warnings_only = tmp_path / "carriers.yaml"
     warnings_only.write_text("\n".join(line for line in SAMPLE_TEMPLATES.read_text(encoding="utf-8").splitlines()
-                                       if "rollcall" not in line) + "\n", encoding="utf-8")
+                                       if "rollcall" not in line and "spotcheck" not in line) + "\n",
+                             encoding="utf-8")
     gaps = {g["subject"]: g["plan"] for g in template_gaps(
         _site(), Settings(database_url="sqlite://", carrier_templates=str(warnings_only), **ALIYUN))}
     both = "rollcall:daily, rollcall:weekly-spot"
     assert gaps == {"aliyun/sms/rollcall": "rollcall:daily", "aliyun/voice/rollcall": both,
-                    "aliyun/sms/rollcall_missed": both, "aliyun/voice/rollcall_missed": both}
+                    "aliyun/sms/rollcall_missed": both, "aliyun/voice/rollcall_missed": both,
+                    # … and the 六问 spot-check: its questions by voice and SMS, asked again by SMS
+                    "aliyun/sms/spotcheck": "spotcheck:liuwen", "aliyun/voice/spotcheck": "spotcheck:liuwen",
+                    "aliyun/sms/spotcheck_again": "spotcheck:liuwen"}
 
 
 def test_preview_lists_the_gaps_of_the_matched_plans_only(tmp_path: Path) -> None:

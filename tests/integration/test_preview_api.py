@@ -73,7 +73,8 @@ def test_health_and_readiness(client: TestClient, settings, clock) -> None:
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "schema": "ok", "site": "ok", "scheduler": "ok",
                                       "channels": "ok", "escalations": "ok", "warnings": "ok",
-                                      "workers": "ok", "timers": "ok", "rollcalls": "ok", "forwarding": "ok"}
+                                      "workers": "ok", "timers": "ok", "rollcalls": "ok", "drills": "ok",
+                                      "forwarding": "ok"}
 
 
 def test_not_ready_without_a_site(settings, clock) -> None:

@@ -19,7 +19,7 @@ from dispatcher.channels.carrier_templates import (
     carrier_templates,
     load_carrier_templates,
 )
-from dispatcher.cli_carriers import Generated, generate, generate_all, purposes
+from dispatcher.cli_carriers import SAMPLE_QUESTIONS, Generated, generate, generate_all, purposes
 from dispatcher.domain.callouts import Purpose
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.hazards import Hazard, Level
@@ -189,14 +189,18 @@ def test_a_drill_uses_the_drill_entry_when_there_is_one(tmp_path: Path) -> None:
                            "    reminder: {code: SMS_000002, variables: [official]}\n"
                            "    drill: {code: SMS_000009, variables: [official]}\n"
                            "  voice:\n"
-                           "    alert: {code: TTS_000001, variables: [official]}\n")
+                           "    alert: {code: TTS_000001, variables: [official]}\n"
+                           "    reminder: {code: TTS_000002, variables: [drill_prefix, official]}\n")
     templates = load_carrier_templates(path)
 
     assert templates.get("aliyun", Channel.SMS, Purpose.ALERT, drill=True).code == "SMS_000009"
     assert templates.get("aliyun", Channel.SMS, Purpose.REMINDER, drill=True).code == "SMS_000009"
     assert templates.get("aliyun", Channel.SMS, Purpose.ALERT).code == "SMS_000001"  # a real warning
-    # no drill entry on voice: the purpose's own template
-    assert templates.get("aliyun", Channel.VOICE, Purpose.ALERT, drill=True).code == "TTS_000001"
+    # no drill entry on voice: the purpose's own template only when it carries the 演练 label
+    # (drill_prefix); otherwise none, and the adapter refuses that message — never sent unlabelled
+    assert templates.get("aliyun", Channel.VOICE, Purpose.REMINDER, drill=True).code == "TTS_000002"
+    assert templates.get("aliyun", Channel.VOICE, Purpose.ALERT, drill=True) is None
+    assert templates.get("aliyun", Channel.VOICE, Purpose.ALERT).code == "TTS_000001"
     assert templates.get("tencent", Channel.SMS, Purpose.ALERT, drill=True) is None
 
 
@@ -209,7 +213,7 @@ def test_missing_lists_the_purposes_without_a_template(tmp_path: Path) -> None:
 
     assert templates.missing("aliyun", Channel.SMS, list(Purpose)) == [
         Purpose.REMINDER, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR, Purpose.TO_DUTY, Purpose.UNREACHED, Purpose.UPDATE,
-        Purpose.ROLLCALL, Purpose.ROLLCALL_MISSED]
+        Purpose.ROLLCALL, Purpose.ROLLCALL_MISSED, Purpose.SPOTCHECK, Purpose.SPOTCHECK_AGAIN]
     assert templates.missing("aliyun", Channel.SMS, [Purpose.ALERT, Purpose.CANCEL]) == []
     assert templates.missing("aliyun", Channel.VOICE, [Purpose.ALERT]) == [Purpose.ALERT]
 
@@ -219,7 +223,8 @@ def test_missing_lists_the_purposes_without_a_template(tmp_path: Path) -> None:
 CONTEXT = MessageContext(
     headline="青溪县气象台发布暴雨红色预警信号", hazard=Hazard.RAINSTORM, level=Level.RED, areas=["青溪镇", "白云镇"],
     description="预计未来3小时降雨量将达100毫米以上", instruction="立即转移山洪危险区群众",
-    sent=datetime(2026, 7, 16, 3, 10, tzinfo=UTC), official="王建国", subject_official="李明", ack_code="4821")
+    sent=datetime(2026, 7, 16, 3, 10, tzinfo=UTC), official="王建国", subject_official="李明", ack_code="4821",
+    questions=SAMPLE_QUESTIONS)  # a spot-check's: the generated text carries the sample's questions as fixed words
 
 
 def ours(channel: Channel, purpose: str) -> str:

@@ -112,6 +112,22 @@ SAMPLES: dict[str, tuple[str, dict[str, Any], str]] = {
                     "identifier": "W1-report", "code": 250, "tries": 1, "to": "duty@city.example", "called": 3,
                     "acknowledged": 2, "unreached": 1},
                     "叫应结果已上报Lishui platform（电子邮件 duty@city.example）：叫应 3 人，确认 2 人，未叫醒 1 人"),
+    "drill_started": ("schedule", {"drill": "D1", "kind": "blind", "by": "user:admin", "broadcast": False,
+                      "without": ["sms", "aliyun"], "length": 3600.0, "at": "2026-07-16T13:17:27+00:00"},
+                      "双盲演练开始（admin 安排，编号 D1，时限 60 分钟）；不下发农村应急广播；断开：短信、阿里云"),
+    "drill_ended": ("engine", {"drill": "D1", "kind": "blind", "ending": "settled", "called": 3, "reached": 3,
+                    "acknowledged": 2, "unreached": 1},
+                    "演练结束（全部叫应已结束），双盲演练揭晓：此事件为演练：叫应 3 人，已通知 3 人，已确认 2 人"),
+    "spotcheck_started": ("user:chen", {"warning": "W1", "spotcheck": "liuwen", "name": "六问抽查",
+                                        "questions": ["是否收到预警", "是否在岗在位"], "size": 10, "seed": 4821,
+                                        "drawn": [WANG], "available": 1, "skipped": [], "short": True,
+                                        "answer_within": 1800.0, "channels": ["voice", "sms"]},
+                          "发起六问抽查：随机种子 4821，抽取 1 人（只有 1 人可抽，不足 10 人）"),
+    "answered": (WANG, {"callout": 1, "person": WANG, "via": "sms", "answers": {"0": "yes", "1": "no"},
+                        "ignored": [], "complete": True, "body": "1 2"},
+                 "王建国作答（短信回复，原文“1 2”）：1问是、2问否，已全部作答"),
+    "not_an_answer": (WANG, {"callout": 1, "person": WANG, "via": "sms", "body": "好的", "asked_again": True},
+                      "王建国的短信回复“好的”不是有效答案，已短信请其重新作答"),
 }
 
 
@@ -132,7 +148,7 @@ def test_every_event_kind_is_a_sentence(kind: EventKind) -> None:
             "KeyError", ""), f"{kind.value}: raw data {raw!r} in {said.text!r}"
     english = one(kind.value, data, actor, lang="en", callouts=frozen)
     names = [p.name for p in SITE.people.values()] + [a.name for a in SITE.areas.areas.values()]
-    names += ["暴雨红色预警", "村支书张明亮", "带手电", "在家", "收到"]
+    names += ["暴雨红色预警", "村支书张明亮", "带手电", "在家", "收到", "好的", "六问抽查"]  # quoted, or names
     left = english.text
     for name in sorted(names, key=len, reverse=True):
         left = left.replace(name, "")

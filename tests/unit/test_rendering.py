@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatcher.domain.callouts import TELLING, Purpose
+from dispatcher.domain.callouts import QUESTIONING, TELLING, Purpose
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.hazards import Hazard, Level
 from dispatcher.rendering import MessageContext, render, sms_segments
@@ -41,7 +41,31 @@ LONG_EN = replace(
 CONTEXTS = {"zh": LONG_ZH, "en": LONG_EN}
 DRILL = {"zh": "【演练】", "en": "[DRILL]"}
 # A cancel notice and a missed roll-call told to a duty leader ask for no answer.
-ASKS_FOR_CONFIRMATION = [p for p in Purpose if p is not Purpose.CANCEL and p not in TELLING]
+ASKS_FOR_CONFIRMATION = [p for p in Purpose if p is not Purpose.CANCEL and p not in TELLING | QUESTIONING]
+QUESTIONS = ("是否收到预警", "是否知晓危险区范围", "是否已巡查隐患点")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("purpose", sorted(QUESTIONING))
+def test_a_spot_check_sms_lists_every_question_and_how_to_answer_them_in_one_reply(purpose: Purpose,
+                                                                                   lang: str) -> None:
+    text = render(Channel.SMS, purpose, lang, replace(CONTEXTS[lang], questions=QUESTIONS)).text
+    assert "1.是否收到预警？2.是否知晓危险区范围？3.是否已巡查隐患点？" in text
+    assert ("“1 1 1”" if lang == "zh" else '"1 1 1"') in text and "4821" not in text  # answers, not the code
+
+
+def test_a_spot_check_call_reads_the_questions_unless_it_asks_them_one_by_one() -> None:
+    context = replace(LONG_ZH, questions=QUESTIONS)
+    read = render(Channel.VOICE, Purpose.SPOTCHECK, "zh", context).text
+    assert "共3个问题" in read and "3.是否已巡查隐患点？" in read and "http" not in read
+    each = render(Channel.VOICE, Purpose.SPOTCHECK, "zh", replace(context, ask_each=True)).text
+    assert "请逐题按键作答" in each and "是否收到预警" not in each  # the call asks them itself
+
+
+@pytest.mark.parametrize("channel", [Channel.IM, Channel.EMAIL])
+def test_a_spot_check_by_im_or_email_links_to_the_questionnaire(channel: Channel) -> None:
+    text = render(channel, Purpose.SPOTCHECK, "zh", replace(LONG_ZH, questions=QUESTIONS)).text
+    assert f"请点击链接逐项作答: {LINK}" in text and "2.是否知晓危险区范围？" in text
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

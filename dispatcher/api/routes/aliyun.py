@@ -39,12 +39,12 @@ from ...channels.carriers import token_matches
 from ...config import Settings
 from ...db.session import transaction
 from ...db.tables import AttemptRow
-from ...domain.callouts import Purpose
+from ...domain.callouts import QUESTIONING, Purpose
 from ...domain.channels import Channel
 from ...domain.roster import mask_phone
 from ...domain.site import Site
 from ...intake.schema import text_problem
-from ...services import receipts
+from ...services import receipts, spotchecks
 from ...services.replies import IncomingReply
 from ...services.site import current_site
 from ..deps import kick
@@ -254,7 +254,9 @@ async def voice_report(token: str, request: Request) -> dict[str, Any]:
                 log.warning("aliyun VoiceReport for %s names %s, not its recipient's number: ignored", attempt.key,
                             mask_phone(item.callee))
                 continue
-            if "1" in item.dtmf and Purpose(attempt.purpose) in ANSWER_PURPOSES:
+            if Purpose(attempt.purpose) in QUESTIONING:  # a spot-check: the keys of the call answer its questions
+                spotchecks.call_keys(session, now, attempt, item.dtmf, item.call_id, provider=PROVIDER)
+            elif "1" in item.dtmf and Purpose(attempt.purpose) in ANSWER_PURPOSES:
                 # The keypress report may have been lost: the call's record says 1 was pressed. The same
                 # provider ref as the keypress report's, so the two count once.
                 receipts.voice_keypress(session, now, str(attempt.id), "1", item.call_id, provider=PROVIDER)

@@ -92,8 +92,20 @@ async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock
                       "Forbidden: confirm with the button on the page.", advice="请重新打开短信或消息中的链接。")
     ip = request.client.host if request.client else None
     agent = request.headers.get("user-agent", "")[:300]
-    with uow as session:
-        done = ack_links.confirm(session, now, claims, ip, agent)
+    if any(key.startswith("q") and key[1:].isdigit() for key in form):  # a spot-check's questionnaire
+        answers = {key: value for key, value in form.items() if isinstance(value, str)}
+        try:
+            with uow as session:
+                done = ack_links.answer(session, now, claims, answers, ip, agent)
+        except ack_links.NotAnswered as exc:  # bad input: a question left out; nothing recorded
+            with transaction(settings.database_url, write=False) as session:
+                found = ack_links.look_up(session, claims)
+            assert found is not None
+            return _page("ack_confirm.html", 422, csrf=csrf_for(settings, token), state_closed=found.closed,
+                         problem=f"请逐项选择“是”或“否”：第{exc}问未作答。", **found.view.fields())
+    else:
+        with uow as session:
+            done = ack_links.confirm(session, now, claims, ip, agent)
     if done is None:
         return _error(404, *_GONE)
     return _page("ack_done.html", outcome=done.outcome, at=now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"),

@@ -32,6 +32,10 @@ class EngineCollector(Collector):
         callouts = GaugeMetricFamily("jiaoying_callouts", "Call-outs by state", labels=["state"])
         for state, n in g.callouts.items():
             callouts.add_metric([state], n)
+        drill_callouts = GaugeMetricFamily("jiaoying_drill_callouts", "Drills' call-outs by state (never in "
+                                           "jiaoying_callouts)", labels=["state"])
+        for state, n in g.drill_callouts.items():
+            drill_callouts.add_metric([state], n)
         circuit = GaugeMetricFamily("jiaoying_channel_circuit_open",
                                     "1 when a live worker has the channel's circuit open (provider down)",
                                     labels=["channel"])
@@ -48,7 +52,7 @@ class EngineCollector(Collector):
                                  labels=["role"])
         for role, age in g.heartbeat_age.items():
             beat.add_metric([role], age)
-        yield from (attempts, callouts, circuit, provider, oldest, beat)
+        yield from (attempts, callouts, drill_callouts, circuit, provider, oldest, beat)
 
 
 @router.get("/metrics", summary="Prometheus metrics: attempts, call-outs, queue age, heartbeats, channel health")

@@ -32,7 +32,8 @@ from ...db.tables import AttemptRow, InboundRow
 from ...intake.schema import text_problem
 from ...services import receipts
 from ...services.replies import IncomingReply
-from ..deps import ClockDep, SettingsDep, UnitOfWorkDep
+from ...services.spotchecks import CallTurn
+from ..deps import ClockDep, SettingsDep, UnitOfWorkDep, kick
 from ..replies import ReplyBatcher
 
 router = APIRouter(tags=["webhooks"])
@@ -43,6 +44,10 @@ THANKS_TEXT = "叫应系统：已确认收到，谢谢。"
 VOICE_UNKNOWN = "这里是应急叫应系统。本次通知已失效，请查看短信或联系县应急值班室。"
 VOICE_BYE = "未收到按键确认，请尽快回复短信确认。再见。"
 VOICE_THANKS = "已确认，谢谢。再见。"
+SPOTCHECK_THANKS_TEXT = "叫应系统：抽查答案已记录，谢谢。"
+SPOTCHECK_PARTIAL_TEXT = "叫应系统：已记录，仍有问题未作答，请按顺序补充回复。"
+VOICE_SPOTCHECK_THANKS = "答案已记录，谢谢。再见。"
+VOICE_SPOTCHECK_BYE = "本题未作答。"
 VOICE_LANG = "cmn-CN"
 
 
@@ -134,7 +139,15 @@ async def inbound_sms(form: SignedForm, request: Request) -> Response:
     outcome = await batcher.take(IncomingReply(form.first("From"), form.first("Body"),
                                                form.first("MessageSid") or form.first("SmsSid")))
     reply = MessagingResponse()
-    if not outcome.confirms:
+    if outcome.spotcheck is not None:
+        # A spot-check's answers are thanked; a reply that was not one is asked again by an SMS of the
+        # queue (its template lists the questions), so nothing more is said here.
+        if outcome.spotcheck == "answers":
+            reply.message(SPOTCHECK_THANKS_TEXT if outcome.result is not None and outcome.result.acknowledged
+                          else SPOTCHECK_PARTIAL_TEXT)
+        elif outcome.spotcheck == "asked_again":
+            kick(request)
+    elif not outcome.confirms:
         reply.message(HELP_TEXT)
     elif outcome.result is not None and outcome.result.acknowledged:
         # No kick: an answer creates no work (its queued attempts are cancelled in the same batch,
@@ -148,7 +161,9 @@ async def inbound_sms(form: SignedForm, request: Request) -> Response:
 def voice(form: SignedForm, request: Request, settings: SettingsDep, uow: UnitOfWorkDep) -> Response:
     ref = request.query_params.get("attempt")
     with uow as session:
-        script = receipts.voice_script(session, ref)
+        script = receipts.voice_script(session, ref, ask_each=True)
+    if script is not None and script.question is not None:  # a 六问 spot-check: one <Gather> a question
+        return _twiml(_question_document(settings.public_url, ref, script.question, intro=script.text))
     return _twiml(_voice_document(settings.public_url, ref, script.text if script else None))
 
 
@@ -156,6 +171,15 @@ def voice(form: SignedForm, request: Request, settings: SettingsDep, uow: UnitOf
 def voice_gather(form: SignedForm, request: Request, settings: SettingsDep, clock: ClockDep,
                  uow: UnitOfWorkDep) -> Response:
     ref = request.query_params.get("attempt")
+    question = _question_param(request)
+    if question is not None:  # a key (or none, at the Gather's timeout) on a spot-check's question
+        with uow as session:
+            turn = receipts.spotcheck_key(session, clock(), ref, question,
+                                          request.query_params.get("again") == "1", form.first("Digits"),
+                                          form.first("CallSid"))
+        if turn is None:
+            return _twiml(_voice_document(settings.public_url, ref, None))
+        return _twiml(_question_document(settings.public_url, ref, turn))
     with uow as session:
         result = receipts.voice_keypress(session, clock(), ref, form.first("Digits"), form.first("CallSid"))
         script = receipts.voice_script(session, ref) if result is not None and form.first("Digits") != "1" else None
@@ -167,6 +191,38 @@ def voice_gather(form: SignedForm, request: Request, settings: SettingsDep, cloc
         response.hangup()
         return _twiml(response)
     return _twiml(_voice_document(settings.public_url, ref, script.text if script else None))
+
+
+def _question_param(request: Request) -> int | None:
+    """The spot-check question a Gather asked (0-based), from its action's signed query string."""
+    value = request.query_params.get("q")
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 2:
+        raise HTTPException(422, "q must be a question number")
+    return int(value)
+
+
+def _question_document(public_url: str, ref: str | None, turn: CallTurn,
+                       intro: str = "") -> VoiceResponse:
+    """A spot-check call: ``turn``'s question in a one-key Gather whose action says which question it
+    is (and whether it is asked again); with every question answered, thanks and goodbye. No key
+    before the timeout posts to the action too (actionOnEmptyResult): the question is asked once more."""
+    response = VoiceResponse()
+    if intro:
+        response.say(intro, language=VOICE_LANG)
+    if turn.question is None or ref is None:
+        response.say(VOICE_SPOTCHECK_THANKS, language=VOICE_LANG)
+        response.hangup()
+        return response
+    query = {"attempt": ref, "q": str(turn.question)} | ({"again": "1"} if turn.again else {})
+    action = f"{public_url.rstrip('/')}{VOICE_GATHER_PATH}?{urlencode(query)}"
+    gather = Gather(num_digits=1, action=action, method="POST", timeout=8, action_on_empty_result=True)
+    gather.say(turn.text, language=VOICE_LANG)
+    response.append(gather)
+    response.say(VOICE_SPOTCHECK_BYE, language=VOICE_LANG)
+    response.hangup()
+    return response
 
 
 def _voice_document(public_url: str, ref: str | None, text: str | None) -> VoiceResponse:
