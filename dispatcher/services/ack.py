@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event, append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import QUESTIONING, TELLING, AckVia, CalloutState, Purpose, step_from_json
+from ..domain.callouts import ACKABLE_STATES, QUESTIONING, TELLING, AckVia, CalloutState, Purpose, step_from_json
 from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
 from ..domain.escalation import recall as recall_rule
 from ..domain.record import EventKind
@@ -86,8 +86,10 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
         if not people:
             results.append(AckResult("unknown_sender"))
             continue
-        results.append(_close_all(now, [rows[c] for c in ids], via=reply.via, by=people[0], note=None,
-                                  answers=answers))
+        candidates = [rows[c] for c in ids]
+        if not reply.code:
+            candidates = _one_side(candidates)
+        results.append(_close_all(now, candidates, via=reply.via, by=people[0], note=None, answers=answers))
     answers.write(session, now)
     return results
 
@@ -137,13 +139,29 @@ class _Locked:
     person_id: str
     state: str
     started_at: datetime
+    drill: bool = False
+
+
+def _one_side(candidates: list[_Locked]) -> list[_Locked]:
+    """A reply without a code cannot say which message it answers. When it would close both a
+    drill's call-outs and a real warning's, it closes the drill's only: a real warning left open is
+    chased again (and the next plain reply closes it), a real warning closed by an answer to a
+    drill would be chased by nobody."""
+    open_ones = [c for c in candidates if c.state in _ACKABLE]
+    if any(c.drill for c in open_ones) and not all(c.drill for c in open_ones):
+        return [c for c in candidates if c.drill]
+    return candidates
+
+
+_ACKABLE = frozenset(s.value for s in ACKABLE_STATES)
 
 
 def _lock(session: Session, ids: list[int]) -> dict[int, _Locked]:
     rows: dict[int, _Locked] = {}
     for start in range(0, len(ids), 900):
         rows.update((row.id, _Locked(*row)) for row in session.execute(
-            select(CalloutRow.id, CalloutRow.record_id, CalloutRow.person_id, CalloutRow.state, CalloutRow.started_at)
+            select(CalloutRow.id, CalloutRow.record_id, CalloutRow.person_id, CalloutRow.state, CalloutRow.started_at,
+                   CalloutRow.drill)
             .where(CalloutRow.id.in_(ids[start:start + 900])).order_by(CalloutRow.id).with_for_update()))
     return rows
 

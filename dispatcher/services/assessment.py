@@ -43,7 +43,7 @@ from ..db.tables import AreaRow, CalloutRow, PersonRow, RoleRow
 from ..domain.callouts import ACK_WINDOWS as WINDOWS
 from ..domain.callouts import ROLLCALL_HAZARD, SPOTCHECK_HAZARD, CalloutState
 from ..domain.site import Site
-from . import rollcalls, spotchecks
+from . import drills, rollcalls, spotchecks
 from .rollcalls import Attendance
 from .spotchecks import PeriodFigures
 
@@ -284,7 +284,10 @@ def assess(session: Session, site: Site, start: date, end: date, now: datetime |
     # Gathered per (drill, person, month), one group a row; people and months are merged from them.
     groups: dict[tuple[bool, str, int], _Acc] = {}
     parse = datetime.fromisoformat
+    hidden = drills.concealed(session)  # a blind drill still running is in no report until it is revealed
     for record, person, state, drill, started, acked, by in rows:
+        if record in hidden:
+            continue
         if sqlite:
             started = parse(started)
             seconds = (parse(acked) - started).total_seconds() if acked is not None else None

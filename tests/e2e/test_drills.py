@@ -99,6 +99,9 @@ def test_a_blind_drill_starts_once_at_its_unseen_moment_says_drill_everywhere_an
     with transaction(url, write=False) as session:
         assert session.scalar(select(func.count()).select_from(WarningRow).where(WarningRow.drill.is_(True))) == 1
         assert drills.concealed(session) == {drill.record_id}
+        # while it runs, the period report shows it nowhere: not as a drill, not as a warning
+        during = assess(session, current_site(session), date(2026, 7, 1), date(2026, 7, 31))
+        assert during.drills.total.callouts == during.real.total.callouts == 0
     alerts = _messages(outbox, "alert")
     assert sorted(m.to.person_id for m in alerts) == ["sun", "zheng", "zhou"]
     assert all(m.text.startswith("【演练】【暴雨红色预警】") for m in alerts), [m.text for m in alerts]
@@ -127,6 +130,7 @@ def test_a_blind_drill_starts_once_at_its_unseen_moment_says_drill_everywhere_an
     assert (drill.state, drill.ending) == ("ended", "settled") and drill.revealed_at == clock.now
     with transaction(url, write=False) as session:
         assert drills.concealed(session) == set()
+        assert assess(session, current_site(session), date(2026, 7, 1), date(2026, 7, 31)).drills.total.callouts == 3
         kinds = list(session.scalars(select(EventRow.kind).where(EventRow.warning_id == drill.record_id)
                                      .order_by(EventRow.seq)))
         # ended once its last call-out settled (the 未叫醒 list's messages go out after that, still labelled)
@@ -435,3 +439,33 @@ def test_a_blind_drill_runs_on_celery_started_by_the_scheduler_process(
     drill = _drill(url, drill_id)
     assert (drill.state, drill.ending) == ("ended", "ended") and drill.revealed_at is not None
 
+
+def test_a_plain_reply_to_a_drill_never_confirms_a_real_warning_open_at_the_same_time(
+        tiny_site: str, clock: Clock, engines: list[Engine], outbox: SimOutbox) -> None:
+    """Bad input, as the field has it: 孙 has a drill's text and a real warning's text, and replies a
+    bare "1". It answers the drill (the safe reading: a real warning left open is chased again, a
+    real warning closed by a drill's answer is not); a second "1", or the real warning's code, answers it."""
+    url = tiny_site
+    with transaction(url) as session:
+        drills.start_now(session, drills.scenario_from(session, SCENARIO), Options(), by="user:admin", now=clock())
+        from dispatcher.intake.schema import parse_warning_dict
+        from dispatcher.services.intake import receive_warning
+        real = receive_warning(session, parse_warning_dict({
+            "sender": "qingxi-qx", "identifier": "REAL-2", "hazard": "rainstorm", "level": "red",
+            "areas": ["330599100"], "headline": "暴雨红色预警", "sent": clock().isoformat()}),
+            key=None, source_format="json", raw="{}", now=clock()).id
+    settle_engine(engines[0])
+
+    def states() -> dict[bool, str]:
+        with transaction(url, write=False) as session:
+            return {bool(d): s for d, s in session.execute(select(CalloutRow.drill, CalloutRow.state).where(
+                CalloutRow.person_id == "sun"))}
+
+    assert states() == {True: "notified", False: "notified"}
+    _reply(url, clock, "sun", "1")
+    assert states() == {True: "acknowledged", False: "notified"}
+    _reply(url, clock, "sun", "收到")
+    assert states() == {True: "acknowledged", False: "acknowledged"}
+    with transaction(url, write=False) as session:
+        assert session.scalar(select(CalloutRow.ack_via).where(CalloutRow.record_id == real,
+                                                               CalloutRow.person_id == "sun")) == "sms"
