@@ -249,9 +249,11 @@ def _start_spotcheck(url: str, clock: DemoClock, console: Console, people: DemoP
     return started.id
 
 
-def _spotcheck_summary(url: str, spotcheck_id: str, console: Console, wait: float = 10.0) -> None:
+def _spotcheck_summary(url: str, spotcheck_id: str, console: Console, wait: float = 60.0) -> None:
     """The spot-check's outcome, once the scripted answers are in (the one who never answers stays
-    作答中 until its half hour is up: then they are on the follow-up list, on the board)."""
+    作答中 until its half hour is up: then they are on the follow-up list, on the board). The one
+    asked again answers last: the second SMS to a number waits its slot (providers space the texts
+    to one number), so this may wait past the story."""
     from .services import spotchecks
 
     deadline = time.monotonic() + wait

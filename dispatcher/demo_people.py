@@ -43,6 +43,7 @@ def temperament(person_id: str) -> tuple[str, float]:
     return "never", 0.0
 
 
+SPOTCHECK_DELAY = timedelta(seconds=5)  # how long a spot-checked person takes to reply with their answers
 RING_OUT = timedelta(seconds=30)  # how long a call nobody picks up rings before its no-answer is reported
 
 
@@ -108,8 +109,8 @@ class DemoPeople:
             with self._lock:
                 script = self.spotcheck_replies.get(person) or []
                 text = script.pop(0) if script else None
-            if text is not None:
-                self._later(due, lambda: self._answer(m.to.phone or "", text))
+            if text is not None:  # a few seconds to read the questions: answered within the story, however late it is
+                self._later(self.clock() + SPOTCHECK_DELAY, lambda: self._answer(m.to.phone or "", text))
         elif m.purpose is Purpose.TO_DEPUTY and m.channel.value == "sms" and self._official_kind(m.key) == "deputy":
             # this official never answers, but their deputy does, for them
             self._later(self.clock() + timedelta(seconds=20 + delay / 4),

@@ -233,7 +233,9 @@ async def sms_up(token: str, request: Request) -> dict[str, Any]:
         replies.append(IncomingReply(e164(number), item.content, sid, provider=PROVIDER))
     # Taken with the replies arriving meanwhile (one transaction per batch); answered once committed.
     batcher: ReplyBatcher = request.app.state.replies
-    await asyncio.gather(*(batcher.take(reply) for reply in replies))
+    outcomes = await asyncio.gather(*(batcher.take(reply) for reply in replies))
+    if any(o.spotcheck == "asked_again" for o in outcomes):
+        kick(request)  # a spot-check asks once more by SMS: queued now
     return OK
 
 

@@ -42,7 +42,7 @@ from ...intake.schema import text_problem
 from ...services import receipts
 from ...services.replies import IncomingReply
 from ...services.site import current_site
-from ..deps import ClockDep, SettingsDep, UnitOfWork, UnitOfWorkDep
+from ..deps import ClockDep, SettingsDep, UnitOfWork, UnitOfWorkDep, kick
 from ..replies import ReplyBatcher
 
 __all__ = ["OK", "PREFIX", "router"]
@@ -228,7 +228,9 @@ async def sms_reply(reply: SmsReply, request: Request) -> dict[str, Any]:
     digest = hashlib.sha256("\x1f".join((sender, str(reply.time), reply.sign, reply.extend, reply.text))
                             .encode()).hexdigest()[:40]
     batcher: ReplyBatcher = request.app.state.replies
-    await batcher.take(IncomingReply(sender=sender, body=reply.text, sid=digest, provider=PROVIDER))
+    outcome = await batcher.take(IncomingReply(sender=sender, body=reply.text, sid=digest, provider=PROVIDER))
+    if outcome.spotcheck == "asked_again":
+        kick(request)  # a spot-check asks once more by SMS: queued now
     return OK
 
 
