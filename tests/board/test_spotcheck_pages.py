@@ -77,6 +77,11 @@ class Duty:
             take_replies(session, self.clock(), [IncomingReply(phone, body, f"SM{self.replies}")])
 
 
+
+@pytest.fixture
+def database_url(sqlite_database_url: str) -> str:
+    return sqlite_database_url  # what the pages show; the queries behind them run on both in tests/e2e
+
 @pytest.fixture
 def duty(site_loaded: str, auth: dict[str, str]) -> Iterator[Duty]:
     create_users(site_loaded)

@@ -37,6 +37,7 @@ from dispatcher.services.heartbeat import engine_health
 from dispatcher.services.metrics import engine_gauges
 from dispatcher.services.site import current_site
 from tests.conftest import FIXED_NOW, Clock
+from tests.support.cli import run_cli
 from tests.support.harness import settle_engine
 
 KEY = b"test drill key"
@@ -338,12 +339,7 @@ def test_a_drill_orders_the_rural_broadcast_only_when_it_asks_and_a_real_warning
 
 
 def _jiaoying(url: str, *args: str) -> Any:
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "dispatcher", "drill", *args], capture_output=True, text=True,
-                          env={**os.environ, "JIAOYING_DATABASE_URL": url}, timeout=120)
+    return run_cli("drill", *args, env={"JIAOYING_DATABASE_URL": url})
 
 
 def test_the_cli_schedules_starts_shows_and_calls_off_drills_from_the_sample_files(sqlite_database_url: str) -> None:

@@ -1,4 +1,4 @@
-"""`jiaoying spotcheck`, run as a user runs it (a subprocess on a SQLite file with the sample county):
+"""`jiaoying spotcheck`, run as a user runs it (on a SQLite file with the sample county):
 preview a seed (nothing written), start one (the seed printed), the answers in `show`, `list`,
 `audit`; a sample larger than the people available says so; bad input is refused and changes
 nothing; and `jiaoying demo --spotcheck`."""
@@ -25,14 +25,13 @@ from dispatcher.runtime.engine import Engine
 from dispatcher.services.replies import IncomingReply, take_replies
 from dispatcher.services.site import current_site, load_site_files
 from tests.conftest import FIXED_NOW, SAMPLE_SITE
+from tests.support.cli import Ran, run_cli
 from tests.support.harness import settle_engine
 from tests.support.servers import free_port
 
 
-def jiaoying(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "JIAOYING_DATABASE_URL": url, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "dispatcher", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+def jiaoying(*args: str, url: str) -> Ran:
+    return run_cli(*args, env={"JIAOYING_DATABASE_URL": url})
 
 
 @pytest.fixture
