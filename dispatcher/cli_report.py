@@ -127,27 +127,23 @@ def _print(result: Assessment, t: Translate) -> None:
                 cells = [line.name, *(person_cells(line, t) if table.person else []), *metric_cells(line)]
                 rich.add_row(*(Text(cell) for cell in cells))  # names are text, never rich markup
             console.print(rich)
-    if result.rollcalls:
-        from .services.assessment import rollcall_table
+    from .services.assessment import rollcall_table, spotcheck_table
 
-        header, rows = rollcall_table(result, t)
-        console.print()
-        console.rule(f"[bold]{escape(t('值班点名'))}[/]")
-        rich = RichTable(title=t("到岗率"), title_justify="left")
-        for i, label in enumerate(header):
-            rich.add_column(label, justify="left" if i < 2 else "right", no_wrap=True)
-        for row in rows:
-            rich.add_row(*(Text("—" if v is None else f"{v}%" if i == 5 else str(v)) for i, v in enumerate(row)))
-        console.print(rich)
-    if result.spotchecks:
-        from .services.assessment import spotcheck_table
+    if result.rollcalls:  # 到岗率 per duty room and month
+        _rate_table(console, t("值班点名"), t("到岗率"), *rollcall_table(result, t), words=2)
+    if result.spotchecks:  # 答全率 per town
+        _rate_table(console, t("六问抽查"), t("答全率"), *spotcheck_table(result, t), words=1)
 
-        header, rows = spotcheck_table(result, t)
-        console.print()
-        console.rule(f"[bold]{escape(t('六问抽查'))}[/]")
-        rich = RichTable(title=t("答全率"), title_justify="left")
-        for i, label in enumerate(header):
-            rich.add_column(label, justify="left" if i < 1 else "right", no_wrap=True)
-        for row in rows:
-            rich.add_row(*(Text("—" if v is None else f"{v}%" if i == 5 else str(v)) for i, v in enumerate(row)))
-        console.print(rich)
+
+def _rate_table(console: Console, part: str, title: str, header: list[str], rows: list[list[object]],
+                words: int) -> None:
+    """A routine check's table: ``words`` columns of names, then counts, the last a rate in %."""
+    console.print()
+    console.rule(f"[bold]{escape(part)}[/]")
+    rich = RichTable(title=title, title_justify="left")
+    for i, label in enumerate(header):
+        rich.add_column(label, justify="left" if i < words else "right", no_wrap=True)
+    last = len(header) - 1
+    for row in rows:
+        rich.add_row(*(Text("—" if v is None else f"{v}%" if i == last else str(v)) for i, v in enumerate(row)))
+    console.print(rich)

@@ -59,7 +59,7 @@ from ..domain.drills import (
 from ..domain.hazards import Hazard, Level, parse_hazard, parse_level
 from ..domain.record import EventKind
 from ..intake.schema import text_problem
-from .intake import new_warning_id
+from .intake import insert_record
 from .site import current_site
 
 MISSED_WITHIN = timedelta(hours=24)  # how far back /readyz names scheduled drills that never ran
@@ -272,25 +272,20 @@ def _start(session: Session, drill: DrillRow, now: datetime, *, actor: str) -> N
     """Store the drill's warning (applied by the engine's next pass) and open its record."""
     scenario, options = scenario_of(drill), options_of(drill)
     blind = drill.kind == DrillKind.BLIND.value
-    for _ in range(5):
+    def make(record_id: str) -> WarningRow:
         # A blind drill's identifier looks like any source's; an announced one says what it is.
         identifier = (f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(2).upper()}" if blind
                       else f"DRILL-{drill.id}")
-        row = WarningRow(
-            id=new_warning_id(now), sender=scenario.sender, identifier=identifier, msg_type="alert", references=[],
+        return WarningRow(
+            id=record_id, sender=scenario.sender, identifier=identifier, msg_type="alert", references=[],
             kind="warning", hazard=scenario.hazard.value, level=scenario.level.value, areas=list(scenario.areas),
             zones=list(scenario.zones), headline=scenario.headline, description=scenario.description,
             instruction=scenario.instruction, sent=now, expires=now + options.length, drill=True, status="active",
             received_at=now, source_format="drill", origin="local",
             raw=json.dumps({"drill": drill.id} | _scenario_json(scenario) | _options_json(options), ensure_ascii=False))
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            continue  # an id or identifier collision: draw another
-        break
-    else:
-        raise RuntimeError("could not draw a free record id in five tries")
+
+    row, _ = insert_record(session, now, make)  # an id or identifier collision draws both again
+    identifier = row.identifier
     drill.record_id, drill.state, drill.started_at = row.id, DrillState.RUNNING.value, now
     if not blind:
         drill.revealed_at = now

@@ -7,7 +7,7 @@ started from the stored warning, never from the request.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +41,26 @@ class IntakeResult:
 
 def new_warning_id(now: datetime) -> str:
     return f"W{now:%Y%m%d}-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+
+
+def insert_record(session: Session, now: datetime, make: Callable[[str], WarningRow],
+                  already: Callable[[], WarningRow | None] = lambda: None) -> tuple[WarningRow, bool]:
+    """Store a new record (a warning, a routine check, a drill's warning) under a freshly drawn id:
+    ``make`` builds the row for an id. Ids are drawn at random, so a collision draws another (five
+    tries). A conflict that is not the id's — ``already`` finds the same message stored, by a second
+    scheduler or a repeated post — returns that row and False instead."""
+    for _ in range(5):
+        row = make(new_warning_id(now))
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            existing = already()
+            if existing is not None:
+                return existing, False
+            continue  # an id collision: draw another
+        return row, True
+    raise RuntimeError("could not draw a free record id in five tries")
 
 
 def receive_warning(
@@ -121,32 +141,20 @@ def _store(
 ) -> WarningRow | _Repeat:
     root = (earlier[0].root_id or earlier[0].id) if earlier else None
     cancel = warning.msg_type is MsgType.CANCEL
-    for attempt in range(5):
-        row = WarningRow(
-            id=new_warning_id(now), sender=warning.sender, identifier=warning.identifier,
-            msg_type=warning.msg_type.value, references=list(warning.references), root_id=root,
-            hazard=warning.hazard.value, level=warning.level.value, areas=list(warning.areas),
-            zones=list(warning.zones), headline=warning.headline, description=warning.description,
-            instruction=warning.instruction,
-            sent=warning.sent, expires=warning.expires, drill=warning.drill,
-            status="cancelled" if cancel else ("expired" if expired_on_arrival(warning.expires, now) else "active"),
-            received_at=now,
-            api_key_id=key.id if key else None, source_format=source_format, raw=raw,
-            # where it came from, for forwarding (services/forwarding.py): never back to its origin
-            origin=key.agency if key else "local", via=list(via or ()),
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            existing = _find(session, warning.sender, warning.identifier)
-            if existing is not None:
-                return _Repeat(existing)
-            if attempt == 4:
-                raise
-            continue  # an id collision: draw another
-        return row
-    raise AssertionError("unreachable")
+    row, created = insert_record(session, now, lambda record_id: WarningRow(
+        id=record_id, sender=warning.sender, identifier=warning.identifier,
+        msg_type=warning.msg_type.value, references=list(warning.references), root_id=root,
+        hazard=warning.hazard.value, level=warning.level.value, areas=list(warning.areas),
+        zones=list(warning.zones), headline=warning.headline, description=warning.description,
+        instruction=warning.instruction,
+        sent=warning.sent, expires=warning.expires, drill=warning.drill,
+        status="cancelled" if cancel else ("expired" if expired_on_arrival(warning.expires, now) else "active"),
+        received_at=now,
+        api_key_id=key.id if key else None, source_format=source_format, raw=raw,
+        # where it came from, for forwarding (services/forwarding.py): never back to its origin
+        origin=key.agency if key else "local", via=list(via or ()),
+    ), lambda: _find(session, warning.sender, warning.identifier))
+    return row if created else _Repeat(row)
 
 
 @dataclass(frozen=True)

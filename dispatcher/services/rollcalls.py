@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.codec import rollcall_from_dict, rollcall_to_dict
@@ -35,7 +34,7 @@ from ..domain.record import EventKind
 from ..domain.rollcall import plan_rollcall
 from ..domain.rules import Gap, GapKind, Resolution
 from ..domain.site import Site
-from .intake import new_warning_id
+from .intake import insert_record
 from .site import current_site
 
 SENDER = "jiaoying"  # the sender of the county's own routine checks
@@ -144,29 +143,22 @@ def _start(session: Session, site: Site, rollcall: RollCall, at: datetime, now: 
     local = at.astimezone(site.tz)
     county = site.areas.roots[0] if site.areas.roots else ""
     headline = f"{rollcall.name}（{local.month}月{local.day}日{local:%H:%M}）"
-    for _ in range(5):
-        row = WarningRow(
-            id=new_warning_id(now), sender=SENDER, identifier=identifier, msg_type="alert", references=[],
-            kind=CheckKind.ROLLCALL.value, hazard=ROLLCALL_HAZARD, level=LEVEL.value,
-            areas=[county] if county else [], zones=[], headline=headline, sent=at, expires=None, drill=False,
-            instruction=f"请在{_minutes(rollcall)}分钟内确认在岗",
-            status="active", received_at=now, source_format="check",
-            raw=json.dumps(rollcall_to_dict(rollcall), ensure_ascii=False))
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            existing = session.scalar(select(WarningRow.id).where(WarningRow.sender == SENDER,
-                                                                  WarningRow.identifier == identifier))
-            if existing is not None:  # a second scheduler started it at the same moment
-                return Started(existing, created=False)
-            continue  # an id collision: draw another
-        append_event(session, row.id, EventKind.ROLLCALL_STARTED, actor, now, {
-            "warning": row.id, "rollcall": rollcall.id, "name": rollcall.name, "at": at.isoformat(),
-            "headline": headline, "answer_within": rollcall.answer_within.total_seconds(),
-            "channels": [c.value for c in rollcall.channels]})
-        return Started(row.id, created=True)
-    raise RuntimeError("could not draw a free record id in five tries")
+    row, created = insert_record(session, now, lambda record_id: WarningRow(
+        id=record_id, sender=SENDER, identifier=identifier, msg_type="alert", references=[],
+        kind=CheckKind.ROLLCALL.value, hazard=ROLLCALL_HAZARD, level=LEVEL.value,
+        areas=[county] if county else [], zones=[], headline=headline, sent=at, expires=None, drill=False,
+        instruction=f"请在{_minutes(rollcall)}分钟内确认在岗",
+        status="active", received_at=now, source_format="check",
+        raw=json.dumps(rollcall_to_dict(rollcall), ensure_ascii=False),
+    ), lambda: session.scalar(select(WarningRow).where(WarningRow.sender == SENDER,
+                                                       WarningRow.identifier == identifier)))
+    if not created:  # a second scheduler started it at the same moment
+        return Started(row.id, created=False)
+    append_event(session, row.id, EventKind.ROLLCALL_STARTED, actor, now, {
+        "warning": row.id, "rollcall": rollcall.id, "name": rollcall.name, "at": at.isoformat(),
+        "headline": headline, "answer_within": rollcall.answer_within.total_seconds(),
+        "channels": [c.value for c in rollcall.channels]})
+    return Started(row.id, created=True)
 
 
 def _minutes(rollcall: RollCall) -> str:

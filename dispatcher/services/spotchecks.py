@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.codec import spotcheck_from_dict, spotcheck_to_dict
@@ -46,7 +45,7 @@ from ..domain.site import Site
 from ..domain.spotcheck import ANSWER_ZH, MAX_SIZE, NO, YES, Sample, draw, key_answer, plan_spotcheck, town_of
 from ..rendering import render_question
 from .ack import AckResult, acknowledge_callout, first_arrival
-from .intake import new_warning_id
+from .intake import insert_record
 from .site import current_site
 
 SENDER = "jiaoying"  # the sender of the county's own routine checks (as a roll-call's)
@@ -122,26 +121,19 @@ def start(session: Session, spotcheck_id: str | None, now: datetime, actor: str,
               "drawn": list(sample.drawn), "available": sample.available, "skipped": list(sample.skipped),
               "during": during}
     identifier = f"spotcheck:{spotcheck.id}:{now:%Y%m%dT%H%M%S}:{secrets.token_hex(3)}"
-    for _ in range(5):
-        row = WarningRow(
-            id=new_warning_id(now), sender=SENDER, identifier=identifier, msg_type="alert", references=[],
-            kind=CheckKind.SPOTCHECK.value, hazard=SPOTCHECK_HAZARD, level=LEVEL.value,
-            areas=sorted({town_of(site.people[p].area) for p in sample.drawn}), zones=[], headline=headline,
-            sent=now, expires=None, drill=False, instruction=f"请在{_minutes(spotcheck)}分钟内逐项作答",
-            status="active", received_at=now, source_format="check", raw=json.dumps(frozen, ensure_ascii=False))
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            continue  # an id collision: draw another
-        append_event(session, row.id, EventKind.SPOTCHECK_STARTED, actor, now, {
-            "warning": row.id, "spotcheck": spotcheck.id, "name": spotcheck.name,
-            "questions": list(spotcheck.questions), "size": sample.size, "seed": seed, "drawn": list(sample.drawn),
-            "available": sample.available, "skipped": list(sample.skipped), "short": sample.short,
-            "answer_within": spotcheck.answer_within.total_seconds(),
-            "channels": [c.value for c in spotcheck.channels], "during": during, "headline": headline})
-        return Started(row.id, sample, seed, spotcheck)
-    raise RuntimeError("could not draw a free record id in five tries")
+    row, _ = insert_record(session, now, lambda record_id: WarningRow(
+        id=record_id, sender=SENDER, identifier=identifier, msg_type="alert", references=[],
+        kind=CheckKind.SPOTCHECK.value, hazard=SPOTCHECK_HAZARD, level=LEVEL.value,
+        areas=sorted({town_of(site.people[p].area) for p in sample.drawn}), zones=[], headline=headline,
+        sent=now, expires=None, drill=False, instruction=f"请在{_minutes(spotcheck)}分钟内逐项作答",
+        status="active", received_at=now, source_format="check", raw=json.dumps(frozen, ensure_ascii=False)))
+    append_event(session, row.id, EventKind.SPOTCHECK_STARTED, actor, now, {
+        "warning": row.id, "spotcheck": spotcheck.id, "name": spotcheck.name,
+        "questions": list(spotcheck.questions), "size": sample.size, "seed": seed, "drawn": list(sample.drawn),
+        "available": sample.available, "skipped": list(sample.skipped), "short": sample.short,
+        "answer_within": spotcheck.answer_within.total_seconds(),
+        "channels": [c.value for c in spotcheck.channels], "during": during, "headline": headline})
+    return Started(row.id, sample, seed, spotcheck)
 
 
 def _size(spotcheck: SpotCheck, size: int | None) -> int:
