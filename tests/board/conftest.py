@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dispatcher.api.app import create_app
+from dispatcher.channels.registry import build_adapters
+from dispatcher.channels.simulator import SimOutbox
 from dispatcher.config import Settings
 from dispatcher.db.session import transaction
 from dispatcher.runtime.engine import Engine
@@ -41,6 +44,37 @@ def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found, "no CSRF token in the page"
     return found.group(1)
+
+
+@dataclass
+class Desk:
+    """A duty desk for a page's tests: the board app with an engine on the test's clock (the tests
+    drive it), and signing in as one of USERS."""
+
+    client: TestClient
+    engine: Engine
+    clock: Clock
+    url: str
+
+    def login(self, name: str) -> str:
+        """Sign in as ``name`` (after signing anyone else out); the board's CSRF value."""
+        self.client.cookies.clear()
+        page = self.client.get("/board/login")
+        self.client.post("/board/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text)})
+        return csrf_of(self.client.get("/board").text)
+
+
+@contextmanager
+def desk_on(url: str, clock: Clock, name: str = "board-test") -> Iterator[tuple[TestClient, Engine]]:
+    """The users created, the app and an engine with simulator channels on ``url``."""
+    create_users(url)
+    settings = Settings(database_url=url)
+    made = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name=name)
+    try:
+        with TestClient(create_app(settings, clock=clock)) as client:
+            yield client, made
+    finally:
+        made.close()
 
 
 @dataclass

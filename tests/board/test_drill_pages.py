@@ -9,25 +9,18 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from dispatcher.api.app import create_app
-from dispatcher.channels.registry import build_adapters
-from dispatcher.channels.simulator import SimOutbox
-from dispatcher.config import Settings
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import DrillRow
 from dispatcher.domain.callouts import AckVia
-from dispatcher.runtime.engine import Engine
 from dispatcher.services import ack
 from dispatcher.services.site import current_site
-from tests.board.conftest import PASSWORD, create_users, csrf_of
+from tests.board.conftest import Desk, desk_on
 from tests.conftest import FIXED_NOW, Clock
 from tests.support.harness import settle_engine
 
@@ -43,19 +36,7 @@ def database_url(sqlite_database_url: str) -> str:
     return sqlite_database_url  # what the pages show; the queries behind them run on both in tests/e2e
 
 
-@dataclass
-class Desk:
-    client: TestClient
-    engine: Engine
-    clock: Clock
-    url: str
-
-    def login(self, name: str) -> str:
-        self.client.cookies.clear()
-        page = self.client.get("/board/login")
-        self.client.post("/board/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text)})
-        return csrf_of(self.client.get("/board").text)
-
+class DrillDesk(Desk):
     def drills(self) -> list[DrillRow]:
         with transaction(self.url, write=False) as session:
             rows = list(session.scalars(select(DrillRow)))
@@ -69,19 +50,14 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tiny_site: str) -> Iterator[Desk]:
-    create_users(tiny_site)
+def desk(tiny_site: str) -> Iterator[DrillDesk]:
     clock = Clock(FIXED_NOW)
-    settings = Settings(database_url=tiny_site)
-    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name="board-drills")
-    try:
-        with TestClient(create_app(settings, clock=clock)) as client:
-            yield Desk(client, engine, clock, tiny_site)
-    finally:
-        engine.close()
+    with desk_on(tiny_site, clock, "board-drills") as (client, engine):
+        yield DrillDesk(client, engine, clock, tiny_site)
 
 
-def test_a_blind_drill_is_a_real_warning_to_officers_until_it_ends_then_revealed_and_reported(desk: Desk) -> None:
+def test_a_blind_drill_is_a_real_warning_to_officers_until_it_ends_then_revealed_and_reported(
+        desk: DrillDesk) -> None:
     token = desk.login("chen")  # admin
     scheduled = desk.client.post("/board/drills", data=FORM | {"csrf": token}, follow_redirects=False)
     assert scheduled.status_code == 303, scheduled.text
@@ -148,12 +124,12 @@ def test_a_blind_drill_is_a_real_warning_to_officers_until_it_ends_then_revealed
     assert rows["叫应人数"] == 3 and rows["5分钟内确认"] == 2 and rows["类型"] == "双盲演练"
 
 
-def current_tz(desk: Desk):  # noqa: ANN201 - the site's zone
+def current_tz(desk: DrillDesk):  # noqa: ANN201 - the site's zone
     with transaction(desk.url, write=False) as session:
         return current_site(session).tz
 
 
-def test_an_announced_drill_without_sms_shows_what_took_over(desk: Desk) -> None:
+def test_an_announced_drill_without_sms_shows_what_took_over(desk: DrillDesk) -> None:
     token = desk.login("chen")
     started = desk.client.post("/board/drills", data=FORM | {"csrf": token, "action": "start", "without_sms": "on",
                                                               "window_from": "", "window_to": ""},
@@ -177,14 +153,14 @@ def test_an_announced_drill_without_sms_shows_what_took_over(desk: Desk) -> None
     ("chen", {"areas": "110101"}, 422, "areas[0]: 110101 is not an area of this site"),  # bad input: elsewhere
     ("chen", {"window_to": ""}, 422, "to: a window needs both its start and its end"),  # bad input: half a window
 ])
-def test_refused_drills_change_nothing(desk: Desk, who: str, data: dict[str, str], status: int, says: str) -> None:
+def test_refused_drills_change_nothing(desk: DrillDesk, who: str, data: dict[str, str], status: int, says: str) -> None:
     token = desk.login(who)
     answer = desk.client.post("/board/drills", data=FORM | {"csrf": token} | data, follow_redirects=False)
     assert answer.status_code == status and says in answer.text, answer.text[-800:]
     assert desk.drills() == []
 
 
-def test_ending_and_calling_off_need_an_admin_and_an_unknown_drill_is_404(desk: Desk) -> None:
+def test_ending_and_calling_off_need_an_admin_and_an_unknown_drill_is_404(desk: DrillDesk) -> None:
     token = desk.login("chen")
     desk.client.post("/board/drills", data=FORM | {"csrf": token})
     (drill,) = desk.drills()

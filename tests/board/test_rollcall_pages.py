@@ -7,44 +7,25 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from dispatcher.api.app import create_app
-from dispatcher.channels.registry import build_adapters
-from dispatcher.channels.simulator import SimOutbox
-from dispatcher.config import Settings
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import WarningRow
 from dispatcher.domain.callouts import AckVia
-from dispatcher.runtime.engine import Engine
 from dispatcher.services import ack
 from dispatcher.services.site import current_site
-from tests.board.conftest import PASSWORD, create_users, csrf_of
+from tests.board.conftest import Desk, desk_on
 from tests.conftest import FIXED_NOW, Clock
 from tests.support.harness import settle_engine
 
 DAY = FIXED_NOW.replace(hour=2, minute=0)  # 10:00 Beijing, between the scheduled roll-calls
 
 
-@dataclass
-class Duty:
-    client: TestClient
-    engine: Engine
-    clock: Clock
-    url: str
-
-    def login(self, name: str) -> str:
-        self.client.cookies.clear()
-        page = self.client.get("/board/login")
-        self.client.post("/board/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text)})
-        return csrf_of(self.client.get("/board").text)
-
+class Duty(Desk):
     def rollcalls(self) -> int:
         with transaction(self.url, write=False) as session:
             return int(session.scalar(select(func.count()).select_from(WarningRow)
@@ -58,15 +39,9 @@ class Duty:
 
 @pytest.fixture
 def duty(site_loaded: str) -> Iterator[Duty]:
-    create_users(site_loaded)
     clock = Clock(DAY)
-    settings = Settings(database_url=site_loaded)
-    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name="board-test")
-    try:
-        with TestClient(create_app(settings, clock=clock)) as client:
-            yield Duty(client, engine, clock, site_loaded)
-    finally:
-        engine.close()
+    with desk_on(site_loaded, clock) as (client, engine):
+        yield Duty(client, engine, clock, site_loaded)
 
 
 def test_an_officer_starts_a_roll_call_and_sees_each_room_answer(duty: Duty) -> None:

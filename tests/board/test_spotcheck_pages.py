@@ -13,21 +13,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from dispatcher.api.app import create_app
-from dispatcher.channels.registry import build_adapters
-from dispatcher.channels.simulator import SimOutbox
-from dispatcher.config import Settings
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import WarningRow
-from dispatcher.runtime.engine import Engine
 from dispatcher.services import spotchecks
 from dispatcher.services.replies import IncomingReply, take_replies
 from dispatcher.services.site import current_site
-from tests.board.conftest import PASSWORD, create_users, csrf_of, warning_body
+from tests.board.conftest import Desk, desk_on, warning_body
 from tests.conftest import FIXED_NOW, Clock
 from tests.support.harness import settle_engine
 
@@ -39,18 +33,8 @@ EMOJI = re.compile("[\u2190-\u2bff\U0001f000-\U0001faff\ufe0f]")
 
 
 @dataclass
-class Duty:
-    client: TestClient
-    engine: Engine
-    clock: Clock
-    url: str
+class Duty(Desk):
     replies: int = 0
-
-    def login(self, name: str) -> str:
-        self.client.cookies.clear()
-        page = self.client.get("/board/login")
-        self.client.post("/board/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text)})
-        return csrf_of(self.client.get("/board").text)
 
     def spotchecks(self) -> int:
         with transaction(self.url, write=False) as session:
@@ -84,17 +68,11 @@ def database_url(sqlite_database_url: str) -> str:
 
 @pytest.fixture
 def duty(site_loaded: str, auth: dict[str, str]) -> Iterator[Duty]:
-    create_users(site_loaded)
     clock = Clock(DAY)
-    settings = Settings(database_url=site_loaded)
-    engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name="board-test")
-    try:
-        with TestClient(create_app(settings, clock=clock)) as client:
-            posted = client.post("/api/v1/warnings", json=warning_body(clock(), identifier="SC-1"), headers=auth)
-            assert posted.status_code == 202, posted.text
-            yield Duty(client, engine, clock, site_loaded)
-    finally:
-        engine.close()
+    with desk_on(site_loaded, clock) as (client, engine):
+        posted = client.post("/api/v1/warnings", json=warning_body(clock(), identifier="SC-1"), headers=auth)
+        assert posted.status_code == 202, posted.text
+        yield Duty(client, engine, clock, site_loaded)
 
 
 def _section(page: str, section_id: str) -> str:
