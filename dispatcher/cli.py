@@ -622,13 +622,15 @@ def demo(
     = False,
     spotcheck: Annotated[bool, typer.Option("--spotcheck", help="also run a 六问 spot-check (抽查) during the "
                                                                "warning")] = False,
+    seed: Annotated[int | None, typer.Option(min=0, help="the spot-check's random seed (the same seed draws the "
+                                                         "same people); default: a fresh one")] = None,
 ) -> None:
     """Sample county, a red rainstorm warning, officials answering (or not), escalation live; then
     the board (a duty-officer login is made and printed) on jiaoying-demo.db in this folder."""
     from .demo import run_demo
 
     sys.exit(run_demo(port=port, keep_running=keep_running, console=out, speed=speed, rollcall=rollcall,
-                     spotcheck=spotcheck))
+                     spotcheck=spotcheck, seed=seed))
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from .rendering import BEIJING
 from .runtime.embedded import EmbeddedRuntime, default_adapters
 from .services.callout_views import counts
 from .services.keys import create_key
-from .services.site import load_site_files
+from .services.site import current_site, load_site_files
 from .services.users import Role, create_user
 from .views import preview_table, status_view
 
@@ -97,8 +97,8 @@ def demo_warning(now: datetime) -> dict[str, object]:
     }
 
 
-def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.0,
-             workdir: Path | None = None, rollcall: bool = False, spotcheck: bool = False) -> int:
+def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.0, workdir: Path | None = None,
+             rollcall: bool = False, spotcheck: bool = False, seed: int | None = None) -> int:
     db_file = ((workdir or Path.cwd()) / DB_NAME).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
@@ -141,7 +141,7 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
             warning_id = posted.json()["id"]
             console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
             rollcall_id = _start_rollcall(settings.database_url, clock, console) if rollcall else None
-            spotcheck_id = _start_spotcheck(settings.database_url, clock, console, people, warning_id) \
+            spotcheck_id = _start_spotcheck(settings.database_url, clock, console, people, warning_id, seed) \
                 if spotcheck else None
             plan = client.get("/api/v1/plans/preview", params={
                 "hazard": "rainstorm", "level": "red", "areas": ",".join(DEMO_TOWNS), "sender": "qingxi-qx"})
@@ -225,23 +225,36 @@ def _rollcall_summary(url: str, rollcall_id: str, console: Console) -> None:
                   markup=False, highlight=False, soft_wrap=True)
 
 
-# How the people a demo spot-check draws answer its SMS, by their place in the draw: the first says
-# "好的" (not an answer: asked again, they answer), the second answers 否 to one question, the last
-# never answers (on the follow-up list once the half hour is up), everyone else answers 是 to all.
-SPOTCHECK_SCRIPT = (["好的", "1 1 1 1 1 1"], ["1 1 2 1 1 1"], ["是是是是是是"])
+# How the people a demo spot-check draws answer it, by their place in the draw. The first who can
+# take a text message replies "好的" (not an answer: asked again by SMS, they answer); the next one
+# answers 否 to the third question; the last never answers (on the follow-up list once the half hour
+# is up); everyone else answers 是 to all. Whoever has no mobile answers on the call, by keys.
+NOT_AN_ANSWER = ["好的", "1 1 1 1 1 1"]
+SAID_NO, ALL_YES = "1 1 2 1 1 1", "1 1 1 1 1 1"
 
 
-def _start_spotcheck(url: str, clock: DemoClock, console: Console, people: DemoPeople, warning_id: str) -> str:
+def _start_spotcheck(url: str, clock: DemoClock, console: Console, people: DemoPeople, warning_id: str,
+                     seed: int | None) -> str:
     """A 六问 spot-check during the warning, started as a duty officer would from the board."""
     from .services import spotchecks
 
     with transaction(url) as session:
         now = clock()
-        _, sample, seed = spotchecks.preview(session, None, now)
-        for i, person in enumerate(sample.drawn):  # scripted before anyone is called
-            last = i == len(sample.drawn) - 1 and len(sample.drawn) > 3
-            people.spotcheck_replies[person] = [] if last else list(
-                SPOTCHECK_SCRIPT[i] if i < len(SPOTCHECK_SCRIPT) else ["1 1 1 1 1 1"])
+        site = current_site(session)
+        _, sample, seed = spotchecks.preview(session, None, now, seed=seed)
+        drawn = list(sample.drawn)
+        silent = drawn.pop() if len(drawn) > 3 else None
+        texting = [p for p in drawn if site.people[p].mobile]
+        first = texting[0] if texting else None
+        others = [p for p in drawn if p != first]
+        for person in drawn:  # scripted before anyone is called
+            replies = NOT_AN_ANSWER if person == first else [SAID_NO if others[:1] == [person] else ALL_YES]
+            if site.people[person].mobile:
+                people.spotcheck_replies[person] = list(replies)
+            else:
+                people.spotcheck_keys[person] = replies[-1].replace(" ", "")
+        if silent is not None:
+            people.spotcheck_replies[silent] = []
         started = spotchecks.start(session, None, now, f"user:{DEMO_USER}", seed=seed, during=warning_id)
     console.print(f"六问抽查 spot-check started: {started.id}, 随机种子 seed {started.seed}, "
                   f"抽取 drew {len(started.sample.drawn)}/{started.sample.size} (during {warning_id})",

@@ -8,7 +8,8 @@ Someone with several numbers may be away from the first: a call to it rings out,
 provider reports the no-answer, and the same step calls their next number.
 
 A 六问 spot-check's people answer its SMS as the demo scripts them (``spotcheck_replies``): their
-replies in order, the next one sent when the spot-check asks again (``spotcheck_again``).
+replies in order, the next one sent when the spot-check asks again (``spotcheck_again``). Someone
+without a mobile answers on the call instead, keying the scripted answers (``spotcheck_keys``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class DemoPeople:
         self._thread = threading.Thread(target=self._run, name="demo-people", daemon=True)
         # 六问 spot-checks: each person's SMS replies, in order; nobody scripted does not answer
         self.spotcheck_replies: dict[str, list[str]] = {}
+        self.spotcheck_keys: dict[str, str] = {}  # on the call, by those with no mobile: "112111"
         self._sids = 0
 
     def start(self) -> None:
@@ -111,6 +113,11 @@ class DemoPeople:
                 text = script.pop(0) if script else None
             if text is not None:  # a few seconds to read the questions: answered within the story, however late it is
                 self._later(self.clock() + SPOTCHECK_DELAY, lambda: self._answer(m.to.phone or "", text))
+        elif m.purpose is Purpose.SPOTCHECK and m.channel.value == "voice":
+            with self._lock:
+                keys = self.spotcheck_keys.pop(person, None)
+            if keys is not None:  # the questions read out, one key each
+                self._later(self.clock() + SPOTCHECK_DELAY, lambda: self._key_in(m.key, keys, sent.provider_id))
         elif m.purpose is Purpose.TO_DEPUTY and m.channel.value == "sms" and self._official_kind(m.key) == "deputy":
             # this official never answers, but their deputy does, for them
             self._later(self.clock() + timedelta(seconds=20 + delay / 4),
@@ -140,6 +147,17 @@ class DemoPeople:
             sid = f"DEMO{self._sids:06d}"
         with transaction(self.url) as session:
             take_replies(session, self.clock(), [IncomingReply(phone, text, sid, provider="simulator")])
+
+    def _key_in(self, attempt_key: str, keys: str, call_id: str) -> None:
+        """The keys of a spot-check call, in order, as an IVR provider reports them."""
+        from sqlalchemy import select
+
+        from .db.tables import AttemptRow
+        from .services import spotchecks
+
+        with transaction(self.url) as session:
+            attempt = session.scalars(select(AttemptRow).where(AttemptRow.key == attempt_key)).one()
+            spotchecks.call_keys(session, self.clock(), attempt, keys, call_id, provider="simulator")
 
     def _deputy(self, phone: str, code: str) -> None:
         with transaction(self.url) as session:
