@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Mainland carriers benchmark: a red warning through the real Aliyun / Tencent adapters and SDKs.
+"""Mainland carriers benchmark: a red warning through the real Aliyun / Tencent adapters and SDKs
+(and, with --scenario twilio, through the Twilio adapter and the real ``twilio`` client).
 
-    .venv/bin/python bench/carriers.py [--scenario fakes fanout failover] [--mode embedded celery]
+    .venv/bin/python bench/carriers.py [--scenario fakes fanout failover twilio] [--mode embedded celery]
                                        [--officials 10000] [--failover-officials 2000] [--repeat 1]
                                        [--aliyun-fault 503|arrears] [--py-spy] [--keep]
 
@@ -18,16 +19,24 @@ so attempts = 2 x officials; voice comes at 5 minutes, after the measurement):
   Target: every official's first SMS accepted by Tencent within 10 s of the 202, nothing doubled.
   ``--aliyun-fault arrears`` makes Aliyun refuse every send isv.AMOUNT_NOT_ENOUGH instead (an account
   refusal, HTTP 200): a contrast, not the target's case.
+- twilio (not in the default list: run it by name, ``--scenario twilio``): SMS through Twilio only
+  (JIAOYING_SMS_PROVIDERS=twilio, JIAOYING_TWILIO_API_BASE = the fake), the per-message path: the
+  ``twilio`` client (synchronous, in a thread) sends one Messages request per official, 10,000 requests
+  for 10,000 officials; IM as in fanout. Target: every first attempt (SMS and IM) at the fakes within
+  10 s of the 202.
 - fakes (once, before the others): each SMS fake alone, driven by its real SDK from this process with 6
-  threads — Aliyun 100 SendBatchSms of 100 numbers, Tencent 2,000 SendSms — to tell whether a fake can
-  keep up: its CPU, its summed handling time and the per-request handling p50/p99/max.
+  threads — Aliyun 100 SendBatchSms of 100 numbers, Tencent and Twilio 2,000 one-number requests each —
+  to tell whether a fake can keep up: its CPU, its summed handling time and the per-request handling
+  p50/p99/max (and, in "client CPU s", what the SDK costs this process).
 
 What runs (127.0.0.1 only; each process in its own session, stopped by its PID/process group at the
 end, also on an error or Ctrl-C; see bench/fanout.py, whose functions this script imports):
 
 - the fakes, each in its own process (own GIL): ``python -m tests.fakes.aliyun_server`` and
   ``python -m tests.fakes.tencent_server`` (configured with the sample template file's codes and
-  variables, a sign name and keys; the real SDKs sign and the fakes check), and the simulator server.
+  variables, a sign name and keys; the real SDKs sign and the fakes check), ``python -m
+  tests.fakes.twilio_server`` (an account sid and auth token: HTTP Basic auth, checked), and the
+  simulator server.
 - embedded: ``python -m dispatcher serve`` on a SQLite file (API + engine threads in one process).
 - celery: PostgreSQL and Redis (tests/support/servers.py), the API with a broker, one ``python -m
   dispatcher scheduler`` and ``celery -A worker worker --pool prefork -c 2``, with
@@ -43,6 +52,7 @@ Figures, per run (times are the fakes' own wall clock, time.time(), as in bench/
 - att/s: attempts / handover s. req/s: HTTP requests the provider fakes answered (SMS + IM) / handover s.
   SMS sends/lookups: SendSms+SendBatchSms and QuerySendDetails requests at Aliyun (a lookup is the engine
   asking whether an earlier try arrived, before it tries again: two a message, today and yesterday).
+  twilio: SMS req is every request the Twilio fake answered (Twilio cannot be looked up by our key).
 - recorded s: the 202 until every attempt of the warning is 'sent' in the database (polled every 0.2 s).
 - engine CPU us/att: user+system CPU of the engine's processes (embedded: the serve process, which also
   answers the intake probe; celery: the scheduler and the worker processes) from just before the POST
@@ -50,11 +60,12 @@ Figures, per run (times are the fakes' own wall clock, time.time(), as in bench/
 - db CPU us/att (celery): PostgreSQL's processes. fake CPU s: each fake process over the same span;
   fake busy s: the summed wall time of the SMS fake's API requests (its own time, threads overlapping),
   with p50/max per request — if a fake is the bottleneck, it shows here.
-- dups: numbers accepted more than once over both SMS fakes (each official gets exactly one SMS at
+- dups: numbers accepted more than once over the SMS fakes (each official gets exactly one SMS at
   step 0, so a number is a message) and IM keys received twice. keys: each request's key (Aliyun
   OutId: the message's key, or a batch's first message's key; Tencent SessionContext: the key, or
-  ``batch:<n>:<first key>``) must name an attempt whose official's number is in that request: "bad
-  keys" counts those that do not.
+  ``batch:<n>:<first key>``; Twilio has no such field: the ``attempt`` parameter of the StatusCallback
+  URL the adapter sends) must name an attempt whose official's number is in that request (Twilio:
+  its ``To``): "bad keys" counts those that do not.
 - intake during the fan-out: from the 202 until the last first attempt is out, a blue warning is posted
   every 100 ms (bench/fanout.py's probe_intake; no plan matches blue): n, p50, p99, max of its 202.
 
@@ -118,15 +129,19 @@ SHOW_NUMBER = "057156781234"
 ALIYUN_KEY_ID = "LTAI5tJiaoyingBench0001"
 TENCENT_SECRET_ID = "AKIDjiaoyingBench000000000000000000001"
 TENCENT_SMS_APP, TENCENT_VOICE_APP = "1400000001", "1400000002"
-TARGET_S = {"fanout": 5.0, "failover": 10.0}
+TWILIO_ACCOUNT_SID = "AC" + "6a" * 16  # "AC" + 32 hex digits, as Twilio's
+TWILIO_FROM_NUMBER = "+15005550006"
+TARGET_S = {"fanout": 5.0, "failover": 10.0, "twilio": 10.0}
 INTAKE_P99_MS = 50.0
+SMS_FAKE = {"fanout": "aliyun", "failover": "tencent", "twilio": "twilio"}  # whose accepted numbers count
+ACCEPTED = ("OK", "Ok", "201")  # an accepted number in the fakes' arrivals: Aliyun, Tencent, Twilio
 
 
 # -- one run -----------------------------------------------------------------------------------
 
 @dataclass
 class Run:
-    scenario: str  # fanout | failover
+    scenario: str  # fanout | failover | twilio
     mode: str  # embedded | celery
     officials: int
     attempts: int
@@ -137,7 +152,7 @@ class Run:
     second_first_s: float = float("nan")  # failover: the 202 until Tencent's first accepted number
     recorded_s: float = float("nan")
     sms_requests: int = 0
-    aliyun_sends: int = 0  # SendSms/SendBatchSms requests at Aliyun (failover: all refused)
+    aliyun_sends: int = 0  # SendSms/SendBatchSms requests at Aliyun (failover: all refused; twilio: none)
     lookups: int = 0  # QuerySendDetails requests at Aliyun (the engine asking "did my earlier try arrive?")
     im_requests: int = 0
     engine_cpu_us: float = float("nan")
@@ -172,7 +187,7 @@ class Run:
     @property
     def target_s(self) -> float:
         """The figure held against the scenario's target."""
-        return self.handover_s if self.scenario == "fanout" else self.sms_s
+        return self.sms_s if self.scenario == "failover" else self.handover_s
 
 
 class Fake:
@@ -194,18 +209,27 @@ class Fake:
         return client.get(f"{self.url}/_fake/arrivals", timeout=60).json()["messages"]
 
 
-def carrier_env(aliyun: Fake, tencent: Fake | None, aliyun_secret: str, tencent_secret: str,
-                args: argparse.Namespace) -> dict[str, str]:
-    env = {"JIAOYING_ALIYUN_ACCESS_KEY_ID": ALIYUN_KEY_ID, "JIAOYING_ALIYUN_ACCESS_KEY_SECRET": aliyun_secret,
-           "JIAOYING_ALIYUN_SMS_SIGN_NAME": SIGN, "JIAOYING_ALIYUN_VOICE_SHOW_NUMBER": SHOW_NUMBER,
-           "JIAOYING_ALIYUN_SMS_ENDPOINT": aliyun.url, "JIAOYING_ALIYUN_VOICE_ENDPOINT": aliyun.url,
-           "JIAOYING_CARRIER_TEMPLATES": str(TEMPLATES), "JIAOYING_ALLOW_SIMULATORS": "true",
-           "JIAOYING_SMS_PROVIDERS": "aliyun", "JIAOYING_VOICE_PROVIDERS": "aliyun"}
-    if tencent is not None:
-        env |= {"JIAOYING_TENCENT_SECRET_ID": TENCENT_SECRET_ID, "JIAOYING_TENCENT_SECRET_KEY": tencent_secret,
+def carrier_env(providers: dict[str, Fake], keys: dict[str, str], args: argparse.Namespace) -> dict[str, str]:
+    """The engine's provider settings for the fakes of the scenario (``keys``: each fake's secret)."""
+    env = {"JIAOYING_ALLOW_SIMULATORS": "true"}
+    if "aliyun" in providers:
+        aliyun = providers["aliyun"]
+        env |= {"JIAOYING_ALIYUN_ACCESS_KEY_ID": ALIYUN_KEY_ID, "JIAOYING_ALIYUN_ACCESS_KEY_SECRET": keys["aliyun"],
+                "JIAOYING_ALIYUN_SMS_SIGN_NAME": SIGN, "JIAOYING_ALIYUN_VOICE_SHOW_NUMBER": SHOW_NUMBER,
+                "JIAOYING_ALIYUN_SMS_ENDPOINT": aliyun.url, "JIAOYING_ALIYUN_VOICE_ENDPOINT": aliyun.url,
+                "JIAOYING_CARRIER_TEMPLATES": str(TEMPLATES),
+                "JIAOYING_SMS_PROVIDERS": "aliyun", "JIAOYING_VOICE_PROVIDERS": "aliyun"}
+    if "tencent" in providers:
+        tencent = providers["tencent"]
+        env |= {"JIAOYING_TENCENT_SECRET_ID": TENCENT_SECRET_ID, "JIAOYING_TENCENT_SECRET_KEY": keys["tencent"],
                 "JIAOYING_TENCENT_SMS_APP_ID": TENCENT_SMS_APP, "JIAOYING_TENCENT_VOICE_APP_ID": TENCENT_VOICE_APP,
                 "JIAOYING_TENCENT_SMS_SIGN_NAME": SIGN, "JIAOYING_TENCENT_SMS_ENDPOINT": tencent.url,
                 "JIAOYING_TENCENT_VOICE_ENDPOINT": tencent.url, "JIAOYING_SMS_PROVIDERS": "aliyun,tencent"}
+    if "twilio" in providers:
+        # Twilio alone (no carrier templates: the message is the rendered text); voice (at 5 minutes) too.
+        env |= {"JIAOYING_TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT_SID, "JIAOYING_TWILIO_AUTH_TOKEN": keys["twilio"],
+                "JIAOYING_TWILIO_FROM_NUMBER": TWILIO_FROM_NUMBER, "JIAOYING_TWILIO_API_BASE": providers["twilio"].url,
+                "JIAOYING_SMS_PROVIDERS": "twilio", "JIAOYING_VOICE_PROVIDERS": "twilio"}
     if args.rate_limits:
         env["JIAOYING_RATE_LIMITS"] = args.rate_limits
     return env
@@ -229,23 +253,27 @@ def run_one(scenario: str, mode: str, officials: int, workdir: Path, args: argpa
             assert backends is not None
             url = backends.database(scenario)
         token = prepare(url, site)
-        aliyun_secret, tencent_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        aliyun = Fake(procs, "aliyun", f"{tag}-aliyun", {
-            "access_key_id": ALIYUN_KEY_ID, "access_key_secret": aliyun_secret, "sign_names": [SIGN],
-            "show_numbers": [SHOW_NUMBER], "template_file": str(TEMPLATES),
-            "fail_all": 503 if scenario == "failover" and args.aliyun_fault == "503" else None,
-            "arrears": scenario == "failover" and args.aliyun_fault == "arrears"}, workdir)
-        tencent = None
+        keys = {name: secrets.token_urlsafe(24) for name in ("aliyun", "tencent", "twilio")}
+        providers: dict[str, Fake] = {}  # the provider fakes of this scenario
+        if scenario in ("fanout", "failover"):
+            providers["aliyun"] = Fake(procs, "aliyun", f"{tag}-aliyun", {
+                "access_key_id": ALIYUN_KEY_ID, "access_key_secret": keys["aliyun"], "sign_names": [SIGN],
+                "show_numbers": [SHOW_NUMBER], "template_file": str(TEMPLATES),
+                "fail_all": 503 if scenario == "failover" and args.aliyun_fault == "503" else None,
+                "arrears": scenario == "failover" and args.aliyun_fault == "arrears"}, workdir)
         if scenario == "failover":
-            tencent = Fake(procs, "tencent", f"{tag}-tencent", {
-                "secret_id": TENCENT_SECRET_ID, "secret_key": tencent_secret, "sms_app_id": TENCENT_SMS_APP,
+            providers["tencent"] = Fake(procs, "tencent", f"{tag}-tencent", {
+                "secret_id": TENCENT_SECRET_ID, "secret_key": keys["tencent"], "sms_app_id": TENCENT_SMS_APP,
                 "voice_app_id": TENCENT_VOICE_APP, "signs": [SIGN], "template_file": str(TEMPLATES)}, workdir)
+        if scenario == "twilio":
+            providers["twilio"] = Fake(procs, "twilio", f"{tag}-twilio", {
+                "account_sid": TWILIO_ACCOUNT_SID, "auth_token": keys["twilio"]}, workdir)
         sim_port = free_port()  # as fanout.start_sim, keeping the process for its CPU time
         sim_proc = procs.start(f"{tag}-simserver", [PY, "-m", "tests.fakes.simserver", "--port", str(sim_port)],
                                base_env())
         sim = f"http://127.0.0.1:{sim_port}/"
         wait_for(lambda: http_ok(f"{sim}timing"), 15, "the simulator server")
-        carriers = carrier_env(aliyun, tencent, aliyun_secret, tencent_secret, args)
+        carriers = carrier_env(providers, keys, args)
         if mode == "embedded":
             env = base_env(JIAOYING_DATABASE_URL=url, JIAOYING_SIMULATOR_URL=sim, JIAOYING_BROKER_URL="", **carriers)
             api, serve = start_api(procs, env, f"{tag}-serve")
@@ -268,8 +296,8 @@ def run_one(scenario: str, mode: str, officials: int, workdir: Path, args: argpa
             wait_for(lambda: "scheduler started" in procs.log_text(f"{tag}-scheduler"), 30, "the scheduler")
             warm_up_workers(backends.redis.url, broker, args.celery_concurrency)
             engine_roots, db_roots = [worker.pid, scheduler.pid], [backends.pg.process.pid]
-        fakes = {"aliyun": aliyun.proc.pid, "sim": sim_proc.pid} | ({"tencent": tencent.proc.pid} if tencent else {})
-        measure(run, api, token, url, sim, aliyun, tencent, engine_roots, db_roots, fakes, workdir, args)
+        fakes = {name: fake.proc.pid for name, fake in providers.items()} | {"sim": sim_proc.pid}
+        measure(run, api, token, url, sim, providers, engine_roots, db_roots, fakes, workdir, args)
     except Exception as exc:  # reported in the table; the logs are kept
         run.error = run.error or f"{type(exc).__name__}: {exc}"
     finally:
@@ -283,15 +311,14 @@ def run_one(scenario: str, mode: str, officials: int, workdir: Path, args: argpa
     return run
 
 
-def measure(run: Run, api: str, token: str, url: str, sim: str, aliyun: Fake, tencent: Fake | None,
+def measure(run: Run, api: str, token: str, url: str, sim: str, providers: dict[str, Fake],
             engine_roots: list[int], db_roots: list[int], fakes: dict[str, int], workdir: Path,
             args: argparse.Namespace) -> None:
-    sms_fake = tencent or aliyun
+    sms_name = SMS_FAKE[run.scenario]  # the fake whose accepted numbers count
+    sms_fake = providers[sms_name]
     n = run.officials
     with httpx.Client(timeout=30) as client:
-        base = {"aliyun": aliyun.summary(client), "sim": client.get(f"{sim}timing").json()}
-        if tencent:
-            base["tencent"] = tencent.summary(client)
+        base = {p: fake.summary(client) for p, fake in providers.items()} | {"sim": client.get(f"{sim}timing").json()}
         cpu0 = cpu_seconds(engine_roots)
         db0 = cpu_seconds(db_roots) if db_roots else 0.0
         fake0 = {name: cpu_seconds([pid]) for name, pid in fakes.items()}
@@ -321,10 +348,11 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, aliyun: Fake, te
         finally:
             probing.set()
             probe.join(timeout=30)
-        firsts = [t for t in (sms.get("first_at"), im.get("first_at"), aliyun.summary(client).get("first_at")) if t]
+        firsts = [t for t in (sms.get("first_at"), im.get("first_at"),
+                              *(fake.summary(client).get("first_at") for fake in providers.values())) if t]
         if firsts:
             run.first_s = min(firsts) - accepted
-        if tencent and sms.get("first_at"):
+        if run.scenario == "failover" and sms.get("first_at"):
             run.second_first_s = sms["first_at"] - accepted
         if sms.get("unique_numbers", 0) >= n:
             run.sms_s = sms["last_new_at"] - accepted
@@ -345,20 +373,20 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, aliyun: Fake, te
         if spy is not None:
             stop_py_spy(spy, run)
         time.sleep(0.5)  # anything still in flight would show up as a duplicate
-        end = {"aliyun": aliyun.summary(client), "sim": client.get(f"{sim}stats").json()}
-        if tencent:
-            end["tencent"] = tencent.summary(client)
-        name = "tencent" if tencent else "aliyun"
-        run.sms_requests = end[name]["requests"] - base[name]["requests"]
-        run.fake_busy_s = end[name]["handle_s"] - base[name]["handle_s"]
-        run.fake_handle_ms = end[name]["handle_ms"]
+        end = {p: fake.summary(client) for p, fake in providers.items()} | {"sim": client.get(f"{sim}stats").json()}
+        run.sms_requests = end[sms_name]["requests"] - base[sms_name]["requests"]
+        run.fake_busy_s = end[sms_name]["handle_s"] - base[sms_name]["handle_s"]
+        run.fake_handle_ms = end[sms_name]["handle_ms"]
         run.im_requests = end["sim"]["received"] - base["sim"]["received"]
         run.im_dups = len(end["sim"]["duplicates"])
-        actions = Counter(end["aliyun"]["actions"]) - Counter(base["aliyun"]["actions"])
-        run.aliyun_sends, run.lookups = actions["SendSms"] + actions["SendBatchSms"], actions["QuerySendDetails"]
-        if tencent and end["aliyun"]["accepted_numbers"]:
+        if "aliyun" in providers:
+            actions = Counter(end["aliyun"]["actions"]) - Counter(base["aliyun"]["actions"])
+            run.aliyun_sends, run.lookups = actions["SendSms"] + actions["SendBatchSms"], actions["QuerySendDetails"]
+        if run.scenario == "failover" and end["aliyun"]["accepted_numbers"]:
             run.notes.append(f"Aliyun accepted {end['aliyun']['accepted_numbers']} numbers while failing")
-        records = aliyun.arrivals(client) + (tencent.arrivals(client) if tencent else [])
+        if run.scenario == "twilio" and end["twilio"]["refused_numbers"]:
+            run.notes.append(f"Twilio refused {end['twilio']['refused_numbers']} requests 401 (credentials)")
+        records = [record for fake in providers.values() for record in fake.arrivals(client)]
     check_keys(run, records, url)
     run.providers = sms_providers(url)
     diagnose(run, records, url)
@@ -367,14 +395,14 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, aliyun: Fake, te
 def check_keys(run: Run, records: list[dict[str, Any]], url: str) -> None:
     """Count per message at both fakes: an official gets one SMS, so an accepted number is a message; and
     each request's key must be an attempt of an official whose number is in that request."""
-    accepted = [r for r in records if r["code"] in ("OK", "Ok")]
+    accepted = [r for r in records if r["code"] in ACCEPTED]
     per_number = Counter(r["number"] for r in accepted)
     run.sms_unique = len(per_number)
     run.sms_dup_numbers = sum(1 for count in per_number.values() if count > 1)
     numbers_by_key: dict[str, set[str]] = defaultdict(set)
     for r in accepted:
         key = r["key"].split(":", 2)[2] if r["key"].startswith("batch:") else r["key"]
-        numbers_by_key[key].add(r["number"])
+        numbers_by_key[key].add(national(r["number"]))
     recipients = attempt_recipients(url, list(numbers_by_key))
     for key, numbers in numbers_by_key.items():
         person = recipients.get(key, "")
@@ -384,9 +412,14 @@ def check_keys(run: Run, records: list[dict[str, Any]], url: str) -> None:
             run.bad_keys += 1
 
 
+def national(number: str) -> str:
+    """A mainland number as the Aliyun and Tencent fakes report it (Twilio's ``To`` is E.164: +86…)."""
+    return number.removeprefix("+86")
+
+
 def diagnose(run: Run, records: list[dict[str, Any]], url: str) -> None:
     """How the SMS went out: numbers per accepted request, attempts tried again, and why."""
-    sizes = Counter((r["key"], r["at"]) for r in records if r["code"] in ("OK", "Ok"))
+    sizes = Counter((r["key"], r["at"]) for r in records if r["code"] in ACCEPTED)
     if sizes:
         run.per_request = (sum(sizes.values()) / len(sizes), max(sizes.values()))
     errors: Counter[str] = Counter()
@@ -432,7 +465,8 @@ def sms_providers(url: str) -> dict[str, int]:
 def fake_capacity(workdir: Path, args: argparse.Namespace) -> list[tuple[str, ...]]:
     """Each SMS fake alone, driven by its real SDK from this process with 6 threads (what the engine's
     asyncio.to_thread pool has on 2 cores): Aliyun 100 SendBatchSms of 100 personalised numbers, Tencent
-    2,000 one-number SendSms. The fake's CPU and its summed handling time show whether it can keep up."""
+    2,000 one-number SendSms, Twilio 2,000 Messages (the twilio client as the adapter builds it). The fake's
+    CPU and its summed handling time show whether it can keep up."""
     from alibabacloud_dysmsapi20170525 import models as ali_models
     from alibabacloud_dysmsapi20170525.client import Client as AliClient
     from alibabacloud_tea_openapi import models as open_api_models
@@ -442,6 +476,9 @@ def fake_capacity(workdir: Path, args: argparse.Namespace) -> list[tuple[str, ..
     from tencentcloud.common.profile.http_profile import HttpProfile
     from tencentcloud.sms.v20210111 import models as tc_models
     from tencentcloud.sms.v20210111.sms_client import SmsClient as TcClient
+
+    from dispatcher.channels.twilio import make_client
+    from dispatcher.config import Settings
 
     rows = [("fake", "requests", "numbers", "wall s", "req/s", "numbers/s", "fake CPU s", "fake busy s",
              "fake ms p50/p99/max", "client CPU s", "accepted")]
@@ -493,6 +530,19 @@ def fake_capacity(workdir: Path, args: argparse.Namespace) -> list[tuple[str, ..
             return str(tc.SendSms(request).SendStatusSet[0].Code)
 
         rows.append(drive(tencent, f"tencent SendSms x{n}", n, 1, tc_one))
+        tw_token = secrets.token_urlsafe(24)
+        twilio = Fake(procs, "twilio", "capacity-twilio", {"account_sid": TWILIO_ACCOUNT_SID, "auth_token": tw_token},
+                      workdir)
+        tw, _ = make_client(Settings(twilio_account_sid=TWILIO_ACCOUNT_SID, twilio_auth_token=tw_token,
+                                     twilio_from_number=TWILIO_FROM_NUMBER, twilio_api_base=twilio.url))
+        body = "【大县应急管理局】暴雨红色预警：" + "请立即组织转移。" * 6  # about the length of a rendered warning
+
+        def tw_one(i: int) -> str:
+            return str(tw.messages.create(
+                to=f"+86138{i:08d}", from_=TWILIO_FROM_NUMBER, body=body,
+                status_callback=f"http://127.0.0.1:8000/webhooks/twilio/status?attempt=capacity:{i}").status)
+
+        rows.append(drive(twilio, f"twilio Messages x{n}", n, 1, tw_one))
     finally:
         procs.stop_all()
     return rows
@@ -570,8 +620,8 @@ def stop_py_spy(started: list[tuple[Any, Path]], run: Run) -> None:
 
 
 PROFILED = "(dispatcher/"
-LIBRARIES = ("alibabacloud", "darabonba", "Tea/", "tencentcloud", "requests/", "urllib3/", "aiohttp/", "sqlalchemy/",
-             "psycopg/", "http/client", "json/")
+LIBRARIES = ("alibabacloud", "darabonba", "Tea/", "tencentcloud", "twilio/", "requests/", "urllib3/", "aiohttp/",
+             "sqlalchemy/", "psycopg/", "http/client", "json/")
 
 
 def short_frame(frame: str) -> str:
@@ -605,20 +655,27 @@ def verdict(run: Run) -> str:
 
 def table(runs: list[Run]) -> str:
     out: list[str] = []
-    fanouts = [r for r in runs if r.scenario == "fanout"]
-    if fanouts:
-        out.append(f"Fan-out: SMS via Aliyun (SendBatchSms) + IM via the simulator; target <= {TARGET_S['fanout']:g} s")
+    for scenario, title in (("fanout", "Fan-out: SMS via Aliyun (SendBatchSms) + IM via the simulator"),
+                            ("twilio", "Twilio: SMS via the twilio client (one Messages request each) + IM via "
+                                       "the simulator")):
+        fanouts = [r for r in runs if r.scenario == scenario]
+        if not fanouts:
+            continue
+        fake, short = SMS_FAKE[scenario], SMS_FAKE[scenario][:3]
+        out.append(f"{title}; target <= {TARGET_S[scenario]:g} s")
         rows = [("mode", "officials", "attempts", "202 ms", "first s", "SMS s", "IM s", "handover s", "att/s",
-                 "SMS sends/lookups", "IM req", "req/s", "recorded s", "engine CPU us/att", "db CPU us/att",
-                 "fake CPU s ali/sim", "ali busy s", "ali ms p50/max", "dups", "bad keys", "target")]
+                 "SMS sends/lookups" if scenario == "fanout" else "SMS req", "IM req", "req/s", "recorded s",
+                 "engine CPU us/att", "db CPU us/att", f"fake CPU s {short}/sim", f"{short} busy s",
+                 f"{short} ms p50/max", "dups", "bad keys", "target")]
         for r in fanouts:
             ms = r.fake_handle_ms
             rows.append((r.mode, str(r.officials), str(r.attempts), fmt(r.accepted_ms, ".0f"), fmt(r.first_s, ".2f"),
                          fmt(r.sms_s, ".2f"), fmt(r.im_s, ".2f"), fmt(r.handover_s, ".2f"), fmt(r.rate, ".0f"),
-                         f"{r.aliyun_sends}/{r.lookups}", str(r.im_requests), fmt(r.request_rate, ".0f"),
+                         f"{r.aliyun_sends}/{r.lookups}" if scenario == "fanout" else str(r.sms_requests),
+                         str(r.im_requests), fmt(r.request_rate, ".0f"),
                          fmt(r.recorded_s, ".2f"),
                          fmt(r.engine_cpu_us, ".0f"), fmt(r.db_cpu_us, ".0f"),
-                         f"{r.fake_cpu_s.get('aliyun', float('nan')):.2f}/{r.fake_cpu_s.get('sim', float('nan')):.2f}",
+                         f"{r.fake_cpu_s.get(fake, float('nan')):.2f}/{r.fake_cpu_s.get('sim', float('nan')):.2f}",
                          fmt(r.fake_busy_s, ".2f"), f"{fmt(ms.get('p50') or float('nan'), '.1f')}/"
                          f"{fmt(ms.get('max') or float('nan'), '.0f')}",
                          f"{r.sms_dup_numbers}+{r.im_dups}", str(r.bad_keys), verdict(r)))
@@ -664,11 +721,12 @@ def interrupted(*_: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", nargs="+", choices=["fakes", "fanout", "failover"],
+    parser.add_argument("--scenario", nargs="+", choices=["fakes", "fanout", "failover", "twilio"],
                         default=["fakes", "fanout", "failover"],
-                        help="fakes: the SMS fakes' own capacity, driven by their SDKs from this process (once)")
+                        help="fakes: the SMS fakes' own capacity, driven by their SDKs from this process (once); "
+                             "twilio (not in the default): SMS one request each through the twilio client")
     parser.add_argument("--mode", nargs="+", choices=["embedded", "celery"], default=["embedded", "celery"])
-    parser.add_argument("--officials", type=int, default=10_000, help="officials in the fan-out scenario")
+    parser.add_argument("--officials", type=int, default=10_000, help="officials in the fanout and twilio scenarios")
     parser.add_argument("--failover-officials", type=int, default=2_000, help="officials in the failover scenario")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (scenario, mode)")
     parser.add_argument("--aliyun-fault", choices=["503", "arrears"], default="503",
@@ -705,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
             for _ in range(args.repeat):
                 for scenario in [s for s in args.scenario if s != "fakes"]:
-                    officials = args.officials if scenario == "fanout" else args.failover_officials
+                    officials = args.failover_officials if scenario == "failover" else args.officials
                     print(f"running {scenario} {mode} with {officials} officials ...", file=sys.stderr, flush=True)
                     started = time.monotonic()
                     run = run_one(scenario, mode, officials, workdir, args, backends)

@@ -15,6 +15,10 @@ headers=)`` — a FastAPI TestClient or an httpx.Client::
     fake = FakeTwilio(); base = fake.start()     # -> JIAOYING_TWILIO_API_BASE
     ...; fake.status(client, sid, "delivered"); fake.inbound_sms(client, "+86...", "收到")
     fake.stop()
+
+As a process (benchmarks: the fake then has its own GIL): ``python -m tests.fakes.twilio_server --port P --config
+'{"account_sid": "AC...", "auth_token": "..."}'`` prints its URL and serves ``ServedTwilio`` (read-only
+``GET /_fake/summary`` and ``GET /_fake/arrivals``) until SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -33,6 +39,8 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.process import ServedProcess, serve_fake
 
 HOST = "127.0.0.1"
 _PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<kind>Messages|Calls)\.json$")
@@ -79,7 +87,7 @@ class FakeTwilio:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -104,7 +112,7 @@ class FakeTwilio:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self._server = ThreadingHTTPServer((HOST, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-twilio", daemon=True)
         self._thread.start()
@@ -258,3 +266,107 @@ class FakeTwilio:
         assert action.startswith(self.public_url), action
         return self.post_signed(client, action[len(self.public_url):],
                                 self.call_params(call, Digits=digits, FinishedOnKey=""))
+
+
+class ServedTwilio(ServedProcess, FakeTwilio):
+    """The fake as its own process (``python -m tests.fakes.twilio_server``), so a benchmark's engine does not
+    share its GIL. Besides the API it answers two read-only, unauthenticated introspection paths (the shapes of
+    ``ServedAliyun``'s):
+
+    ``GET /_fake/summary``   {"requests", "send_requests", "codes": {"201": accepted, "401": refused},
+                             "actions": {"Messages"|"Calls": accepted}, "accepted_numbers", "unique_numbers",
+                             "refused_numbers", "first_at", "last_new_at", "handle_s", "handle_ms": {"p50", "p99",
+                             "max"}} — counts of accepted Messages (one number each: Twilio sends one message a
+                             request); ``first_at``/``last_new_at``: time.time() of the first accepted message and
+                             of the last ``To`` accepted for the first time; ``refused_numbers``: requests refused
+                             401 (bad credentials); ``handle_s``: the summed wall time of the API requests
+    ``GET /_fake/arrivals``  {"messages": [{"at", "number", "key", "code", "sid"}]} — one record per accepted
+                             Messages request: ``number`` the ``To`` as sent (E.164), ``key`` the ``attempt`` query
+                             parameter of its ``StatusCallback`` (Twilio has no field for our id: the adapter puts
+                             the attempt key there), ``code`` "201", ``at`` time.time() on arrival
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handled: list[float] = []  # seconds each API request took to handle
+        self._cursor = 0  # how far into _received the summary has read
+        self._first_seen: dict[str, float] = {}
+        self._actions: dict[str, int] = {}
+
+    def start(self, port: int = 0) -> str:
+        url = super().start(port)
+        # FakeTwilio answers every GET 404 itself; here GET /_fake/... goes through _handle to _introspect.
+        assert self._server is not None
+        handler = self._server.RequestHandlerClass
+        stock_get = handler.do_GET  # type: ignore[attr-defined]
+        fake = self
+
+        def do_get(h: Any) -> None:
+            if urlsplit(h.path).path.startswith("/_fake/"):
+                fake._handle(h)
+            else:
+                stock_get(h)
+
+        handler.do_GET = do_get  # type: ignore[attr-defined]
+        return url
+
+    def _introspect(self, h: Any) -> None:
+        path = urlsplit(h.path).path
+        if path == "/_fake/summary":
+            h._answer(200, self.summary())
+        elif path == "/_fake/arrivals":
+            h._answer(200, {"messages": self.arrivals()})
+        else:
+            h._answer(404, {"code": 20404, "message": f"The requested resource {path} was not found", "status": 404})
+
+    @staticmethod
+    def attempt_key(received: Received) -> str:
+        """The ``attempt`` query parameter of the request's StatusCallback ("" without one)."""
+        query = urlsplit(received.first("StatusCallback")).query
+        return parse_qs(query).get("attempt", [""])[0]
+
+    def arrivals(self) -> list[dict[str, Any]]:
+        return [{"at": r.at, "number": r.to, "key": self.attempt_key(r), "code": "201", "sid": r.sid}
+                for r in self.messages()]
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            fresh, self._cursor = self._received[self._cursor:], len(self._received)
+            handled = sorted(self._handled)
+            for r in fresh:
+                self._actions[r.kind] = self._actions.get(r.kind, 0) + 1
+                if r.kind == "Messages" and r.at < self._first_seen.get(r.to, math.inf):
+                    self._first_seen[r.to] = r.at
+            accepted = self._actions.get("Messages", 0)
+            seen = self._first_seen.values()
+            return {"requests": len(handled), "send_requests": accepted + self.refused,
+                    "codes": {"201": accepted, "401": self.refused}, "actions": dict(self._actions),
+                    "accepted_numbers": accepted, "unique_numbers": len(self._first_seen),
+                    "refused_numbers": self.refused, "first_at": min(seen, default=None),
+                    "last_new_at": max(seen, default=None), "handle_s": sum(handled),
+                    "handle_ms": _quantiles_ms(handled)}
+
+
+def _quantiles_ms(ordered: list[float]) -> dict[str, float | None]:
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": ordered[len(ordered) // 2] * 1000, "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            * 1000, "max": ordered[-1] * 1000}
+
+
+def served_from_config(config: Mapping[str, Any]) -> ServedTwilio:
+    """A ServedTwilio from a JSON config: ``account_sid``, ``auth_token`` (the REST API's Basic auth) and
+    ``public_url`` (only for the callbacks the in-test helpers sign; the process posts none)."""
+    known = {"account_sid", "auth_token", "public_url"}
+    unknown = set(config) - known
+    if unknown:
+        raise SystemExit(f"twilio fake: unknown config keys {sorted(unknown)} (known: {sorted(known)})")
+    return ServedTwilio(**{k: str(config[k]) for k in known if k in config})
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve_fake("Twilio REST API (Messages, Calls)", served_from_config, argv)
+
+
+if __name__ == "__main__":
+    main()
