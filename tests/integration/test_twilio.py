@@ -382,6 +382,72 @@ def test_adapter_sends_sms_and_call_with_callbacks(fake: FakeTwilio, sms: Callab
     assert received.params["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
 
 
+class _ForwardProxy:
+    """A plain HTTP forward proxy on loopback that notes each request it carries (a county's outbound
+    proxy): it gets ``POST http://host/path`` and sends it on."""
+
+    def __init__(self) -> None:
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        carried = self.carried = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                target = urlsplit(self.path)
+                carried.append(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+                upstream.request("POST", target.path + (f"?{target.query}" if target.query else ""), body,
+                                 {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"})
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_outbound_proxy_of_the_environment_is_used_as_it_was_when_the_client_was_built(
+        fake: FakeTwilio, sms: Callable[..., TwilioSmsAdapter], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A county office reaches the internet through an HTTP proxy (HTTP_PROXY): every send goes
+    through it. The environment is read once, when the adapter is built (not again per message)."""
+    proxy = _ForwardProxy()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        adapter = sms()
+        monkeypatch.delenv("HTTP_PROXY")  # read once: changing it now changes nothing for this client
+        _send(adapter)
+        assert len(fake.messages()) == 1 and len(proxy.carried) == 1
+        assert proxy.carried[0].startswith(fake.url + "/2010-04-01/Accounts/")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the proxy is bypassed for a host NO_PROXY names
+        _send(sms())
+        assert len(fake.messages()) == 2 and len(proxy.carried) == 1
+    finally:
+        proxy.stop()
+
+
 def test_adapter_provider_500_is_transient(fake: FakeTwilio, sms: Callable[..., TwilioSmsAdapter]) -> None:
     fake.fail_next(500)
     with pytest.raises(TransientError):
