@@ -56,7 +56,7 @@ from dispatcher.db.tables import CalloutRow  # noqa: E402
 from dispatcher.domain.callouts import AckVia  # noqa: E402
 from dispatcher.domain.channels import Channel  # noqa: E402
 from dispatcher.domain.limits import parse_limits  # noqa: E402
-from dispatcher.runtime.limits import MARGIN  # noqa: E402
+from dispatcher.runtime.limits import SOLE_MARGIN as MARGIN  # noqa: E402  (the embedded worker's meter)
 from dispatcher.services import ack  # noqa: E402
 
 COUNTY = "610725"  # 勉县's code; the names are made up
@@ -318,6 +318,14 @@ def report(rig: Rig, t0: float, n: int, recalls: list[str], final_s: float, voic
         paced = _shares(voice, due_of, voice_rate * MARGIN, args.callee_spacing)
         out.append(f"  of which beyond the paced rate ({voice_rate * MARGIN:.2f}/s, {MARGIN:.0%} of the limit): "
                    f"p50 {percentile(paced, 50):.2f} s, p99 {percentile(paced, 99):.2f} s, max {max(paced):.2f} s")
+        # Where the calls fell behind: the longest pauses between two calls while calls were due.
+        pauses = sorted(((b.at_monotonic - a.at_monotonic, rel(a), step_of(a), step_of(b))
+                         for a, b in zip(voice, voice[1:], strict=False) if due_of(b) < a.at_monotonic), reverse=True)
+        slot = 1 / (voice_rate * MARGIN)
+        long_ones = [p for p in pauses if p[0] >= 1.5 * slot]  # a slot or more went unused
+        out.append(f"  pauses of 1.5 slots or more while calls were due: {len(long_ones)}"
+                   + (": longest " + ", ".join(f"{gap * 1000:.0f} ms at t={at:.1f} s (step {s1}->{s2})"
+                                               for gap, at, s1, s2 in long_ones[:5]) if long_ones else ""))
         if Channel.VOICE in limits:
             lim = limits[Channel.VOICE]
             p = pace([m.at_monotonic for m in voice], lim.count, lim.per_seconds)
