@@ -11,7 +11,6 @@ a test) reports the no-answer, which calls the person's next number.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import json
@@ -35,6 +34,7 @@ from .base import (
     error_for_status,
     parse_retry_after,
 )
+from .http import LoopSession, Reply
 from .registry import AdapterDeps, register
 
 __all__ = ["SimOutbox", "SimSent", "SimulatorAdapter"]
@@ -131,11 +131,10 @@ class SimulatorAdapter(ChannelAdapter):
         self.outbox = outbox
         self.endpoint = endpoint
         self.failures: dict[str, ChannelError] = dict(failures or {})
-        self._timeout = timeout
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._pending: list[ChannelError] = []
-        self._clients: _Clients | None = None
+        self._http = LoopSession(timeout)
 
     def fail_next(self, n: int = 1, error: ChannelError | None = None) -> None:
         """The next ``n`` sends raise ``error`` (default: a TransientError, as in an outage)."""
@@ -160,9 +159,7 @@ class SimulatorAdapter(ChannelAdapter):
         return None if response.status_code == 404 else SendResult(_provider_id(_checked(response)))
 
     async def aclose(self) -> None:
-        if self._clients is not None:
-            clients, self._clients = self._clients, None
-            await clients.aclose()
+        await self._http.aclose()
 
     def _maybe_fail(self, message: OutboundMessage) -> None:
         with self._lock:
@@ -179,15 +176,10 @@ class SimulatorAdapter(ChannelAdapter):
         data = json.dumps(body, ensure_ascii=False).encode()  # cheaper than aiohttp's json=
         return _provider_id(_checked(await self._request("POST", data=data, headers=_JSON)))
 
-    async def _request(self, method: str, **kwargs: Any) -> _Reply:
+    async def _request(self, method: str, **kwargs: Any) -> Reply:
         assert self.endpoint is not None
-        if self._clients is not None and not self._clients.usable():
-            self._clients.abandon()
-            self._clients = None
-        if self._clients is None:
-            self._clients = _Clients(self._timeout)
         try:
-            return await self._clients.request(method, self.endpoint, **kwargs)
+            return await self._http.request(method, self.endpoint, **kwargs)
         except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too
             raise TransientError(f"simulator endpoint timed out: {exc!r}") from exc
         except aiohttp.ClientError as exc:
@@ -197,79 +189,21 @@ class SimulatorAdapter(ChannelAdapter):
 _JSON = {"Content-Type": "application/json"}
 
 
-@dataclass(frozen=True)
-class _Reply:
-    """What we keep of an HTTP answer: read in full before the connection goes back to the pool."""
-
-    status_code: int
-    headers: Mapping[str, str]  # names in lower case; kept only for errors (Retry-After)
-    text: str
-
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-
-class _Clients:
-    """One keep-alive aiohttp session, made lazily inside the event loop that sends (the Engine's
-    own loop) and closed by ``aclose()`` in that same loop.
-
-    aiohttp rather than httpx: measured on 2 cores through dispatch.deliver() (64 at a time)
-    against tests/fakes/simserver.py in its own process, httpx cost ~970 us of CPU a request
-    (~1,000 requests/s, so 20,000 attempts took ~20 s client-side), aiohttp ~170-230 us
-    (~3,400-5,900 requests/s).
-    """
-
-    def __init__(self, timeout: float, size: int = 64) -> None:
-        self._loop = asyncio.get_running_loop()
-        # Per-read and connect timeouts, like httpx's: waiting for a pooled connection is not
-        # the provider's slowness, so there is no total deadline.
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=size, limit_per_host=size), timeout=self._timeout,
-            raise_for_status=False)
-
-    def usable(self) -> bool:
-        """False after the loop it was made in went away (an adapter reused by another asyncio.run)."""
-        try:
-            return asyncio.get_running_loop() is self._loop and not self._session.closed
-        except RuntimeError:
-            return False
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> _Reply:
-        async with self._session.request(method, url, **kwargs) as response:
-            text = (await response.read()).decode("utf-8", "replace")
-            headers = {} if response.status < 400 else {k.lower(): v for k, v in response.headers.items()}
-            return _Reply(response.status, headers, text)
-
-    async def aclose(self) -> None:
-        if asyncio.get_running_loop() is self._loop:
-            await self._session.close()
-        else:
-            self.abandon()
-
-    def abandon(self) -> None:
-        """Its loop is gone (or another one runs): drop the connections without awaiting anything
-        (on a loop already closed aiohttp can only leave the sockets to the garbage collector)."""
-        connector = self._session.connector
-        if connector is not None:
-            connector._close()  # noqa: SLF001 - aiohttp has no public synchronous close
-
-
-def _checked(response: _Reply) -> _Reply:
+def _checked(response: Reply) -> Reply:
     if error := error_for_status(response.status_code, f"simulator endpoint answered {response.status_code}",
                                  _retry_after(response)):
         raise error
     return response
 
 
-def _provider_id(response: _Reply) -> str:
+def _provider_id(response: Reply) -> str:
     try:
         return str(response.json()["id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise TransientError(f"simulator endpoint gave no id: {response.text[:200]!r}") from exc
 
 
-def _retry_after(response: _Reply) -> float | None:
+def _retry_after(response: Reply) -> float | None:
     return parse_retry_after(response.headers.get("retry-after"))
 
 

@@ -23,7 +23,6 @@ from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow
 from dispatcher.domain.channels import Channel
 from dispatcher.runtime.engine import Engine
-from dispatcher.runtime.limits import MARGIN
 from dispatcher.services.keys import create_key
 from dispatcher.services.site import load_site_files
 from tests.conftest import FIXED_NOW, Clock
@@ -113,6 +112,8 @@ def test_a_batch_providers_limit_counts_requests(county: str, clock: Clock, post
         engine.close()
     # 250 messages at "2 per second" would take two minutes; as 3 requests they take about one second.
     assert sorted(n for _, n in sms.requests) == [50, 100, 100]
-    gaps = [b - a for (a, _), (b, _) in zip(sms.requests, sms.requests[1:], strict=False)]
-    assert min(gaps) >= 1 / (2 * MARGIN) - 0.005, gaps  # never two requests closer than the limit allows
+    # never three requests in one second (the embedded meter keeps the window: a late request may
+    # come closer than 0.5 s to the next, but the third waits until the first's second is over)
+    times = [t for t, _ in sms.requests]
+    assert times[2] - times[0] >= 1.0, times
     assert time.monotonic() - started < 10
