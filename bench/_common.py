@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -349,3 +350,64 @@ def restart_postgres(server: Any, down: float = 0.0) -> None:
     time.sleep(down)
     start_postgres_again(server)
 
+
+# -- py-spy -------------------------------------------------------------------------------------
+
+def spy_on(pids: Iterable[int], prefix: Path, seconds: float = 120.0) -> list[tuple[Any, Path]]:
+    """py-spy on each process (non-idle threads, raw stacks, 100 Hz) until ``spied`` stops them."""
+    import subprocess
+
+    spy = Path(sys.executable).parent / "py-spy"
+    started = []
+    for pid in pids:
+        out = prefix.with_name(f"{prefix.name}-{pid}.txt")
+        proc = subprocess.Popen([str(spy), "record", "--nonblocking", "-p", str(pid), "-f", "raw", "-o", str(out),
+                                 "-d", str(int(seconds)), "-r", "100"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        started.append((proc, out))
+    time.sleep(0.5)
+    return started
+
+
+def spied(started: list[tuple[Any, Path]]) -> tuple[int, Counter[str], Counter[str]]:
+    """Stop the recorders: the samples, and per frame (``func (package/module.py)``) those it was the
+    innermost of (self) and those it was on the stack of (inclusive)."""
+    import signal
+    import subprocess
+
+    for proc, _ in started:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+    for proc, _ in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    own: Counter[str] = Counter()
+    under: Counter[str] = Counter()
+    total = 0
+    for _, out in started:
+        for line in out.read_text(errors="replace").splitlines() if out.exists() else []:
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            samples = int(count)
+            total += samples
+            frames = [short_frame(f) for f in stack.split(";")]
+            own[frames[-1]] += samples
+            for frame in set(frames):
+                under[frame] += samples
+    return total, own, under
+
+
+def short_frame(frame: str) -> str:
+    """``func (path:line)`` as ``func (package/module.py)``: the path from site-packages/ or the project root."""
+    root = str(Path(__file__).resolve().parent.parent)
+    name, _, where = frame.partition(" (")
+    path = where.split(":")[0].rstrip(")")
+    for anchor in ("site-packages/", "/lib/python3.11/", f"{root}/"):
+        if anchor in path:
+            path = path.split(anchor, 1)[1]
+            break
+    return f"{name} ({path})"

@@ -80,13 +80,11 @@ compete with the engine for them. Repeat before concluding.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -97,7 +95,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import machine  # bench/_common.py
+from _common import machine, spied, spy_on  # bench/_common.py
 from fanout import (  # bench/fanout.py, beside this script (it puts the project root on sys.path)
     PY,
     ROOT,
@@ -570,45 +568,12 @@ def drive(fake: Fake, what: str, count: int, per: int, send: Any) -> tuple[str, 
 # -- py-spy ------------------------------------------------------------------------------------
 
 def start_py_spy(roots: list[int], workdir: Path, run: Run, args: argparse.Namespace) -> list[tuple[Any, Path]]:
-    spy = Path(sys.executable).parent / "py-spy"
-    started = []
-    pids = [pid for root in roots for pid in tree_pids(root)]
-    for pid in pids:
-        out = workdir / f"py-spy-{run.scenario}-{run.mode}-{pid}.txt"
-        proc = subprocess.Popen([str(spy), "record", "--nonblocking", "-p", str(pid), "-f", "raw", "-o", str(out),
-                                 "-d", str(int(args.py_spy_seconds)), "-r", "100"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        started.append((proc, out))
-    time.sleep(0.5)
-    return started
+    return spy_on([pid for root in roots for pid in tree_pids(root)],
+                  workdir / f"py-spy-{run.scenario}-{run.mode}", args.py_spy_seconds)
 
 
 def stop_py_spy(started: list[tuple[Any, Path]], run: Run) -> None:
-    for proc, _ in started:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
-    for proc, _ in started:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    leaf: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for _, out in started:
-        if not out.exists():
-            continue
-        for line in out.read_text(errors="replace").splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not count.isdigit():
-                continue
-            samples = int(count)
-            total += samples
-            frames = [short_frame(f) for f in stack.split(";")]
-            leaf[frames[-1]] += samples
-            for frame in set(frames):
-                inclusive[frame] += samples
+    total, leaf, inclusive = spied(started)
     if not total:
         run.notes.append("py-spy recorded nothing (ptrace not permitted?)")
         return
@@ -622,17 +587,6 @@ def stop_py_spy(started: list[tuple[Any, Path]], run: Run) -> None:
 PROFILED = "(dispatcher/"
 LIBRARIES = ("alibabacloud", "darabonba", "Tea/", "tencentcloud", "twilio/", "requests/", "urllib3/", "aiohttp/",
              "sqlalchemy/", "psycopg/", "http/client", "json/")
-
-
-def short_frame(frame: str) -> str:
-    """``func (path:line)`` as ``func (package/module.py)``: the path from site-packages/ or the project root."""
-    name, _, where = frame.partition(" (")
-    path = where.split(":")[0].rstrip(")")
-    for anchor in ("site-packages/", "/lib/python3.11/", f"{ROOT}/"):
-        if anchor in path:
-            path = path.split(anchor, 1)[1]
-            break
-    return f"{name} ({path})"
 
 
 # -- output ------------------------------------------------------------------------------------

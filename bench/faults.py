@@ -87,7 +87,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.support and tests.fakes when run as bench/faults.py
 
-from _common import fmt, machine, percentile, render, restart_postgres  # noqa: E402
+from _common import fmt, machine, percentile, render, restart_postgres, spied, spy_on  # noqa: E402
 from fanout import (  # noqa: E402 - bench/fanout.py starts the same processes
     AGENCY,
     PY,
@@ -101,6 +101,7 @@ from fanout import (  # noqa: E402 - bench/fanout.py starts the same processes
     prepare,
     start_backends,
     start_sim,
+    tree_pids,
     wait_for,
     warm_up_workers,
     warning_body,
@@ -539,11 +540,14 @@ def acks(run: Run) -> None:
     done = threading.Event()
     sampler = threading.Thread(target=sample_waits, args=(run.url, done, waits), daemon=True)
     sampler.start()
+    spies = spy_on(tree_pids(run.api_proc.pid), run.workdir / "py-spy-api") if PY_SPY else []
     try:
         run.acks = asyncio.run(burst(f"{run.api}/webhooks/twilio/sms", run.twilio_token, phones))
     finally:
         done.set()
         sampler.join(timeout=10)
+        if spies:
+            run.row.notes.append(busiest_frames(spies))
     n = len(phones)
     api_ms = (cpu_seconds([run.api_proc.pid]) - api0) / n * 1000
     pg_ms = (cpu_seconds([pg_root]) - pg0) / n * 1000
@@ -553,6 +557,16 @@ def acks(run: Run) -> None:
     run.row.notes.append(f"CPU per reply: API process {api_ms:.1f} ms, PostgreSQL {pg_ms:.1f} ms; PostgreSQL "
                          f"sessions per sample (every 50 ms) by what they were doing: {top or '-'}")
     run.wait_finished()
+
+
+def busiest_frames(started: list[tuple[Any, Path]], top: int = 25) -> str:
+    total, own, under = spied(started)
+    if not total:
+        return "py-spy recorded nothing (ptrace not permitted?)"
+    lines = [f"py-spy, API processes during the burst: {total} samples"]
+    lines += [f"  self {100 * c / total:5.1f}%  {f}" for f, c in own.most_common(top)]
+    lines += [f"  incl {100 * c / total:5.1f}%  {f}" for f, c in under.most_common(top)]
+    return "\n".join(lines)
 
 
 def sample_waits(url: str, done: threading.Event, waits: Counter[str]) -> None:
@@ -888,6 +902,7 @@ def table(rows: list[Row]) -> str:
 
 
 API_PROCESSES = 1  # API processes behind the port (jiaoying serve --workers)
+PY_SPY = False  # acks: sample the API processes with py-spy during the burst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -897,9 +912,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, site files)")
     parser.add_argument("--api-processes", type=int, default=1, help="jiaoying serve --workers (default 1)")
+    parser.add_argument("--py-spy", action="store_true", help="acks: sample the API processes during the burst "
+                                                              "(py-spy, 100 Hz) and print the busiest frames")
     args = parser.parse_args(argv)
-    global API_PROCESSES
-    API_PROCESSES = args.api_processes
+    global API_PROCESSES, PY_SPY
+    API_PROCESSES, PY_SPY = args.api_processes, args.py_spy
 
     signal.signal(signal.SIGTERM, interrupted)
     size = QUICK if args.quick else FULL
