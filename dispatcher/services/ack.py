@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +20,16 @@ from sqlalchemy.orm import Session
 from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event, append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
-from ..domain.callouts import ACKABLE_STATES, QUESTIONING, TELLING, AckVia, CalloutState, Purpose, step_from_json
+from ..domain.callouts import (
+    ACKABLE_STATES,
+    OPEN_STATES,
+    QUESTIONING,
+    TELLING,
+    AckVia,
+    CalloutState,
+    Purpose,
+    step_from_json,
+)
 from ..domain.escalation import AckDecision, CalloutFacts, Recall, acknowledge, ignored_outcome
 from ..domain.escalation import recall as recall_rule
 from ..domain.record import EventKind
@@ -68,9 +78,9 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
     site = current_site(session)
     people_of = [site.people_with_phone(r.phone) for r in replies]
     everyone = sorted({p for people in people_of for p in people})
-    contacts = _contacts(session, everyone)  # (person, channel, reached) -> call-out ids
+    contacts = _contacts(session, everyone, now)  # (person, channel, reached) -> call-out ids
     codes = {r.code for r in replies if r.code}
-    coded = _by_code(session, codes, everyone) if codes else {}
+    coded = _by_code(session, codes, everyone, now) if codes else {}
     wanted: list[list[int]] = []
     for reply, people in zip(replies, people_of, strict=True):
         if reply.code:
@@ -99,23 +109,36 @@ def acknowledge_replies(session: Session, now: datetime, replies: list[Reply]) -
 _ASKING = AttemptRow.purpose.not_in([p.value for p in TELLING | QUESTIONING])
 
 
-def _contacts(session: Session, people: list[str]) -> dict[tuple[str, str | None, bool], set[int]]:
-    """Every call-out that sent these people an attempt: by (person, channel, reached) and, for
-    codes, by (person, None, False) whatever the channel or status."""
+# What a reply can be about: call-outs still open, and those started within the last three days (an
+# unreached official answering late, a second "收到" to a call-out already closed). Not a person's
+# whole history: last month's unreached call-outs stay as they were, no old record is written to,
+# and a reply's work does not grow with the years (nor can a 4-digit code match a call-out of long ago).
+REPLY_WINDOW = timedelta(days=3)
+
+
+def _current(now: datetime) -> Any:
+    return CalloutRow.state.in_([s.value for s in OPEN_STATES]) | (CalloutRow.started_at >= now - REPLY_WINDOW)
+
+
+def _contacts(session: Session, people: list[str],
+              now: datetime) -> dict[tuple[str, str | None, bool], set[int]]:
+    """Every current call-out that sent these people an attempt: by (person, channel, reached) and,
+    for codes, by (person, None, False) whatever the channel or status."""
     found: dict[tuple[str, str | None, bool], set[int]] = {}
     connection = session.connection()  # plain rows: the ORM's row processing was a third of a batch
     for start in range(0, len(people), 900):
         for person, channel, status, callout in connection.execute(
                 select(AttemptRow.recipient_id, AttemptRow.channel, AttemptRow.status, AttemptRow.callout_id)
-                .where(AttemptRow.recipient_id.in_(people[start:start + 900]), _ASKING)):
+                .join(CalloutRow, CalloutRow.id == AttemptRow.callout_id)
+                .where(AttemptRow.recipient_id.in_(people[start:start + 900]), _ASKING, _current(now))):
             found.setdefault((person, None, False), set()).add(callout)
             if status in REACHED:
                 found.setdefault((person, channel, True), set()).add(callout)
     return found
 
 
-def _by_code(session: Session, codes: set[str], people: list[str]) -> dict[str, list[tuple[int, str]]]:
-    """Call-outs with one of these codes that are these people's own or sent them an attempt."""
+def _by_code(session: Session, codes: set[str], people: list[str], now: datetime) -> dict[str, list[tuple[int, str]]]:
+    """Current call-outs with one of these codes that are these people's own or sent them an attempt."""
     found: dict[str, list[tuple[int, str]]] = {}
     connection = session.connection()
     for start in range(0, len(people), 900):
@@ -123,7 +146,8 @@ def _by_code(session: Session, codes: set[str], people: list[str]) -> dict[str, 
         contacted = select(AttemptRow.callout_id).where(AttemptRow.recipient_id.in_(chunk), _ASKING).scalar_subquery()
         for callout, person, code in connection.execute(
                 select(CalloutRow.id, CalloutRow.person_id, CalloutRow.ack_code).where(
-                    CalloutRow.ack_code.in_(codes), CalloutRow.person_id.in_(chunk) | CalloutRow.id.in_(contacted))):
+                    CalloutRow.ack_code.in_(codes), _current(now),
+                    CalloutRow.person_id.in_(chunk) | CalloutRow.id.in_(contacted))):
             if (callout, person) not in found.get(code, []):
                 found.setdefault(code, []).append((callout, person))
     return found

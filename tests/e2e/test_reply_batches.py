@@ -51,3 +51,27 @@ def test_replies_arriving_together_are_taken_in_order_with_their_own_outcomes(ha
     assert kept == 5  # every reply once, the duplicate not at all
     assert kinds.count("acknowledged") == 2 and kinds.count("inbound_sms") == 4
     harness.reply_sms("zhou", "收到")
+
+
+def test_a_reply_concerns_the_current_call_outs_not_every_past_one(harness: Harness, engine: Engine) -> None:
+    """An official's history must not answer for today: a "收到" to this week's warning must not close
+    (late) last week's unreached call-outs that 孙 was asked about as their superior, nor write
+    "answer ignored" onto the record of every warning he ever acknowledged — which also made every
+    reply's work grow with the years (the production acknowledgement bench: ~200 old attempts a person)."""
+    old = harness.post(identifier="OLD-ACKED")
+    harness.expect("sun", "sms", "alert")
+    assert harness.reply_sms("sun", "收到").outcome == "acknowledged"  # last week: 孙 answered …
+    harness.advance(hours=2)  # … 周 and 郑 never did: unreached, and 孙 was asked about them
+    assert {harness.states()[p] for p in ("zhou", "zheng")} == {"unreached"}
+    harness.advance(days=8)
+    new = harness.post(identifier="NEW")
+    harness.expect("sun", "sms", "alert")
+    result = harness.reply_sms("sun", "收到")
+    assert result.outcome == "acknowledged" and result.records == [new]
+    with transaction(harness.url) as session:
+        old_kinds = [e.kind for e in record_repo.events(session, old)]
+    assert "ack_ignored" not in old_kinds  # the old record is left as it was
+    # a second "收到" today: already acknowledged (today's), not "nothing open"
+    assert harness.reply_sms("sun", "收到").outcome == "already_acknowledged"
+    harness.settle()
+    harness.unclaimed.clear()  # the rest of both ladders (周 and 郑 are still being chased today)
