@@ -21,6 +21,8 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from .cli_lang import LangOption, checked_lang
+
 if TYPE_CHECKING:
     from .services.assessment import Assessment, Translate
 
@@ -31,7 +33,7 @@ def report(
     xlsx: Annotated[Path | None, typer.Option("--xlsx", help="also write the workbook (.xlsx) here")] = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="also write a CSV (UTF-8 with BOM) here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
-    lang: Annotated[str, typer.Option("--lang", help="zh (default) or en")] = "zh",
+    lang: LangOption = "zh",
 ) -> None:
     """Period assessment (考核): per town, role and person — warnings, call-outs, acknowledged within
     5/15/30 minutes, by someone else, unreached, median time to acknowledge; by month; the people most
@@ -43,8 +45,7 @@ def report(
     from .services.errors import NotReady
     from .services.site import current_site
 
-    if lang not in ("zh", "en"):
-        raise fail(escape(f"--lang must be zh or en, not {lang!r}"))
+    checked_lang(lang)
     missing = [name for name, value in (("--from", start), ("--to", end)) if value is None]
     if missing:
         raise fail(("缺少 " if lang == "zh" else "missing ") + " ".join(missing)

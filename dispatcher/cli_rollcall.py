@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_lang import LangOption, checked_lang, word
 from .db.session import transaction
 from .db.tables import WarningRow
 
@@ -32,18 +33,9 @@ _WORDS = {
 
 
 def _w(key: str, lang: str) -> str:
-    return _WORDS[key][0 if lang == "zh" else 1]
+    return word(_WORDS, key, lang)
 
 
-LangOption = Annotated[str, typer.Option("--lang", help="zh (default) or en")]
-
-
-def _lang(lang: str) -> str:
-    from .cli import fail
-
-    if lang not in ("zh", "en"):
-        raise fail(escape(f"--lang must be zh or en, not {lang!r}"))
-    return lang
 
 
 @rollcall_app.command("start")
@@ -57,7 +49,7 @@ def start(
     from .services import rollcalls
     from .services.errors import NotReady
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     url = database_url()
     try:
         with transaction(url) as session:
@@ -80,7 +72,7 @@ def list_rollcalls(
     from .services import rollcalls
     from .services.site import current_site
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     with transaction(database_url(), write=False) as session:
         rows = rollcalls.history(session, max(1, min(limit, 500)))
         tz = current_site(session).tz if rows else None
@@ -107,7 +99,7 @@ def show(
     from .cli import database_url, fail
     from .services import rollcalls
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     with transaction(database_url(), write=False) as session:
         try:
             results = rollcalls.results(session, rollcall_id)

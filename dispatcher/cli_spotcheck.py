@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_lang import LangOption, checked_lang, word
 from .db.session import transaction
 
 spotcheck_app = typer.Typer(help="六问 spot-checks (抽查): start one, list them, show the answers, preview or "
@@ -52,23 +53,14 @@ _MARK = {"yes": ("是", "yes"), "no": ("否", "no"), None: ("—", "-")}
 
 
 def _w(key: str, lang: str) -> str:
-    return _WORDS[key][0 if lang == "zh" else 1]
+    return word(_WORDS, key, lang)
 
 
-LangOption = Annotated[str, typer.Option("--lang", help="zh (default) or en")]
 CheckOption = Annotated[str | None, typer.Option("--check", help="the spot-check's id in checks.yaml (default: the "
                                                                  "first)")]
 SizeOption = Annotated[int | None, typer.Option("--size", help="how many people to draw (default: checks.yaml's)")]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="the draw's seed, a whole number (default: random; "
                                                                "printed either way)")]
-
-
-def _lang(lang: str) -> str:
-    from .cli import fail
-
-    if lang not in ("zh", "en"):
-        raise fail(escape(f"--lang must be zh or en, not {lang!r}"))
-    return lang
 
 
 def _problem(exc: Exception, lang: str, **given: Any) -> str:
@@ -106,7 +98,7 @@ def start(check: CheckOption = None, size: SizeOption = None, seed: SeedOption =
     from .services.errors import NotReady
     from .services.warnings import possible_id
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     url = database_url()
     if warning is not None and not possible_id(warning):
         raise fail(escape(f"no warning {warning[:40]!r}" if lang == "en" else f"没有预警 {warning[:40]}"))
@@ -144,7 +136,7 @@ def preview(check: CheckOption = None, size: SizeOption = None, seed: SeedOption
     from .services.errors import NotReady
     from .services.site import current_site
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     try:
         with transaction(database_url(), write=False) as session:
             spotcheck, sample, seed = spotchecks.preview(session, check, now(), size, seed)
@@ -189,7 +181,7 @@ def list_spotchecks(
     from .services import spotchecks
     from .services.site import current_site
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     with transaction(database_url(), write=False) as session:
         results = spotchecks.history(session, max(1, min(limit, 500)))
         tz = current_site(session).tz if results else None
@@ -231,7 +223,7 @@ def show(
     from .cli import database_url
     from .services.site import current_site
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     with transaction(database_url(), write=False) as session:
         r = _result(session, spotcheck_id, lang)
         tz = current_site(session).tz
@@ -307,7 +299,7 @@ def audit(
     from .domain.spotcheck import draw
     from .services.site import current_site
 
-    lang = _lang(lang)
+    lang = checked_lang(lang)
     with transaction(database_url(), write=False) as session:
         r = _result(session, spotcheck_id, lang)
         site = current_site(session)
