@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -21,7 +22,7 @@ from ...db.session import transaction
 from ...links import LinkClaims, LinkError, check_csrf, csrf_for, read_token
 from ...rendering import BEIJING
 from ...services import ack_links
-from ..deps import ClockDep, SettingsDep, UnitOfWorkDep
+from ..deps import ClockDep, SettingsDep, UnitOfWork, UnitOfWorkDep
 
 router = APIRouter(tags=["links"])
 
@@ -92,8 +93,15 @@ async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock
                       "Forbidden: confirm with the button on the page.", advice="请重新打开短信或消息中的链接。")
     ip = request.client.host if request.client else None
     agent = request.headers.get("user-agent", "")[:300]
-    if any(key.startswith("q") and key[1:].isdigit() for key in form):  # a spot-check's questionnaire
-        answers = {key: value for key, value in form.items() if isinstance(value, str)}
+    answers = {key: value for key, value in form.items() if isinstance(value, str)}
+    # The database work in the thread pool: on the event loop it held every other request meanwhile.
+    return await run_in_threadpool(_record, settings, uow, now, token, claims, answers, ip, agent)
+
+
+def _record(settings: Settings, uow: UnitOfWork, now: datetime, token: str, claims: LinkClaims,
+            answers: dict[str, str], ip: str | None, agent: str) -> HTMLResponse:
+    """The confirmation (or a spot-check's questionnaire) written, and the page that says so."""
+    if any(key.startswith("q") and key[1:].isdigit() for key in answers):  # a spot-check's questionnaire
         try:
             with uow as session:
                 done = ack_links.answer(session, now, claims, answers, ip, agent)
@@ -101,8 +109,9 @@ async def ack_confirm(token: str, request: Request, settings: SettingsDep, clock
             with transaction(settings.database_url, write=False) as session:
                 found = ack_links.look_up(session, claims)
             assert found is not None
-            return _page("ack_confirm.html", 422, csrf=csrf_for(settings, token), state_closed=found.closed,
-                         problem=f"请逐项选择“是”或“否”：第{exc}问未作答。", **found.view.fields())
+            return _page("ack_confirm.html", 422, csrf=csrf_for(settings, token),
+                         state_closed=found.closed, problem=f"请逐项选择“是”或“否”：第{exc}问未作答。",
+                         **found.view.fields())
     else:
         with uow as session:
             done = ack_links.confirm(session, now, claims, ip, agent)
