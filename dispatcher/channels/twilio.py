@@ -73,7 +73,7 @@ class _HttpClient(AsyncHttpClient):
     another REST base, a default timeout, and the Retry-After of a 429/503 answer (TwilioRestException
     drops headers), kept for the task that sent.
 
-    The environment (HTTPS_PROXY / NO_PROXY, REQUESTS_CA_BUNDLE / SSL_CERT_FILE) is read once, when the
+    The environment (HTTPS_PROXY / NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE) is read once, when the
     client is built. The stock requests-based client read it again for every message, and cost
     ~1 ms of CPU a send in threads: 10,000 texts took 26 s in the embedded mode."""
 
@@ -136,9 +136,13 @@ def make_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> tuple[C
     return Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http), http
 
 
+# What the HTTP layer raises when Twilio could not be reached or did not answer in time.
+_UNREACHABLE = (aiohttp.ClientError, TimeoutError, ConnectionError)
+
+
 def classify(exc: Exception, retry_after: float | None = None) -> TransientError | PermanentError | ConfigurationError:
     """The engine's view of an exception raised by the twilio client."""
-    if isinstance(exc, aiohttp.ClientError | TimeoutError | ConnectionError):
+    if isinstance(exc, _UNREACHABLE):
         return TransientError(f"twilio unreachable: {type(exc).__name__}: {exc}")
     status = getattr(exc, "status", None)
     code = getattr(exc, "code", None)
@@ -173,7 +177,7 @@ class _TwilioAdapter(ChannelAdapter):
             raise PermanentError(f"{message.to.person_id} has no phone number")
         try:
             return await self._create(message)
-        except (aiohttp.ClientError, TimeoutError, ConnectionError, TwilioException) as exc:
+        except (*_UNREACHABLE, TwilioException) as exc:
             raise classify(exc, self._http.last_retry_after()) from exc
 
     @abstractmethod

@@ -5,12 +5,16 @@ Outages and provider errors are checked at the adapter level."""
 from __future__ import annotations
 
 import asyncio
+import http.client
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -387,10 +391,6 @@ class _ForwardProxy:
     proxy): it gets ``POST http://host/path`` and sends it on."""
 
     def __init__(self) -> None:
-        import http.client
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlsplit
-
         carried = self.carried = []
 
         class Handler(BaseHTTPRequestHandler):
@@ -417,8 +417,6 @@ class _ForwardProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        import threading
-
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
