@@ -416,6 +416,7 @@ def serve(
 
     from .api.app import create_app
     from .clock import system_clock
+    from .gcpause import tune_for_service
     from .runtime.embedded import EmbeddedRuntime, default_adapters
 
     settings = server_settings()
@@ -435,7 +436,9 @@ def serve(
     runtime = None if settings.broker_url else EmbeddedRuntime(settings, clock, default_adapters(settings))
     mode = "production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None else "embedded"
     err.print(f"jiaoying serve: {mode}; database {database}")
-    uvicorn.run(create_app(settings, clock=clock, runtime=runtime), **options)
+    server_app = create_app(settings, clock=clock, runtime=runtime)
+    tune_for_service()
+    uvicorn.run(server_app, **options)
 
 
 @app.command()
@@ -443,6 +446,7 @@ def scheduler(interval: Annotated[float, typer.Option(help="seconds between pass
     """Production timer loop: apply warnings, run due steps, wake the Celery workers."""
     import logging
 
+    from .gcpause import tune_for_service
     from .runtime.scheduler import run_scheduler
 
     settings = get_settings()
@@ -453,6 +457,7 @@ def scheduler(interval: Annotated[float, typer.Option(help="seconds between pass
     database_url(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     refuse_missing_providers(settings)
+    tune_for_service()
     run_scheduler(settings, interval)
 
 

@@ -28,6 +28,7 @@ from celery import Celery, signals
 from ..channels.simulator import SimOutbox
 from ..clock import system_clock
 from ..config import get_settings
+from ..gcpause import tune_for_service
 from ..services.providers import SIMULATOR_HINT, startup_problems
 from .embedded import default_adapters
 from .engine import Engine
@@ -167,5 +168,7 @@ def _poll_database(stop: threading.Event) -> None:
 
 @signals.worker_process_init.connect
 def _start_polling(**_: object) -> None:
-    """In each pool process, after the fork: keep sending while the broker is away."""
+    """In each pool process, after the fork: keep sending while the broker is away (and collect
+    garbage as a service does, see gcpause)."""
+    tune_for_service()
     threading.Thread(target=_poll_database, args=(threading.Event(),), name="jiaoying-poll", daemon=True).start()

@@ -36,9 +36,13 @@ def production_app() -> FastAPI:
     environment (an unsafe secret refused), the system clock, no engine in the process."""
     from ..clock import system_clock
 
+    from ..gcpause import tune_for_service
+
     settings = get_settings()
     settings.require_safe_secret()
-    return create_app(settings, clock=system_clock(settings))
+    app = create_app(settings, clock=system_clock(settings))
+    tune_for_service()
+    return app
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utc_now,
