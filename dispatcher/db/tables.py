@@ -272,7 +272,7 @@ class CalloutRow(Base):
         Index("ix_callouts_started_at", "started_at"),  # the period assessment reads a date range
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))  # the message that started it
+    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"), index=True)  # the message that started it
     record_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"), index=True)  # the event's first alert
     person_id: Mapped[str] = mapped_column(String(64))
     plan_id: Mapped[str] = mapped_column(String(64))

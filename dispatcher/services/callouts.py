@@ -181,7 +181,11 @@ def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> N
     applied.started = session.scalar(
         select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
     # From the database, like ``started``: a start resumed after a crash did not see the earlier parts.
+    # Looked up by the people this warning called (indexed), not by the closed reason (not indexed:
+    # that scanned every call-out of the county's history for each warning applied).
+    called = select(CalloutRow.person_id).where(CalloutRow.warning_id == row.id).scalar_subquery()
     applied.superseded = sorted(session.scalars(select(CalloutRow.id).where(
+        CalloutRow.person_id.in_(called), CalloutRow.state == CalloutState.CANCELLED,
         CalloutRow.closed_reason.like(f"superseded by {row.id} (%"))))
     row.applied_at, row.apply_error, row.apply_retry_at = now, None, None
     data: dict[str, Any] = {

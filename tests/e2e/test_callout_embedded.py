@@ -129,11 +129,17 @@ def test_a_red_warning_supersedes_an_orange_one_for_the_same_officials(harness: 
     from sqlalchemy import select
 
     from dispatcher.db.session import transaction
-    from dispatcher.db.tables import CalloutRow
+    from dispatcher.db.tables import CalloutRow, EventRow
 
     with transaction(harness.url) as session:
         orange = session.scalars(select(CalloutRow).where(CalloutRow.level == "orange")).one()
     assert orange.state == "cancelled" and orange.closed_reason.startswith("superseded by")
+    with transaction(harness.url) as session:  # the red warning's APPLIED event names what it superseded
+        red = session.scalars(select(CalloutRow).where(CalloutRow.level == "red",
+                                                       CalloutRow.person_id == "sun")).one()
+        applied = session.scalars(select(EventRow).where(EventRow.warning_id == red.record_id,
+                                                         EventRow.kind == "applied")).all()
+    assert [e.data["superseded"] for e in applied if e.data["warning"] == red.warning_id] == [[orange.id]]
     # the orange plan's 10-minute voice step never runs: the red one governs 孙镇长 now
     harness.reply_sms("sun", "收到")
     harness.reply_sms("zhou", "收到")
