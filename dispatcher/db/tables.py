@@ -267,7 +267,7 @@ class CalloutRow(Base):
 
     __tablename__ = "callouts"
     __table_args__ = (
-        Index("ix_callouts_due", "state", "next_due"),
+        Index("ix_callouts_due", "state", "next_due", "priority"),  # the due claim picks from it alone
         Index("ix_callouts_person_state", "person_id", "state"),
         Index("ix_callouts_started_at", "started_at"),  # the period assessment reads a date range
     )
@@ -304,7 +304,6 @@ class AttemptRow(Base):
     key) exists before the provider is called; the worker claims it, sends, and records."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_queue", "status", "priority", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     callout_id: Mapped[int] = mapped_column(ForeignKey("callouts.id"), index=True)
@@ -331,6 +330,12 @@ class AttemptRow(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+# The claim's order: red first, then oldest. Priority descending in the index itself: with
+# (status, priority, id) a claim read and sorted every queued attempt of the top priority for each
+# batch of 500 (ORDER BY priority DESC, id mixes directions), 10 ms a claim in a 20,000-attempt fan-out.
+Index("ix_attempts_queue", AttemptRow.status, AttemptRow.priority.desc(), AttemptRow.id)
 
 
 class InboundRow(Base):
