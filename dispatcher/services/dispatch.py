@@ -73,6 +73,8 @@ class Job:
     step_index: int = 0  # the step of the call-out it belongs to (-1: an update or cancel notice)
     number: int = 0  # which of the recipient's numbers a call is to (0: the first)
     without: tuple[str, ...] = ()  # channels and providers its drill took out (services/drills.py)
+    looked: float = 0.0  # time.monotonic() when its claim began: the claim is a last look (handover.py)
+    answered: bool = False  # its call-out was already closed when claimed: it must not go
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
                lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None,
                channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
                number_limits: Sequence[RateLimit] = ()) -> list[Job]:
+    looked = time.monotonic()  # the claim sees the attempts still queued and their call-outs' state
     ids = claim_queued_attempts(session, now, limit, worker, lease,
                                 [c.value for c in channels] if channels is not None else None, callee_spacing,
                                 [(int(n.count), timedelta(seconds=n.per_seconds)) for n in number_limits])
@@ -116,7 +119,7 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
         callout = callouts[attempt.callout_id]
         content = contents.get(callout.record_id) or contents.setdefault(
             callout.record_id, newest(session, callout.record_id))
-        job = _job(site, attempt, callout, content, settings, now)
+        job = _job(site, attempt, callout, content, settings, now, looked)
         jobs.append(replace(job, without=cuts[callout.record_id]) if callout.record_id in cuts else job)
     # Red first: paced slots are handed out in this order.
     return sorted(jobs, key=lambda j: (-j.message.level.rank, j.attempt_id))
@@ -125,7 +128,7 @@ def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
 _ATTEMPT_COLUMNS = (AttemptRow.id, AttemptRow.callout_id, AttemptRow.key, AttemptRow.channel, AttemptRow.purpose,
                     AttemptRow.recipient_id, AttemptRow.number, AttemptRow.step_index, AttemptRow.tries)
 _CALLOUT_COLUMNS = (CalloutRow.id, CalloutRow.person_id, CalloutRow.record_id, CalloutRow.level,
-                    CalloutRow.ack_code, CalloutRow.drill)
+                    CalloutRow.ack_code, CalloutRow.drill, CalloutRow.state)
 
 
 def _in_chunks(session: Session, columns: tuple[Any, ...], key: Any, ids: list[int]) -> list[Row[Any]]:
@@ -136,7 +139,7 @@ def _in_chunks(session: Session, columns: tuple[Any, ...], key: Any, ids: list[i
 
 
 def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, settings: Settings | None,
-         now: datetime) -> Job:
+         now: datetime, looked: float = 0.0) -> Job:
     recipient = site.people.get(attempt.recipient_id)
     official = site.people.get(callout.person_id)
     channel, purpose = Channel(attempt.channel), Purpose(attempt.purpose)
@@ -155,7 +158,8 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
     )
     own = attempt.recipient_id == callout.person_id and attempt.step_index >= 0
     return Job(attempt.id, callout.id, callout.record_id, own, message, retried=attempt.tries > 1,
-               step_index=attempt.step_index, number=attempt.number)
+               step_index=attempt.step_index, number=attempt.number, looked=looked,
+               answered=moot(purpose, CalloutState(callout.state)))
 
 
 def _address(person: Person | None, person_id: str, channel: Channel, number: int = 0) -> Address:
@@ -200,6 +204,9 @@ async def deliver(jobs: list[Job], adapters: Mapping[Channel, ChannelAdapter], c
     policy = retry or RetryPolicy(attempts=1)
     if guard is not None:
         guard.hold(j.attempt_id for j in jobs)
+        for job in jobs:
+            if job.looked:  # the claim's own look: fresh for a moment, or final if already answered
+                guard.looked(job.attempt_id, job.looked, ANSWERED if job.answered else None)
     everything, outages = jobs, _drill_outages(jobs, adapters)
     if outages:  # failed at once, as if the provider were down: nothing is handed over, no slot used
         if pacing is not None:

@@ -8,9 +8,12 @@ over. Two things can change meanwhile, and either must stop a message that has n
 - the worker's lease was lost (it stalled past the lease and the scheduler re-queued the attempt,
   so another worker may be sending it).
 
-``HandOverGuard.clear`` is awaited just before each hand-over. Concurrent hand-overs share one
-database check: each waits for a check that *started after it asked*, so the answer is never older
-than the caller, and a burst of 64 hand-overs costs one query. While the batch is in flight the
+``HandOverGuard.clear`` is awaited just before each hand-over. A look younger than ``FRESH`` (the
+claim itself is one: it took only attempts still queued, and read their call-outs' state in the
+same transaction) lets it go at once; otherwise concurrent hand-overs share one database check:
+each waits for a check that *started after it asked*, so the answer is never older than the caller,
+and a burst of 64 hand-overs costs one query. So nothing goes out more than ``FRESH`` after its
+call-out was answered, and a fan-out handed over right after its claim costs no second query. While the batch is in flight the
 guard also renews the lease of the attempts still held, so a live worker's lease never runs out,
 however long the batch takes.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 log = logging.getLogger("jiaoying.handover")
@@ -26,6 +30,10 @@ log = logging.getLogger("jiaoying.handover")
 # Reasons a hand-over is stopped.
 LEASE_LOST = "lease_lost"
 ANSWERED = "answered"
+# A look at most this old (seconds, monotonic) still clears a hand-over. Well within the promise that
+# an acknowledgement stops the official's pending steps within 1 s; a lease (60 s, renewed) cannot
+# run out in this time.
+FRESH = 0.25
 
 Check = Callable[[list[int]], dict[int, str]]  # attempt ids -> {id: reason} for those to stop
 Renew = Callable[[list[int]], set[int]]  # attempt ids -> those this worker no longer holds
@@ -45,9 +53,19 @@ class HandOverGuard:
         self._runner: asyncio.Task[None] | None = None
         self._lost: set[int] = set()
         self._held: set[int] = set()
+        self._stopped: dict[int, str] = {}
+        self._fresh_until: dict[int, float] = {}
 
     def hold(self, attempt_ids: Iterable[int]) -> None:
         self._held.update(attempt_ids)
+
+    def looked(self, attempt_id: int, at: float, stop: str | None = None) -> None:
+        """What a look made at ``at`` (time.monotonic()) found, e.g. the claim's: ``stop`` holds the
+        attempt for good; else its hand-over may go without another look until ``at + FRESH``."""
+        if stop is not None:
+            self._stopped[attempt_id] = stop
+        elif at > self._fresh_until.get(attempt_id, 0.0):
+            self._fresh_until[attempt_id] = at + FRESH
 
     def release(self, attempt_id: int) -> None:
         self._held.discard(attempt_id)
@@ -56,6 +74,10 @@ class HandOverGuard:
         """Return if the attempt may be handed over now; raise HandOverStopped if not."""
         if attempt_id in self._lost:
             raise HandOverStopped(LEASE_LOST)
+        if attempt_id in self._stopped:
+            raise HandOverStopped(self._stopped[attempt_id])
+        if time.monotonic() < self._fresh_until.get(attempt_id, 0.0):
+            return
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         self._asking.add(attempt_id)
@@ -71,11 +93,15 @@ class HandOverGuard:
         while self._next is not None:
             future, asking = self._next, sorted(self._asking)
             self._next, self._asking = None, set()
+            started = time.monotonic()
             try:
                 stopped = await asyncio.to_thread(self._check, asking)
             except Exception:  # the database is away: nobody could have answered or taken the lease
                 log.warning("hand-over check failed; sending %d attempt(s) unchecked", len(asking), exc_info=True)
                 stopped = {}
+            else:
+                for attempt_id in asking:
+                    self.looked(attempt_id, started, stopped.get(attempt_id))
             future.set_result(stopped)
 
     async def renew(self) -> None:

@@ -139,6 +139,28 @@ def test_an_acknowledgement_stops_a_claimed_call_waiting_for_its_slot(harness: H
         engine.close()
 
 
+def test_a_call_out_already_closed_when_its_attempt_is_claimed_is_not_sent(harness: Harness, tiny_site: str,
+                                                                          clock: Clock) -> None:
+    """The claim is the last look for a hand-over right after it (no second query): it reads the
+    call-out's state too. Here 孙's call-out was closed without its queued alert being cancelled."""
+    outbox = SimOutbox()
+    settings = Settings(database_url=tiny_site)
+    engine = Engine(settings, clock, lambda: build_adapters(settings, outbox), name="worker-a")
+    try:
+        harness.post()
+        engine.tick()
+        with transaction(tiny_site) as session:
+            session.execute(update(CalloutRow).where(CalloutRow.person_id == "sun").values(state="acknowledged"))
+        engine.drain()
+        sent_to = {s.message.to.person_id for s in outbox.messages()}
+        assert "sun" not in sent_to and sent_to  # the others' alerts went
+        with transaction(tiny_site) as session:
+            rows = session.scalars(select(AttemptRow).where(AttemptRow.recipient_id == "sun")).all()
+        assert rows and {(r.status, r.error) for r in rows} == {("cancelled", "answered before hand-over")}
+    finally:
+        engine.close()
+
+
 def test_finishing_a_batch_whose_lease_was_taken_over_changes_nothing_but_says_so(harness: Harness,
                                                                                  tiny_site: str,
                                                                                  clock: Clock) -> None:
