@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from ..channels.base import (
@@ -537,11 +537,10 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             status = AttemptStatus.FAILED
         if o.sent and row.status in ("delivered", "failed"):
             status = AttemptStatus(row.status)  # a provider callback got here first: never move backwards
-        updates.append({"id": o.job.attempt_id, "status": status.value, "provider": o.provider,
+        updates.append({"attempt": o.job.attempt_id, "status": status.value, "provider": o.provider,
                         "provider_id": o.provider_id, "error": o.error, "tries": tries,
                         "not_before": now + timedelta(seconds=wait) if wait else None,
-                        "sent_at": now - timedelta(seconds=max(0.0, mono - o.handed_over)) if o.sent else None,
-                        "updated_at": now, "lease_until": None})
+                        "sent_at": now - timedelta(seconds=max(0.0, mono - o.handed_over)) if o.sent else None})
         if o.sent:
             notified.add(o.job.callout_id)
         elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
@@ -554,15 +553,17 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
             "purpose": o.job.message.purpose.value, "status": "retrying" if wait else status.value,
             "provider_id": o.provider_id, "error": o.error} | ({"retry_in": round(wait, 1)} if wait else {}))
-    if updates:
-        session.execute(update(AttemptRow), updates)
-    if notified:
+    if updates:  # one executemany of a Core statement: the ORM's bulk update cost 2-3 times as much
+        session.connection().execute(_RECORD_OUTCOME.values(updated_at=now, lease_until=None), updates)
+    if notified:  # pending ones become notified; any not yet stamped gets its first-reached time
         session.execute(
-            update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.state == CalloutState.PENDING)
-            .values(state=CalloutState.NOTIFIED, notified_at=now).execution_options(synchronize_session=False))
-        session.execute(
-            update(CalloutRow).where(CalloutRow.id.in_(sorted(notified)), CalloutRow.notified_at.is_(None))
-            .values(notified_at=now).execution_options(synchronize_session=False))
+            update(CalloutRow)
+            .where(CalloutRow.id.in_(sorted(notified)),
+                   (CalloutRow.state == CalloutState.PENDING) | CalloutRow.notified_at.is_(None))
+            .values(state=case((CalloutRow.state == CalloutState.PENDING, CalloutState.NOTIFIED.value),
+                               else_=CalloutRow.state),
+                    notified_at=func.coalesce(CalloutRow.notified_at, now))
+            .execution_options(synchronize_session=False))
     for record, entries in log.items():
         append_event(session, record, EventKind.ATTEMPTS, "worker", now, {"attempts": entries})
     # Before the ladder looks: a next number queued keeps the step alive.
@@ -572,6 +573,12 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         logger.error("sent %d attempt(s) whose lease another worker had taken: %s", len(entries), entries)
         append_event(session, record, EventKind.SENT_AFTER_LEASE_LOST, worker or "worker", now, {"attempts": entries})
 
+
+
+_attempts = AttemptRow.__table__
+_RECORD_OUTCOME = update(_attempts).where(_attempts.c.id == bindparam("attempt")).values(
+    {name: bindparam(name) for name in ("status", "provider", "provider_id", "error", "tries", "not_before",
+                                        "sent_at")})
 
 
 def _fail_over(session: Session, failed: dict[int, int], now: datetime) -> None:
