@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Row, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -16,8 +16,8 @@ from ..domain.callouts import OPEN_STATES
 from .tables import AttemptRow, CalloutRow
 
 
-def attempt_values(callout: CalloutRow, key: str, step_index: int, purpose: str, channel: str, recipient: str,
-                   now: datetime, number: int = 0) -> dict[str, Any]:
+def attempt_values(callout: CalloutRow | Row[Any], key: str, step_index: int, purpose: str, channel: str,
+                   recipient: str, now: datetime, number: int = 0) -> dict[str, Any]:
     """The row of one attempt, queued: the one place its shape is written. ``number``: which of the
     recipient's numbers a call is to (0: the first)."""
     return {
@@ -76,8 +76,13 @@ def cancel_queued(session: Session, callout_ids: Sequence[int], now: datetime,
     return total
 
 
-def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[CalloutRow]:
-    """Open call-outs whose next step is due, highest level first, locked for this transaction.
+DUE_COLUMNS = (CalloutRow.id, CalloutRow.record_id, CalloutRow.person_id, CalloutRow.hazard, CalloutRow.priority,
+               CalloutRow.state, CalloutRow.steps, CalloutRow.next_step, CalloutRow.next_due, CalloutRow.error)
+
+
+def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[Row[Any]]:
+    """Open call-outs whose next step is due, highest level first, locked for this transaction:
+    plain rows of ``DUE_COLUMNS`` (no ORM objects: a fan-out runs 10,000 of them).
 
     Picked by id from the index alone (``ix_callouts_due`` holds the priority), then read: choosing
     500 among 10,000 due call-outs sorted the whole rows, frozen steps and all, for every batch."""
@@ -90,7 +95,7 @@ def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[Call
     ))
     if not picked:
         return []
-    rows = session.scalars(select(CalloutRow).where(CalloutRow.id.in_(picked)))
+    rows = session.execute(select(*DUE_COLUMNS).where(CalloutRow.id.in_(picked)))
     order = {callout_id: n for n, callout_id in enumerate(picked)}
     return sorted(rows, key=lambda c: order[c.id])
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ..db.queue import attempt_values, claim_due_callouts, insert_attempts, insert_new_attempts
@@ -54,6 +54,9 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
     log_: dict[str, list[dict[str, Any]]] = defaultdict(list)
     unreached: dict[str, list[dict[str, Any]]] = defaultdict(list)
     failed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    moves: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    final: list[int] = []
     for callout in callouts:
         try:
             moved = advance(facts_of(callout), now)
@@ -66,7 +69,7 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
             if callout.error is None:
                 failed[callout.record_id].append({"callout": callout.id, "person": callout.person_id,
                                                   "step": callout.next_step, "error": error})
-            callout.error, callout.next_due = error, now + STEP_RETRY
+            errors.append({"callout": callout.id, "error": error, "next_due": now + STEP_RETRY})
             continue
         attempts.extend(made)
         entry = {"callout": callout.id, "person": callout.person_id, "step": moved.step.index,
@@ -74,12 +77,20 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
         if skipped:
             entry["unreachable"] = skipped
         if moved.step.final:
-            callout.unreached_at = now
+            final.append(callout.id)
             unreached[callout.record_id].append(entry)
         else:
             log_[callout.record_id].append(entry)
-        callout.state, callout.next_step, callout.next_due = moved.state, moved.next_step, moved.next_due
-        callout.error = None
+        moves.append({"callout": callout.id, "state": moved.state.value, "next_step": moved.next_step,
+                      "next_due": moved.next_due})
+    connection = session.connection()  # Core executemany: no ORM objects to load, track and flush
+    if moves:
+        connection.execute(_MOVE, moves)
+    if errors:
+        connection.execute(_STEP_ERROR, errors)
+    if final:
+        session.execute(update(CalloutRow).where(CalloutRow.id.in_(final)).values(unreached_at=now)
+                        .execution_options(synchronize_session=False))
     insert_attempts(session, attempts)
     for record, entries in log_.items():
         append_event(session, record, EventKind.STEPS, "engine", now, {"steps": entries})
@@ -90,12 +101,19 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
     return len(callouts)
 
 
-def facts_of(callout: CalloutRow) -> CalloutFacts:
+_callouts = CalloutRow.__table__
+_MOVE = update(_callouts).where(_callouts.c.id == bindparam("callout")).values(
+    state=bindparam("state"), next_step=bindparam("next_step"), next_due=bindparam("next_due"), error=None)
+_STEP_ERROR = update(_callouts).where(_callouts.c.id == bindparam("callout")).values(
+    error=bindparam("error"), next_due=bindparam("next_due"))
+
+
+def facts_of(callout: CalloutRow | Row[Any]) -> CalloutFacts:
     """The rules' view of a call-out row (its steps parsed only as needed)."""
     return CalloutFacts(CalloutState(callout.state), FrozenSteps(callout.steps), callout.next_step, callout.next_due)
 
 
-def step_attempts(site: Site, callout: CalloutRow, step: PlannedStep,
+def step_attempts(site: Site, callout: CalloutRow | Row[Any], step: PlannedStep,
                   now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
     """The attempts a step makes, and who it could not reach on any of its channels."""
     made, skipped = [], []

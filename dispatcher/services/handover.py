@@ -13,9 +13,9 @@ claim itself is one: it took only attempts still queued, and read their call-out
 same transaction) lets it go at once; otherwise concurrent hand-overs share one database check:
 each waits for a check that *started after it asked*, so the answer is never older than the caller,
 and a burst of 64 hand-overs costs one query. So nothing goes out more than ``FRESH`` after its
-call-out was answered, and a fan-out handed over right after its claim costs no second query. While the batch is in flight the
-guard also renews the lease of the attempts still held, so a live worker's lease never runs out,
-however long the batch takes.
+call-out was answered, and a fan-out handed over right after its claim costs no second query.
+While the batch is in flight the guard also renews the lease of the attempts still held, so a live
+worker's lease never runs out, however long the batch takes.
 """
 
 from __future__ import annotations

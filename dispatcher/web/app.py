@@ -35,7 +35,6 @@ def production_app() -> FastAPI:
     """One API process of ``jiaoying serve --workers N`` (production mode): settings from the
     environment (an unsafe secret refused), the system clock, no engine in the process."""
     from ..clock import system_clock
-
     from ..gcpause import tune_for_service
 
     settings = get_settings()
