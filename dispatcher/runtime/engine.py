@@ -291,9 +291,10 @@ class Engine:
         spaced = {c for c in Channel if c.kind.spaced_per_callee} if self._spacing else set()
         counted = set(self._per_number)  # channels with per-number limits: claimed on their own, one per person
         free = [c for c in Channel if c not in self._limits and c not in spaced and c not in counted]
-        if free:
+        if free:  # the messages are rendered after the claim's transaction (it holds SQLite's write lock)
             with transaction(self.url, background=True) as session:
-                jobs += dispatch.claim_jobs(session, self.clock(), want, self.name, lease, self.settings, free)
+                taken = dispatch.claim(session, self.clock(), want, self.name, lease, free)
+            jobs += taken.jobs(self.settings)
         for channel in [c for c in Channel if c in self._limits or c in spaced or c in counted]:
             # A batch provider's limit counts requests, each carrying up to batch_size messages.
             per = max(1, self._adapters[channel].batch_size)
@@ -301,10 +302,10 @@ class Engine:
             if not booking.granted:
                 continue
             with transaction(self.url, background=True) as session:
-                claimed = dispatch.claim_jobs(session, self.clock(), min(booking.granted * per, want), self.name,
-                                              lease, self.settings, [channel],
-                                              self._spacing if channel in spaced else None,
-                                              self._per_number.get(channel, ()))
+                taken = dispatch.claim(session, self.clock(), min(booking.granted * per, want), self.name, lease,
+                                       [channel], self._spacing if channel in spaced else None,
+                                       self._per_number.get(channel, ()))
+            claimed = taken.jobs(self.settings)
             self._pacing.hold(booking, [job.attempt_id for job in claimed], per)
             jobs += claimed
         if not jobs:

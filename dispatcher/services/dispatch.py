@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -95,34 +95,61 @@ class Outcome:
         return self.error is None and self.stopped is None
 
 
-def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
-               lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None,
-               channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
-               number_limits: Sequence[RateLimit] = ()) -> list[Job]:
-    looked = time.monotonic()  # the claim sees the attempts still queued and their call-outs' state
+@dataclass
+class Claim:
+    """What a claim read in its transaction; ``jobs`` renders the messages, after the commit (on
+    SQLite the claim holds the write lock that intake and replies wait for: no rendering under it)."""
+
+    now: datetime
+    looked: float  # time.monotonic() when the claim began: it sees the attempts still queued
+    site: Site | None = None
+    attempts: list[Row[Any]] = field(default_factory=list)
+    callouts: dict[int, Row[Any]] = field(default_factory=dict)
+    contents: dict[str, WarningRow] = field(default_factory=dict)
+    cuts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def jobs(self, settings: Settings | None) -> list[Job]:
+        if self.site is None:
+            return []
+        jobs = []
+        for attempt in self.attempts:
+            callout = self.callouts[attempt.callout_id]
+            job = _job(self.site, attempt, callout, self.contents[callout.record_id], settings, self.now,
+                       self.looked)
+            jobs.append(replace(job, without=self.cuts[callout.record_id]) if callout.record_id in self.cuts else job)
+        # Red first: paced slots are handed out in this order.
+        return sorted(jobs, key=lambda j: (-j.message.level.rank, j.attempt_id))
+
+
+def claim(session: Session, now: datetime, limit: int, worker: str, lease: timedelta = DEFAULT_LEASE,
+          channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
+          number_limits: Sequence[RateLimit] = ()) -> Claim:
+    """Take up to ``limit`` queued attempts under this worker's lease and read what their messages
+    need; ``Claim.jobs`` makes the messages once the transaction is over."""
+    found = Claim(now, time.monotonic())
     ids = claim_queued_attempts(session, now, limit, worker, lease,
                                 [c.value for c in channels] if channels is not None else None, callee_spacing,
                                 [(int(n.count), timedelta(seconds=n.per_seconds)) for n in number_limits])
     if not ids:
-        return []
-    site = current_site(session)
+        return found
+    found.site = current_site(session)
     # Plain rows of the columns a message needs, not ORM objects (nor the call-out's frozen steps):
     # this runs for every attempt of a 20,000-attempt fan-out.
-    attempts = _in_chunks(session, _ATTEMPT_COLUMNS, AttemptRow.id, ids)
-    callouts = {c.id: c for c in _in_chunks(session, _CALLOUT_COLUMNS, CalloutRow.id,
-                                            sorted({a.callout_id for a in attempts}))}
-    contents: dict[str, WarningRow] = {}
+    found.attempts = _in_chunks(session, _ATTEMPT_COLUMNS, AttemptRow.id, ids)
+    found.callouts = {c.id: c for c in _in_chunks(session, _CALLOUT_COLUMNS, CalloutRow.id,
+                                                  sorted({a.callout_id for a in found.attempts}))}
+    found.contents = {record: newest(session, record) for record in {c.record_id for c in found.callouts.values()}}
     # A drill may have taken channels or providers out for its own call-outs (断网断电断通讯 drills).
-    cuts = withheld(session, {c.record_id for c in callouts.values() if c.drill})
-    jobs = []
-    for attempt in attempts:
-        callout = callouts[attempt.callout_id]
-        content = contents.get(callout.record_id) or contents.setdefault(
-            callout.record_id, newest(session, callout.record_id))
-        job = _job(site, attempt, callout, content, settings, now, looked)
-        jobs.append(replace(job, without=cuts[callout.record_id]) if callout.record_id in cuts else job)
-    # Red first: paced slots are handed out in this order.
-    return sorted(jobs, key=lambda j: (-j.message.level.rank, j.attempt_id))
+    found.cuts = withheld(session, {c.record_id for c in found.callouts.values() if c.drill})
+    return found
+
+
+def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
+               lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None,
+               channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
+               number_limits: Sequence[RateLimit] = ()) -> list[Job]:
+    """``claim`` and its jobs, in one go (the messages rendered inside the caller's transaction)."""
+    return claim(session, now, limit, worker, lease, channels, callee_spacing, number_limits).jobs(settings)
 
 
 _ATTEMPT_COLUMNS = (AttemptRow.id, AttemptRow.callout_id, AttemptRow.key, AttemptRow.channel, AttemptRow.purpose,
