@@ -532,7 +532,8 @@ def acks(run: Run) -> None:
                    >= officials, v + 30)
     run.sleep_until(v - 2)
     phones = [f"+86138{n:08d}" for n in range(1, min(size.replies, officials) + 1)]
-    run.log(f"{len(phones)} signed SMS replies, 64 at a time")
+    run.log(f"{len(phones)} signed SMS replies, " + (f"sent at {ACK_RATE:g}/s whatever the answers (open loop)"
+                                                      if ACK_RATE else "64 at a time"))
     assert run.api_proc is not None
     pg_root = run.backends.pg.process.pid
     api0, pg0 = cpu_seconds([run.api_proc.pid]), cpu_seconds([pg_root])
@@ -542,7 +543,7 @@ def acks(run: Run) -> None:
     sampler.start()
     spies = spy_on(tree_pids(run.api_proc.pid), run.workdir / "py-spy-api") if PY_SPY else []
     try:
-        run.acks = asyncio.run(burst(f"{run.api}/webhooks/twilio/sms", run.twilio_token, phones))
+        run.acks = asyncio.run(burst(f"{run.api}/webhooks/twilio/sms", run.twilio_token, phones, rate=ACK_RATE))
     finally:
         done.set()
         sampler.join(timeout=10)
@@ -588,7 +589,11 @@ def sample_waits(url: str, done: threading.Event, waits: Counter[str]) -> None:
         db.close()
 
 
-async def burst(url: str, token: str, phones: list[str], concurrency: int = 64) -> list[Ack]:
+async def burst(url: str, token: str, phones: list[str], concurrency: int = 64, rate: float | None = None,
+                ) -> list[Ack]:
+    """Post the signed replies: ``concurrency`` at a time (closed loop: a reply is sent when an earlier one is
+    answered), or with ``rate`` the i-th at i/rate seconds whatever the answers (open loop, as a provider
+    pushes its replies as they arrive; up to 1,000 connections)."""
     import aiohttp
     from twilio.request_validator import RequestValidator
 
@@ -598,11 +603,17 @@ async def burst(url: str, token: str, phones: list[str], concurrency: int = 64) 
         params = {"AccountSid": "AC" + "0" * 32, "MessageSid": "SM" + secrets.token_hex(16), "From": phone,
                   "To": "+15005550006", "Body": "1", "NumMedia": "0"}
         signed.append((phone, urlencode(params), validator.compute_signature(url, params)))
+    if rate:
+        concurrency = 1000
     gate = asyncio.Semaphore(concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout) as session:
 
-        async def one(phone: str, body: str, signature: str) -> Ack:
+        t0 = time.monotonic() + 0.05
+
+        async def one(n: int, phone: str, body: str, signature: str) -> Ack:
+            if rate:
+                await asyncio.sleep(max(0.0, t0 + n / rate - time.monotonic()))
             async with gate:
                 started = time.time()
                 try:
@@ -615,7 +626,7 @@ async def burst(url: str, token: str, phones: list[str], concurrency: int = 64) 
                     answer, status = "", 0
                 return Ack(phone, started, time.time(), status, "已确认收到" in answer)
 
-        return list(await asyncio.gather(*(one(*s) for s in signed)))
+        return list(await asyncio.gather(*(one(n, *s) for n, s in enumerate(signed))))
 
 
 SCENARIOS: dict[str, tuple[Callable[[Run], None], tuple[float, float]]] = {
@@ -810,8 +821,12 @@ def acknowledgements(run: Run, results: list[Ack], callouts: list[Any], by_key: 
     row.acks_per_s = len(ok) / span if span > 0 else float("nan")
     waits = [(a.ended - a.started) * 1000 for a in ok]
     acknowledged = {a.phone: a.ended for a in ok if a.acknowledged}
-    row.notes.append(f"{len(results)} replies in {span:.2f} s: {len(ok)} answered 200, {len(acknowledged)} "
-                     f"acknowledged; p50 {fmt(percentile(waits, 50), '.0f')} ms, "
+    if ACK_RATE and len(ok) > 1:  # open loop: the rate the answers came at, first to last (the server's pace)
+        answers = sorted(a.ended for a in ok)
+        row.acks_per_s = (len(ok) - 1) / (answers[-1] - answers[0]) if answers[-1] > answers[0] else float("nan")
+    offered = f"offered at {ACK_RATE:g}/s, " if ACK_RATE else "64 in flight, "
+    row.notes.append(f"{len(results)} replies ({offered}first sent to last answered {span:.2f} s): {len(ok)} "
+                     f"answered 200, {len(acknowledged)} acknowledged; p50 {fmt(percentile(waits, 50), '.0f')} ms, "
                      f"p99 {fmt(percentile(waits, 99), '.0f')} ms")
     if row.acks_per_s != row.acks_per_s or row.acks_per_s < ACKS_TARGET:
         row.misses.append(f"{fmt(row.acks_per_s, '.0f')} acks/s (target {ACKS_TARGET:g})")
@@ -903,6 +918,7 @@ def table(rows: list[Row]) -> str:
 
 API_PROCESSES = 1  # API processes behind the port (jiaoying serve --workers)
 PY_SPY = False  # acks: sample the API processes with py-spy during the burst
+ACK_RATE: float | None = None  # acks: replies sent at this rate whatever the answers (open loop); None: 64 in flight
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -914,9 +930,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-processes", type=int, default=1, help="jiaoying serve --workers (default 1)")
     parser.add_argument("--py-spy", action="store_true", help="acks: sample the API processes during the burst "
                                                               "(py-spy, 100 Hz) and print the busiest frames")
+    parser.add_argument("--ack-rate", type=float, default=None,
+                        help="acks: send the replies at this many per second whatever the answers (open loop, as a "
+                             "provider pushes them) and report the rate the answers came at; default: 64 in flight")
     args = parser.parse_args(argv)
-    global API_PROCESSES, PY_SPY
-    API_PROCESSES, PY_SPY = args.api_processes, args.py_spy
+    global API_PROCESSES, PY_SPY, ACK_RATE
+    API_PROCESSES, PY_SPY, ACK_RATE = args.api_processes, args.py_spy, args.ack_rate
 
     signal.signal(signal.SIGTERM, interrupted)
     size = QUICK if args.quick else FULL
