@@ -270,10 +270,15 @@ class CalloutRow(Base):
         Index("ix_callouts_due", "state", "next_due", "priority"),  # the due claim picks from it alone
         Index("ix_callouts_person_state", "person_id", "state"),
         Index("ix_callouts_started_at", "started_at"),  # the period assessment reads a date range
+        # Starting a part of a warning's call-outs asks, for the part's people only, who this message
+        # and this event already reached: with the person in the index that reads the part, not every
+        # call-out of the event so far (which made many small parts quadratic).
+        Index("ix_callouts_warning_person", "warning_id", "person_id"),
+        Index("ix_callouts_record_person", "record_id", "person_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"), index=True)  # the message that started it
-    record_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"), index=True)  # the event's first alert
+    warning_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))  # the message that started it
+    record_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"))  # the event's first alert
     person_id: Mapped[str] = mapped_column(String(64))
     plan_id: Mapped[str] = mapped_column(String(64))
     hazard: Mapped[str] = mapped_column(String(32))

@@ -36,6 +36,7 @@ OFFICIALS = 45  # 9 villages of 5; a part is 10 call-outs here, so 5 parts
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(callouts, "START_PART", 10)
+    monkeypatch.setattr(callouts, "START_PART_SQLITE", 10)
 
 
 @pytest.fixture
