@@ -144,14 +144,6 @@ def claim(session: Session, now: datetime, limit: int, worker: str, lease: timed
     return found
 
 
-def claim_jobs(session: Session, now: datetime, limit: int, worker: str,
-               lease: timedelta = DEFAULT_LEASE, settings: Settings | None = None,
-               channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
-               number_limits: Sequence[RateLimit] = ()) -> list[Job]:
-    """``claim`` and its jobs, in one go (the messages rendered inside the caller's transaction)."""
-    return claim(session, now, limit, worker, lease, channels, callee_spacing, number_limits).jobs(settings)
-
-
 _ATTEMPT_COLUMNS = (AttemptRow.id, AttemptRow.callout_id, AttemptRow.key, AttemptRow.channel, AttemptRow.purpose,
                     AttemptRow.recipient_id, AttemptRow.number, AttemptRow.step_index, AttemptRow.tries)
 _CALLOUT_COLUMNS = (CalloutRow.id, CalloutRow.person_id, CalloutRow.record_id, CalloutRow.level,

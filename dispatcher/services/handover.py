@@ -51,9 +51,8 @@ class HandOverGuard:
         self._asking: set[int] = set()
         self._next: asyncio.Future[dict[int, str]] | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._lost: set[int] = set()
         self._held: set[int] = set()
-        self._stopped: dict[int, str] = {}
+        self._stopped: dict[int, str] = {}  # found by a look or a lease renewal: never handed over
         self._fresh_until: dict[int, float] = {}
 
     def hold(self, attempt_ids: Iterable[int]) -> None:
@@ -72,8 +71,6 @@ class HandOverGuard:
 
     async def clear(self, attempt_id: int) -> None:
         """Return if the attempt may be handed over now; raise HandOverStopped if not."""
-        if attempt_id in self._lost:
-            raise HandOverStopped(LEASE_LOST)
         if attempt_id in self._stopped:
             raise HandOverStopped(self._stopped[attempt_id])
         if time.monotonic() < self._fresh_until.get(attempt_id, 0.0):
@@ -85,7 +82,7 @@ class HandOverGuard:
         if self._runner is None or self._runner.done():
             self._runner = asyncio.ensure_future(self._run())
         stopped = await asyncio.shield(future)
-        reason = stopped.get(attempt_id) or (LEASE_LOST if attempt_id in self._lost else None)
+        reason = stopped.get(attempt_id) or self._stopped.get(attempt_id)
         if reason:
             raise HandOverStopped(reason)
 
@@ -108,7 +105,8 @@ class HandOverGuard:
         """Extend the lease of every attempt still held; note the ones this worker lost."""
         if self._renew is None or not self._held:
             return
-        self._lost |= await asyncio.to_thread(self._renew, sorted(self._held))
+        for attempt_id in await asyncio.to_thread(self._renew, sorted(self._held)):
+            self._stopped[attempt_id] = LEASE_LOST
 
     async def keep_leases(self, done: asyncio.Event) -> None:
         """Renew on time even while no hand-over asks (a long wait for paced slots)."""

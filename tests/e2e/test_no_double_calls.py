@@ -172,10 +172,10 @@ def test_finishing_a_batch_whose_lease_was_taken_over_changes_nothing_but_says_s
         engine.close()
     now = clock()
     with transaction(tiny_site) as session:
-        jobs = dispatch.claim_jobs(session, now, 10, "worker-a", timedelta(seconds=60))
+        jobs = dispatch.claim(session, now, 10, "worker-a", timedelta(seconds=60)).jobs(None)
     with transaction(tiny_site) as session:  # worker-a stalled; its lease ran out; worker-b took the batch
         session.execute(update(AttemptRow).values(status="queued", lease_until=None))
-        taken = dispatch.claim_jobs(session, now, 10, "worker-b", timedelta(seconds=60))
+        taken = dispatch.claim(session, now, 10, "worker-b", timedelta(seconds=60)).jobs(None)
     assert {j.attempt_id for j in taken} == {j.attempt_id for j in jobs}
     outcomes = [dispatch.Outcome(j, "simulator", provider_id=f"late-{j.attempt_id}") for j in jobs]
     with transaction(tiny_site) as session:
