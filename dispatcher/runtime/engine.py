@@ -187,8 +187,12 @@ class Engine:
         if start is None:
             return
         while True:
+            stepped = start.stepped
             with transaction(self.url, background=True) as session:
                 done = callouts.apply_part(session, start, self.clock())
+            if start.stepped > stepped:  # the part's first steps are queued: wake the workers
+                report.advanced += start.stepped - stepped
+                self.on_work()
             report.advanced += self._advance_due()
             if done:
                 return

@@ -32,11 +32,11 @@ from ..domain.callouts import (
     step_to_json,
 )
 from ..domain.checks import CheckKind
-from ..domain.escalation import TakeOver, takes_over
+from ..domain.escalation import Advanced, TakeOver, takes_over
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.rules import PlannedCallout, PlannedStep, Resolution, WarningFacts, resolve
-from . import broadcasts, drills, rollcalls, spotchecks
+from . import broadcasts, drills, escalation, rollcalls, spotchecks
 from .site import current_site
 
 REACHED_STATES = (CalloutState.NOTIFIED, CalloutState.ACKNOWLEDGED, CalloutState.UNREACHED)
@@ -104,6 +104,7 @@ class Start:
     done: int = 0  # planned call-outs handled so far
     matched: bool = False  # the MATCHED event and the broadcast order are written
     kept: dict[str, Any] = field(default_factory=dict)  # more for the MATCHED event (a roll-call's rooms)
+    stepped: int = 0  # call-outs whose step 0 ran as they were started (attempts queued)
 
     @property
     def planned(self) -> tuple[PlannedCallout, ...]:
@@ -149,7 +150,7 @@ def apply_part(session: Session, start: Start, now: datetime) -> bool:
     size = START_PART_SQLITE if session.get_bind().dialect.name == "sqlite" else START_PART
     part = start.planned[start.done:start.done + size]
     start.done += len(part)
-    _start(session, row, start.record, part, start.applied, now)
+    start.stepped += _start(session, row, start.record, part, start.applied, now)
     if start.done < len(start.planned):
         return False
     if row.msg_type == "update":
@@ -210,9 +211,10 @@ def applied_people(session: Session, warning_id: str) -> set[str]:
 
 
 def _start(session: Session, row: WarningRow, record: str, planned: Sequence[PlannedCallout], applied: Applied,
-           now: datetime) -> None:
+           now: datetime) -> int:
+    """Start these officials' call-outs; returns how many ran their step 0 here."""
     if not planned:
-        return
+        return 0
     people = [c.person_id for c in planned]
     begun = _started_for(session, row.id, people)
     planned = [c for c in planned if c.person_id not in begun]
@@ -227,6 +229,7 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
     codes = _codes_in_use(session, people)
     steps_json: dict[tuple[PlannedStep, ...], list[dict[str, Any]]] = {}
     new_rows, superseded = [], []
+    first: list[Advanced | None] = []  # step 0 of each new call-out, run in this transaction
     for callout in planned:
         # Already called for this event at this level or higher: the update notice will do.
         if callout.person_id in in_event and takes_over(level.rank, in_event[callout.person_id]) is TakeOver.MUTE:
@@ -241,13 +244,24 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
         steps = steps_json.get(callout.steps)
         if steps is None:  # officials of one plan share their steps' times and channels
             steps = steps_json[callout.steps] = [step_to_json(s) for s in callout.steps]
-        new_rows.append(_callout_values(callout, row, record, level, now, codes, steps))
-    # Core insert: thousands of rows whose ids nobody needs back (the ORM's RETURNING costs seconds).
-    if new_rows:
-        session.execute(insert(CalloutRow.__table__), new_rows)
-    if superseded:
+        values = _callout_values(callout, row, record, level, now, codes, steps)
+        moved = escalation.first_step(callout.steps, now)
+        if moved is not None:  # its timer moves on as advance_due would move it
+            values.update(state=moved.state.value, next_step=moved.next_step, next_due=moved.next_due)
+        new_rows.append(values)
+        first.append(moved)
+    if superseded:  # before the new attempts: the old call-outs' queued ones are cancelled, not these
         cancel_queued(session, superseded, now)
         applied.superseded += superseded
+    if not new_rows:
+        return 0
+    # Core insert, ids returned in the rows' order (the ORM's own RETURNING costs seconds), and each
+    # call-out's step 0 run at once: its attempts go out with this part's commit.
+    table = CalloutRow.__table__
+    ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), new_rows).scalars()
+    started = [(escalation.Started(callout_id, record, values["person_id"], row.hazard, level.rank), moved)
+               for callout_id, values, moved in zip(ids, new_rows, first, strict=True) if moved is not None]
+    return escalation.run_first_steps(session, record, started, now)
 
 
 def _started_for(session: Session, warning_id: str, people: list[str]) -> set[str]:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow, CalloutRow, WarningRow
 from dispatcher.intake.schema import parse_warning_dict
 from dispatcher.runtime.engine import Engine
-from dispatcher.services import callouts
+from dispatcher.services import callouts, escalation
 from dispatcher.services.intake import receive_warning
 from dispatcher.services.site import load_site_files
 from tests.conftest import Clock
@@ -201,3 +202,60 @@ def test_a_cancel_waiting_for_a_part_closes_that_part_too(county: str, clock: Cl
         assert session.get(WarningRow, wid).status == "cancelled"
         assert callouts.apply_part(session, start, clock()) is True
     assert states == Counter({"cancelled": 10}), "the part committed during the cancel was left open"
+
+
+def test_each_part_queues_its_first_steps_in_the_same_commit(county: str, clock: Clock) -> None:
+    """Step 0 is written with the call-outs (not by a later pass reading them back): a scheduler that
+    dies right after a part's commit leaves those officials' first messages queued, their keys on the
+    right call-out (the inserted ids come back in the rows' order on both databases), and their
+    timers on step 1."""
+    wid = post(county, clock)
+    start = begin(county, wid, clock)
+    parts(county, start, clock, 2)
+    with transaction(county) as session:
+        rows = {c.id: c for c in session.scalars(select(CalloutRow))}
+        attempts = list(session.scalars(select(AttemptRow)))
+    assert len(rows) == 20
+    assert len(attempts) == 40, "a part's first messages were not queued with it"
+    for attempt in attempts:
+        callout = rows[attempt.callout_id]
+        assert attempt.recipient_id == callout.person_id, "an attempt hangs on another official's call-out"
+        assert attempt.key == f"{callout.id}:0:{attempt.channel}:{callout.person_id}"
+        assert attempt.status == "queued" and attempt.step_index == 0
+    assert {(c.state, c.next_step) for c in rows.values()} == {("pending", 1)}
+    step_1 = rows[min(rows)].steps[1]["due"]
+    assert all(c.next_due.replace(tzinfo=None) == datetime.fromisoformat(step_1).replace(tzinfo=None)
+               for c in rows.values()), "the timers did not move on to step 1"
+    ran = [entry["callout"] for event in events_of(county, wid, "steps") for entry in event["steps"]]
+    assert sorted(ran) == sorted(rows), "the record does not say which call-outs ran their step"
+
+
+def test_a_first_step_that_cannot_be_made_is_left_to_the_pass_and_the_rest_go_out(
+        engine: Engine, county: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injected: making p3's attempts raises (standing in for a roster or template fault). The
+    part still starts everyone and queues the others' messages; p3's call-out waits on step 0, and the
+    scheduler's pass records the failure on the record and tries again later."""
+    real = escalation.step_attempts
+
+    def broken_for_p3(site, callout, step, now):  # type: ignore[no-untyped-def]
+        if callout.person_id == "p3":
+            raise RuntimeError("p3 cannot be reached today")
+        return real(site, callout, step, now)
+
+    monkeypatch.setattr(escalation, "step_attempts", broken_for_p3)
+    wid = post(county, clock)
+    start = begin(county, wid, clock)
+    parts(county, start, clock, 1)
+    with transaction(county) as session:
+        p3 = session.scalars(select(CalloutRow).where(CalloutRow.person_id == "p3")).one()
+        assert (p3.state, p3.next_step) == ("pending", 0)
+        assert not session.scalars(select(AttemptRow).where(AttemptRow.callout_id == p3.id)).all()
+        others = session.scalar(select(func.count()).select_from(AttemptRow)) or 0
+    assert others == 18, "one official's fault held back the others' first messages"
+    settle_engine(engine)
+    [failed] = events_of(county, wid, "step_failed")
+    assert [s["person"] for s in failed["steps"]] == ["p3"]
+    assert "p3 cannot be reached today" in failed["steps"][0]["error"]
+    with transaction(county) as session:
+        sent = Counter(session.scalars(select(AttemptRow.recipient_id).where(AttemptRow.status == "sent")))
+    assert sent == Counter({f"p{n}": 2 for n in range(1, OFFICIALS + 1) if n != 3})
