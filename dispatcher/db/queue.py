@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, exists, func, select, update
+from sqlalchemy import Row, Table, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -40,6 +40,23 @@ def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> int:
         result = connection.execute(stmt, list(rows[start:start + 1000]))
         total += result.rowcount if result.rowcount and result.rowcount > 0 else 0
     return total
+
+
+def insert_returning_ids(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` into ``table`` (an integer ``id`` from its sequence) and return their ids in
+    the rows' order. SQLite: one RETURNING insert per thousand rows. PostgreSQL: the ids are drawn
+    from the table's sequence first and the rows inserted with them — psycopg parses a many-row
+    ``INSERT … RETURNING`` statement's placeholders afresh each time (too long for its cache), which
+    cost more than the insert itself at 1,000 rows of 17 columns."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                    list(rows)).scalars())
+    sequence = func.pg_get_serial_sequence(table.name, "id")
+    ids = list(session.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows)))))
+    session.execute(insert(table), [row | {"id": i} for row, i in zip(rows, ids, strict=True)])
+    return ids
 
 
 def insert_new_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:

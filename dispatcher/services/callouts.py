@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..db.queue import attempt_values, cancel_queued, insert_attempts
+from ..db.queue import attempt_values, cancel_queued, insert_attempts, insert_returning_ids
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow, EventRow, WarningRow
 from ..domain.areas import overlaps
@@ -257,8 +257,7 @@ def _start(session: Session, row: WarningRow, record: str, planned: Sequence[Pla
         return 0
     # Core insert, ids returned in the rows' order (the ORM's own RETURNING costs seconds), and each
     # call-out's step 0 run at once: its attempts go out with this part's commit.
-    table = CalloutRow.__table__
-    ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), new_rows).scalars()
+    ids = insert_returning_ids(session, CalloutRow.__table__, new_rows)
     started = [(escalation.Started(callout_id, record, values["person_id"], row.hazard, level.rank), moved)
                for callout_id, values, moved in zip(ids, new_rows, first, strict=True) if moved is not None]
     return escalation.run_first_steps(session, record, started, now)
