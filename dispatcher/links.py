@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .config import Settings
+from .entropy import random_bytes
 
 __all__ = ["BadSignature", "ExpiredLink", "LinkClaims", "LinkError", "MalformedLink", "check_csrf", "csrf_for",
            "link_url", "make_token", "read_token"]
@@ -59,7 +60,12 @@ class LinkClaims:
 
 
 def _key(settings: Settings, purpose: bytes) -> bytes:
-    return hmac.new(settings.secret_key.encode(), b"jiaoying-link-v1:" + purpose, hashlib.sha256).digest()
+    return _derived(settings.secret_key, purpose)
+
+
+@functools.lru_cache(maxsize=16)
+def _derived(secret: str, purpose: bytes) -> bytes:
+    return hmac.new(secret.encode(), b"jiaoying-link-v1:" + purpose, hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:
@@ -86,7 +92,7 @@ def make_token(settings: Settings, callout_id: int, recipient: str, now: datetim
     if not_after is not None:
         exp = min(exp, not_after)
     payload = json.dumps({"c": int(callout_id), "r": recipient, "exp": int(exp.timestamp()),
-                          "n": secrets.token_urlsafe(9)}, separators=(",", ":"), ensure_ascii=False).encode()
+                          "n": _b64(random_bytes(9))}, separators=(",", ":"), ensure_ascii=False).encode()
     signature = hmac.new(_key(settings, b"token"), payload, hashlib.sha256).digest()
     return f"{_b64(payload)}.{_b64(signature)}"
 

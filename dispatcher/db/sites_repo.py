@@ -169,8 +169,9 @@ def _sync_duty(session: Session, site: Site, report: SyncReport) -> None:
 
 
 def site_digest(session: Session) -> str | None:
-    row = session.scalars(select(SiteRow)).first()
-    return row.digest if row else None
+    """The loaded files' digest: asked before every use of the cached site (each claim, each batch
+    of due steps), so one column, not an ORM object."""
+    return session.scalar(select(SiteRow.digest).limit(1))
 
 
 def read_site(session: Session) -> Site | None:

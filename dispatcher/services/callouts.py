@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from ..domain.escalation import Advanced, TakeOver, takes_over
 from ..domain.hazards import Hazard, Level
 from ..domain.record import EventKind
 from ..domain.rules import PlannedCallout, PlannedStep, Resolution, WarningFacts, resolve
+from ..entropy import randbelow
 from . import broadcasts, drills, escalation, rollcalls, spotchecks
 from .site import current_site
 
@@ -284,7 +284,7 @@ def _callout_values(callout: PlannedCallout, row: WarningRow, record: str, level
 
 def _new_code(taken: set[str]) -> str:
     while True:
-        code = f"{secrets.randbelow(9000) + 1000}"
+        code = f"{randbelow(9000) + 1000}"
         if code not in taken:
             taken.add(code)
             return code
