@@ -111,11 +111,11 @@ def _basic(credentials: str) -> tuple[str, str]:
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-def officer(who: CallerDep) -> Caller:
+async def officer(who: CallerDep) -> Caller:  # no I/O: not through the thread pool
     return _require(who, Role.OFFICER)
 
 
-def admin(who: CallerDep) -> Caller:
+async def admin(who: CallerDep) -> Caller:
     return _require(who, Role.ADMIN)
 
 

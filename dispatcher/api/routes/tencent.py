@@ -140,7 +140,7 @@ class VoiceCallback(_Callback):
         return self
 
 
-def callback_token(token: str, request: Request, settings: SettingsDep) -> None:
+async def callback_token(token: str, request: Request, settings: SettingsDep) -> None:  # no I/O: no thread hop
     """404 (and a warning) unless the path carries this deployment's token."""
     if not (token.isascii() and token_matches(settings, token)):
         client = request.client.host if request.client else "?"
