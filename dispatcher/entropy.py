@@ -5,16 +5,26 @@ A fan-out makes a link nonce and an acknowledgement code for each of thousands o
 ``os.urandom`` call is a system call that lets go of the interpreter lock; in the embedded server,
 where the API, the scheduler and the worker share one process, getting the lock back waits for the
 other threads' turns — 10,000 codes cost a tenth of a second that way (py-spy, 10,000-official
-fan-out). The bytes are the same generator's, kept per thread and never handed out twice."""
+fan-out). The bytes are the same generator's, kept per thread and never handed out twice — also
+not across a fork (Celery's prefork workers): a child process drops what its parent had drawn."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 
 BLOCK = 4096
 
 _local = threading.local()
+
+
+def _forget_after_fork() -> None:
+    global _local
+    _local = threading.local()  # the parent's unused bytes would be handed out again by every child
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def random_bytes(n: int) -> bytes:

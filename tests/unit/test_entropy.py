@@ -3,6 +3,7 @@ and link nonces they make must stay as unpredictable and unrepeated as drawing e
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 
@@ -49,3 +50,22 @@ def test_a_limit_outside_what_it_can_draw_is_refused(limit: int) -> None:
     """Bad input: a range it cannot draw uniformly from."""
     with pytest.raises(ValueError, match="limit"):
         entropy.randbelow(limit)
+
+
+def test_a_forked_child_never_hands_out_its_parents_bytes() -> None:
+    """Celery's prefork workers are forked from a parent that may have drawn already: each child makes
+    link nonces of its own, and they must not repeat the parent's (or a sibling's) buffered bytes."""
+    entropy.random_bytes(1)  # the parent has a buffer now
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            os.write(write, entropy.random_bytes(32))
+        finally:
+            os._exit(0)
+    os.close(write)
+    from_child = os.read(read, 32)
+    os.close(read)
+    os.waitpid(child, 0)
+    assert len(from_child) == 32
+    assert from_child != entropy.random_bytes(32), "the child handed out the bytes its parent had drawn"
