@@ -263,11 +263,14 @@ class Pacing:
 
     def hold(self, booking: Booking, attempt_ids: list[int], per: int = 1) -> None:
         """Give the claimed attempts the booking's slots, in order, ``per`` attempts to a slot (a
-        batch provider's request carries several); hand the unused slots back."""
+        batch provider's request carries several); hand the unused slots back. Attempts beyond the
+        granted slots (an over-claim) hold none: ``turn`` reserves theirs at the back of the meter —
+        the slots after the granted ones are the next reservation's, another worker's included."""
         used = -(-len(attempt_ids) // per)
         self.pacer.release(booking.channel, booking.slots, used)
         if self.paced(booking.channel):
-            self._held.update((attempt_id, booking.turn(i // per)) for i, attempt_id in enumerate(attempt_ids))
+            granted = attempt_ids[:booking.granted * per]
+            self._held.update((attempt_id, booking.turn(i // per)) for i, attempt_id in enumerate(granted))
 
     def forget(self, attempt_ids: list[int]) -> None:
         """Drop the slots held for these attempts (they go in a request whose slot another holds)."""

@@ -277,6 +277,54 @@ def test_attempts_beyond_the_granted_slots_take_slots_of_their_own() -> None:
     assert min(b - a for a, b in zip(sent, sent[1:], strict=False)) >= spacing - lateness_allowed(RateLimit(20, 1))
 
 
+def test_an_over_claim_never_holds_slots_the_meter_did_not_grant() -> None:
+    """Reproduces a CI failure: the attempts held beyond the granted slots were given the slots that
+    would follow them, which the meter had not granted — so the next reservation (another worker, or
+    one of ours late for its slot) got the same time, and two messages went together. On a clock the
+    test moves: 2 slots granted, 5 attempts held, then another worker reserves; every message and
+    the other worker's slot must keep the spacing."""
+    t = FakeTime()
+    limits = {Channel.SMS: RateLimit(20, 1)}
+    pacer = MemoryPacer(limits, now=t, sole_sender=False)
+    pacing = Pacing(pacer, limits, now=t, lead=0.0)
+    booking = pacing.reserve(Channel.SMS, 2)
+    assert booking.granted == 2
+    pacing.hold(booking, [1, 2, 3, 4, 5])  # bad input: three more than granted
+    other = pacer.reserve(Channel.SMS, 1)  # another worker on the same meter
+    assert other.granted == 1
+    times = [t.t + other.delay(0)]
+
+    original = asyncio.sleep
+
+    async def run() -> None:
+        async def one(attempt_id: int) -> None:
+            await pacing.turn(attempt_id, Channel.SMS)
+            times.append(t.t)
+
+        tasks = [asyncio.ensure_future(one(i)) for i in range(1, 6)]
+        while not all(task.done() for task in tasks):
+            await original(0)
+            t.t += 0.001  # the clock moves a millisecond per turn of the loop
+        for task in tasks:
+            task.result()
+
+    async def fake_sleep(delay: float, *args: object) -> None:  # sleeping waits for the fake clock
+        until = t.t + delay
+        while t.t < until:
+            await original(0)
+
+    asyncio.sleep = fake_sleep  # type: ignore[assignment]
+    try:
+        asyncio.run(run())
+    finally:
+        asyncio.sleep = original  # type: ignore[assignment]
+    times.sort()
+    spacing = 1 / (20 * MARGIN)
+    gaps = [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= round(spacing - lateness_allowed(RateLimit(20, 1)), 6), \
+        f"two messages in one slot: {times}"
+
+
 def test_a_slot_whose_message_is_stopped_at_the_last_look_goes_to_the_next_message() -> None:
     """The drill's re-calls: an official answers while their call waits for its slot, the last look
     stops it — and its slot must not go unused (the lost slots added ~3 s to the drill's last calls).
