@@ -3,6 +3,8 @@ can share the file; PostgreSQL gets a normal pool."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections import deque
@@ -99,6 +101,13 @@ class WriteTurns:
         self._busy = False
         self._requests: deque[_Waiter] = deque()
         self._background: deque[_Waiter] = deque()
+        self._across: ProcessTurn | None = None
+
+    def share(self, lock_file: str) -> None:
+        """Take turns with the other processes that share ``lock_file`` too (the embedded runtime's
+        worker process): the holder of this process's turn also holds that file's lock."""
+        if self._across is None or self._across.path != lock_file:
+            self._across = ProcessTurn(lock_file)
 
     def acquire(self, background: bool = False) -> None:
         queue = self._background if background else self._requests
@@ -111,8 +120,16 @@ class WriteTurns:
                 raise TimeoutError(f"the database stayed locked for {self.timeout:.0f} s")
             queue.popleft()
             self._busy = True
+        if self._across is not None:
+            try:
+                self._across.acquire(background)
+            except BaseException:
+                self.release(across=False)
+                raise
 
-    def release(self) -> None:
+    def release(self, across: bool = True) -> None:
+        if across and self._across is not None:
+            self._across.release()
         with self._cond:
             self._busy = False
             self._cond.notify_all()
@@ -130,6 +147,64 @@ class WriteTurns:
                                  time.monotonic() - self._background[0].since > self.patience):
             return self._background[0]
         return self._requests[0] if self._requests else None
+
+
+class ProcessTurn:
+    """The write turn between processes on one machine, requests first: an exclusive ``flock`` on
+    a lock file beside the database, and a second file a request holds (shared) while it waits.
+
+    SQLite's own busy handler makes a writer that finds the lock taken sleep and poll (1, 2, 5 …
+    100 ms), so a process writing back to back kept the others out for up to a second at a time;
+    a waiter here is woken by the kernel as soon as the lock is free. An engine pass (background)
+    that finds a request waiting lets it go first, unless it has itself waited ``patience`` (as
+    WriteTurns does within a process). The kernel drops the locks of a process that dies, so a
+    killed worker never leaves the database locked. The wait has no timeout of its own: the lock is
+    held only for a SQLite write transaction, which SQLite's busy timeout already bounds."""
+
+    POLL = 0.0005  # seconds between looks while a request waits ahead of an engine pass
+
+    def __init__(self, path: str, patience: float = 0.2) -> None:
+        self.path, self.patience = path, patience
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        self._write = os.open(path, flags, 0o600)
+        # Separate open files for the two roles: flock locks belong to an open file, and a second
+        # lock taken through the same one would convert the first instead of waiting for it.
+        self._asking = os.open(f"{path}.requests", flags, 0o600)
+        self._yielding = os.open(f"{path}.requests", flags, 0o600)
+
+    def acquire(self, background: bool = False) -> None:
+        if background:
+            self._let_requests_go_first()
+            fcntl.flock(self._write, fcntl.LOCK_EX)  # blocks without the GIL
+            return
+        fcntl.flock(self._asking, fcntl.LOCK_SH)  # "a request is waiting", seen by the other processes
+        try:
+            fcntl.flock(self._write, fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(self._asking, fcntl.LOCK_UN)
+
+    def release(self) -> None:
+        fcntl.flock(self._write, fcntl.LOCK_UN)
+
+    def _let_requests_go_first(self) -> None:
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                fcntl.flock(self._yielding, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a request of another process is waiting for the write lock
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(self.POLL)
+                continue
+            fcntl.flock(self._yielding, fcntl.LOCK_UN)
+            return
+
+
+def lock_file(url: str) -> str | None:
+    """The file beside a SQLite database whose lock its writing processes take turns on (None: an
+    in-memory database, which no other process can open)."""
+    path = url.split("///", 1)[1].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+    return f"{path}-writer.lock" if path and path != ":memory:" else None
 
 
 @lru_cache(maxsize=8)

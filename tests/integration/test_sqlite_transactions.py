@@ -6,12 +6,17 @@ a writer, and cannot write."""
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
+import signal
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from dispatcher.db.session import WriteTurns
+from dispatcher.db.session import ProcessTurn, WriteTurns, lock_file
 
 
 def queue_up(turns: WriteTurns, name: str, served: list[str], background: bool = False) -> threading.Thread:
@@ -129,3 +134,99 @@ def test_a_read_only_transaction_that_tries_to_write_is_refused_and_changes_noth
     with transaction(url) as session:  # the same pooled connection writes again afterwards
         session.execute(text("INSERT INTO t VALUES (2)"))
         assert session.scalar(text("SELECT group_concat(x) FROM t")) == "2"
+
+
+# -- between processes (ProcessTurn: the embedded runtime's process mode) ----------------------
+
+def _hold_and_hang(path: str, held: Any) -> None:  # in another process, killed while it holds the lock
+    turn = ProcessTurn(path)
+    turn.acquire(background=True)
+    held.set()
+    time.sleep(60)
+
+
+def _engine_passes(path: str, held: Any, release: Any, order: str) -> None:  # in another process
+    """An engine writing back to back: it releases the lock and at once wants it again."""
+    turn = ProcessTurn(path, patience=10)
+    turn.acquire(background=True)
+    held.set()
+    release.wait(30)
+    turn.release()
+    turn.acquire(background=True)
+    with open(order, "a") as f:
+        f.write("engine pass\n")
+    turn.release()
+
+
+def _requests_waiting(path: str) -> bool:
+    fd = os.open(f"{path}.requests", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_a_request_goes_before_another_process_writing_back_to_back(tmp_path) -> None:
+    path, order = str(tmp_path / "jy.db-writer.lock"), str(tmp_path / "order")
+    spawn = multiprocessing.get_context("spawn")
+    held, release = spawn.Event(), spawn.Event()
+    engine = spawn.Process(target=_engine_passes, args=(path, held, release, order))
+    engine.start()
+    try:
+        assert held.wait(30)
+        turn = ProcessTurn(path)
+
+        def request() -> None:
+            turn.acquire()
+            with open(order, "a") as f:
+                f.write("request\n")
+            time.sleep(0.05)  # the engine's next pass must not slip in meanwhile
+            turn.release()
+
+        waiting = threading.Thread(target=request)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not _requests_waiting(path):
+            assert time.monotonic() < deadline, "the request never said it was waiting"
+            time.sleep(0.005)
+        release.set()  # the engine releases and asks again at once: the waiting request goes first
+        waiting.join(10)
+        engine.join(10)
+        assert engine.exitcode == 0
+    finally:
+        release.set()
+        engine.join(10)
+    with open(order) as f:
+        assert f.read().splitlines() == ["request", "engine pass"]
+
+
+def test_a_process_killed_while_it_writes_does_not_leave_the_database_locked(tmp_path) -> None:
+    path = str(tmp_path / "jy.db-writer.lock")
+    spawn = multiprocessing.get_context("spawn")
+    held = spawn.Event()
+    victim = spawn.Process(target=_hold_and_hang, args=(path, held))
+    victim.start()
+    assert held.wait(30)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(10)
+    got = threading.Event()
+    turn = ProcessTurn(path)
+
+    def write() -> None:
+        turn.acquire()
+        got.set()
+        turn.release()
+
+    threading.Thread(target=write, daemon=True).start()
+    assert got.wait(5), "the dead process's lock was never released"
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("sqlite:////srv/jy/jiaoying.db", "/srv/jy/jiaoying.db-writer.lock"),
+    ("sqlite:///jy.db?timeout=5", "jy.db-writer.lock"),
+    ("sqlite://", None), ("sqlite:///:memory:", None), ("postgresql+psycopg://u:p@db/jy", None)])
+def test_the_lock_file_sits_beside_a_sqlite_file_only(url: str, expected: str | None) -> None:
+    assert lock_file(url) == expected
