@@ -614,3 +614,31 @@ def test_malformed_pushes_are_422_and_change_nothing(world: World, name: str, bo
         "Content-Type": "application/json"})
     assert response.status_code == 422, response.text
     assert world.snapshot() == before
+
+
+def test_concurrent_first_requests_build_the_sdks_http_session_once(fake: FakeAliyun, template_file: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A spy, not a mock: the SDK's own session factory runs; we count how often it is asked. Each build makes a
+    # TLS context (~50 ms of CPU); a fan-out's first batch once built one per sending thread.
+    from darabonba.core import DaraCore
+
+    built, real = [], DaraCore.get_adapter
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(DaraCore, "get_adapter", staticmethod(counting))
+    adapter = sms_adapter(fake, template_file)
+    messages = [message(PHONE[p], official=p) for p in ("zhao", "qian", "sun", "li", "zhou", "wu")]
+
+    async def go() -> list[Any]:
+        try:
+            return await asyncio.gather(*(adapter.send(m) for m in messages), return_exceptions=True)
+        finally:
+            await adapter.aclose()
+
+    outcomes = run(go())
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert len(fake.messages()) == 6  # six requests, each its own
+    assert len(built) == 1
