@@ -103,6 +103,7 @@ class Claim:
     now: datetime
     looked: float  # time.monotonic() when the claim began: it sees the attempts still queued
     site: Site | None = None
+    ids: list[int] = field(default_factory=list)
     attempts: list[Row[Any]] = field(default_factory=list)
     callouts: dict[int, Row[Any]] = field(default_factory=dict)
     contents: dict[str, WarningRow] = field(default_factory=dict)
@@ -123,13 +124,21 @@ class Claim:
 
 def claim(session: Session, now: datetime, limit: int, worker: str, lease: timedelta = DEFAULT_LEASE,
           channels: list[Channel] | None = None, callee_spacing: timedelta | None = None,
-          number_limits: Sequence[RateLimit] = ()) -> Claim:
-    """Take up to ``limit`` queued attempts under this worker's lease and read what their messages
-    need; ``Claim.jobs`` makes the messages once the transaction is over."""
+          number_limits: Sequence[RateLimit] = (), read: bool = True) -> Claim:
+    """Take up to ``limit`` queued attempts under this worker's lease and (``read``) read what their
+    messages need; ``Claim.jobs`` makes the messages once the transaction is over."""
     found = Claim(now, time.monotonic())
-    ids = claim_queued_attempts(session, now, limit, worker, lease,
-                                [c.value for c in channels] if channels is not None else None, callee_spacing,
-                                [(int(n.count), timedelta(seconds=n.per_seconds)) for n in number_limits])
+    found.ids = claim_queued_attempts(session, now, limit, worker, lease,
+                                      [c.value for c in channels] if channels is not None else None, callee_spacing,
+                                      [(int(n.count), timedelta(seconds=n.per_seconds)) for n in number_limits])
+    return read_claim(session, found) if read else found
+
+
+def read_claim(session: Session, found: Claim) -> Claim:
+    """Read what the claimed attempts' messages need. The engine does it in a read-only transaction
+    after the claim's commit (the rows are its own under the lease by then): on SQLite the claim's
+    transaction holds the write lock, and these reads doubled how long."""
+    ids = found.ids
     if not ids:
         return found
     found.site = current_site(session)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,6 +21,10 @@ from ..board import routes as board
 from ..board.actions import Refused
 from ..board.pages import http_error_page
 from ..config import Settings, get_settings
+from ..db.session import transaction
+from ..services.site import warm_site
+
+log = logging.getLogger("jiaoying.app")
 
 
 class Runtime(Protocol):
@@ -56,6 +62,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The first warning posted after a start must not wait while the county's people are read.
+        threading.Thread(target=_warm_site, args=(settings.database_url,), name="jiaoying-warm-site",
+                         daemon=True).start()
         if runtime is not None:
             runtime.start()
         try:
@@ -87,3 +96,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
 async def _refused(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refused)
     return exc.response
+
+
+def _warm_site(url: str) -> None:
+    """Read the loaded site into this process's cache (intake checks every warning's areas with it)."""
+    try:
+        with transaction(url, write=False) as session:
+            warm_site(session)
+    except Exception:  # no schema yet, the database away: the first request reads it instead
+        log.debug("the site could not be read at start-up", exc_info=True)

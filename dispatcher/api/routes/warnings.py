@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ... import csvsafe, privacy
+from ...db.session import transaction
 from ...intake.cap import parse_cap
 from ...intake.schema import WarningIn, parse_warning_dict, parse_warning_json
 from ...services import warnings as queries
@@ -17,6 +18,7 @@ from ...services.callout_views import counts
 from ...services.callouts import cancel_event
 from ...services.intake import receive_warning
 from ...services.keys import check_event_scope
+from ...services.site import warm_site
 from ...services.users import Role
 from ..deps import CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, UnitOfWorkDep
 
@@ -69,6 +71,8 @@ async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clo
     draft, fmt = parse_body(request.headers.get("content-type", ""), body)
 
     def store() -> Any:
+        with transaction(settings.database_url, write=False) as session:
+            warm_site(session)  # after a start or a reload, the site is read here, not under the write lock
         with uow as session:
             result = receive_warning(session, draft, key=key, source_format=fmt,
                                      raw=body.decode("utf-8", "replace"), now=clock())
