@@ -273,9 +273,12 @@ def run_one(scenario: str, mode: str, officials: int, workdir: Path, args: argpa
         wait_for(lambda: http_ok(f"{sim}timing"), 15, "the simulator server")
         carriers = carrier_env(providers, keys, args)
         if mode == "embedded":
-            env = base_env(JIAOYING_DATABASE_URL=url, JIAOYING_SIMULATOR_URL=sim, JIAOYING_BROKER_URL="", **carriers)
+            env = base_env(JIAOYING_DATABASE_URL=url, JIAOYING_SIMULATOR_URL=sim, JIAOYING_BROKER_URL="",
+                           JIAOYING_EMBEDDED_WORKER=args.embedded_worker, **carriers)
             api, serve = start_api(procs, env, f"{tag}-serve")
-            time.sleep(1.0)  # the runtime's threads build their engines and make a first pass
+            # the runtime's threads build their engines and make a first pass; a worker process
+            # (spawned: a fresh interpreter importing the package) takes a few seconds more
+            time.sleep(1.0 if args.embedded_worker == "thread" else 8.0)
             engine_roots, db_roots = [serve.pid], []
         else:
             assert backends is not None
@@ -690,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--celery-concurrency", type=int, default=2, help="prefork worker processes")
     parser.add_argument("--rate-limits", default="", help="JIAOYING_RATE_LIMITS for the engine (default: the "
                                                           "providers' own, Aliyun SMS 5,000 requests/s)")
+    parser.add_argument("--embedded-worker", choices=("thread", "process"), default="thread",
+                        help="JIAOYING_EMBEDDED_WORKER of the embedded serve")
     parser.add_argument("--py-spy", action="store_true", help="sample the engine's processes with py-spy")
     parser.add_argument("--py-spy-seconds", type=float, default=60.0, help="upper bound of a py-spy recording")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs, SQLite files)")

@@ -416,6 +416,7 @@ def serve(
 
     from .api.app import create_app
     from .clock import system_clock
+    from .db.session import lock_file
     from .gcpause import tune_for_service
     from .runtime.embedded import EmbeddedRuntime, default_adapters
 
@@ -423,6 +424,9 @@ def serve(
     if workers > 1 and not settings.broker_url:
         raise fail("--workers needs the production mode (JIAOYING_BROKER_URL set): in the embedded mode "
                    "each process would run its own worker and scheduler")
+    if not settings.broker_url and settings.worker_processes() and lock_file(settings.database_url) is None:
+        raise fail("JIAOYING_EMBEDDED_WORKER=process needs a SQLite database file (JIAOYING_DATABASE_URL="
+                   "sqlite:///path): other processes cannot open an in-memory one")
     database_url(settings)
     refuse_missing_providers(settings)
     database = settings.database_url.split("@")[-1]
@@ -433,8 +437,10 @@ def serve(
         uvicorn.run("dispatcher.api.app:production_app", factory=True, workers=workers, **options)
         return
     clock = system_clock(settings)
-    runtime = None if settings.broker_url else EmbeddedRuntime(settings, clock, default_adapters(settings))
-    mode = "production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None else "embedded"
+    runtime = None if settings.broker_url else EmbeddedRuntime(
+        settings, clock, default_adapters(settings), processes=settings.worker_processes())
+    mode = ("production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None
+            else f"embedded, {settings.embedded_worker} worker")
     err.print(f"jiaoying serve: {mode}; database {database}")
     server_app = create_app(settings, clock=clock, runtime=runtime)
     tune_for_service()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. PostgreSQL: `postgresql+psycopg://user:pass@host/db`",
         json_schema_extra={"docs_default": "`sqlite:///./jiaoying.db`"})
     broker_url: str = Field("", description="Redis URL for the Celery runtime; empty = embedded in-process worker")
+    embedded_worker: Literal["thread", "process"] = Field(
+        "thread", description="embedded mode (`serve` without a broker): `thread` runs the scheduler and the worker as "
+                              "threads of `serve`; `process` runs them as child processes of `serve` (a scheduler "
+                              "and `JIAOYING_EMBEDDED_WORKER_PROCESSES` workers), so the API, the timers and the "
+                              "sending each have a core — for county-scale fan-outs on a machine with two or more "
+                              "cores ([engine.md](engine.md#the-embedded-runtime))")
+    embedded_worker_processes: int = Field(
+        0, ge=0, le=16, description="with `JIAOYING_EMBEDDED_WORKER=process`: how many worker processes send",
+        json_schema_extra={"docs_default": "0: one per CPU core"})
     # Not set: read from ``secret_file``; neither: the public development value, which `serve` and
     # `scheduler` refuse (see require_safe_secret).
     secret_key: str = Field(
@@ -230,6 +240,12 @@ class Settings(BaseSettings):
         if len(key) < secretfile.MIN_LENGTH:
             return f"{where} is {len(key)} characters long, shorter than {secretfile.MIN_LENGTH}: {fix}"
         return None
+
+    def worker_processes(self) -> int:
+        """How many worker processes the embedded runtime starts (0: it runs threads instead)."""
+        if self.embedded_worker != "process":
+            return 0
+        return self.embedded_worker_processes or max(1, len(os.sched_getaffinity(0)))
 
     def require_safe_secret(self) -> None:
         """Refuse to run a server with a missing, empty, short or development secret."""

@@ -34,7 +34,7 @@ from ..db.queue import claimable
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
-from ..services import broadcasts, callouts, dispatch, drills, escalation, expiry, rollcalls
+from ..services import broadcasts, callouts, dispatch, drills, escalation, expiry, rollcalls, site
 from ..services import forwarding as forwards
 from ..services.errors import NotReady
 from ..services.handover import HandOverGuard
@@ -62,13 +62,19 @@ class TickReport:
 class Engine:
     def __init__(self, settings: Settings, clock: Callable[[], datetime], adapters: AdapterFactory,
                  name: str | None = None, batch: int = 500, concurrency: int = 64,
-                 on_work: Callable[[], None] | None = None, due_batch: int = 250) -> None:
+                 on_work: Callable[[], None] | None = None, due_batch: int = 250, paced: bool = True,
+                 start_part: int | None = None) -> None:
         self.settings, self.clock = settings, clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.batch, self.concurrency = batch, concurrency
         # Due call-outs stepped per transaction: each holds SQLite's write lock while its attempts
         # are written, so fewer than a worker's claim (500 held it up to 190 ms in a fan-out).
         self.due_batch = due_batch
+        self.start_part = start_part  # call-outs started per transaction (None: services.callouts' default)
+        # Whether this engine's workers send the channels its meter paces (rate limits, callee spacing,
+        # limits per number). A meter kept in memory holds for one process: where several processes
+        # send without a shared (Redis) meter, only one of them may send those channels.
+        self.paced = paced
         # Called whenever a pass has committed work for the workers (wake them without waiting for
         # the rest of the pass: a 10,000-official fan-out starts sending after its first batch).
         self.on_work = on_work or (lambda: None)
@@ -189,7 +195,7 @@ class Engine:
         while True:
             stepped = start.stepped
             with transaction(self.url, background=True) as session:
-                done = callouts.apply_part(session, start, self.clock())
+                done = callouts.apply_part(session, start, self.clock(), self.start_part)
             if start.stepped > stepped:  # the part's first steps are queued: wake the workers
                 report.advanced += start.stepped - stepped
                 self.on_work()
@@ -295,11 +301,13 @@ class Engine:
         spaced = {c for c in Channel if c.kind.spaced_per_callee} if self._spacing else set()
         counted = set(self._per_number)  # channels with per-number limits: claimed on their own, one per person
         free = [c for c in Channel if c not in self._limits and c not in spaced and c not in counted]
+        with transaction(self.url, write=False) as session:  # also while idle: ready before a warning comes
+            site.warm_site(session)  # after a start or a reload the site is read here, not during a claim
         if free:  # the messages are rendered after the claim's transaction (it holds SQLite's write lock)
             with transaction(self.url, background=True) as session:
-                taken = dispatch.claim(session, self.clock(), want, self.name, lease, free)
-            jobs += taken.jobs(self.settings)
-        for channel in [c for c in Channel if c in self._limits or c in spaced or c in counted]:
+                taken = dispatch.claim(session, self.clock(), want, self.name, lease, free, read=False)
+            jobs += self._read(taken).jobs(self.settings)
+        for channel in [c for c in Channel if self.paced and (c in self._limits or c in spaced or c in counted)]:
             # A batch provider's limit counts requests, each carrying up to batch_size messages.
             per = max(1, self._adapters[channel].batch_size)
             booking = self._pacing.reserve(channel, -(-want // per))
@@ -308,8 +316,8 @@ class Engine:
             with transaction(self.url, background=True) as session:
                 taken = dispatch.claim(session, self.clock(), min(booking.granted * per, want), self.name, lease,
                                        [channel], self._spacing if channel in spaced else None,
-                                       self._per_number.get(channel, ()))
-            claimed = taken.jobs(self.settings)
+                                       self._per_number.get(channel, ()), read=False)
+            claimed = self._read(taken).jobs(self.settings)
             self._pacing.hold(booking, [job.attempt_id for job in claimed], per)
             jobs += claimed
         if not jobs:
@@ -326,6 +334,13 @@ class Engine:
                              if isinstance(a, ProviderChain) and a.status().why},
                 "simulated": simulated(self.settings)})
         return len(jobs)
+
+    def _read(self, taken: dispatch.Claim) -> dispatch.Claim:
+        """What the claimed attempts' messages need, read after the claim's commit (no write lock)."""
+        if not taken.ids:
+            return taken
+        with transaction(self.url, write=False) as session:
+            return dispatch.read_claim(session, taken)
 
     async def _deliver(self, jobs: list[dispatch.Job], lease: timedelta) -> list[dispatch.Outcome]:
         """Hand the batch over with a last look before each message and the lease kept alive."""
@@ -363,11 +378,15 @@ class Engine:
             # not those waiting for a retry time (up to a minute away): no reason to poll for them
             return session.scalar(select(AttemptRow.id).where(claimable(self.clock())).limit(1)) is not None
 
-    def drain(self, max_batches: int = 10_000, patience: float = 0.0) -> int:
+    def drain(self, max_batches: int = 10_000, patience: float = 0.0,
+              stop: Callable[[], bool] | None = None) -> int:
         """Send until nothing is claimable. With ``patience`` > 0, keep waiting (up to that many
-        seconds in all) while attempts are queued but held back by rate limits or spacing."""
+        seconds in all) while attempts are queued but held back by rate limits or spacing.
+        ``stop``: asked before each batch; True ends the drain (the runtime is stopping)."""
         total, deadline = 0, time.monotonic() + patience
         for _ in range(max_batches):
+            if stop is not None and stop():
+                break
             sent = self.send_batch()
             total += sent
             if sent:

@@ -130,9 +130,10 @@ def begin_start(session: Session, warning_id: str, now: datetime) -> Start | Non
     return Start(row.id, record, resolve(current_site(session), facts, start=now))
 
 
-def apply_part(session: Session, start: Start, now: datetime) -> bool:
-    """Start the next part of the warning's call-outs; True once the warning is fully applied (or
-    another scheduler holds it: it carries on, and a pending warning is resumed by the next tick)."""
+def apply_part(session: Session, start: Start, now: datetime, part: int | None = None) -> bool:
+    """Start the next part (``part`` call-outs, else the database's START_PART) of the warning's
+    call-outs; True once the warning is fully applied (or another scheduler holds it: it carries
+    on, and a pending warning is resumed by the next tick)."""
     row = session.execute(
         select(WarningRow).where(WarningRow.id == start.warning_id).with_for_update(skip_locked=True)
     ).scalar_one_or_none()
@@ -147,7 +148,7 @@ def apply_part(session: Session, start: Start, now: datetime) -> bool:
         return True
     if not start.matched:
         _match(session, row, start, now)
-    size = START_PART_SQLITE if session.get_bind().dialect.name == "sqlite" else START_PART
+    size = part or (START_PART_SQLITE if session.get_bind().dialect.name == "sqlite" else START_PART)
     part = start.planned[start.done:start.done + size]
     start.done += len(part)
     start.stepped += _start(session, row, start.record, part, start.applied, now)
