@@ -23,6 +23,7 @@ or a per-number limit paces: its meter is kept in memory (a Celery deployment sh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Protocol
@@ -54,20 +56,56 @@ PROCESS_PART = 100
 WORKER_NICE = 10  # sending yields the CPU to the API and the timers (a bulk fan-out can wait a moment)
 
 
-class _Event(Protocol):
-    def set(self) -> None: ...
+class _Sleep(Protocol):
+    def wait(self, timeout: float | None = None) -> bool: ...
 
     def clear(self) -> None: ...
 
-    def is_set(self) -> bool: ...
 
-    def wait(self, timeout: float | None = None) -> bool: ...
+class _Wake(Protocol):
+    def set(self) -> None: ...
+
+
+class Doorbell:
+    """A wake-up from one process to another that never makes the ringer wait: a byte written into a
+    pipe the sleeper polls. (A multiprocessing Event's ``set`` waits until every sleeper has woken:
+    with the workers busy at a lower CPU priority, a posted warning's kick waited for them.)"""
+
+    def __init__(self, context: BaseContext) -> None:
+        self._reader, self._writer = context.Pipe(duplex=False)
+        os.set_blocking(self._writer.fileno(), False)  # a full pipe already holds a wake-up
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # full (the sleeper will wake anyway), or the sleeper is gone
+            os.write(self._writer.fileno(), b"!")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._reader.poll(timeout):
+            return False
+        with contextlib.suppress(OSError):
+            os.read(self._reader.fileno(), 65536)  # every ring so far: one wake-up
+        return True
+
+    def clear(self) -> None:
+        """Nothing to do: ``wait`` takes the rings it woke for."""
+
+
+class Bells:
+    """Rings every doorbell of a group (all the worker processes)."""
+
+    def __init__(self, bells: list[Doorbell]) -> None:
+        self.bells = bells
+
+    def set(self) -> None:
+        for bell in self.bells:
+            bell.set()
 
 
 @dataclass
 class _Child:
     role: str  # "scheduler" or "worker"
     number: int
+    bell: Doorbell
     process: BaseProcess | None = None
     started: float = 0.0
 
@@ -82,15 +120,20 @@ class EmbeddedRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._context = multiprocessing.get_context("spawn")
-        self._work: _Event
-        self._tick: _Event
-        if processes > 0:
-            self._work, self._tick = self._context.Event(), self._context.Event()
-        else:
-            self._work, self._tick = threading.Event(), threading.Event()
         self._ended = self._context.Event()
-        self._children = ([_Child("scheduler", 0)] + [_Child("worker", n) for n in range(processes)]
-                          if processes > 0 else [])
+        self._children: list[_Child] = []
+        self._work: _Wake
+        self._tick: _Wake
+        self._tick_sleep: _Sleep
+        self._work_sleep: _Sleep
+        if processes > 0:
+            self._children = [_Child("scheduler", 0, Doorbell(self._context))] + [
+                _Child("worker", n, Doorbell(self._context)) for n in range(processes)]
+            self._tick = self._children[0].bell
+            self._work = Bells([c.bell for c in self._children[1:]])
+        else:
+            tick, work = threading.Event(), threading.Event()
+            self._tick, self._work, self._tick_sleep, self._work_sleep = tick, work, tick, work
 
     @property
     def child_pids(self) -> dict[str, int]:
@@ -99,9 +142,13 @@ class EmbeddedRuntime:
                 if c.process is not None and c.process.is_alive() and c.process.pid is not None}
 
     def kick(self) -> None:
-        """New work may be waiting: a warning was stored, a step was brought forward or recalled."""
+        """New work may be waiting: a warning was stored, a step was brought forward or recalled.
+        In the process form only the scheduler is rung, and it rings the workers after the pass it
+        was woken for: every process woken from a request's thread may take its CPU for a moment
+        (three of them added 2-4 ms to each posted warning)."""
         self._tick.set()
-        self._work.set()
+        if not self._children:
+            self._work.set()
 
     def start(self) -> None:
         if self._children:
@@ -142,7 +189,7 @@ class EmbeddedRuntime:
         child.started = time.monotonic()
         child.process = self._context.Process(
             target=run_child, name=f"jiaoying-{child.role}-{child.number}", daemon=True,
-            args=(child.role, self.settings, self._tick, self._work, self._ended, os.getpid(), child.number == 0,
+            args=(child.role, self.settings, child.bell, self._work, self._ended, os.getpid(), child.number == 0,
                   self.interval))
         child.process.start()
         log.info("embedded %s process %s started", child.role, child.process.pid)
@@ -162,28 +209,29 @@ class EmbeddedRuntime:
 
     def _scheduler(self) -> None:
         scheduler_loop(Engine(self.settings, self.clock, self.adapters, name="embedded", on_work=self._work.set),
-                       self._tick, self._work, self._stop.is_set, self.interval)
+                       self._tick_sleep, self._work, self._stop.is_set, self.interval)
 
     def _worker(self) -> None:
-        worker_loop(Engine(self.settings, self.clock, self.adapters, name="embedded"), self._work,
+        worker_loop(Engine(self.settings, self.clock, self.adapters, name="embedded"), self._work_sleep,
                     self._stop.is_set, self.interval)
 
 
-def scheduler_loop(engine: Engine, tick: _Event, work: _Event, over: Callable[[], bool], interval: float) -> None:
+def scheduler_loop(engine: Engine, tick: _Sleep, work: _Wake, over: Callable[[], bool], interval: float) -> None:
+    kicked = False
     try:
         while not over():
             try:
-                if engine.tick().queued_work:
+                if engine.tick().queued_work or kicked:  # a kick may have been for work already queued
                     work.set()
             except Exception:
                 log.exception("scheduler pass failed; retrying")
-            tick.wait(interval)
+            kicked = tick.wait(interval)
             tick.clear()
     finally:
         engine.close()
 
 
-def worker_loop(engine: Engine, work: _Event, over: Callable[[], bool], interval: float) -> None:
+def worker_loop(engine: Engine, work: _Sleep, over: Callable[[], bool], interval: float) -> None:
     held = False
     try:
         while not over():
@@ -198,7 +246,7 @@ def worker_loop(engine: Engine, work: _Event, over: Callable[[], bool], interval
         engine.close()
 
 
-def run_child(role: str, settings: Settings, tick: ProcessEvent, work: ProcessEvent, ended: ProcessEvent,
+def run_child(role: str, settings: Settings, bell: Doorbell, workers: Bells, ended: ProcessEvent,
               parent: int, first: bool, interval: float) -> None:
     """A child process of the process mode: the scheduler's or a worker's loop, until the runtime
     stops or the process that started it is gone (a SIGKILLed ``serve`` must not leave one behind)."""
@@ -218,16 +266,16 @@ def run_child(role: str, settings: Settings, tick: ProcessEvent, work: ProcessEv
     write_turns(settings.database_url).share(turns_file)
     clock, adapters = system_clock(settings), default_adapters(settings)
     if role == "scheduler":
-        engine = Engine(settings, clock, adapters, name="embedded", on_work=work.set,
+        engine = Engine(settings, clock, adapters, name="embedded", on_work=workers.set,
                         start_part=PROCESS_PART, due_batch=PROCESS_PART)
         tune_for_service()
-        scheduler_loop(engine, tick, work, over, interval)
+        scheduler_loop(engine, bell, workers, over, interval)
         return
     os.nice(WORKER_NICE)
     # Only the first worker sends what the in-memory meter paces (see the module's docstring).
     engine = Engine(settings, clock, adapters, name=f"embedded:{os.getpid()}", paced=first)
     tune_for_service()
-    worker_loop(engine, work, over, interval)
+    worker_loop(engine, bell, over, interval)
 
 
 def default_adapters(settings: Settings, outbox: SimOutbox | None = None) -> AdapterFactory:

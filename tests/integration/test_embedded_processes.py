@@ -202,3 +202,20 @@ def test_an_unknown_worker_kind_is_refused(tmp_path: Path) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "JIAOYING_EMBEDDED_WORKER" in r.stderr and "'thread' or 'process'" in r.stderr
     assert not (tmp_path / "jy.db").exists()  # nothing was created
+
+
+def test_a_doorbell_never_makes_the_ringer_wait(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from dispatcher.runtime.embedded import Doorbell
+
+    bell = Doorbell(multiprocessing.get_context("spawn"))
+    assert bell.wait(0.01) is False  # nobody rang
+    import threading
+
+    ringer = threading.Thread(target=lambda: [bell.set() for _ in range(100_000)], daemon=True)
+    ringer.start()  # far more rings than the pipe holds, with nobody listening: a blocking write would hang
+    ringer.join(60)
+    assert not ringer.is_alive()
+    assert bell.wait(0) is True  # every ring so far is one wake-up ...
+    assert bell.wait(0.01) is False  # ... taken at once
