@@ -44,6 +44,7 @@ from .limits import Pacing, make_pacer
 
 log = logging.getLogger("jiaoying.engine")
 MISSED_EVERY = timedelta(minutes=1)  # how often a pass looks back for scheduled roll-calls that never ran
+HELD_RETRY = 2.0  # seconds a warning's start tries again while its row is held (see Engine._apply)
 AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
 
 
@@ -192,6 +193,7 @@ class Engine:
             start = callouts.begin_start(session, warning_id, self.clock())
         if start is None:
             return
+        held_since: float | None = None
         while True:
             stepped = start.stepped
             with transaction(self.url, background=True) as session:
@@ -199,6 +201,16 @@ class Engine:
             if start.stepped > stepped:  # the part's first steps are queued: wake the workers
                 report.advanced += start.stepped - stepped
                 self.on_work()
+            if start.held:
+                # A worker's append to the record holds the warning's row for milliseconds: try the
+                # part again rather than leave the rest of a big warning to the next pass (which
+                # decides everyone again). A row held for longer is another scheduler's: it carries on.
+                held_since = held_since if held_since is not None else time.monotonic()
+                if time.monotonic() - held_since < HELD_RETRY:
+                    time.sleep(0.01)
+                    continue
+                return
+            held_since = None
             report.advanced += self._advance_due()
             if done:
                 return

@@ -105,6 +105,9 @@ class Start:
     matched: bool = False  # the MATCHED event and the broadcast order are written
     kept: dict[str, Any] = field(default_factory=dict)  # more for the MATCHED event (a roll-call's rooms)
     stepped: int = 0  # call-outs whose step 0 ran as they were started (attempts queued)
+    # The last part found the warning's row locked: by another scheduler, or (PostgreSQL) for a
+    # moment by a worker appending to the warning's record. The caller may try the part again.
+    held: bool = False
 
     @property
     def planned(self) -> tuple[PlannedCallout, ...]:
@@ -137,6 +140,7 @@ def apply_part(session: Session, start: Start, now: datetime, part: int | None =
     row = session.execute(
         select(WarningRow).where(WarningRow.id == start.warning_id).with_for_update(skip_locked=True)
     ).scalar_one_or_none()
+    start.held = row is None
     if row is None or row.applied_at is not None:
         return True
     if row.msg_type == "cancel":

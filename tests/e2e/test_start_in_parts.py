@@ -259,3 +259,33 @@ def test_a_first_step_that_cannot_be_made_is_left_to_the_pass_and_the_rest_go_ou
     with transaction(county) as session:
         sent = Counter(session.scalars(select(AttemptRow.recipient_id).where(AttemptRow.status == "sent")))
     assert sent == Counter({f"p{n}": 2 for n in range(1, OFFICIALS + 1) if n != 3})
+
+
+def test_a_worker_appending_to_the_record_does_not_stop_the_start_for_the_pass(engine: Engine, county: str,
+                                                                            clock: Clock) -> None:
+    """Workers append their outcomes to the warning's record, which locks the warning's row for a
+    moment (PostgreSQL). The scheduler's part found it locked, took that for another scheduler and
+    left the rest of the warning to its next pass, which decided everyone again (seen in
+    bench/carriers.py: 70 look-ups for 10 parts, and a second's stall at a time). On SQLite the
+    worker's transaction holds the database's write lock instead, and the part waits for it."""
+    wid = post(county, clock)
+    start = begin(county, wid, clock)
+    parts(county, start, clock, 1)  # one part started; its attempts are out and recorded
+    locked, release = threading.Event(), threading.Event()
+
+    def worker_appending() -> None:  # as record_repo.append_event does for a worker's outcomes
+        with transaction(county) as session:
+            session.execute(select(WarningRow.id).where(WarningRow.id == wid).with_for_update())
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=worker_appending)
+    holder.start()
+    assert locked.wait(10)
+    threading.Timer(0.3, release.set).start()  # the worker commits 0.3 s later
+    engine.tick()  # one scheduler pass
+    holder.join(10)
+    with transaction(county) as session:
+        assert callouts.pending_warnings(session) == [], "the pass gave the warning up while a worker wrote"
+    assert callouts_per_person(county) == Counter({f"p{n}": 1 for n in range(1, OFFICIALS + 1)})
+    assert len(events_of(county, wid, "matched")) == 1
