@@ -419,6 +419,7 @@ def serve(
     from .db.session import lock_file
     from .gcpause import tune_for_service
     from .runtime.embedded import EmbeddedRuntime, default_adapters
+    from .runtime.wakeup import SchedulerBell
 
     settings = server_settings()
     if workers > 1 and not settings.broker_url:
@@ -437,9 +438,9 @@ def serve(
         uvicorn.run("dispatcher.api.app:production_app", factory=True, workers=workers, **options)
         return
     clock = system_clock(settings)
-    runtime = None if settings.broker_url else EmbeddedRuntime(
+    runtime = SchedulerBell(settings.broker_url) if settings.broker_url else EmbeddedRuntime(
         settings, clock, default_adapters(settings), processes=settings.worker_processes())
-    mode = ("production (Celery workers and `jiaoying scheduler` do the sending)" if runtime is None
+    mode = ("production (Celery workers and `jiaoying scheduler` do the sending)" if settings.broker_url
             else f"embedded, {settings.embedded_worker} worker")
     err.print(f"jiaoying serve: {mode}; database {database}")
     server_app = create_app(settings, clock=clock, runtime=runtime)

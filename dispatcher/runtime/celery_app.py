@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -32,6 +31,7 @@ from ..gcpause import tune_for_service
 from ..services.providers import SIMULATOR_HINT, startup_problems
 from .embedded import default_adapters
 from .engine import Engine
+from .wakeup import Waker
 
 log = logging.getLogger("jiaoying.celery")
 QUEUE = "jiaoying"
@@ -91,42 +91,10 @@ def send_due(batches: int = 20) -> int:
     return total
 
 
-class Waker:
-    """Publishes wake-ups from a thread of its own: ``kick`` returns at once, whatever the broker does."""
-
-    def __init__(self, publish: Callable[[], None]) -> None:
-        self._publish = publish
-        self._wanted = 0
-        self._lock = threading.Lock()
-        self._event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._warned_at = 0.0
-
-    def kick(self, fanout: int = 1) -> None:
-        with self._lock:
-            self._wanted = max(self._wanted, fanout)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="jiaoying-waker", daemon=True)
-                self._thread.start()
-        self._event.set()
-
-    def _run(self) -> None:
-        while True:
-            self._event.wait()
-            self._event.clear()
-            with self._lock:
-                wanted, self._wanted = self._wanted, 0
-            try:
-                for _ in range(wanted):
-                    self._publish()
-            except Exception as exc:  # any broker failure: the work waits in the database
-                if time.monotonic() - self._warned_at > 30:
-                    self._warned_at = time.monotonic()
-                    log.warning("cannot reach the broker to wake workers (%s); work waits in the database and "
-                                "workers keep looking every %.0f s", exc, POLL_SECONDS)
-
-
-_waker = Waker(lambda: send_due.apply_async(retry=False))
+# A worker process that has run no task for this long looks at the database itself.
+POLL_SECONDS = 1.0
+_waker = Waker(lambda: send_due.apply_async(retry=False),
+               f"work waits in the database and workers keep looking every {POLL_SECONDS:.0f} s")
 
 
 def kick(fanout: int = 1) -> None:
@@ -134,8 +102,6 @@ def kick(fanout: int = 1) -> None:
     _waker.kick(fanout)
 
 
-# A worker process that has run no task for this long looks at the database itself.
-POLL_SECONDS = 1.0
 _engine_lock = threading.Lock()
 _last_task = [0.0]
 

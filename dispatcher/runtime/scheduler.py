@@ -23,6 +23,7 @@ log = logging.getLogger("jiaoying.scheduler")
 
 def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Event | None = None) -> None:
     from .celery_app import kick
+    from .wakeup import SchedulerWait
 
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -31,7 +32,8 @@ def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Eve
     outbox = SimOutbox()
     engine = Engine(settings, system_clock(settings), default_adapters(settings, outbox), name=None,
                     on_work=lambda: kick(2))
-    log.info("scheduler started (every %.1f s)", interval)
+    pause = SchedulerWait(settings.broker_url, stop)  # a posted warning rings it: no waiting for the next pass
+    log.info("scheduler started (every %.1f s, or when the API rings)", interval)
     try:
         while not stop.is_set():
             try:
@@ -42,6 +44,6 @@ def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Eve
                     kick(min(4, 1 + queued // engine.batch))
             except Exception:
                 log.exception("scheduler pass failed; retrying")
-            stop.wait(interval)
+            pause.wait(interval)
     finally:
         engine.close()

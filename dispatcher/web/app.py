@@ -42,10 +42,12 @@ def production_app() -> FastAPI:
     environment (an unsafe secret refused), the system clock, no engine in the process."""
     from ..clock import system_clock
     from ..gcpause import tune_for_service
+    from ..runtime.wakeup import SchedulerBell
 
     settings = get_settings()
     settings.require_safe_secret()
-    app = create_app(settings, clock=system_clock(settings))
+    app = create_app(settings, clock=system_clock(settings),
+                     runtime=SchedulerBell(settings.broker_url) if settings.broker_url else None)
     tune_for_service()
     return app
 
