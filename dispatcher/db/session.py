@@ -105,7 +105,7 @@ class WriteTurns:
 
     def share(self, lock_file: str) -> None:
         """Take turns with the other processes that share ``lock_file`` too (the embedded runtime's
-        worker process): the holder of this process's turn also holds that file's lock."""
+        process form): the holder of this process's turn also holds that file's lock."""
         if self._across is None or self._across.path != lock_file:
             self._across = ProcessTurn(lock_file)
 

@@ -135,12 +135,6 @@ class EmbeddedRuntime:
             tick, work = threading.Event(), threading.Event()
             self._tick, self._work, self._tick_sleep, self._work_sleep = tick, work, tick, work
 
-    @property
-    def child_pids(self) -> dict[str, int]:
-        """The running child processes by name (``scheduler``, ``worker-0`` …); empty in the thread mode."""
-        return {f"{c.role}-{c.number}" if c.role == "worker" else c.role: c.process.pid for c in self._children
-                if c.process is not None and c.process.is_alive() and c.process.pid is not None}
-
     def kick(self) -> None:
         """New work may be waiting: a warning was stored, a step was brought forward or recalled.
         In the process form only the scheduler is rung, and it rings the workers after the pass it
@@ -170,7 +164,8 @@ class EmbeddedRuntime:
     def stop(self) -> None:
         self._stop.set()
         self._ended.set()
-        self.kick()
+        self._tick.set()
+        self._work.set()  # every child looks at ``ended`` now, not at the end of its wait
         for thread in self._threads:
             thread.join(timeout=10)
         deadline = time.monotonic() + STOP_WAIT
