@@ -313,8 +313,6 @@ class Engine:
         spaced = {c for c in Channel if c.kind.spaced_per_callee} if self._spacing else set()
         counted = set(self._per_number)  # channels with per-number limits: claimed on their own, one per person
         free = [c for c in Channel if c not in self._limits and c not in spaced and c not in counted]
-        with transaction(self.url, write=False) as session:  # also while idle: ready before a warning comes
-            site.warm_site(session)  # after a start or a reload the site is read here, not during a claim
         if free:  # the messages are rendered after the claim's transaction (it holds SQLite's write lock)
             with transaction(self.url, background=True) as session:
                 taken = dispatch.claim(session, self.clock(), want, self.name, lease, free, read=False)
@@ -333,6 +331,10 @@ class Engine:
             self._pacing.hold(booking, [job.attempt_id for job in claimed], per)
             jobs += claimed
         if not jobs:
+            # Idle: read the site now if a start or a reload left it unread, so the first claim of the
+            # next warning finds it (a claim reads it in _read otherwise, also without the write lock).
+            with transaction(self.url, write=False) as session:
+                site.warm_site(session)
             return 0
         outcomes = self._loop.run_until_complete(self._deliver(jobs, lease))
         with transaction(self.url, background=True) as session:
