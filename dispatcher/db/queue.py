@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from ..domain.callouts import OPEN_STATES
+from .bulk import among, insert_rows, on_postgres
 from .tables import AttemptRow, CalloutRow
 
 
@@ -29,17 +30,7 @@ def attempt_values(callout: CalloutRow | Row[Any], key: str, step_index: int, pu
 
 def insert_attempts(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert attempts, skipping any whose key already exists (a retried step never doubles)."""
-    if not rows:
-        return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(AttemptRow.__table__).on_conflict_do_nothing(index_elements=["key"])
-    connection = session.connection()
-    total = 0
-    for start in range(0, len(rows), 1000):
-        result = connection.execute(stmt, list(rows[start:start + 1000]))
-        total += result.rowcount if result.rowcount and result.rowcount > 0 else 0
-    return total
+    return insert_rows(session, AttemptRow.__table__, rows, conflict="key")
 
 
 def insert_returning_ids(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -50,12 +41,12 @@ def insert_returning_ids(session: Session, table: Table, rows: Sequence[dict[str
     cost more than the insert itself at 1,000 rows of 17 columns."""
     if not rows:
         return []
-    if session.get_bind().dialect.name != "postgresql":
+    if not on_postgres(session):
         return list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                                     list(rows)).scalars())
     sequence = func.pg_get_serial_sequence(table.name, "id")
     ids = list(session.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows)))))
-    session.execute(insert(table), [row | {"id": i} for row, i in zip(rows, ids, strict=True)])
+    insert_rows(session, table, [row | {"id": i} for row, i in zip(rows, ids, strict=True)])
     return ids
 
 
@@ -112,7 +103,7 @@ def claim_due_callouts(session: Session, now: datetime, limit: int) -> list[Row[
     ))
     if not picked:
         return []
-    rows = session.execute(select(*DUE_COLUMNS).where(CalloutRow.id.in_(picked)))
+    rows = session.execute(select(*DUE_COLUMNS).where(among(session, CalloutRow.id, picked)))
     order = {callout_id: n for n, callout_id in enumerate(picked)}
     return sorted(rows, key=lambda c: order[c.id])
 
@@ -154,7 +145,10 @@ def claim_queued_attempts(session: Session, now: datetime, limit: int, worker: s
         return []
     claimed = session.execute(
         update(AttemptRow)
-        .where(AttemptRow.id.in_(picked), AttemptRow.status == "queued")
+        # By id alone: the rows are this transaction's (locked above, or SQLite's write lock), still
+        # queued. Adding "status = 'queued'" let PostgreSQL, with the statistics of a new table, walk
+        # the queue index over every queued row for the 500 ids (0.4 s a claim in a fan-out).
+        .where(among(session, AttemptRow.id, picked))
         .values(status="sending", lease_until=now + lease, worker=worker, tries=AttemptRow.tries + 1,
                 updated_at=now)
         .returning(AttemptRow.id)
@@ -171,14 +165,15 @@ def _one_per_callee(session: Session, ids: list[int]) -> list[int]:
     the others go back to the queue and wait for the spacing like any later one."""
     rows = session.execute(select(AttemptRow.id, AttemptRow.recipient_id, AttemptRow.number, AttemptRow.channel,
                                   AttemptRow.priority)
-                           .where(AttemptRow.id.in_(ids)).order_by(AttemptRow.priority.desc(), AttemptRow.id)).all()
+                           .where(among(session, AttemptRow.id, ids))
+                           .order_by(AttemptRow.priority.desc(), AttemptRow.id)).all()
     kept, seen, extra = [], set(), []
     for row in rows:
         callee = (row.recipient_id, row.number, row.channel)
         (extra if callee in seen else kept).append(row.id)
         seen.add(callee)
     if extra:
-        session.execute(update(AttemptRow).where(AttemptRow.id.in_(extra))
+        session.execute(update(AttemptRow).where(among(session, AttemptRow.id, extra))
                         .values(status="queued", lease_until=None, worker=None, tries=AttemptRow.tries - 1)
                         .execution_options(synchronize_session=False))
     return sorted(kept)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, case, func, select, update
+from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.orm import Session
 
 from ..channels.base import (
@@ -34,6 +34,7 @@ from ..channels.base import (
 from ..channels.failover import ProviderChain
 from ..channels.resilience import HALT_COOLDOWN, CircuitBreaker, RetryPolicy
 from ..config import Settings
+from ..db.bulk import among, update_rows
 from ..db.queue import claim_queued_attempts, expired_leases
 from ..db.record_repo import append_event
 from ..db.tables import AttemptRow, CalloutRow, WarningRow
@@ -162,7 +163,7 @@ _CALLOUT_COLUMNS = (CalloutRow.id, CalloutRow.person_id, CalloutRow.record_id, C
 def _in_chunks(session: Session, columns: tuple[Any, ...], key: Any, ids: list[int]) -> list[Row[Any]]:
     rows: list[Row[Any]] = []
     for start in range(0, len(ids), 900):
-        rows.extend(session.execute(select(*columns).where(key.in_(ids[start:start + 900]))))
+        rows.extend(session.execute(select(*columns).where(among(session, key, ids[start:start + 900]))))
     return sorted(rows, key=lambda r: r.id)
 
 
@@ -498,7 +499,7 @@ def stops_before_hand_over(session: Session, worker: str, attempt_ids: list[int]
         rows = session.execute(
             select(AttemptRow.id, AttemptRow.status, AttemptRow.worker, AttemptRow.purpose, CalloutRow.state)
             .join(CalloutRow, CalloutRow.id == AttemptRow.callout_id)
-            .where(AttemptRow.id.in_(attempt_ids[start:start + 900])))
+            .where(among(session, AttemptRow.id, attempt_ids[start:start + 900])))
         for row in rows:
             if row.worker != worker or row.status != AttemptStatus.SENDING:
                 stops[row.id] = LEASE_LOST
@@ -539,7 +540,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         return
     current = {row.id: row for row in session.execute(
         select(AttemptRow.id, AttemptRow.tries, AttemptRow.status, AttemptRow.worker)
-        .where(AttemptRow.id.in_([o.job.attempt_id for o in outcomes])).with_for_update())}
+        .where(among(session, AttemptRow.id, [o.job.attempt_id for o in outcomes])).with_for_update())}
     updates: list[dict[str, Any]] = []
     notified: set[int] = set()
     failed_own: dict[int, int] = {}  # call-out -> the own step that failed
@@ -565,10 +566,11 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             status = AttemptStatus.FAILED
         if o.sent and row.status in ("delivered", "failed"):
             status = AttemptStatus(row.status)  # a provider callback got here first: never move backwards
-        updates.append({"attempt": o.job.attempt_id, "status": status.value, "provider": o.provider,
+        updates.append({"id": o.job.attempt_id, "status": status.value, "provider": o.provider,
                         "provider_id": o.provider_id, "error": o.error, "tries": tries,
                         "not_before": now + timedelta(seconds=wait) if wait else None,
-                        "sent_at": now - timedelta(seconds=max(0.0, mono - o.handed_over)) if o.sent else None})
+                        "sent_at": now - timedelta(seconds=max(0.0, mono - o.handed_over)) if o.sent else None,
+                        "updated_at": now, "lease_until": None})
         if o.sent:
             notified.add(o.job.callout_id)
         elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
@@ -581,12 +583,13 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
             "key": o.job.message.key, "channel": o.job.message.channel.value, "to": o.job.message.to.person_id,
             "purpose": o.job.message.purpose.value, "status": "retrying" if wait else status.value,
             "provider_id": o.provider_id, "error": o.error} | ({"retry_in": round(wait, 1)} if wait else {}))
-    if updates:  # one executemany of a Core statement: the ORM's bulk update cost 2-3 times as much
-        session.connection().execute(_RECORD_OUTCOME.values(updated_at=now, lease_until=None), updates)
+    # One statement (PostgreSQL: the rows as one JSON parameter, db.bulk) or one executemany: the ORM's
+    # bulk update cost 2-3 times as much.
+    update_rows(session, AttemptRow.__table__, updates)
     if notified:  # pending ones become notified; any not yet stamped gets its first-reached time
         session.execute(
             update(CalloutRow)
-            .where(CalloutRow.id.in_(sorted(notified)),
+            .where(among(session, CalloutRow.id, sorted(notified)),
                    (CalloutRow.state == CalloutState.PENDING) | CalloutRow.notified_at.is_(None))
             .values(state=case((CalloutRow.state == CalloutState.PENDING, CalloutState.NOTIFIED.value),
                                else_=CalloutRow.state),
@@ -602,11 +605,6 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         append_event(session, record, EventKind.SENT_AFTER_LEASE_LOST, worker or "worker", now, {"attempts": entries})
 
 
-
-_attempts = AttemptRow.__table__
-_RECORD_OUTCOME = update(_attempts).where(_attempts.c.id == bindparam("attempt")).values(
-    {name: bindparam(name) for name in ("status", "provider", "provider_id", "error", "tries", "not_before",
-                                        "sent_at")})
 
 
 def _fail_over(session: Session, failed: dict[int, int], now: datetime) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from ..db.bulk import update_rows
 from ..db.queue import attempt_values, claim_due_callouts, insert_attempts, insert_new_attempts
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow
@@ -78,13 +79,12 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
             unreached[callout.record_id].append(entry)
         else:
             log_[callout.record_id].append(entry)
-        moves.append({"callout": callout.id, "state": moved.state.value, "next_step": moved.next_step,
-                      "next_due": moved.next_due})
-    connection = session.connection()  # Core executemany: no ORM objects to load, track and flush
-    if moves:
-        connection.execute(_MOVE, moves)
+        moves.append({"id": callout.id, "state": moved.state.value, "next_step": moved.next_step,
+                      "next_due": moved.next_due, "error": None})
+    # Core statements (on PostgreSQL one for all rows, see db.bulk): no ORM objects to load, track and flush
+    update_rows(session, _callouts, moves)
     if errors:
-        connection.execute(_STEP_ERROR, errors)
+        session.connection().execute(_STEP_ERROR, errors)
     if final:
         session.execute(update(CalloutRow).where(CalloutRow.id.in_(final)).values(unreached_at=now)
                         .execution_options(synchronize_session=False))
@@ -142,13 +142,12 @@ def run_first_steps(session: Session, record: str, started: Sequence[tuple[Start
             made, skipped = step_attempts(site, callout, moved.step, now)
         except Exception:
             log.warning("call-out %s: step 0 left to the scheduler's pass", callout.id, exc_info=True)
-            back.append({"callout": callout.id, "state": CalloutState.PENDING.value, "next_step": 0,
-                         "next_due": now})
+            back.append({"id": callout.id, "state": CalloutState.PENDING.value, "next_step": 0,
+                         "next_due": now, "error": None})
             continue
         attempts.extend(made)
         entries.append(_step_entry(callout, moved.step, made, skipped))
-    if back:
-        session.connection().execute(_MOVE, back)
+    update_rows(session, _callouts, back)
     insert_attempts(session, attempts)
     if entries:
         append_event(session, record, EventKind.STEPS, "engine", now, {"steps": entries})
@@ -156,8 +155,6 @@ def run_first_steps(session: Session, record: str, started: Sequence[tuple[Start
 
 
 _callouts = CalloutRow.__table__
-_MOVE = update(_callouts).where(_callouts.c.id == bindparam("callout")).values(
-    state=bindparam("state"), next_step=bindparam("next_step"), next_due=bindparam("next_due"), error=None)
 _STEP_ERROR = update(_callouts).where(_callouts.c.id == bindparam("callout")).values(
     error=bindparam("error"), next_due=bindparam("next_due"))
 

@@ -1,0 +1,138 @@
+"""Statements over many rows: one parameter for them all on PostgreSQL, the plain forms on SQLite.
+
+psycopg runs an executemany as one statement per row (pipelined, each parsed, bound and executed by
+the server), and an ``IN (…)`` list of 500 ids as 500 placeholders in an SQL text whose length
+changes with the list, so psycopg parses it again each time and the server never prepares it. In a
+fan-out the workers and the scheduler do both for every attempt. On PostgreSQL these helpers send
+the rows as one JSON text (``json_populate_recordset``: the table's own row type converts each value)
+and a list of ids as one array literal (``= ANY``): one statement, a fixed text, one or two
+parameters, built by the C JSON encoder. (A Python list per column was tried first: psycopg escapes
+each string of a list in Python, which cost more than the executemany.) SQLite runs in process (no
+round trips) and keeps ``IN`` lists and executemany. Measured in bench/README.md (2026-12-02,
+"Rows as one parameter").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, any_, bindparam, text, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.types import UserDefinedType
+
+
+def on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def among(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids`` for an integer column: on PostgreSQL ``column = ANY(:array)``, the array one
+    literal (one parameter, one SQL text, whatever the number of ids)."""
+    if on_postgres(session):
+        return column == any_(bindparam(None, _int_array(ids), type_=_IntArray()))
+    return column.in_([int(i) for i in ids])
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: str | None = None) -> int:
+    """Insert ``rows`` (every row the same columns, else ValueError); with ``conflict``, a row whose
+    ``conflict`` column value is already there is skipped. Returns how many were inserted."""
+    if not rows:
+        return 0
+    names = _same_columns(rows)
+    if on_postgres(session):
+        statement = _json_insert(session.get_bind().dialect, table, names, conflict)
+        result = session.connection().execute(statement, {"rows": _json(rows)})
+        return result.rowcount if result.rowcount and result.rowcount > 0 else 0
+    stmt = sqlite.insert(table)
+    if conflict is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[conflict])
+    total = 0
+    for start in range(0, len(rows), 1000):
+        result = session.connection().execute(stmt, list(rows[start:start + 1000]))
+        total += result.rowcount if result.rowcount and result.rowcount > 0 else 0
+    return total
+
+
+def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str = "id") -> None:
+    """Set each row's columns on the table's row whose integer ``key`` column equals the row's ``key``
+    value (every row the same columns, ``key`` among them, else ValueError)."""
+    if not rows:
+        return
+    names = _same_columns(rows)
+    if on_postgres(session):
+        statement = _json_update(session.get_bind().dialect, table, names, key)
+        session.connection().execute(statement, {"rows": _json(rows), "keys": _int_array(r[key] for r in rows)})
+        return
+    session.connection().execute(_keyed_update(table, names, key),
+                                 [{("_key" if n == key else n): v for n, v in row.items()} for row in rows])
+
+
+def _same_columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    first = rows[0].keys()
+    for row in rows:
+        if row.keys() != first:
+            raise ValueError(f"rows to write together must name the same columns: {sorted(first)} and {sorted(row)}")
+    return tuple(first)
+
+
+class _IntArray(UserDefinedType[str]):
+    """A parameter sent as the text of an integer array and declared ``integer[]`` where it is used, so
+    the server reads it as an array constant once. (Sent as VARCHAR and cast in the statement, it was
+    parsed again for every row a scan looked at: a claim's 500 ids, 0.6 s.)"""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "INTEGER[]"
+
+
+def _int_array(ids: Any) -> str:
+    """A PostgreSQL array literal of integers (int() refuses anything else)."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
+def _json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"), default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # as UTCDateTime refuses it
+            raise ValueError("naive datetime refused: times are stored with their offset")
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be written in bulk: {value!r}")
+
+
+@lru_cache(maxsize=64)
+def _json_insert(dialect: Dialect, table: Table, names: tuple[str, ...], conflict: str | None) -> Any:
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(n) for n in names)
+    sql = (f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} "
+           f"FROM json_populate_recordset(NULL::{quote(table.name)}, CAST(:rows AS json))")
+    if conflict is not None:
+        sql += f" ON CONFLICT ({quote(conflict)}) DO NOTHING"
+    return text(sql)
+
+
+@lru_cache(maxsize=64)
+def _json_update(dialect: Dialect, table: Table, names: tuple[str, ...], key: str) -> Any:
+    quote = dialect.identifier_preparer.quote
+    name = quote(table.name)
+    sets = ", ".join(f"{quote(n)} = u.{quote(n)}" for n in names if n != key)
+    # "= ANY" beside the join: with the statistics of a young table (a county's first warnings) the
+    # join alone was planned as a hash join over a scan of every attempt; the key's index it is.
+    return text(f"UPDATE {name} SET {sets} FROM json_populate_recordset(NULL::{name}, CAST(:rows AS json)) AS u "
+                f"WHERE {name}.{quote(key)} = u.{quote(key)} AND {name}.{quote(key)} = ANY(CAST(:keys AS integer[]))")
+
+
+@lru_cache(maxsize=64)
+def _keyed_update(table: Table, names: tuple[str, ...], key: str) -> Any:
+    return update(table).where(table.c[key] == bindparam("_key")).values(
+        {n: bindparam(n) for n in names if n != key})
