@@ -358,11 +358,14 @@ def spy_on(pids: Iterable[int], prefix: Path, seconds: float = 120.0) -> list[tu
     import subprocess
 
     spy = Path(sys.executable).parent / "py-spy"
+    # BENCH_PY_SPY_GIL=1: only samples holding the GIL (CPU spent in Python), not threads waiting in C
+    # (psycopg's wait for the server is not always seen as idle).
+    gil = ["--gil"] if os.environ.get("BENCH_PY_SPY_GIL") == "1" else []
     started = []
     for pid in pids:
         out = prefix.with_name(f"{prefix.name}-{pid}.txt")
         proc = subprocess.Popen([str(spy), "record", "--nonblocking", "-p", str(pid), "-f", "raw", "-o", str(out),
-                                 "-d", str(int(seconds)), "-r", "100"],
+                                 "-d", str(int(seconds)), "-r", "100", *gil],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         started.append((proc, out))
     time.sleep(0.5)
