@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -47,6 +47,7 @@ from ..domain.record import (
     other_key_text,
     superseding_ids,
 )
+from .bulk import insert_rows
 from .session import transaction
 from .tables import CalloutRow, EventRow, LedgerHeadRow, LedgerRow, WarningRow
 
@@ -127,7 +128,7 @@ def append_events(session: Session, events: list[tuple[str, str, str, datetime, 
             warning = warnings[warning_id] = _locked(session, warning_id)
         rows.append(_append(session, warning, key, kind, actor, at, data))
     session.flush()  # the rows they hang on (a warning, a ledger entry) go first
-    session.execute(insert(EventRow.__table__), rows)  # one executemany, no ORM objects to track
+    insert_rows(session, EventRow.__table__, rows)  # one statement (db.bulk), no ORM objects to track
 
 
 def _locked(session: Session, warning_id: str) -> WarningRow:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..db.bulk import update_rows
 from ..db.queue import attempt_values, cancel_queued, insert_attempts
 from ..db.record_repo import append_event, append_events
 from ..db.tables import AttemptRow, CalloutRow, InboundRow
@@ -193,7 +194,7 @@ def _lock(session: Session, ids: list[int]) -> dict[int, _Locked]:
 @dataclass
 class _Answers:
     """What a batch of answers changes, written at the end in a few statements: the closed
-    call-outs (one executemany), their queued attempts cancelled, and the events (one lock per
+    call-outs (one statement, db.bulk), their queued attempts cancelled, and the events (one lock per
     record)."""
 
     closed: list[dict[str, object]] = field(default_factory=list)
@@ -202,9 +203,8 @@ class _Answers:
     def write(self, session: Session, now: datetime) -> None:
         if self.closed:
             session.flush()  # anything pending goes first: the rows below are written beside the ORM
-            session.connection().execute(
-                update(CalloutRow.__table__).where(CalloutRow.__table__.c.id == bindparam("callout")), self.closed)
-            ids = [row["callout"] for row in self.closed]
+            update_rows(session, CalloutRow.__table__, self.closed)
+            ids = [row["id"] for row in self.closed]
             for loaded in [o for o in session.identity_map.values() if isinstance(o, CalloutRow) and o.id in ids]:
                 session.expire(loaded)  # an object loaded earlier in this transaction is read again
             cancel_queued(session, ids, now)
@@ -239,7 +239,7 @@ def _close_all(now: datetime, candidates: list[_Locked], *, via: AckVia, by: str
         if decision is AckDecision.IGNORE:
             continue
         late = decision is AckDecision.CLOSE_LATE
-        answers.closed.append({"callout": callout.id, "state": CalloutState.ACKNOWLEDGED.value,
+        answers.closed.append({"id": callout.id, "state": CalloutState.ACKNOWLEDGED.value,
                                "acknowledged_at": now, "acknowledged_by": by, "ack_via": via.value,
                                "ack_note": note, "next_due": None, "closed_at": now})
         callout.state = CalloutState.ACKNOWLEDGED.value  # a later answer in this batch finds it closed
