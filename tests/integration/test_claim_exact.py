@@ -29,8 +29,9 @@ _ATTEMPT = """insert into attempts (key, callout_id, record_id, step_index, purp
            now(), now() from generate_series(1, {n}) g"""
 
 
-def _production_statistics(url: str) -> None:
-    """50,000 sent attempts, ANALYZEd while nothing was queued; then 8,000 queued ones arrive."""
+def _analysed_then_arriving(url: str, analysed: str, arriving: str) -> None:
+    """A warning and 3,000 call-outs; the ``analysed`` attempts, then ANALYZE; then the ``arriving`` ones
+    (each an insert of ``_ATTEMPT``), which the table's statistics have not seen."""
     with transaction(url) as session:
         session.execute(text(
             """insert into warnings (id, sender, identifier, msg_type, "references", hazard, level, areas,
@@ -43,13 +44,20 @@ def _production_statistics(url: str) -> None:
                reason, state, steps, next_step, ack_code, started_at)
                select 'w1', 'w1', 'p' || g, 'plan', 'rainstorm', 'red', 4, false, '', 'notified', '[]', 0,
                       '1234', now() from generate_series(1, 3000) g"""))
-        session.execute(text(_ATTEMPT.format(prefix="'old'", channel="'sms'", status="sent", n=50_000)))
+        session.execute(text(analysed))
     u = make_url(url)
     with psycopg.connect(host=u.host, port=u.port, user=u.username, dbname=u.database, autocommit=True) as conn:
         conn.execute("ANALYZE attempts")
     with transaction(url) as session:
-        session.execute(text(_ATTEMPT.format(prefix="'new'", channel="(array['sms','voice','im','email'])[1 + g % 4]",
-                                             status="queued", n=8_000)))
+        session.execute(text(arriving))
+
+
+def _production_statistics(url: str) -> None:
+    """50,000 sent attempts, ANALYZEd while nothing was queued; then 8,000 queued ones arrive."""
+    _analysed_then_arriving(
+        url, _ATTEMPT.format(prefix="'old'", channel="'sms'", status="sent", n=50_000),
+        _ATTEMPT.format(prefix="'new'", channel="(array['sms','voice','im','email'])[1 + g % 4]", status="queued",
+                        n=8_000))
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the plan in question is PostgreSQL's
@@ -75,24 +83,8 @@ def test_a_claim_takes_exactly_its_batch_with_production_statistics(database_url
 def _young_statistics(url: str) -> None:
     """A county's first big warning: the attempts table was ANALYZEd at 2,000 rows, all sent (a
     drill, the roll-calls), and 20,000 queued ones have arrived since (autovacuum has not caught up)."""
-    with transaction(url) as session:
-        session.execute(text(
-            """insert into warnings (id, sender, identifier, msg_type, "references", hazard, level, areas,
-               headline, description, instruction, sent, drill, status, received_at, source_format, raw,
-               record_count, record_head)
-               values ('w1', 's', 'i', 'alert', '[]', 'rainstorm', 'red', '[]', 'h', '', '', now(), false,
-                       'active', now(), 'json', '', 0, '0')"""))
-        session.execute(text(
-            """insert into callouts (warning_id, record_id, person_id, plan_id, hazard, level, priority, drill,
-               reason, state, steps, next_step, ack_code, started_at)
-               select 'w1', 'w1', 'p' || g, 'plan', 'rainstorm', 'red', 4, false, '', 'notified', '[]', 0,
-                      '1234', now() from generate_series(1, 3000) g"""))
-        session.execute(text(_ATTEMPT.format(prefix="'a'", channel="'im'", status="sent", n=2_000)))
-    u = make_url(url)
-    with psycopg.connect(host=u.host, port=u.port, user=u.username, dbname=u.database, autocommit=True) as conn:
-        conn.execute("ANALYZE attempts")
-    with transaction(url) as session:
-        session.execute(text(_ATTEMPT.format(prefix="'b'", channel="'im'", status="queued", n=20_000)))
+    _analysed_then_arriving(url, _ATTEMPT.format(prefix="'a'", channel="'im'", status="sent", n=2_000),
+                            _ATTEMPT.format(prefix="'b'", channel="'im'", status="queued", n=20_000))
 
 
 def _reads(session, relation: str) -> int:  # type: ignore[no-untyped-def]
