@@ -65,7 +65,20 @@ def machine() -> str:
                 mem_gb = int(line.split()[1]) / 1024 / 1024
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"machine: nproc {len(os.sched_getaffinity(0))} (of {os.cpu_count()} CPUs), {model}, "
-            f"{mem_gb:.1f} GB RAM; load average {load}; Python {platform.python_version()}")
+            f"{mem_gb:.1f} GB RAM; load average {load}; Python {platform.python_version()}; "
+            f"host speed: a 10M-addition loop in {host_speed():.2f} s")
+
+
+def host_speed() -> float:
+    """Seconds one core takes for a fixed pure-Python loop, best of three: a shared host's speed moves
+    by 2-3x from hour to hour, and figures from different hours compare only beside this."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 # -- site files --------------------------------------------------------------------------------
