@@ -20,11 +20,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, text, update
+from sqlalchemy import JSON, Boolean, ColumnElement, Enum, Float, Integer, String, Table, any_, bindparam, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.types import UserDefinedType
+
+from .tables import UTCDateTime
 
 
 def on_postgres(session: Session) -> bool:
@@ -45,6 +47,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     if not rows:
         return 0
     names = _same_columns(rows)
+    _plain(table, names)
     if on_postgres(session):
         statement = _json_insert(session.get_bind().dialect, table, names, conflict)
         result = session.connection().execute(statement, {"rows": _json(rows)})
@@ -65,6 +68,7 @@ def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     if not rows:
         return
     names = _same_columns(rows)
+    _plain(table, names)
     if on_postgres(session):
         statement = _json_update(session.get_bind().dialect, table, names, key)
         session.connection().execute(statement, {"rows": _json(rows), "keys": _int_array(r[key] for r in rows)})
@@ -108,6 +112,18 @@ def _json_value(value: Any) -> Any:
             raise ValueError("naive datetime refused: times are stored with their offset")
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} cannot be written in bulk: {value!r}")
+
+
+@lru_cache(maxsize=128)
+def _plain(table: Table, names: tuple[str, ...]) -> None:
+    """PostgreSQL's path converts values as JSON does (times as ISO text with their offset): it is for
+    columns whose type does nothing more to a value. Another type is refused on both databases, so a
+    caller finds out on SQLite too."""
+    for name in names:
+        column_type = table.c[name].type
+        if not isinstance(column_type, (String, Integer, Float, Boolean, JSON, UTCDateTime)) or \
+                isinstance(column_type, Enum):
+            raise TypeError(f"{table.name}.{name} ({column_type!r}) cannot be written in bulk")
 
 
 @lru_cache(maxsize=64)

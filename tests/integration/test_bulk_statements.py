@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, select, text
 
 from dispatcher.db.bulk import among, insert_rows, update_rows
 from dispatcher.db.queue import attempt_values, insert_attempts, insert_returning_ids
@@ -123,3 +123,14 @@ def test_rows_naming_different_columns_are_refused_and_nothing_is_written(databa
         with pytest.raises(ValueError, match="same columns"):
             update_rows(session, AttemptRow.__table__, [{"id": 1, "status": "sent"}, {"id": 2}])
         assert list(session.scalars(select(AttemptRow.key))) == []
+
+
+def test_a_column_whose_type_converts_values_is_refused_on_both_databases(database_url: str) -> None:
+    """Bad input for this path: a column type that does more to a value than JSON can say (here raw
+    bytes) — refused before any SQL, on SQLite too, so a caller does not find out in production."""
+    blobs = Table("blobs", MetaData(), Column("id", Integer, primary_key=True), Column("body", LargeBinary))
+    with transaction(database_url) as session:
+        with pytest.raises(TypeError, match="blobs.body"):
+            insert_rows(session, blobs, [{"id": 1, "body": b"\x00"}])
+        with pytest.raises(TypeError, match="blobs.body"):
+            update_rows(session, blobs, [{"id": 1, "body": b"\x00"}])
