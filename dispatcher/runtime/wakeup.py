@@ -5,7 +5,7 @@
   runtime/celery_app.py, and the scheduler's bell below).
 - ``SchedulerBell`` is what an API process of the production mode wakes after a commit that created
   work (a stored warning, a step brought forward): it pushes onto a Redis list that the
-  ``jiaoying scheduler`` waits on (``wait_for_work``) instead of sleeping its interval, so a posted
+  ``jiaoying scheduler`` waits on (``SchedulerWait``) instead of sleeping its interval, so a posted
   warning's call-outs start at once rather than at the next pass (0.5 s later on average, up to a
   second). Redis away: the ring is dropped (logged, at most once a minute) and the scheduler sleeps
   its interval as before — the warning is in the database either way.

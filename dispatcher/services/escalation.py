@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from ..db.bulk import update_rows
@@ -70,7 +70,7 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
             if callout.error is None:
                 failed[callout.record_id].append({"callout": callout.id, "person": callout.person_id,
                                                   "step": callout.next_step, "error": error})
-            errors.append({"callout": callout.id, "error": error, "next_due": now + STEP_RETRY})
+            errors.append({"id": callout.id, "error": error, "next_due": now + STEP_RETRY})
             continue
         attempts.extend(made)
         entry = _step_entry(callout, moved.step, made, skipped)
@@ -83,8 +83,7 @@ def advance_due(session: Session, now: datetime, limit: int = 500) -> int:
                       "next_due": moved.next_due, "error": None})
     # Core statements (on PostgreSQL one for all rows, see db.bulk): no ORM objects to load, track and flush
     update_rows(session, _callouts, moves)
-    if errors:
-        session.connection().execute(_STEP_ERROR, errors)
+    update_rows(session, _callouts, errors)
     if final:
         session.execute(update(CalloutRow).where(CalloutRow.id.in_(final)).values(unreached_at=now)
                         .execution_options(synchronize_session=False))
@@ -155,8 +154,6 @@ def run_first_steps(session: Session, record: str, started: Sequence[tuple[Start
 
 
 _callouts = CalloutRow.__table__
-_STEP_ERROR = update(_callouts).where(_callouts.c.id == bindparam("callout")).values(
-    error=bindparam("error"), next_due=bindparam("next_due"))
 
 
 def facts_of(callout: CalloutRow | Row[Any]) -> CalloutFacts:
