@@ -68,6 +68,9 @@ def _derived(secret: str, purpose: bytes) -> bytes:
     return hmac.new(secret.encode(), b"jiaoying-link-v1:" + purpose, hashlib.sha256).digest()
 
 
+_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # a JSON string literal, "…"
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -91,9 +94,11 @@ def make_token(settings: Settings, callout_id: int, recipient: str, now: datetim
     exp = now + timedelta(hours=settings.link_ttl_hours)
     if not_after is not None:
         exp = min(exp, not_after)
-    payload = json.dumps({"c": int(callout_id), "r": recipient, "exp": int(exp.timestamp()),
-                          "n": _b64(random_bytes(9))}, separators=(",", ":"), ensure_ascii=False).encode()
-    signature = hmac.new(_key(settings, b"token"), payload, hashlib.sha256).digest()
+    # The JSON json.dumps(…, separators=(",", ":"), ensure_ascii=False) writes, key for key, built
+    # directly: a fan-out makes one token per message, and json.dumps was a third of its cost.
+    payload = (f'{{"c":{int(callout_id)},"r":{_json_string(recipient)},"exp":{int(exp.timestamp())},'
+               f'"n":"{_b64(random_bytes(9))}"}}').encode()
+    signature = hmac.digest(_key(settings, b"token"), payload, "sha256")
     return f"{_b64(payload)}.{_b64(signature)}"
 
 

@@ -151,10 +151,15 @@ _SHARED: dict[tuple[Any, ...], Rendered] = {}
 
 def _plain(context: MessageContext) -> bool:
     """Values the filters (squash, speakable, clip) would leave as they are."""
-    names = (context.official, context.subject_official, context.ack_code)
-    return all(v == " ".join(v.split()) and "\x00" not in v and "://" not in v and "www." not in v.lower()
-               for v in names) and (context.link is None or ("\x00" not in context.link
-                                                             and context.link == "".join(context.link.split())))
+    return (_plain_value(context.official) and _plain_value(context.subject_official)
+            and _plain_value(context.ack_code)
+            and (context.link is None
+                 or ("\x00" not in context.link and context.link == "".join(context.link.split()))))
+
+
+def _plain_value(v: str) -> bool:
+    # Letters and digits only (a Chinese name, a code) is plain at once; anything else is looked at.
+    return v.isalnum() or (v == " ".join(v.split()) and "\x00" not in v and "://" not in v and "www." not in v.lower())
 
 
 def _fill(shared: Rendered, context: MessageContext) -> Rendered:

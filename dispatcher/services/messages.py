@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from ..db.tables import WarningRow
 from ..domain.callouts import Purpose
@@ -30,24 +31,33 @@ def compose(site: Site, channel: Channel, purpose: Purpose, content: WarningRow,
 
 
 def message_context(site: Site, content: WarningRow, callout: CalloutFacts, recipient: Person | None,
-                    official: Person | None, link: str | None = None, step: int = 0) -> MessageContext:
-    """What a message of this call-out to this recipient is written from."""
+                    official: Person | None, link: str | None = None, step: int = 0,
+                    facts: Mapping[str, Any] | None = None) -> MessageContext:
+    """What a message of this call-out to this recipient is written from. ``facts``: the content's
+    ``warning_facts``, when the caller writes many messages of it (a fan-out's claim)."""
     return MessageContext(
-        headline=content.headline,
-        hazard=Hazard(content.hazard) if content.kind == "warning" else None,  # a roll-call has no hazard
-        level=Level(content.level),
-        areas=[site.areas.name(a) for a in content.areas],
-        description=content.description,
-        instruction=content.instruction,
-        sent=content.sent,
-        drill=content.drill,
+        **(facts if facts is not None else warning_facts(site, content)),
         official=recipient.name if recipient else callout.person_id,
         subject_official=official.name if official else callout.person_id,
         ack_code=callout.ack_code,
         link=link,
         step=max(step, 0),
-        questions=_questions(content),
     )
+
+
+def warning_facts(site: Site, content: WarningRow) -> dict[str, Any]:
+    """What every message of one warning content says alike, whoever it goes to."""
+    return {
+        "headline": content.headline,
+        "hazard": Hazard(content.hazard) if content.kind == "warning" else None,  # a roll-call has no hazard
+        "level": Level(content.level),
+        "areas": tuple(site.areas.name(a) for a in content.areas),
+        "description": content.description,
+        "instruction": content.instruction,
+        "sent": content.sent,
+        "drill": content.drill,
+        "questions": _questions(content),
+    }
 
 
 def _questions(content: WarningRow) -> tuple[str, ...]:
