@@ -33,12 +33,15 @@ def on_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def among(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
-    """``column IN ids`` for an integer column: on PostgreSQL ``column = ANY(:array)``, the array one
-    literal (one parameter, one SQL text, whatever the number of ids)."""
+def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` for an integer or a text column: on PostgreSQL ``column = ANY(:array)``, the
+    array one literal (one parameter, one SQL text, whatever the number of values)."""
+    text_column = isinstance(column.type, String)
     if on_postgres(session):
-        return column == any_(bindparam(None, _int_array(ids), type_=_IntArray()))
-    return column.in_([int(i) for i in ids])
+        if text_column:
+            return column == any_(bindparam(None, _text_array(values), type_=_TextArray()))
+        return column == any_(bindparam(None, _int_array(values), type_=_IntArray()))
+    return column.in_([_text(v) for v in values] if text_column else [int(i) for i in values])
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: str | None = None) -> int:
@@ -95,6 +98,28 @@ class _IntArray(UserDefinedType[str]):
 
     def get_col_spec(self, **_: Any) -> str:
         return "INTEGER[]"
+
+
+class _TextArray(UserDefinedType[str]):
+    """The same for text values (``text[]``)."""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "TEXT[]"
+
+
+def _text_array(values: Any) -> str:
+    """A PostgreSQL array literal of text: each element quoted, its backslashes and quotes escaped
+    (inside quotes anything else — commas, braces, spaces, the word NULL — is taken as written)."""
+    return "{" + ",".join('"' + _text(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a text column is compared with text, not {type(value).__name__}: {value!r}")
+    return value
 
 
 def _int_array(ids: Any) -> str:

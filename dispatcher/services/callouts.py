@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..db.bulk import among
 from ..db.queue import attempt_values, cancel_queued, insert_attempts, insert_returning_ids
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow, EventRow, WarningRow
@@ -272,7 +273,7 @@ def _started_for(session: Session, warning_id: str, people: list[str]) -> set[st
     begun: set[str] = set()
     for first in range(0, len(people), 900):
         begun.update(session.scalars(select(CalloutRow.person_id).where(
-            CalloutRow.warning_id == warning_id, CalloutRow.person_id.in_(people[first:first + 900]))))
+            CalloutRow.warning_id == warning_id, among(session, CalloutRow.person_id, people[first:first + 900]))))
     return begun
 
 
@@ -300,7 +301,8 @@ def _codes_in_use(session: Session, people: list[str]) -> dict[str, set[str]]:
     for start in range(0, len(people), 900):
         for pid, code in session.execute(
             select(CalloutRow.person_id, CalloutRow.ack_code)
-            .where(CalloutRow.person_id.in_(people[start:start + 900]), CalloutRow.state.in_(ACKABLE_STATES))
+            .where(among(session, CalloutRow.person_id, people[start:start + 900]),
+                   CalloutRow.state.in_(ACKABLE_STATES))
         ):
             codes.setdefault(pid, set()).add(code)
     return codes
@@ -311,7 +313,7 @@ def _levels_in_event(session: Session, record: str, people: list[str]) -> dict[s
     for first in range(0, len(people), 900):
         for pid, priority in session.execute(
             select(CalloutRow.person_id, CalloutRow.priority)
-            .where(CalloutRow.record_id == record, CalloutRow.person_id.in_(people[first:first + 900]))
+            .where(CalloutRow.record_id == record, among(session, CalloutRow.person_id, people[first:first + 900]))
         ):
             levels[pid] = max(priority, levels.get(pid, 0))
     return levels
@@ -322,7 +324,7 @@ def _open_callouts(session: Session, people: list[str], hazard: str, drill: bool
     found: dict[str, list[CalloutRow]] = {}
     for start in range(0, len(people), 900):
         for c in session.scalars(
-            select(CalloutRow).where(CalloutRow.person_id.in_(people[start:start + 900]),
+            select(CalloutRow).where(among(session, CalloutRow.person_id, people[start:start + 900]),
                                      CalloutRow.hazard == hazard, CalloutRow.state.in_(OPEN_STATES),
                                      CalloutRow.drill == drill)
             .with_for_update()

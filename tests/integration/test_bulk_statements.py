@@ -1,8 +1,9 @@
 """Statements over many rows (db/bulk.py) store and find exactly what the plain forms did.
 
-On PostgreSQL they send one array per column (``unnest``, ``= ANY``): a wrong cast there would
-corrupt a call-out's frozen steps or shift a time, so each column kind is written and read back, on
-both databases, through the functions the engine uses."""
+On PostgreSQL they send the rows as one JSON text (``json_populate_recordset``) and lists of ids or
+names as one array literal (``= ANY``): a wrong cast there would corrupt a call-out's frozen steps,
+shift a time or find the wrong person, so each column kind is written and read back, on both
+databases, through the functions the engine uses."""
 
 from __future__ import annotations
 
@@ -106,6 +107,21 @@ def test_among_finds_the_ids_given_and_nothing_for_none(database_url: str) -> No
         assert list(session.scalars(select(CalloutRow.id).where(among(session, CalloutRow.id, [])))) == []
         with pytest.raises(ValueError):  # integers only: a stray text never reaches the statement
             among(session, CalloutRow.id, [ids[0], "1; drop table callouts"])
+
+
+def test_among_finds_people_whatever_their_ids_hold(database_url: str) -> None:
+    # bad input for an array literal written by hand: quotes, backslashes, braces, commas, spaces, NULL
+    people = ['p"1', "p\\2", "{p3}", "p,4", " p 5 ", "NULL", "王建国", "p'6", 'x\\"}']
+    with transaction(database_url) as session:
+        _warning(session)
+        insert_returning_ids(session, CalloutRow.__table__, [_callout(p) for p in [*people, "other"]])
+    with transaction(database_url, write=False) as session:
+        found = sorted(session.scalars(select(CalloutRow.person_id).where(among(session, CalloutRow.person_id,
+                                                                                people))))
+        assert found == sorted(people)  # each exactly, and not "other"
+        assert list(session.scalars(select(CalloutRow.id).where(among(session, CalloutRow.person_id, [])))) == []
+        with pytest.raises(TypeError):  # bad input: a number where a person's id (text) is compared
+            among(session, CalloutRow.person_id, ["p1", 7])
 
 
 def test_rows_naming_different_columns_are_refused_and_nothing_is_written(database_url: str) -> None:
