@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, pass_context
@@ -224,18 +224,30 @@ TEMPLATE_VARIABLES: dict[str, str] = {
 
 def template_variables(lang: str, ctx: MessageContext) -> dict[str, str]:
     """TEMPLATE_VARIABLES for one recipient, unshortened (each provider cuts to its own limits)."""
+    return {"official": ctx.official, "subject_official": ctx.subject_official, "ack_code": ctx.ack_code,
+            "link": ctx.link or "", "step": str(ctx.step),
+            **_shared_variables(lang, ctx.headline, ctx.hazard, ctx.level, ctx.areas, ctx.instruction, ctx.sent,
+                                ctx.drill, ctx.questions, ctx.ask_each)}
+
+
+@lru_cache(maxsize=256)
+def _shared_variables(lang: str, headline: str, hazard: Hazard | None, level: Level, areas: tuple[str, ...],
+                      instruction: str, sent: datetime, drill: bool, questions: tuple[str, ...],
+                      ask_each: bool) -> dict[str, str]:
+    """The variables every recipient of one message gets alike: worked out once per warning, not per
+    message of a fan-out (the caller copies them into its own dict)."""
     words = _LANGS.get(lang, _LANGS[DEFAULT_LANG])
-    values = _variables(lang, ctx)
-    names = [a for a in ctx.areas if a]
-    areas = words.listed(names[:4], len(names)) if names else _NO_AREAS.get(lang, _NO_AREAS[DEFAULT_LANG])
+    values = _variables(lang, MessageContext(headline, hazard, level, areas, "", instruction, sent, "", "",
+                                             drill=drill, questions=questions, ask_each=ask_each))
+    names = [a for a in areas if a]
     return {
-        "official": ctx.official, "subject_official": ctx.subject_official, "title": values["title"],
-        "hazard_name": values["hazard_name"], "level_name": values["level_name"],
+        "title": values["title"], "hazard_name": values["hazard_name"], "level_name": values["level_name"],
         # without end punctuation, as our templates' clip() gives them (the template adds its own)
-        "headline": " ".join(ctx.headline.split()).rstrip(_TRAILING), "areas": areas,
-        "instruction": " ".join(ctx.instruction.split()).rstrip(_TRAILING),
-        "sent_text": values["sent_text"], "sent_spoken": values["sent_spoken"], "ack_code": ctx.ack_code,
-        "link": ctx.link or "", "drill_prefix": values["drill_prefix"].strip(), "step": str(ctx.step),
+        "headline": " ".join(headline.split()).rstrip(_TRAILING),
+        "areas": words.listed(names[:4], len(names)) if names else _NO_AREAS.get(lang, _NO_AREAS[DEFAULT_LANG]),
+        "instruction": " ".join(instruction.split()).rstrip(_TRAILING),
+        "sent_text": values["sent_text"], "sent_spoken": values["sent_spoken"],
+        "drill_prefix": values["drill_prefix"].strip(),
         "questions": values["questions"], "question_count": values["question_count"],
         "answer_example": values["answer_example"],
     }
