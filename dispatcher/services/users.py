@@ -6,6 +6,7 @@ disabling the account) before its cookie expires."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,6 @@ from sqlalchemy.orm import Session
 from ..db.tables import BoardSessionRow, UserRow
 
 _hasher = PasswordHasher()
-# A hash to verify against when the user does not exist, so timing does not reveal names.
-_DUMMY = _hasher.hash("not a password")
 MAX_NAME = 64  # users.name is VARCHAR(64)
 MIN_PASSWORD = 10
 
@@ -101,23 +100,40 @@ class PasswordChecks:
 
     def check(self, password_hash: str | None, password: str) -> bool:
         """Whether ``password`` matches ``password_hash``. ``None`` (no such user) is checked
-        against a dummy hash, so that it takes as long as a wrong password. Waits for the result."""
+        against a dummy hash, so that it takes as long as a wrong password, and is never a match
+        (not even for the dummy's own password). Waits for the result."""
         if not self._slots.acquire(blocking=False):
             raise PasswordChecksBusy()
         try:
-            done = self._threads.submit(_verify, password_hash or _DUMMY, password)
+            done = self._threads.submit(_verify, password_hash, password)
         except BaseException:
             self._slots.release()
             raise
         done.add_done_callback(lambda _: self._slots.release())  # when the hash ends, not the wait
         return done.result()
 
+    def prepare(self) -> None:
+        """Make the dummy hash in the background (the board's app calls this as it starts), so the
+        first sign-in with an unknown name takes no longer than one with a wrong password."""
+        self._threads.submit(_dummy_hash, _hasher)
+
 
 PASSWORD_CHECKS = PasswordChecks()
 
 
-def _verify(hashed: str, password: str) -> bool:
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash to verify against when the user does not exist, so timing does not reveal names. Made
+    on first need, not at import: one Argon2 hash is 0.2–0.5 s of CPU, which every process importing
+    this module (each CLI command, each engine process) paid for nothing."""
+    return hasher.hash("not a password")
+
+
+def _verify(hashed: str | None, password: str) -> bool:
     try:
+        if not hashed:  # no such user: the same work as a wrong password, and never a match
+            _hasher.verify(_dummy_hash(_hasher), password)
+            return False
         return _hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False

@@ -22,6 +22,7 @@ from ..board.actions import Refused
 from ..board.pages import http_error_page
 from ..config import Settings, get_settings
 from ..db.session import transaction
+from ..services import users
 from ..services.site import warm_site
 
 log = logging.getLogger("jiaoying.app")
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
         # The first warning posted after a start must not wait while the county's people are read.
         threading.Thread(target=_warm_site, args=(settings.database_url,), name="jiaoying-warm-site",
                          daemon=True).start()
+        users.PASSWORD_CHECKS.prepare()
         if runtime is not None:
             runtime.start()
         try:
