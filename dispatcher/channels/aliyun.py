@@ -63,17 +63,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import yaml
-from alibabacloud_dysmsapi20170525 import models as sms_models
-from alibabacloud_dysmsapi20170525.client import Client as SmsClient
-from alibabacloud_dyvmsapi20170525 import models as voice_models
-from alibabacloud_dyvmsapi20170525.client import Client as VoiceClient
-from alibabacloud_tea_openapi import models as open_api_models
-from darabonba.exceptions import ResponseException
-from darabonba.runtime import RuntimeOptions
-from Tea.exceptions import UnretryableException
 
 from ..config import Settings
 from ..domain.callouts import QUESTIONING, Purpose
@@ -93,6 +85,12 @@ from .base import (
 from .carrier_templates import CarrierTemplate, CarrierTemplateError, carrier_templates
 from .carriers import Endpoint, parse_endpoint
 from .registry import AdapterDeps, register
+
+if TYPE_CHECKING:  # the SDK itself is imported when an adapter first talks to Aliyun (see _sdk_config)
+    from alibabacloud_dysmsapi20170525.client import Client as SmsClient
+    from alibabacloud_dyvmsapi20170525.client import Client as VoiceClient
+    from alibabacloud_tea_openapi import models as open_api_models
+    from darabonba.runtime import RuntimeOptions
 
 __all__ = ["ANSWER_PURPOSES", "PROVIDER", "AliyunSmsAdapter", "AliyunVoiceAdapter", "aliyun_configured",
            "classify", "e164", "national_number", "sms_provider_id"]
@@ -203,6 +201,9 @@ def _window(message: str) -> float | None:
 
 def _failure(exc: Exception, action: str) -> ChannelError:
     """An exception the SDK raised, classified."""
+    from darabonba.exceptions import ResponseException
+    from Tea.exceptions import UnretryableException
+
     if isinstance(exc, ResponseException):  # ClientException, ServerException, ThrottlingException
         data = exc.data if isinstance(exc.data, dict) else {}
         message = str(data.get("Message") or data.get("message") or "")
@@ -255,6 +256,11 @@ def sms_provider_id(biz_id: str, national: str) -> str:
 # -- endpoints ---------------------------------------------------------------------------------------
 
 def _sdk_config(settings: Settings, endpoint: Endpoint, timeout: float) -> open_api_models.Config:
+    # The SDK (with requests, cryptography and the credential providers' scheduler: ~0.5 s of start-up)
+    # is imported here, when a configured adapter first needs a client, never by a process that only
+    # reads the adapter's declarations or answers the provider's callbacks.
+    from alibabacloud_tea_openapi import models as open_api_models
+
     config = open_api_models.Config(
         access_key_id=settings.aliyun_access_key_id, access_key_secret=settings.aliyun_access_key_secret,
         endpoint=endpoint.host, protocol=endpoint.scheme,
@@ -377,6 +383,8 @@ class _AliyunAdapter(ChannelAdapter):
             return self._client
 
     def runtime(self) -> RuntimeOptions:
+        from darabonba.runtime import RuntimeOptions
+
         connect, read = self._runtime_ms
         runtime = RuntimeOptions(connect_timeout=connect, read_timeout=read)
         if self._endpoint is not None and self._endpoint.loopback:
@@ -455,6 +463,8 @@ class AliyunSmsAdapter(_AliyunAdapter):
         return self.settings.aliyun_sms_endpoint
 
     def _make_client(self, config: open_api_models.Config) -> SmsClient:
+        from alibabacloud_dysmsapi20170525.client import Client as SmsClient
+
         return SmsClient(config)
 
     def _check(self) -> None:
@@ -521,6 +531,8 @@ class AliyunSmsAdapter(_AliyunAdapter):
     def _send_request(self, items: list[_Sms]) -> list[SendResult]:
         """One request for ``items`` (same template code, distinct numbers): SendSms when they share their
         variable values (or are one), else SendBatchSms. Raises the classified refusal."""
+        from alibabacloud_dysmsapi20170525 import models as sms_models
+
         sign = self.settings.aliyun_sms_sign_name.strip()
         first = items[0]
         self._remember(first.out_id, items[1:])
@@ -562,6 +574,8 @@ class AliyunSmsAdapter(_AliyunAdapter):
         return await asyncio.to_thread(self._lookup, key, phone)
 
     def _lookup(self, key: str, phone: str) -> SendResult | None:
+        from alibabacloud_dysmsapi20170525 import models as sms_models
+
         with self._lock:
             wanted = {key, self._batched.get(key, key)}  # a number is once per request: its OutId and number
         today = datetime.now(BEIJING)
@@ -633,9 +647,13 @@ class AliyunVoiceAdapter(_AliyunAdapter):
         return self.settings.aliyun_voice_endpoint
 
     def _make_client(self, config: open_api_models.Config) -> VoiceClient:
+        from alibabacloud_dyvmsapi20170525.client import Client as VoiceClient
+
         return VoiceClient(config)
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        from alibabacloud_dyvmsapi20170525 import models as voice_models
+
         self._check()
         if not message.to.phone:
             raise PermanentError(f"{message.to.person_id} has no phone number")

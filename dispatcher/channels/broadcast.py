@@ -28,14 +28,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import Settings
 from ..domain.areas import AreaTree
 from .base import ChannelError, ConfigurationError, TransientError, error_for_status
 from .im import webhook_signature
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MAX_SKEW_SECONDS", "PREFIX", "RECEIPT_STATES", "BroadcastAdapter", "BroadcastOrder", "BroadcastSimulator",
            "Broadcaster", "ReceiptRefused", "broadcast_adapter", "sign", "verify", "villages"]
@@ -44,7 +45,7 @@ MAX_SKEW_SECONDS = 300
 MAX_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658
 RECEIPT_STATES = ("playing", "completed", "failed")  # ↔ EBD BrdStateCode 1, 2, 0
 PREFIX = "bc-"
-TIMEOUT = httpx.Timeout(10.0)
+TIMEOUT = 10.0  # seconds, for connecting and for each read
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -152,6 +153,8 @@ class BroadcastAdapter(Broadcaster):
         ts = str(int(self._clock()))
         headers = {"Content-Type": "application/json", "X-Jiaoying-Timestamp": ts,
                    "X-Jiaoying-Signature": sign(settings.broadcast_secret, ts, body), "Idempotency-Key": order.id}
+        import httpx  # on the first order: a county without the broadcast platform never loads it
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
         try:

@@ -12,8 +12,6 @@ import re
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-import aiosmtplib
-
 from ..config import Settings
 from ..domain.channels import Channel
 from .base import (
@@ -79,6 +77,8 @@ class EmailAdapter(ChannelAdapter):
         if not s.smtp_host or not s.smtp_from:
             raise ConfigurationError("JIAOYING_SMTP_HOST and JIAOYING_SMTP_FROM must be set")
         mail = build_email(s, message)
+        import aiosmtplib  # by the first mail, not by every process that reads the adapters
+
         try:
             refused, _reply = await aiosmtplib.send(
                 mail, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username or None,

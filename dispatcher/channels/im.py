@@ -26,9 +26,7 @@ import time
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import Settings
 from ..domain.channels import Channel
@@ -46,10 +44,13 @@ from .base import (
 )
 from .registry import AdapterDeps, register
 
+if TYPE_CHECKING:  # httpx is imported by the first send: a process that never posts to a robot skips it
+    import httpx
+
 __all__ = ["DingTalkRobot", "FeishuBot", "GenericWebhook", "ImAdapter", "Robot", "WeComRobot", "dingtalk_sign",
            "feishu_sign", "webhook_signature"]
 
-TIMEOUT = httpx.Timeout(10.0)
+TIMEOUT = 10.0  # seconds, for connecting and for each read
 Clock = Callable[[], float]  # unix seconds
 
 
@@ -117,6 +118,8 @@ class Robot(ABC):
         return PermanentError(text)
 
     async def send(self, client: httpx.AsyncClient, message: OutboundMessage) -> str:
+        import httpx
+
         url, body, headers = self.request(message)
         try:
             response = await client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
@@ -292,7 +295,7 @@ class ImAdapter(ChannelAdapter):
     channel = Channel.IM
     provider = "im"
 
-    def __init__(self, robots: Sequence[Robot], *, timeout: httpx.Timeout = TIMEOUT) -> None:
+    def __init__(self, robots: Sequence[Robot], *, timeout: float | httpx.Timeout = TIMEOUT) -> None:
         self.robots = list(robots)  # which robots took a message shows in the provider id ("dingtalk:…")
         self._timeout = timeout
 
@@ -312,6 +315,8 @@ class ImAdapter(ChannelAdapter):
             raise ConfigurationError("no IM robot is configured (JIAOYING_DINGTALK_WEBHOOK_URL, …)")
         ids: list[str] = []
         errors: list[tuple[str, ChannelError]] = []
+        import httpx
+
         # One client per send: the engine may call adapters from different event loops.
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
             for robot in self.robots:

@@ -43,17 +43,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
-
-import requests
-from tencentcloud.common.credential import Credential
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.sms.v20210111 import models as sms_models
-from tencentcloud.sms.v20210111.sms_client import SmsClient
-from tencentcloud.vms.v20200902 import models as vms_models
-from tencentcloud.vms.v20200902.vms_client import VmsClient
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import Settings
 from ..domain.channels import Channel
@@ -74,6 +64,9 @@ from .base import (
 from .carrier_templates import CarrierTemplateError, carrier_templates
 from .carriers import Endpoint, parse_endpoint
 from .registry import AdapterDeps, register
+
+if TYPE_CHECKING:  # the SDK (and requests) is imported when an adapter first makes its client
+    import requests
 
 __all__ = ["BATCH_SIZE", "CONFIGURATION_CODES", "PERMANENT_CODES", "TRANSIENT_CODES", "TencentSmsAdapter",
            "TencentVoiceAdapter", "classify", "sms_configured", "voice_configured"]
@@ -258,6 +251,14 @@ class _TencentAdapter(ChannelAdapter):
             return self._client
 
     def _make_client(self, endpoint: Endpoint) -> Any:
+        # The SDK is imported here, when a configured adapter first needs a client: a process that only
+        # reads the adapter's declarations or answers Tencent's callbacks never loads it.
+        import requests
+        from tencentcloud.common.credential import Credential
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+
         http = HttpProfile(protocol=endpoint.scheme, endpoint=endpoint.host, reqTimeout=self.timeout)
         # No region breaker (it would switch to another Tencent host) and no SDK retries: the engine
         # retries, and knows a try may have arrived.
@@ -287,6 +288,9 @@ class _TencentAdapter(ChannelAdapter):
 
     def _call(self, action: str, request: Any) -> Any:
         """One SDK call in this (worker) thread; every failure as a ChannelError."""
+        import requests
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
         client = self._ready()
         self._local.status = self._local.retry_after = None
         try:
@@ -334,6 +338,8 @@ class TencentSmsAdapter(_TencentAdapter):
         return self.settings.tencent_sms_endpoint
 
     def _client_class(self) -> type[Any]:
+        from tencentcloud.sms.v20210111.sms_client import SmsClient
+
         return SmsClient
 
     def _check(self) -> Endpoint:
@@ -406,6 +412,8 @@ class TencentSmsAdapter(_TencentAdapter):
         return tag.encode()[:SESSION_CONTEXT_BYTES].decode(errors="ignore")
 
     def _send_sms(self, numbers: list[str], template: str, params: list[str], context: str) -> list[Any]:
+        from tencentcloud.sms.v20210111 import models as sms_models
+
         request = sms_models.SendSmsRequest()
         request.PhoneNumberSet = numbers
         request.SmsSdkAppId = self.settings.tencent_sms_app_id
@@ -430,6 +438,8 @@ class TencentSmsAdapter(_TencentAdapter):
             return None
 
     def _lookup(self, key: str, phone: str) -> SendResult | None:
+        from tencentcloud.sms.v20210111 import models as sms_models
+
         now = int(time.time())
         request = sms_models.PullSmsSendStatusByPhoneNumberRequest()
         request.PhoneNumber = phone
@@ -489,6 +499,8 @@ class TencentVoiceAdapter(_TencentAdapter):
         return self.settings.tencent_voice_endpoint
 
     def _client_class(self) -> type[Any]:
+        from tencentcloud.vms.v20200902.vms_client import VmsClient
+
         return VmsClient
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -501,6 +513,8 @@ class TencentVoiceAdapter(_TencentAdapter):
             raise TransientError("tencent: no answer in time") from None
 
     def _send_tts(self, number: str, template: str, params: list[str], message: OutboundMessage) -> SendResult:
+        from tencentcloud.vms.v20200902 import models as vms_models
+
         request = vms_models.SendTtsVoiceRequest()
         request.TemplateId = template
         request.TemplateParamSet = params

@@ -17,21 +17,13 @@ Status callbacks (``/webhooks/twilio/status``) and the call's TwiML
 
 from __future__ import annotations
 
-import base64
-import contextvars
 import logging
-import os
-import ssl
 from abc import abstractmethod
-from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import aiohttp
-import requests
 from twilio.base.exceptions import TwilioException
-from twilio.http import AsyncHttpClient
-from twilio.http.response import Response
-from twilio.rest import Client
 
 from ..config import Settings
 from ..domain.channels import Channel
@@ -43,13 +35,16 @@ from .base import (
     SendResult,
     TransientError,
     error_for_status,
-    parse_retry_after,
 )
-from .http import LoopSession
 from .registry import AdapterDeps, register
 
-__all__ = ["STATUS_PATH", "VOICE_GATHER_PATH", "VOICE_PATH", "TwilioSmsAdapter", "TwilioVoiceAdapter",
-           "classify", "make_client", "twilio_configured"]
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+    from .twilio_http import TwilioHttp
+
+__all__ = ["DEFAULT_TIMEOUT", "STATUS_PATH", "TWILIO_API", "VOICE_GATHER_PATH", "VOICE_PATH", "TwilioSmsAdapter",
+           "TwilioVoiceAdapter", "classify", "twilio_configured"]
 
 log = logging.getLogger(__name__)
 
@@ -66,74 +61,6 @@ AUTHENTICATION = 20003
 
 def twilio_configured(settings: Settings) -> bool:
     return bool(settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from_number)
-
-
-class _HttpClient(AsyncHttpClient):
-    """The twilio client's HTTP, on aiohttp in the engine's own event loop (no thread per send):
-    another REST base, a default timeout, and the Retry-After of a 429/503 answer (TwilioRestException
-    drops headers), kept for the task that sent.
-
-    The environment (HTTPS_PROXY / NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE) is read once, when the
-    client is built. The stock requests-based client read it again for every message, and cost
-    ~1 ms of CPU a send in threads: 10,000 texts took 26 s in the embedded mode."""
-
-    def __init__(self, api_base: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
-        super().__init__(logging.getLogger("twilio.http_client"), True, timeout)
-        self._base = urlsplit(api_base.rstrip("/")) if api_base else None
-        target = api_base or TWILIO_API
-        proxies = requests.utils.get_environ_proxies(target)
-        self.proxy = proxies.get(urlsplit(target).scheme) or proxies.get("all")
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._http = LoopSession(timeout, ssl_context=ssl.create_default_context(cafile=bundle) if bundle else None)
-        self._retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar("retry_after", default=None)
-
-    async def request(self, method: str, uri: str, params: dict[str, object] | None = None,
-                      data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
-                      auth: tuple[str, str] | None = None, timeout: float | None = None,
-                      allow_redirects: bool = False) -> Response:
-        self._retry_after.set(None)
-        if self._base is not None:
-            parts = urlsplit(uri)
-            if parts.hostname and parts.hostname.endswith("twilio.com"):
-                uri = urlunsplit((self._base.scheme, self._base.netloc, self._base.path + parts.path, parts.query,
-                                  parts.fragment))
-        if auth:
-            basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-            headers = {**(headers or {}), "Authorization": f"Basic {basic}"}
-        body = None
-        if data is not None:  # encoded here: aiohttp's FormData costs a sixth of a send's CPU
-            body = urlencode(_plain(data) or []).encode()
-            headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
-        reply = await self._http.request(method.upper(), uri, params=_plain(params), data=body,
-                                         headers=headers, allow_redirects=allow_redirects, proxy=self.proxy)
-        if reply.status_code in (429, 503):
-            self._retry_after.set(_retry_after(reply.headers))
-        return Response(reply.status_code, reply.text, reply.headers)
-
-    def last_retry_after(self) -> float | None:
-        return self._retry_after.get()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-def _plain(values: dict[str, object] | None) -> list[tuple[str, str]] | None:
-    """The twilio client's parameters as aiohttp takes them: lists repeated, booleans as Twilio
-    spells them, nothing unset."""
-    if values is None:
-        return None
-    pairs: list[tuple[str, str]] = []
-    for name, value in values.items():
-        for one in value if isinstance(value, list | tuple) else [value]:
-            if one is None:
-                continue
-            pairs.append((name, ("true" if one else "false") if isinstance(one, bool) else str(one)))
-    return pairs
-
-
-def make_client(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> tuple[Client, _HttpClient]:
-    http = _HttpClient(settings.twilio_api_base, timeout)
-    return Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http), http
 
 
 # What the HTTP layer raises when Twilio could not be reached or did not answer in time.
@@ -167,6 +94,12 @@ class _TwilioAdapter(ChannelAdapter):
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.settings = settings
         self.public_url = settings.public_url.rstrip("/")
+        # The twilio client (and requests under it) is imported here, when a configured adapter is
+        # built: a process that only reads the declarations or answers Twilio's webhooks never loads it.
+        from .twilio_http import make_client
+
+        self.client: Client
+        self._http: TwilioHttp
         self.client, self._http = make_client(settings, timeout)
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -214,11 +147,6 @@ class TwilioVoiceAdapter(_TwilioAdapter):
             status_callback=self.status_callback(message), status_callback_method="POST",
             status_callback_event=["initiated", "ringing", "answered", "completed"])
         return SendResult(str(call.sid), "sent")
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = next((v for name, v in dict(headers).items() if str(name).lower() == "retry-after"), None)
-    return parse_retry_after(value)
 
 
 @register(Channel.SMS, "twilio", configured=twilio_configured, adapter=TwilioSmsAdapter,

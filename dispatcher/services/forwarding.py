@@ -40,11 +40,9 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosmtplib
 import defusedxml.ElementTree as DefusedET
-import httpx
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -60,6 +58,9 @@ from ..domain.site import Site
 from ..forwarding_file import ForwardingConfig, ForwardingFileInvalid, ReportTo, Target, load_file
 from ..intake.cap_out import CAP_CONTENT_TYPE, CapMessage, Reference, write_cap
 from .site import current_site
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["FORWARD", "REPORT", "REPORT_EMAIL", "Job", "Outcome", "Watch", "claim", "decide", "deliver", "due",
            "problems", "record", "result_of", "retry_failed", "settle"]
@@ -471,6 +472,8 @@ def claim(session: Session, now: datetime, limit: int = 20) -> list[Job]:
 
 async def deliver(jobs: Sequence[Job], config: ForwardingConfig, settings: Settings) -> list[Outcome]:
     """Hand the jobs over concurrently; each outcome says what the receiver answered."""
+    import httpx  # here, not at the top: every engine process imports this module, few ever forward
+
     async with httpx.AsyncClient(follow_redirects=False) as client:
         return list(await asyncio.gather(*(_deliver_one(client, job, config, settings) for job in jobs)))
 
@@ -494,6 +497,8 @@ async def _deliver_one(client: httpx.AsyncClient, job: Job, config: ForwardingCo
 
 
 async def _post(client: httpx.AsyncClient, job: Job, url: str, key: str, timeout: float) -> Outcome:
+    import httpx
+
     headers = {"Content-Type": job.content_type, "Idempotency-Key": job.identifier,
                "User-Agent": "jiaoying-forwarding/1"}
     if key:
@@ -542,6 +547,8 @@ async def _mail(job: Job, to: ReportTo, settings: Settings) -> Outcome:
     if not settings.smtp_host or not settings.smtp_from:
         return Outcome(job, addresses, error="JIAOYING_SMTP_HOST and JIAOYING_SMTP_FROM must be set to send it")
     mail = report_email(settings, to.emails, json.loads(job.body), job.identifier)
+    import aiosmtplib
+
     try:
         refused, _ = await aiosmtplib.send(
             mail, hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username or None,
