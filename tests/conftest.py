@@ -11,12 +11,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from dispatcher.api.app import create_app
 from dispatcher.config import Settings
 from dispatcher.db.migrate import upgrade
 from dispatcher.db.session import engine_for, transaction
+from dispatcher.services import users
 from dispatcher.services.keys import create_key
 from dispatcher.services.site import load_site_files
 from tests.support.servers import Postgres, start_postgres
@@ -26,6 +28,19 @@ SAMPLE_SITE = ROOT / "rosters" / "qingxi"
 FIXTURES = ROOT / "tests" / "fixtures"
 FIXED_NOW = datetime(2026, 7, 16, 3, 12, tzinfo=UTC)  # 11:12 Beijing time, a Thursday
 _counter = itertools.count()
+# What the service hashes passwords with, before the fixture below swaps it for these tests
+# (tests/unit/test_passwords.py holds it to a strong cost).
+PRODUCTION_HASHER = users._hasher  # noqa: SLF001
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real Argon2, at its lowest cost, for the accounts these tests make and sign in with. At the
+    service's cost (64 MiB, 3 passes: 0.3 s of CPU a hash on the 2-core build machine) the three duty
+    officers every board test creates, and each sign-in, were about a sixth of the suite's CPU. Tests
+    of what a slow hash must not hold up bring their own stand-in; the CLI in a subprocess keeps the
+    real cost."""
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture(scope="session")
