@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The 叫应 drill (SPEC section 7): 506 flood-control officials, in real time, against real limits.
 
-    .venv/bin/python bench/drill.py [--limits voice=3/s,sms=20/s] [--recalls 1m,2m] [--final 5m]
+    .venv/bin/python bench/drill.py [--limits voice=3/s,sms=20/s] [--recalls 1m,2m] [--final 4m45s]
                                     [--callee-spacing 0] [--timeout 480]
 
 Modelled on 勉县 (Shaanxi): 38 county, 72 town (18 towns x 4) and 396 village (18 x 11 villages x 2)
@@ -9,7 +9,8 @@ officials, each with a phone and an IM account; every village official's superio
 official, every town official's a county official. A red rainstorm warning for the county starts
 the plan: step 0 voice + SMS + IM to the official, voice re-calls at --recalls (default 1 and 2
 minutes: three calls within 5 minutes), and the final escalation (the 未叫醒 list) at --final
-(default 5 min) by SMS to the official's superior and the duty leader and chief. Voice is limited
+(default 4 min 45 s, so that the list can meet its 5-minute bar: due at 5 min, it could only ever be
+late for it) by SMS to the official's superior and the duty leader and chief. Voice is limited
 to 3 calls per second (the provider's limit), SMS to 20/s, IM unlimited.
 
 The simulated officials answer the call (a keypress: dispatcher.services.ack.acknowledge_callout):
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limits", default="voice=3/s,sms=20/s", help="JIAOYING_RATE_LIMITS (IM unlimited)")
     parser.add_argument("--recalls", default="1m,2m", help="voice re-calls (plan steps), comma-separated")
-    parser.add_argument("--final", default="5m", help="the final escalation (未叫醒 list to superiors + duty)")
+    parser.add_argument("--final", default="4m45s", help="the final escalation (未叫醒 list to superiors + duty)")
     parser.add_argument("--callee-spacing", type=float, default=0.0, help="callee_spacing_seconds")
     parser.add_argument("--timeout", type=float, default=480.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
