@@ -372,6 +372,16 @@ def _next_step_now(live: Live, person: str) -> None:
     _wait(lambda: _callout_state(live, person) != before, f"{person}'s next step did not run")
 
 
+def _until(page: Any, expression: str, timeout: float) -> None:
+    """Look at ``expression`` in the page until it is true. Not ``page.wait_for_function``: when its
+    first look is false it polls by eval() inside the page, which the board's CSP (script-src 'self')
+    refuses, so it failed whenever the alert came a moment after the wait began."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"{expression} still false after {timeout:g} s"
+        page.wait_for_timeout(50)
+
+
 def _ladder_to_the_end(live: Live, person: str) -> None:
     """Every next step of ``person``'s call-out now, one after another, until its last step passed
     unanswered: the 未叫醒 list goes out."""
@@ -426,7 +436,7 @@ def test_someone_unreached_alerts_the_officer_in_a_background_tab_and_gets_a_vis
     other.goto(f"{live.base}/board")
     other.bring_to_front()
     _ladder_to_the_end(live, "zheng")
-    officer.wait_for_function("window.__notified.length > 0", timeout=5000)
+    _until(officer, "window.__notified.length > 0", timeout=5)
     assert any("郑防汛员" in title for title in officer.evaluate("window.__notified"))
     assert officer.evaluate("window.__tones") >= 2  # the two short tones of the beep
     assert officer.evaluate("window.notReloaded") is True
