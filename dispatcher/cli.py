@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_carriers import carriers_app
+from .cli_db import transaction
 from .cli_drill import drill_app
 from .cli_forwarding import forwarding_app
 from .cli_report import report
@@ -23,7 +24,6 @@ from .cli_spotcheck import spotcheck_app
 from .cli_workbook import export_app, import_app
 from .config import Settings, UnsafeSecret, project_root
 from .config import get_settings as _load_settings
-from .db.session import transaction
 
 app = typer.Typer(help="Jiaoying 叫应 — warning dispatch and call-out service.", no_args_is_help=True,
                   add_completion=False)
@@ -646,11 +646,14 @@ def demo(
 
 
 def main() -> None:
-    from sqlalchemy.exc import OperationalError
-
     try:
         app()
-    except OperationalError as exc:  # the database went away mid-command: one line, not a traceback
+    except Exception as exc:
+        # The database went away mid-command: one line, not a traceback. SQLAlchemy is there only if
+        # the command used the database (commands that need none start without it: cli_db.py).
+        errors = sys.modules.get("sqlalchemy.exc")
+        if errors is None or not isinstance(exc, errors.OperationalError):
+            raise
         from .db.migrate import unreachable
 
         url = get_settings().database_url

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .db.session import transaction
+from .cli_db import transaction
 
 drill_app = typer.Typer(help="Drills (演练): schedule (blind 双盲 or announced), start now, list, show, end, cancel.",
                         no_args_is_help=True)

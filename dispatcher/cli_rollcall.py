@@ -13,9 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_db import transaction
 from .cli_lang import LangOption, checked_lang, word
-from .db.session import transaction
-from .db.tables import WarningRow
 
 rollcall_app = typer.Typer(help="Duty roll-calls (值班点名): start one now, list them, show the results.",
                            no_args_is_help=True)
@@ -54,6 +53,8 @@ def start(
     try:
         with transaction(url) as session:
             started = rollcalls.start_now(session, check, now(), actor="cli")
+            from .db.tables import WarningRow
+
             headline = session.get(WarningRow, started.id).headline  # type: ignore[union-attr]
     except (rollcalls.UnknownRollCall, NotReady) as exc:
         raise fail(escape(str(exc))) from None
@@ -106,6 +107,8 @@ def show(
         except rollcalls.UnknownRollCall:
             message = f"no roll-call {rollcall_id!r}" if lang == "en" else f"没有值班点名 {rollcall_id}"
             raise fail(escape(message)) from None
+        from .db.tables import WarningRow
+
         headline = session.get(WarningRow, rollcall_id).headline  # type: ignore[union-attr]
     if as_json:
         sys.stdout.write(json.dumps({"id": rollcall_id, "headline": headline, "rooms": [

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_db import transaction
 from .cli_lang import LangOption, checked_lang, word
-from .db.session import transaction
 
 spotcheck_app = typer.Typer(help="六问 spot-checks (抽查): start one, list them, show the answers, preview or "
                                  "audit a draw.", no_args_is_help=True)

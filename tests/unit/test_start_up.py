@@ -77,3 +77,17 @@ def test_importing_the_accounts_module_hashes_no_password() -> None:
     # Bad input: an unknown name with the dummy's own password. It never signed in (the sign-in
     # also asks whether the name was found); the check itself now says no as well.
     assert found["unknown_name_signs_in"] is False
+
+
+def test_a_command_that_needs_no_database_starts_without_the_orm() -> None:
+    """`jiaoying validate` (like --help, carriers, import and export) opens no transaction: the ORM
+    and the tables stay out (SQLAlchemy's core is there: the settings parse the database URL)."""
+    found = loaded_after(
+        "from typer.testing import CliRunner\n"
+        "import dispatcher.cli as cli\n"
+        "ran = CliRunner().invoke(cli.app, ['validate', 'rosters/qingxi'])\n"
+        "found['exit'] = ran.exit_code\n"
+        "found['orm'] = sorted(m for m in ('sqlalchemy.orm', 'dispatcher.db.tables', 'dispatcher.db.session') "
+        "if m in sys.modules)\n")
+    assert found["exit"] == 0
+    assert found["orm"] == []
