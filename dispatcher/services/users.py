@@ -113,7 +113,7 @@ class PasswordChecks:
         return done.result()
 
     def prepare(self) -> None:
-        """Make the dummy hash in the background (the board's app calls this as it starts), so the
+        """Make the dummy hash in the background (the web app calls this as it starts), so the
         first sign-in with an unknown name takes no longer than one with a wrong password."""
         self._threads.submit(_dummy_hash, _hasher)
 

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
@@ -36,7 +35,6 @@ from dispatcher.db.tables import (
     WarningRow,
 )
 from dispatcher.runtime.engine import Engine
-from dispatcher.services import users
 from dispatcher.services.keys import KeyInputError, create_key
 from dispatcher.services.users import Role, create_user
 from tests.conftest import FIXED_NOW, Clock
@@ -104,8 +102,7 @@ class World:
 
 
 @pytest.fixture
-def world(database_url: str, site_loaded: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+def world(database_url: str, site_loaded: str, clock: Clock) -> Iterator[World]:
     settings = Settings(database_url=database_url, public_url=PUBLIC_URL, twilio_auth_token=TWILIO_TOKEN,
                         broadcast_secret=BROADCAST_SECRET)
     with transaction(site_loaded) as session:
