@@ -4,7 +4,7 @@
 
     .venv/bin/python bench/carriers.py [--scenario fakes fanout failover twilio] [--mode embedded celery]
                                        [--officials 10000] [--failover-officials 2000] [--repeat 1]
-                                       [--aliyun-fault 503|arrears] [--py-spy] [--keep]
+                                       [--aliyun-fault 503|arrears] [--py-spy] [--pg-statements] [--keep]
 
 Scenarios (a synthetic county from tests/support/bigsite.py: every official on SMS and IM at step 0,
 so attempts = 2 x officials; voice comes at 5 minutes, after the measurement):
@@ -72,6 +72,10 @@ Figures, per run (times are the fakes' own wall clock, time.time(), as in bench/
 Below the tables: attempts tried more than once and the outcomes other than 'sent' the engine logged
 (events), and the accepted SMS numbers per request. With --py-spy the engine's processes are sampled
 (py-spy record --nonblocking -f raw) for the whole measurement and the busiest frames are printed.
+With --pg-statements (celery) PostgreSQL loads pg_stat_statements and auto_explain: the statements
+the server spent most time on during the measurement are printed (their time includes waits for
+locks and for a core), and the plan of each statement over 20 ms is logged in a folder of its own
+(named below the table; use --keep to read them).
 
 The figures are noisy: two shared cores, and the fakes, the database, the broker and this script
 compete with the engine for them. Repeat before concluding.
@@ -298,7 +302,12 @@ def run_one(scenario: str, mode: str, officials: int, workdir: Path, args: argpa
             warm_up_workers(backends.redis.url, broker, args.celery_concurrency)
             engine_roots, db_roots = [worker.pid, scheduler.pid], [backends.pg.process.pid]
         fakes = {name: fake.proc.pid for name, fake in providers.items()} | {"sim": sim_proc.pid}
+        if backends is not None and backends.statements:
+            backends.reset_statements(url)
         measure(run, api, token, url, sim, providers, engine_roots, db_roots, fakes, workdir, args)
+        if backends is not None and backends.statements:
+            run.notes.extend(backends.top_statements(url))
+            run.notes.append(f"plans of the statements over 20 ms: {backends.plans} (kept with --keep)")
     except Exception as exc:  # reported in the table; the logs are kept
         run.error = run.error or f"{type(exc).__name__}: {exc}"
     finally:
@@ -697,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="JIAOYING_EMBEDDED_WORKER of the embedded serve")
     parser.add_argument("--py-spy", action="store_true", help="sample the engine's processes with py-spy")
     parser.add_argument("--py-spy-seconds", type=float, default=60.0, help="upper bound of a py-spy recording")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="celery mode: print the statements PostgreSQL spent most time on (pg_stat_statements) "
+                             "and log the plans of those over 20 ms (auto_explain; kept with --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, configs, SQLite files)")
     args = parser.parse_args(argv)
 
@@ -716,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.mode if set(args.scenario) - {"fakes"} else []:
             if mode == "celery":
                 try:
-                    backends = start_backends()
+                    backends = start_backends(args.pg_statements)
                 except RuntimeError as exc:
                     runs += [Run(s, mode, 0, 0, error=str(exc)) for s in args.scenario]
                     continue
@@ -731,14 +743,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"IM {fmt(run.im_s, '.2f')} s{'; ' + run.error if run.error else ''}",
                           file=sys.stderr, flush=True)
             if backends is not None:
-                backends.stop()
+                backends.stop(keep_plans=args.keep)
                 backends = None
     except KeyboardInterrupt:
         print("interrupted; stopping everything", file=sys.stderr)
         stopped = True
     finally:
         if backends is not None:
-            backends.stop()
+            backends.stop(keep_plans=args.keep)
         if args.keep or any(r.error for r in runs):
             print(f"logs kept in {workdir}", file=sys.stderr)
         else:

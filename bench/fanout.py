@@ -369,13 +369,29 @@ def fresh_sqlite(workdir: Path, site: Path, tag: str) -> str:
 
 # -- Celery / Redis / PostgreSQL ---------------------------------------------------------------
 
+def statement_settings(plans: Path) -> tuple[str, ...]:
+    """``-c`` settings for --pg-statements: pg_stat_statements (which statements the server's time went
+    to) and auto_explain (the plan, with actual rows, of each statement over 20 ms, logged in ``plans``)."""
+    return ("shared_preload_libraries=pg_stat_statements,auto_explain", "pg_stat_statements.track=all",
+            "auto_explain.log_min_duration=20", "auto_explain.log_analyze=on", "auto_explain.log_buffers=on",
+            "logging_collector=on", f"log_directory={plans}")
+
+
 class Backends:
     """PostgreSQL and Redis, started once for every celery run."""
 
-    def __init__(self) -> None:
+    def __init__(self, statements: bool = False) -> None:
+        """With ``statements``, the server keeps statement statistics and logs slow statements' plans in
+        ``self.plans`` (--pg-statements), a folder of its own: the server runs as 'postgres' under root
+        and could not write in the benchmark's work folder."""
         from tests.support.servers import start_postgres, start_redis
 
-        self.pg = start_postgres()
+        self.statements = statements
+        self.plans: Path | None = None
+        if statements:
+            self.plans = Path(tempfile.mkdtemp(prefix="jy-pg-plans-"))
+            self.plans.chmod(0o777)
+        self.pg = start_postgres(*(statement_settings(self.plans) if self.plans else ()))
         try:
             self.redis = start_redis()
         except BaseException:
@@ -390,7 +406,36 @@ class Backends:
         name = f"bench_{tag}_{self._n}"
         with psycopg.connect(self._admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
+        if self.statements:
+            with psycopg.connect(self._admin.replace("dbname=postgres", f"dbname={name}"), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return self.pg.url(name)
+
+    def reset_statements(self, url: str) -> None:
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self._admin.replace("dbname=postgres", f"dbname={name}"), autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_statements_reset()")
+
+    def top_statements(self, url: str, limit: int = 12) -> list[str]:
+        """The statements of ``url``'s database that took most of the server's time since the reset."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self._admin.replace("dbname=postgres", f"dbname={name}")) as conn:
+            rows = conn.execute(
+                "SELECT total_exec_time, calls, rows, regexp_replace(query, '\\s+', ' ', 'g')"
+                " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s"
+                " ORDER BY total_exec_time DESC LIMIT %s", (name, limit)).fetchall()
+            total = conn.execute(
+                "SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) FROM pg_stat_statements s"
+                " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s", (name,)).fetchone()
+        lines = [f"pg_stat_statements: {total[0] / 1000:.2f} s of execution in {total[1]} statements; the top {limit}:",
+                 f"{'ms':>8} {'calls':>6} {'rows':>7}  statement"]
+        width = int(os.environ.get("BENCH_PG_QUERY_CHARS", "150"))  # how much of each statement to show
+        lines += [f"{ms:8.0f} {calls:6d} {n:7d}  {query[:width]}" for ms, calls, n, query in rows]
+        return lines
 
     def drop(self, url: str) -> None:
         import psycopg
@@ -404,7 +449,9 @@ class Backends:
     def _admin(self) -> str:
         return f"host=127.0.0.1 port={self.pg.port} user=postgres dbname=postgres"
 
-    def stop(self) -> None:
+    def stop(self, keep_plans: bool = False) -> None:
+        if self.plans is not None and not keep_plans:
+            shutil.rmtree(self.plans, ignore_errors=True)
         try:
             self.redis.stop()
             shutil.rmtree(self.redis.workdir, ignore_errors=True)
@@ -612,10 +659,10 @@ def interrupted(*_: Any) -> None:
     raise KeyboardInterrupt
 
 
-def start_backends() -> Backends:
+def start_backends(statements: bool = False) -> Backends:
     """PostgreSQL and Redis; a missing binary (tests.support.servers skips via pytest) is an error here."""
     try:
-        return Backends()
+        return Backends(statements)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # pytest's Skipped is a BaseException

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..db.bulk import among
+from ..db.bulk import among, custom_plans
 from ..db.queue import attempt_values, cancel_queued, insert_attempts, insert_returning_ids
 from ..db.record_repo import append_event
 from ..db.tables import CalloutRow, EventRow, WarningRow
@@ -151,6 +151,7 @@ def apply_part(session: Session, start: Start, now: datetime, part: int | None =
     if start.resolution is None or row.status != "active":  # cancelled or updated before all had started
         _finish(session, row, start, now)
         return True
+    custom_plans(session)  # the part's look-ups by people: see db.bulk.custom_plans
     if not start.matched:
         _match(session, row, start, now)
     size = part or (START_PART_SQLITE if session.get_bind().dialect.name == "sqlite" else START_PART)

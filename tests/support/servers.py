@@ -66,7 +66,9 @@ def _as_postgres_user(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
-def start_postgres() -> Postgres:
+def start_postgres(*settings: str) -> Postgres:
+    """A throw-away PostgreSQL on a free loopback port; ``settings`` are more ``name=value`` for ``-c``
+    (the benchmarks' ``--pg-statements`` preloads pg_stat_statements this way)."""
     initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
     if not initdb or not postgres:
         missing("PostgreSQL (initdb/postgres)")
@@ -87,7 +89,7 @@ def start_postgres() -> Postgres:
         _as_postgres_user([postgres, "-D", str(datadir), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
                            "-c", f"unix_socket_directories={base}", "-c", "fsync=off",
                            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                           "-c", "max_connections=200"]),
+                           "-c", "max_connections=200", *(a for s in settings for a in ("-c", s))]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     server = Postgres(port, datadir, process)
