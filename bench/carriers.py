@@ -53,6 +53,8 @@ Figures, per run (times are the fakes' own wall clock, time.time(), as in bench/
   SMS sends/lookups: SendSms+SendBatchSms and QuerySendDetails requests at Aliyun (a lookup is the engine
   asking whether an earlier try arrived, before it tries again: two a message, today and yesterday).
   twilio: SMS req is every request the Twilio fake answered (Twilio cannot be looked up by our key).
+- queued s: the 202 until the warning's last attempt was queued (its created_at): when the start's last
+  part committed. Well below handover s, the sending is the bottleneck; close to it, the start.
 - recorded s: the 202 until every attempt of the warning is 'sent' in the database (polled every 0.2 s).
 - engine CPU us/att: user+system CPU of the engine's processes (embedded: the serve process, which also
   answers the intake probe; celery: the scheduler and the worker processes) from just before the POST
@@ -120,7 +122,7 @@ from fanout import (  # bench/fanout.py, beside this script (it puts the project
     warm_up_workers,
     warning_body,
 )
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from dispatcher.db.session import engine_for
 from tests.support.bigsite import write_big_site
@@ -153,6 +155,7 @@ class Run:
     im_s: float = float("nan")
     second_first_s: float = float("nan")  # failover: the 202 until Tencent's first accepted number
     recorded_s: float = float("nan")
+    queued_s: float = float("nan")  # the 202 until the last attempt was queued (the start's last part)
     sms_requests: int = 0
     aliyun_sends: int = 0  # SendSms/SendBatchSms requests at Aliyun (failover: all refused; twilio: none)
     lookups: int = 0  # QuerySendDetails requests at Aliyun (the engine asking "did my earlier try arrive?")
@@ -372,6 +375,7 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, providers: dict[
             while time.monotonic() < deadline:
                 if count_sent(url) >= run.attempts:
                     run.recorded_s = time.time() - accepted
+                    run.queued_s = last_queued(url) - accepted
                     break
                 time.sleep(0.2)
             else:
@@ -455,6 +459,15 @@ def attempt_recipients(url: str, keys: list[str]) -> dict[str, str]:
                                 {f"k{i}": k for i, k in enumerate(part)})
             found.update({row[0]: row[1] for row in rows})
     return found
+
+
+def last_queued(url: str) -> float:
+    """When the warning's last attempt was queued (time.time()): the end of its start."""
+    from dispatcher.db.tables import AttemptRow
+
+    with engine_for(url).connect() as conn:
+        last = conn.execute(select(func.max(AttemptRow.created_at))).scalar()
+    return last.timestamp() if last is not None else float("nan")
 
 
 def count_sent(url: str) -> int:
@@ -630,7 +643,8 @@ def table(runs: list[Run]) -> str:
         fake, short = SMS_FAKE[scenario], SMS_FAKE[scenario][:3]
         out.append(f"{title}; target <= {TARGET_S[scenario]:g} s")
         rows = [("mode", "officials", "attempts", "202 ms", "first s", "SMS s", "IM s", "handover s", "att/s",
-                 "SMS sends/lookups" if scenario == "fanout" else "SMS req", "IM req", "req/s", "recorded s",
+                 "SMS sends/lookups" if scenario == "fanout" else "SMS req", "IM req", "req/s", "queued s",
+                 "recorded s",
                  "engine CPU us/att", "db CPU us/att", f"fake CPU s {short}/sim", f"{short} busy s",
                  f"{short} ms p50/max", "dups", "bad keys", "target")]
         for r in fanouts:
@@ -638,7 +652,7 @@ def table(runs: list[Run]) -> str:
             rows.append((r.mode, str(r.officials), str(r.attempts), fmt(r.accepted_ms, ".0f"), fmt(r.first_s, ".2f"),
                          fmt(r.sms_s, ".2f"), fmt(r.im_s, ".2f"), fmt(r.handover_s, ".2f"), fmt(r.rate, ".0f"),
                          f"{r.aliyun_sends}/{r.lookups}" if scenario == "fanout" else str(r.sms_requests),
-                         str(r.im_requests), fmt(r.request_rate, ".0f"),
+                         str(r.im_requests), fmt(r.request_rate, ".0f"), fmt(r.queued_s, ".2f"),
                          fmt(r.recorded_s, ".2f"),
                          fmt(r.engine_cpu_us, ".0f"), fmt(r.db_cpu_us, ".0f"),
                          f"{r.fake_cpu_s.get(fake, float('nan')):.2f}/{r.fake_cpu_s.get('sim', float('nan')):.2f}",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, select, text
+from sqlalchemy.exc import StatementError
 
 from dispatcher.db.bulk import among, insert_rows, update_rows
 from dispatcher.db.queue import attempt_values, insert_attempts, insert_returning_ids
@@ -43,17 +44,19 @@ def _callout(person: str, **extra: object) -> dict[str, object]:
 def test_callouts_inserted_in_bulk_read_back_as_written(database_url: str) -> None:
     east8 = timezone(timedelta(hours=8))
     rows = [_callout("p1"), _callout("p2", drill=True, next_due=None, room="town-1"),
-            _callout("p3", next_due=datetime(2026, 7, 1, 20, 0, tzinfo=east8), steps=[])]
+            _callout("p3", next_due=datetime(2026, 7, 1, 20, 0, tzinfo=east8), steps=[]),
+            _callout("p4", next_due=datetime(2026, 7, 1, 20, 0, 0, 7, tzinfo=east8))]
     with transaction(database_url) as session:
         _warning(session)
         ids = insert_returning_ids(session, CalloutRow.__table__, rows)
-    assert len(set(ids)) == 3
+    assert len(set(ids)) == 4
     with transaction(database_url, write=False) as session:
         found = {c.person_id: c for c in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(ids)))}
-    assert [found[p].id for p in ("p1", "p2", "p3")] == ids  # ids in the rows' order
+    assert [found[p].id for p in ("p1", "p2", "p3", "p4")] == ids  # ids in the rows' order
     assert found["p1"].steps == STEPS and found["p3"].steps == []  # the frozen steps, unicode and all
     assert found["p1"].next_due == FIXED_NOW and found["p2"].next_due is None
     assert found["p3"].next_due == datetime(2026, 7, 1, 12, 0, tzinfo=UTC)  # the same instant, in UTC
+    assert found["p4"].next_due == datetime(2026, 7, 1, 12, 0, 0, 7, tzinfo=UTC)  # to the microsecond
     assert (found["p1"].drill, found["p2"].drill) == (False, True)
     assert (found["p1"].room, found["p2"].room) == (None, "town-1")
 
@@ -139,6 +142,35 @@ def test_rows_naming_different_columns_are_refused_and_nothing_is_written(databa
         with pytest.raises(ValueError, match="same columns"):
             update_rows(session, AttemptRow.__table__, [{"id": 1, "status": "sent"}, {"id": 2}])
         assert list(session.scalars(select(AttemptRow.key))) == []
+
+
+def test_a_time_without_its_offset_is_refused_and_nothing_is_written(database_url: str) -> None:
+    """Bad input: a naive time (no UTC offset) in a time column, on insert and on update — refused
+    on both databases (which instant it meant is unknown), and none of the rows is written."""
+    naive = datetime(2026, 7, 1, 20, 0)
+    with transaction(database_url) as session:
+        _warning(session)
+        [callout_id] = insert_returning_ids(session, CalloutRow.__table__, [_callout("p1")])
+    # (SQLite's path refuses it in UTCDateTime, which SQLAlchemy reports as a StatementError)
+    with pytest.raises((ValueError, StatementError), match="naive datetime refused"), \
+            transaction(database_url) as session:
+        insert_returning_ids(session, CalloutRow.__table__, [_callout("p2"), _callout("p3", next_due=naive)])
+    with pytest.raises((ValueError, StatementError), match="naive datetime refused"), \
+            transaction(database_url) as session:
+        update_rows(session, CalloutRow.__table__, [{"id": callout_id, "next_due": naive}])
+    with transaction(database_url, write=False) as session:
+        assert list(session.scalars(select(CalloutRow.person_id))) == ["p1"]
+        assert session.scalar(select(CalloutRow.next_due)) == FIXED_NOW
+
+
+def test_a_value_json_cannot_hold_is_refused(database_url: str) -> None:
+    """Bad input: a value with no JSON form (a set) in a call-out's frozen steps — refused, not
+    written as something else; nothing is written."""
+    with pytest.raises((TypeError, StatementError), match="set"), transaction(database_url) as session:
+        _warning(session)
+        insert_returning_ids(session, CalloutRow.__table__, [_callout("p1", steps=[{"to": {"self"}}])])
+    with transaction(database_url, write=False) as session:
+        assert list(session.scalars(select(CalloutRow.person_id))) == []
 
 
 def test_a_column_whose_type_converts_values_is_refused_on_both_databases(database_url: str) -> None:
