@@ -386,7 +386,6 @@ class Backends:
         and could not write in the benchmark's work folder."""
         from tests.support.servers import start_postgres, start_redis
 
-        self.statements = statements
         self.plans: Path | None = None
         if statements:
             self.plans = Path(tempfile.mkdtemp(prefix="jy-pg-plans-"))
@@ -407,15 +406,18 @@ class Backends:
         with psycopg.connect(self._admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         if self.statements:
-            with psycopg.connect(self._admin.replace("dbname=postgres", f"dbname={name}"), autocommit=True) as conn:
+            with psycopg.connect(self._dsn(name), autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return self.pg.url(name)
+
+    @property
+    def statements(self) -> bool:
+        return self.plans is not None
 
     def reset_statements(self, url: str) -> None:
         import psycopg
 
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(self._admin.replace("dbname=postgres", f"dbname={name}"), autocommit=True) as conn:
+        with psycopg.connect(self._dsn(url.rsplit("/", 1)[1]), autocommit=True) as conn:
             conn.execute("SELECT pg_stat_statements_reset()")
 
     def top_statements(self, url: str, limit: int = 12) -> list[str]:
@@ -423,7 +425,7 @@ class Backends:
         import psycopg
 
         name = url.rsplit("/", 1)[1]
-        with psycopg.connect(self._admin.replace("dbname=postgres", f"dbname={name}")) as conn:
+        with psycopg.connect(self._dsn(name)) as conn:
             rows = conn.execute(
                 "SELECT total_exec_time, calls, rows, regexp_replace(query, '\\s+', ' ', 'g')"
                 " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s"
@@ -447,7 +449,10 @@ class Backends:
 
     @property
     def _admin(self) -> str:
-        return f"host=127.0.0.1 port={self.pg.port} user=postgres dbname=postgres"
+        return self._dsn("postgres")
+
+    def _dsn(self, database: str) -> str:
+        return f"host=127.0.0.1 port={self.pg.port} user=postgres dbname={database}"
 
     def stop(self, keep_plans: bool = False) -> None:
         if self.plans is not None and not keep_plans:

@@ -53,9 +53,10 @@ def custom_plans(session: Session) -> None:
     array is a constant and is hashed once. An apply's look-ups of 1,000 people among the warning's
     call-outs so far (``person_id`` is the second column of their indexes, and a county's first big
     fan-out plans them from the statistics of an empty table) took 35-250 ms each that way: 2.8 s of
-    the server's 8.5 s in a 10,000-official fan-out on this host. Planning each one costs well under a
-    millisecond. (``IN (SELECT unnest(:array))`` was tried instead: on the same statistics the planner
-    ran the unnest again for every row, and it was slower still.)"""
+    the server's 13.5-15.2 s of statement time in a 10,000-official fan-out on the build machine.
+    Planning each one costs well under a millisecond. (``IN (SELECT unnest(:array))`` was tried
+    instead: on the same statistics the planner ran the unnest again for every row, and it was slower
+    still.)"""
     if on_postgres(session):
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 

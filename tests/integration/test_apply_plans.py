@@ -6,9 +6,9 @@ the hazard (``person_id = ANY(:array)``, person_id the second column of its inde
 prepares a statement on its fifth run and PostgreSQL then switches to a generic plan, made without
 the parameters' values: in the county's first big fan-out (statistics of an empty table) that plan
 kept the array as a filter, searched element by element for every call-out of the warning so far —
-35-250 ms a look-up, 2.8 s of the server's 8.5 s in the 10,000-official benchmark. Planned with the
-values, the array is a constant, hashed once. The benchmark shows the time (bench/README.md); this
-test holds the plan choice.
+35-250 ms a look-up, 2.8 s of the server's 13.5-15.2 s of statement time in the 10,000-official
+benchmark. Planned with the values, the array is a constant, hashed once. The benchmark shows the
+time (bench/README.md); this test holds the plan choice.
 """
 
 from __future__ import annotations
