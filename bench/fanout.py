@@ -417,14 +417,14 @@ class Backends:
     def reset_statements(self, url: str) -> None:
         import psycopg
 
-        with psycopg.connect(self._dsn(url.rsplit("/", 1)[1]), autocommit=True) as conn:
+        with psycopg.connect(self._dsn(_database(url)), autocommit=True) as conn:
             conn.execute("SELECT pg_stat_statements_reset()")
 
     def top_statements(self, url: str, limit: int = 12) -> list[str]:
         """The statements of ``url``'s database that took most of the server's time since the reset."""
         import psycopg
 
-        name = url.rsplit("/", 1)[1]
+        name = _database(url)
         with psycopg.connect(self._dsn(name)) as conn:
             rows = conn.execute(
                 "SELECT total_exec_time, calls, rows, regexp_replace(query, '\\s+', ' ', 'g')"
@@ -443,7 +443,7 @@ class Backends:
         import psycopg
 
         engine_for(url).dispose()
-        name = url.rsplit("/", 1)[1]
+        name = _database(url)
         with psycopg.connect(self._admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -662,6 +662,11 @@ def render(rows: list[tuple[str, ...]]) -> str:
 def interrupted(*_: Any) -> None:
     """SIGTERM ends the run like Ctrl-C, so the finally blocks stop every process."""
     raise KeyboardInterrupt
+
+
+def _database(url: str) -> str:
+    """The database name of a Backends.database() URL."""
+    return url.rsplit("/", 1)[1]
 
 
 def start_backends(statements: bool = False) -> Backends:

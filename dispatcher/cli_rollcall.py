@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,6 +31,13 @@ _WORDS = {
 }
 
 
+def _headline(session: Any, rollcall_id: str) -> str:
+    """The roll-call's headline (its warning row; the tables are imported with the first transaction)."""
+    from .db.tables import WarningRow
+
+    return str(session.get(WarningRow, rollcall_id).headline)
+
+
 def _w(key: str, lang: str) -> str:
     return word(_WORDS, key, lang)
 
@@ -53,9 +60,7 @@ def start(
     try:
         with transaction(url) as session:
             started = rollcalls.start_now(session, check, now(), actor="cli")
-            from .db.tables import WarningRow
-
-            headline = session.get(WarningRow, started.id).headline  # type: ignore[union-attr]
+            headline = _headline(session, started.id)
     except (rollcalls.UnknownRollCall, NotReady) as exc:
         raise fail(escape(str(exc))) from None
     Console(highlight=False).print(_w("started", lang).format(headline=headline, id=started.id), markup=False,
@@ -107,9 +112,7 @@ def show(
         except rollcalls.UnknownRollCall:
             message = f"no roll-call {rollcall_id!r}" if lang == "en" else f"没有值班点名 {rollcall_id}"
             raise fail(escape(message)) from None
-        from .db.tables import WarningRow
-
-        headline = session.get(WarningRow, rollcall_id).headline  # type: ignore[union-attr]
+        headline = _headline(session, rollcall_id)
     if as_json:
         sys.stdout.write(json.dumps({"id": rollcall_id, "headline": headline, "rooms": [
             {"area": r.area, "name": r.name, "called": r.called, "present": r.present, "late": r.late,
