@@ -49,7 +49,7 @@ from ..domain.record import (
 )
 from .bulk import insert_rows
 from .session import transaction
-from .tables import CalloutRow, EventRow, LedgerHeadRow, LedgerRow, WarningRow
+from .tables import CalloutRow, EventRow, LedgerHeadRow, LedgerRow, RecordHeadRow, WarningRow
 
 # -- the record key ---------------------------------------------------------------------------------
 
@@ -106,62 +106,75 @@ def keyring_for(session: Session) -> Keyring:
 def append_event(
     session: Session, warning_id: str, kind: str, actor: str, at: datetime, data: dict[str, Any] | None = None
 ) -> EventRow:
-    """Append one event. The warning row is locked (FOR UPDATE on PostgreSQL) so concurrent
+    """Append one event. The record's head row is locked (FOR UPDATE on PostgreSQL) so concurrent
     writers chain their events one after another. No query beyond that lock and the writes,
-    except for a record's first event, which also enters the record in the ledger."""
+    except for a record's first event, which makes its head and enters the record in the ledger."""
     row = EventRow(**_append(session, _locked(session, warning_id), signing_key(session), kind, actor, at, data))
     session.add(row)
     return row
 
 
 def append_events(session: Session, events: list[tuple[str, str, str, datetime, dict[str, Any]]]) -> None:
-    """Append many events — (warning id, kind, actor, at, data) each, in order — locking each warning
-    row once: a burst of a thousand acknowledgements is one lock per record, not one per event."""
+    """Append many events — (record id, kind, actor, at, data) each, in order — locking each record's
+    head once: a burst of a thousand acknowledgements is one lock per record, not one per event."""
     if not events:
         return
     key = signing_key(session)
-    warnings: dict[str, WarningRow] = {}
+    heads: dict[str, RecordHeadRow] = {}
     rows = []
     for warning_id, kind, actor, at, data in events:
-        warning = warnings.get(warning_id)
-        if warning is None:
-            warning = warnings[warning_id] = _locked(session, warning_id)
-        rows.append(_append(session, warning, key, kind, actor, at, data))
+        head = heads.get(warning_id)
+        if head is None:
+            head = heads[warning_id] = _locked(session, warning_id)
+        rows.append(_append(session, head, key, kind, actor, at, data))
     session.flush()  # the rows they hang on (a warning, a ledger entry) go first
     insert_rows(session, EventRow.__table__, rows)  # one statement (db.bulk), no ORM objects to track
 
 
-def _locked(session: Session, warning_id: str) -> WarningRow:
+def _locked(session: Session, record_id: str) -> RecordHeadRow:
+    """The record's head, locked; made at the record's first event (its warning's intake)."""
     # populate_existing: a row this session loaded before the lock was taken is read again, or
     # the head and count would be those of before another writer's append.
-    return session.execute(
-        select(WarningRow).where(WarningRow.id == warning_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    query = (select(RecordHeadRow).where(RecordHeadRow.record_id == record_id).with_for_update()
+             .execution_options(populate_existing=True))
+    head = session.execute(query).scalar_one_or_none()
+    if head is not None:
+        return head
+    if session.get(WarningRow, record_id) is None:
+        raise LookupError(record_id)
+    last = session.scalar(select(func.max(EventRow.seq)).where(EventRow.warning_id == record_id))
+    if last is not None:  # never chain a second event 1: appending stops here, loudly
+        raise RuntimeError(f"record {record_id} has {last} events but no head: its head row was deleted "
+                           f"(jiaoying verify shows it)")
+    try:
+        with session.begin_nested():
+            session.add(RecordHeadRow(record_id=record_id, count=0, head=GENESIS, seal=None))
+    except IntegrityError:
+        pass  # another writer made it first
+    return session.execute(query).scalar_one()
 
 
-def _append(session: Session, warning: WarningRow, key: RecordKey, kind: str, actor: str, at: datetime,
+def _append(session: Session, head: RecordHeadRow, key: RecordKey, kind: str, actor: str, at: datetime,
             data: dict[str, Any] | None) -> dict[str, Any]:
-    """The event's row, chained to the record's head (the warning row's head moves on to it)."""
-    warning_id = warning.id
-    seq = warning.record_count + 1
+    """The event's row, chained to the record's head (the head moves on to it)."""
+    warning_id = head.record_id
+    seq = head.count + 1
     payload = dict(data) if data else {}
     if kind in OPENING and isinstance(payload.get("warning"), str):
-        # The message's facts, so an edit of the row shows (it was just added: no query).
-        message = warning if payload["warning"] == warning.id else session.get(WarningRow, payload["warning"])
+        # The message's facts, so an edit of the row shows (it was just added or locked: no query).
+        message = session.get(WarningRow, payload["warning"])
         if message is not None:
             facts = _facts(message)
             for name in ("sent", "expires"):  # on the record in the clear, as the 一事一档 shows them
                 if name not in payload:
                     payload[name] = facts[name].astimezone(UTC).isoformat() if facts[name] else None
             payload["row"] = facts_digest(facts)
-    mac = event_mac(key, warning_id, seq, at, actor, kind, payload, warning.record_head)
+    mac = event_mac(key, warning_id, seq, at, actor, kind, payload, head.head)
     if seq == 1:
         _enter_in_ledger(session, key, warning_id, at, mac)
     row = {"warning_id": warning_id, "seq": seq, "at": at, "actor": actor, "kind": kind, "data": payload,
-           "prev_hash": warning.record_head, "hash": mac, "key_id": key.id}
-    warning.record_count, warning.record_head = seq, mac
-    warning.record_seal = head_seal(key, warning_id, seq, mac)
+           "prev_hash": head.head, "hash": mac, "key_id": key.id}
+    head.count, head.head, head.seal = seq, mac, head_seal(key, warning_id, seq, mac)
     return row
 
 
@@ -239,15 +252,13 @@ def head(session: Session, warning_id: str, seq: int | None = None) -> RecordHea
     if row is None:
         raise LookupError(warning_id)
     record = row.root_id or row.id
-    if row.id != record:
-        row = session.get(WarningRow, record)
-        assert row is not None
-    upto = row.record_count if seq is None else seq
+    kept = session.get(RecordHeadRow, record)
+    upto = (kept.count if kept else 0) if seq is None else seq
     event = session.execute(select(EventRow.hash, EventRow.key_id).where(
         EventRow.warning_id == record, EventRow.seq == upto)).first()
     ledger = session.scalar(select(LedgerRow.seq).where(LedgerRow.record_id == record))
     if event is None:
-        return RecordHead(record, upto, row.record_head if seq is None else GENESIS, None, ledger)
+        return RecordHead(record, upto, kept.head if kept and seq is None else GENESIS, None, ledger)
     return RecordHead(record, upto, event.hash, event.key_id, ledger)
 
 
@@ -340,13 +351,15 @@ def _check(session: Session, warning_id: str, context: _Context) -> RecordCheck:
     if warning is None:
         raise LookupError(warning_id)
     record = warning.root_id or warning.id
-    root = warning if warning.id == record else session.get(WarningRow, record)
-    if root is None:
+    if warning.id != record and session.get(WarningRow, record) is None:
         raise LookupError(record)
     keys = context.keys
     evs = events(session, record)
-    found = check_chain(record, evs, root.record_head, root.record_count, root.record_seal, keys,
-                        context.unkeyed_before)
+    kept = session.get(RecordHeadRow, record)
+    found = check_chain(record, evs, kept.head if kept else GENESIS, kept.count if kept else 0,
+                        kept.seal if kept else None, keys, context.unkeyed_before)
+    if kept is None and evs:
+        found.problems.insert(0, "the record's head is missing: its row was deleted")
     if not context.trusted and any(e.key_id is None for e in evs):
         found.unverified.append(other_key_text(
             str(session.scalar(select(LedgerRow.key_id).where(LedgerRow.seq == 1))), keys,

@@ -202,10 +202,6 @@ class WarningRow(Base):
     # (rollcall 值班点名, spotcheck 六问抽查), which shares the call-outs, attempts, timers and record.
     kind: Mapped[str] = mapped_column(String(12), default="warning", server_default="warning")
     raw: Mapped[str] = mapped_column(Text, default="")
-    # The record's head: appends lock this row, so events of one warning are strictly ordered.
-    record_count: Mapped[int] = mapped_column(Integer, default=0)
-    record_head: Mapped[str] = mapped_column(String(64), default="0" * 64)
-    record_seal: Mapped[str | None] = mapped_column(String(64))  # HMAC over count + head (domain/record.py)
     # Set once the warning's call-outs (or its update/cancel effects) have been applied.
     applied_at: Mapped[datetime | None]
     # The engine could not apply it: why, and when it tries again (the other warnings carry on).
@@ -217,6 +213,18 @@ class WarningRow(Base):
     origin: Mapped[str] = mapped_column(String(128), default="local", server_default="local")
     via: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     forward_checked_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class RecordHeadRow(Base):
+    """The head of a record (a warning and its updates and cancel): appends lock this row, so one
+    record's events are strictly ordered. Not kept on the warning's row: a start holds that row for
+    a whole part of its call-outs, and a worker recording what it just sent must not wait for it."""
+
+    __tablename__ = "record_heads"
+    record_id: Mapped[str] = mapped_column(ForeignKey("warnings.id"), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)  # events up to and including the head
+    head: Mapped[str] = mapped_column(String(64))  # the head event's MAC
+    seal: Mapped[str | None] = mapped_column(String(64))  # HMAC over count + head (domain/record.py)
 
 
 class EventRow(Base):

@@ -202,9 +202,10 @@ class Engine:
                 report.advanced += start.stepped - stepped
                 self.on_work()
             if start.held:
-                # A worker's append to the record holds the warning's row for milliseconds: try the
-                # part again rather than leave the rest of a big warning to the next pass (which
-                # decides everyone again). A row held for longer is another scheduler's: it carries on.
+                # Another writer of the warning's row (an update's intake, forwarding) holds it for
+                # milliseconds: try the part again rather than leave the rest of a big warning to the
+                # next pass (which decides everyone again). A row held for longer is another
+                # scheduler's: it carries on.
                 held_since = held_since if held_since is not None else time.monotonic()
                 if time.monotonic() - held_since < HELD_RETRY:
                     time.sleep(0.01)

@@ -66,7 +66,7 @@ APPLY_RETRY = timedelta(seconds=60)
 def apply_failed(session: Session, warning_id: str, now: datetime, error: str) -> None:
     """The engine could not apply this warning (a bug, or data it cannot handle): keep why on the
     warning and its record, try again in a minute, and let every other warning carry on."""
-    row = session.get(WarningRow, warning_id, with_for_update=True)
+    row = session.get(WarningRow, warning_id, with_for_update={"key_share": True})
     if row is None or row.applied_at is not None:
         return
     first = row.apply_error is None
@@ -107,7 +107,8 @@ class Start:
     kept: dict[str, Any] = field(default_factory=dict)  # more for the MATCHED event (a roll-call's rooms)
     stepped: int = 0  # call-outs whose step 0 ran as they were started (attempts queued)
     # The last part found the warning's row locked: by another scheduler, or (PostgreSQL) for a
-    # moment by a worker appending to the warning's record. The caller may try the part again.
+    # moment by another writer of the row (an update's intake ending it, forwarding deciding where
+    # it goes). The caller may try the part again.
     held: bool = False
 
     @property
@@ -134,13 +135,23 @@ def begin_start(session: Session, warning_id: str, now: datetime) -> Start | Non
     return Start(row.id, record, resolve(current_site(session), facts, start=now))
 
 
+def hold_for_start(session: Session, warning_id: str) -> WarningRow | None:
+    """The warning's row, locked for a part of its start; None if another transaction holds it.
+
+    FOR NO KEY UPDATE: other writers of the warning's row wait for the part, but an event or a
+    call-out referring to the warning (a foreign key check: FOR KEY SHARE) does not — and a worker
+    recording what it sent appends under the record's own head row (db.record_repo), not this one.
+    The part takes the head only for its last statement (its STEPS event), just before it commits."""
+    return session.execute(
+        select(WarningRow).where(WarningRow.id == warning_id).with_for_update(skip_locked=True, key_share=True)
+    ).scalar_one_or_none()
+
+
 def apply_part(session: Session, start: Start, now: datetime, part: int | None = None) -> bool:
     """Start the next part (``part`` call-outs, else the database's START_PART) of the warning's
     call-outs; True once the warning is fully applied (or another scheduler holds it: it carries
     on, and a pending warning is resumed by the next tick)."""
-    row = session.execute(
-        select(WarningRow).where(WarningRow.id == start.warning_id).with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
+    row = hold_for_start(session, start.warning_id)
     start.held = row is None
     if row is None or row.applied_at is not None:
         return True
@@ -400,7 +411,7 @@ def cancel_event(session: Session, warning_id: str, now: datetime, actor: str) -
     applied = _cancel(session, row, record, now)
     chain_rows = session.scalars(select(WarningRow).where(
         (WarningRow.id == record) | (WarningRow.root_id == record), WarningRow.status.in_(("active", "updated")))
-        .order_by(WarningRow.id).with_for_update().execution_options(populate_existing=True))
+        .order_by(WarningRow.id).with_for_update(key_share=True).execution_options(populate_existing=True))
     ended = []
     for message in chain_rows:
         message.status = "cancelled"

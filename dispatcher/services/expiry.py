@@ -32,7 +32,7 @@ def expire_due(session: Session, now: datetime, limit: int = 200) -> int:
     due = list(session.scalars(
         select(WarningRow).where(WarningRow.status == "active", WarningRow.msg_type != "cancel",
                                  WarningRow.expires.is_not(None), WarningRow.expires <= now)
-        .order_by(WarningRow.expires).limit(limit).with_for_update(skip_locked=True)))
+        .order_by(WarningRow.expires).limit(limit).with_for_update(skip_locked=True, key_share=True)))
     # Stored already expired by intake (an update can end an event that way): the event still closes.
     arrived = list(session.scalars(select(WarningRow).where(
         WarningRow.status == "expired", WarningRow.applied_at.is_(None)).limit(limit)))

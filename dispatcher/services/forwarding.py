@@ -127,7 +127,8 @@ def decide(session: Session, config: ForwardingConfig | None, now: datetime, lim
         return 0
     rows = list(session.scalars(
         select(WarningRow).where(WarningRow.forward_checked_at.is_(None))
-        .order_by(WarningRow.received_at, WarningRow.id).limit(limit).with_for_update(skip_locked=True)))
+        .order_by(WarningRow.received_at, WarningRow.id).limit(limit)
+        .with_for_update(skip_locked=True, key_share=True)))
     if not rows:
         return _hand_cancels(session, config, now)
     site = current_site(session)

@@ -32,7 +32,7 @@ from dispatcher.channels.simulator import SimOutbox
 from dispatcher.config import Settings, project_root
 from dispatcher.db.record_repo import events, verify
 from dispatcher.db.session import transaction
-from dispatcher.db.tables import BroadcastOrderRow, WarningRow
+from dispatcher.db.tables import BroadcastOrderRow, RecordHeadRow, WarningRow
 from dispatcher.domain.hazards import Hazard, Level
 from dispatcher.rendering import MessageContext, render_broadcast
 from dispatcher.runtime.engine import Engine
@@ -110,7 +110,7 @@ def receipt(order: BroadcastOrder, area: str = VILLAGES[0], state: str = "comple
 
 def record(world: World) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
     with transaction(world.url) as session:
-        count = session.get(WarningRow, world.warning).record_count
+        count = session.get(RecordHeadRow, world.warning).count
         return count, [(e.kind, e.data) for e in events(session, world.warning)]
 
 

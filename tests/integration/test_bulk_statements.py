@@ -26,10 +26,9 @@ STEPS = [{"index": 0, "at": "PT0S", "to": ["self"], "channels": ["sms", "im"], "
 def _warning(session, warning_id: str = "w1") -> None:  # type: ignore[no-untyped-def]
     session.execute(text(
         """insert into warnings (id, sender, identifier, msg_type, "references", hazard, level, areas,
-           headline, description, instruction, sent, drill, status, received_at, source_format, raw,
-           record_count, record_head)
+           headline, description, instruction, sent, drill, status, received_at, source_format, raw)
            values (:id, 's', :id, 'alert', '[]', 'rainstorm', 'red', '[]', 'h', '', '', :now, false,
-                   'active', :now, 'json', '', 0, '0')"""), {"id": warning_id, "now": FIXED_NOW})
+                   'active', :now, 'json', '')"""), {"id": warning_id, "now": FIXED_NOW})
 
 
 def _callout(person: str, **extra: object) -> dict[str, object]:

@@ -35,10 +35,9 @@ def _analysed_then_arriving(url: str, analysed: str, arriving: str) -> None:
     with transaction(url) as session:
         session.execute(text(
             """insert into warnings (id, sender, identifier, msg_type, "references", hazard, level, areas,
-               headline, description, instruction, sent, drill, status, received_at, source_format, raw,
-               record_count, record_head)
+               headline, description, instruction, sent, drill, status, received_at, source_format, raw)
                values ('w1', 's', 'i', 'alert', '[]', 'rainstorm', 'red', '[]', 'h', '', '', now(), false,
-                       'active', now(), 'json', '', 0, '0')"""))
+                       'active', now(), 'json', '')"""))
         session.execute(text(
             """insert into callouts (warning_id, record_id, person_id, plan_id, hazard, level, priority, drill,
                reason, state, steps, next_step, ack_code, started_at)

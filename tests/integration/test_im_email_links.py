@@ -39,7 +39,7 @@ from dispatcher.channels.simulator import SimOutbox
 from dispatcher.config import Settings
 from dispatcher.db.record_repo import events
 from dispatcher.db.session import transaction
-from dispatcher.db.tables import CalloutRow, WarningRow
+from dispatcher.db.tables import CalloutRow, RecordHeadRow
 from dispatcher.domain.callouts import CalloutState, Purpose
 from dispatcher.domain.channels import Channel
 from dispatcher.domain.hazards import Level
@@ -137,7 +137,7 @@ def snapshot(world: World, person: str) -> tuple[Any, ...]:
     """Everything a confirmation could change: the call-out and the length of the record."""
     with transaction(world.url) as session:
         c = session.get(CalloutRow, world.callouts[person])
-        count = session.get(WarningRow, c.record_id).record_count
+        count = session.get(RecordHeadRow, c.record_id).count
         return c.state, c.ack_via, c.acknowledged_by, c.acknowledged_at, count
 
 

@@ -29,6 +29,7 @@ from dispatcher.db.tables import (
     EventRow,
     LedgerHeadRow,
     LedgerRow,
+    RecordHeadRow,
     WarningRow,
 )
 from dispatcher.domain.callouts import AckVia
@@ -112,7 +113,7 @@ def rewrite_and_rehash_unkeyed(s: Session, w: World) -> None:
         s.execute(update(EventRow).where(EventRow.warning_id == w.warning, EventRow.seq == e.seq)
                   .values(actor=actor, prev_hash=prev, hash=digest, key_id=None))
         prev = digest
-    s.execute(update(WarningRow).where(WarningRow.id == w.warning).values(record_head=prev, record_seal=None))
+    s.execute(update(RecordHeadRow).where(RecordHeadRow.record_id == w.warning).values(head=prev, seal=None))
 
 
 def rewrite_and_rehash_with_a_guessed_key(s: Session, w: World) -> None:
@@ -124,14 +125,18 @@ def rewrite_and_rehash_with_a_guessed_key(s: Session, w: World) -> None:
         s.execute(update(EventRow).where(EventRow.warning_id == w.warning, EventRow.seq == e.seq)
                   .values(actor=actor, prev_hash=prev, hash=mac))
         prev = mac
-    s.execute(update(WarningRow).where(WarningRow.id == w.warning).values(record_head=prev))
+    s.execute(update(RecordHeadRow).where(RecordHeadRow.record_id == w.warning).values(head=prev))
 
 
 def truncate_tail_and_fix_head(s: Session, w: World) -> None:
     evs = record_repo.events(s, w.warning)
     s.execute(delete(EventRow).where(EventRow.warning_id == w.warning, EventRow.seq == evs[-1].seq))
-    s.execute(update(WarningRow).where(WarningRow.id == w.warning)
-              .values(record_count=len(evs) - 1, record_head=evs[-2].hash))
+    s.execute(update(RecordHeadRow).where(RecordHeadRow.record_id == w.warning)
+              .values(count=len(evs) - 1, head=evs[-2].hash))
+
+
+def delete_head(s: Session, w: World) -> None:
+    s.execute(delete(RecordHeadRow).where(RecordHeadRow.record_id == w.warning))
 
 
 def edit_headline(s: Session, w: World) -> None:
@@ -176,6 +181,7 @@ TAMPERINGS: dict[str, tuple[Callable[[Session, World], None], str]] = {
         rewrite_and_rehash_with_a_guessed_key, "event 1 (received) was changed after it was recorded"),
     "truncate the tail and fix the head": (
         truncate_tail_and_fix_head, "is not the one that was sealed: events were removed from its end"),
+    "delete the record's head": (delete_head, "the record's head is missing: its row was deleted"),
     "edit the headline": (
         edit_headline, "warning {w}: headline differs from what was recorded when it was received (event 1)"),
     "edit an acknowledgement's note": (
@@ -205,6 +211,20 @@ def test_each_tampering_is_detected(world: World, how: str) -> None:
     assert any(wanted in p for p in check_all(world.url).problems)
 
 
+def test_a_deleted_head_stops_appending_loudly_instead_of_starting_a_second_chain(world: World) -> None:
+    """The head row deleted (bad input: a vandalised database): the next append must not chain a
+    second event 1 onto the record; it fails, saying why, and the record is left as it was."""
+    with transaction(world.url) as session:
+        delete_head(session, world)
+        before = len(record_repo.events(session, world.warning))
+    at = datetime(2026, 7, 16, 4, tzinfo=UTC)
+    with pytest.raises(RuntimeError, match="has .* events but no head: its head row was deleted"), \
+            transaction(world.url) as session:
+        record_repo.append_event(session, world.warning, "recall", "liu", at, {"text": "x"})
+    with transaction(world.url) as session:
+        assert len(record_repo.events(session, world.warning)) == before
+
+
 # -- whole records deleted ----------------------------------------------------------------------------------
 
 
@@ -215,6 +235,7 @@ def delete_record(session: Session, record: str) -> None:
     session.execute(delete(CalloutRow).where(CalloutRow.record_id == record))
     session.execute(delete(BroadcastOrderRow).where(BroadcastOrderRow.record_id == record))
     session.execute(delete(EventRow).where(EventRow.warning_id == record))
+    session.execute(delete(RecordHeadRow).where(RecordHeadRow.record_id == record))
     session.execute(delete(WarningRow).where(WarningRow.root_id == record))
     session.execute(delete(WarningRow).where(WarningRow.id == record))
 
