@@ -13,19 +13,15 @@ time (bench/README.md); this test holds the plan choice.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from dispatcher.db.session import transaction
-from dispatcher.intake.schema import parse_warning_dict
 from dispatcher.services import callouts
-from dispatcher.services.intake import receive_warning
-from dispatcher.services.site import load_site_files
 from tests.conftest import Clock
-from tests.support.bigsite import COUNTY, write_big_site
+from tests.support.bigsite import post_big_warning
 
 pytestmark = pytest.mark.postgres
 
@@ -36,13 +32,7 @@ PART = 40  # 15 parts: each look-up runs 15 times on one connection, past psycop
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the plan cache in question is PostgreSQL's
 def test_the_look_ups_by_people_are_never_planned_without_their_values(database_url: str, tmp_path: Path,
                                                                           clock: Clock) -> None:
-    write_big_site(tmp_path / "big", OFFICIALS)
-    with transaction(database_url) as session:
-        load_site_files(session, tmp_path / "big", clock())
-        body = {"sender": "big-qx", "identifier": "R-1", "hazard": "rainstorm", "level": "red", "areas": [COUNTY],
-                "headline": "大县气象台发布暴雨红色预警信号", "sent": clock().isoformat()}
-        wid = receive_warning(session, parse_warning_dict(body), key=None, source_format="json",
-                              raw=json.dumps(body), now=clock()).id
+    wid = post_big_warning(database_url, tmp_path / "big", OFFICIALS, clock())
     # One transaction, so one connection: its prepared statements are the ones looked at below.
     with transaction(database_url) as session:
         start = callouts.begin_start(session, wid, clock())

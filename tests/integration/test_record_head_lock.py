@@ -10,7 +10,6 @@ its own row, and the start's lock (FOR NO KEY UPDATE) lets the event's foreign-k
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,9 @@ from sqlalchemy import select, text
 from dispatcher.db import record_repo
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow, CalloutRow
-from dispatcher.intake.schema import parse_warning_dict
 from dispatcher.services import callouts, dispatch
-from dispatcher.services.intake import receive_warning
-from dispatcher.services.site import load_site_files
 from tests.conftest import Clock
-from tests.support.bigsite import COUNTY, write_big_site
+from tests.support.bigsite import post_big_warning
 
 pytestmark = pytest.mark.postgres
 
@@ -35,13 +31,7 @@ PART = 20
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks: SQLite locks the database
 def test_a_worker_finishes_its_batch_while_the_next_part_of_the_start_is_in_progress(
         database_url: str, tmp_path: Path, clock: Clock) -> None:
-    write_big_site(tmp_path / "big", OFFICIALS)
-    with transaction(database_url) as session:
-        load_site_files(session, tmp_path / "big", clock())
-        body = {"sender": "big-qx", "identifier": "R-1", "hazard": "rainstorm", "level": "red", "areas": [COUNTY],
-                "headline": "大县气象台发布暴雨红色预警信号", "sent": clock().isoformat()}
-        wid = receive_warning(session, parse_warning_dict(body), key=None, source_format="json",
-                              raw=json.dumps(body), now=clock()).id
+    wid = post_big_warning(database_url, tmp_path / "big", OFFICIALS, clock())
     with transaction(database_url) as session:
         start = callouts.begin_start(session, wid, clock())
         assert start is not None

@@ -6,9 +6,16 @@ SMS and IM; one red rainstorm plan calls them at step 0 on both channels, then b
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 
 import yaml
+
+from dispatcher.db.session import transaction
+from dispatcher.intake.schema import parse_warning_dict
+from dispatcher.services.intake import receive_warning
+from dispatcher.services.site import load_site_files
 
 COUNTY = "330599"
 
@@ -47,3 +54,15 @@ def write_big_site(folder: Path, officials: int, per_village: int = 5, voice_aft
                   {"after": voice_after, "channels": ["voice"], "to": "self"}],
     }]}, **dump))
     return n
+
+
+def post_big_warning(url: str, folder: Path, officials: int, now: datetime) -> str:
+    """A big county's site files loaded into ``url`` and a red rainstorm warning for all of it
+    stored (not yet applied); returns the warning's id."""
+    write_big_site(folder, officials)
+    with transaction(url) as session:
+        load_site_files(session, folder, now)
+        body = {"sender": "big-qx", "identifier": "R-1", "hazard": "rainstorm", "level": "red", "areas": [COUNTY],
+                "headline": "大县气象台发布暴雨红色预警信号", "sent": now.isoformat()}
+        return receive_warning(session, parse_warning_dict(body), key=None, source_format="json",
+                               raw=json.dumps(body), now=now).id
