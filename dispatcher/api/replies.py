@@ -11,10 +11,12 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from ..db.session import transaction
+from ..db.session import lost_a_race, transaction
 from ..services.replies import InboundOutcome, IncomingReply, take_replies
 
 log = logging.getLogger("jiaoying.replies")
+
+RACE_RETRIES = 3  # tries of a batch that lost a deadlock or a serialization race (db.session.lost_a_race)
 
 
 class ReplyBatcher:
@@ -47,9 +49,8 @@ class ReplyBatcher:
                     batch, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
                 if not batch:
                     break
-                try:  # one transaction per batch, on this thread: no request's unit of work could carry it
-                    with transaction(self.url) as session:
-                        outcomes = take_replies(session, self.clock(), [reply for reply, _, _ in batch])
+                try:
+                    outcomes = self._write(batch)
                 except Exception as exc:  # nothing of the batch was kept: each request answers the error
                     log.warning("a batch of %d replies could not be written: %s", len(batch), exc)
                     for _, future, loop in batch:
@@ -57,6 +58,23 @@ class ReplyBatcher:
                     continue
                 for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
                     loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def _write(self, batch: list[tuple[IncomingReply, asyncio.Future[InboundOutcome], asyncio.AbstractEventLoop]],
+               ) -> list[InboundOutcome]:
+        """One transaction per batch, on this thread: no request's unit of work could carry it. A
+        batch that PostgreSQL rolled back to break a deadlock (another process's batch locking two
+        records' heads the other way round) is written again: a provider that does not retry its
+        webhook (Twilio) would otherwise lose those acknowledgements."""
+        for attempt in range(1, RACE_RETRIES + 1):
+            try:
+                with transaction(self.url) as session:
+                    return take_replies(session, self.clock(), [reply for reply, _, _ in batch])
+            except Exception as exc:
+                if attempt == RACE_RETRIES or not lost_a_race(exc):
+                    raise
+                log.info("a batch of %d replies gave way to a concurrent writer (%s): written again",
+                         len(batch), type(getattr(exc, "orig", exc)).__name__)
+        raise AssertionError("unreachable")
 
 
 def _settle(future: asyncio.Future[InboundOutcome], outcome: InboundOutcome) -> None:

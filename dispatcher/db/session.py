@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock
@@ -232,3 +233,14 @@ def transaction(url: str, write: bool = True, background: bool = False) -> Itera
             yield session
     finally:
         session.close()
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the server rolled the whole transaction
+# back to let another go on; run again, it sees the other's commit and succeeds.
+_RACES = ("40P01", "40001")
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """The transaction was chosen to give way to a concurrent one (a deadlock, a serialization
+    failure): nothing of it was kept, and the same work may simply be run again."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RACES

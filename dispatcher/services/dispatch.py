@@ -604,12 +604,12 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
                                else_=CalloutRow.state),
                     notified_at=func.coalesce(CalloutRow.notified_at, now))
             .execution_options(synchronize_session=False))
-    for record, entries in log.items():
+    for record, entries in sorted(log.items()):  # heads in the order of their ids (db.record_repo.append_events)
         append_event(session, record, EventKind.ATTEMPTS, "worker", now, {"attempts": entries})
     # Before the ladder looks: a next number queued keeps the step alive.
     next_numbers(session, now, refused, worker or "worker")
     _fail_over(session, {c: step for c, step in failed_own.items() if c not in notified}, now)
-    for record, entries in taken.items():
+    for record, entries in sorted(taken.items()):
         logger.error("sent %d attempt(s) whose lease another worker had taken: %s", len(entries), entries)
         append_event(session, record, EventKind.SENT_AFTER_LEASE_LOST, worker or "worker", now, {"attempts": entries})
 

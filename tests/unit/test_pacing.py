@@ -194,11 +194,33 @@ def test_the_only_sender_on_a_meter_sends_a_late_message_and_only_the_window_wai
     assert pacing.reserve(Channel.SMS, 1).slots.first_in == pytest.approx(3 * spacing - (t.t - 100.0), abs=1e-6)
 
 
+class _RecordingPacer(MemoryPacer):
+    """The meter, keeping the time of each message it let go."""
+
+    def __init__(self, limits: dict[Channel, RateLimit]) -> None:
+        super().__init__(limits)
+        self.let_go: list[float] = []
+
+    def admit(self, channel: Channel, now: float) -> float:
+        wait = super().admit(channel, now)
+        if wait == 0:
+            self.let_go.append(now)
+        return wait
+
+
+# What this host may add between the meter letting a message go and the test's clock reading after
+# ``turn`` returns: the process can be preempted in between on a loaded 2-core machine (seen: a
+# third message measured 0.5 ms inside the window during a full test run, its meter times 0.8 ms
+# outside it as designed).
+SCHEDULING_JITTER = 0.005
+
+
 def test_late_messages_never_put_one_too_many_into_a_window_on_a_sole_senders_meter() -> None:
     """Real time, 2 messages per 200 ms: messages 1 and 4 come 60 and 30 ms late and go at once.
     Whatever the lateness, no 200 ms window holds three."""
     limit = RateLimit(2, 0.2)
-    pacing = Pacing(MemoryPacer({Channel.SMS: limit}), {Channel.SMS: limit}, lead=0.0)
+    meter = _RecordingPacer({Channel.SMS: limit})
+    pacing = Pacing(meter, {Channel.SMS: limit}, lead=0.0)
     booking = pacing.reserve(Channel.SMS, 8)
     ids = list(range(1, booking.granted + 1))
     pacing.hold(booking, ids)
@@ -215,7 +237,12 @@ def test_late_messages_never_put_one_too_many_into_a_window_on_a_sole_senders_me
     asyncio.run(scenario())
     times = sorted(went.values())
     assert len(times) == booking.granted >= 6
-    assert min(c - a for a, c in zip(times, times[2:], strict=False)) >= 0.2, times
+    # the meter's own decisions: never a third in 200 ms, with the guard the window is widened by
+    let_go = meter.let_go
+    assert len(let_go) == len(times)
+    assert min(c - a for a, c in zip(let_go, let_go[2:], strict=False)) >= 0.2 + window_guard(limit) - 1e-9, let_go
+    # what a provider would see, as far as this host's scheduling lets the test tell
+    assert min(c - a for a, c in zip(times, times[2:], strict=False)) >= 0.2 - SCHEDULING_JITTER, times
     assert pacing.late.get(Channel.SMS, 0) >= 2 and pacing.missed == {}
 
 
