@@ -187,6 +187,10 @@ class ChannelAdapter(ABC):
         number). ``None``: not found, or the provider cannot tell."""
         return None
 
+    def warm(self) -> None:  # noqa: B027 - optional hook, most adapters load nothing on first use
+        """Load now what the first send would load (a provider's SDK, its client), never talking to
+        the provider: an idle worker calls it, so the first warning after a start does not pay for it."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections."""
         return None

@@ -173,6 +173,10 @@ class ProviderChain(ChannelAdapter):
                 return SendResult(found.provider_id, found.status, found.provider or adapter.provider)
         return None
 
+    def warm(self) -> None:
+        for adapter in self.adapters:
+            adapter.warm()
+
     async def aclose(self) -> None:
         for adapter in self.adapters:
             await adapter.aclose()

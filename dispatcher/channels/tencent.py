@@ -37,6 +37,7 @@ Errors are classified in one place, ``classify`` (see the table in docs/channels
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -243,8 +244,14 @@ class _TencentAdapter(ChannelAdapter):
                                  "Tencent templates are mainland ones")
         return phone
 
+    def warm(self) -> None:
+        """The SDK imported and the client made, nothing sent; settings that cannot work are left for
+        the send to report."""
+        with contextlib.suppress(ChannelError):
+            self._ready()
+
     def _ready(self) -> Any:
-        """The SDK client (made on first use, in a worker thread)."""
+        """The SDK client (made on first use, in a worker thread, unless ``warm`` made it)."""
         with self._lock:
             if self._client is None:
                 self._client = self._make_client(self._check())

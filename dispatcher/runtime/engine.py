@@ -81,6 +81,7 @@ class Engine:
         self.on_work = on_work or (lambda: None)
         self._loop = asyncio.new_event_loop()
         self._adapters = self._loop.run_until_complete(_build(adapters))
+        self._adapters_warm = False
         self._limits = rate_limits(settings)  # configured, else the providers' own
         self._pacing = Pacing(make_pacer(self._limits, settings.broker_url), self._limits)
         self._spacing = timedelta(seconds=settings.callee_spacing_seconds) if settings.callee_spacing_seconds else None
@@ -303,6 +304,20 @@ class Engine:
             log.warning("in-doubt attempts after a worker died: %d already sent, %d queued again", found, requeued)
         return found + requeued
 
+    def _warm_adapters(self) -> None:
+        """Once, while idle: what each adapter's first send would load (a provider's SDK, ~0.5 s of
+        CPU), so that a worker's first warning after its start does not pay for it in its first
+        seconds, beside the start of the call-outs. Nothing is sent."""
+        if self._adapters_warm:
+            return
+        self._adapters_warm = True
+        for channel, adapter in self._adapters.items():
+            try:
+                adapter.warm()
+            except Exception:  # the first send makes it again, and reports what is wrong
+                log.warning("%s: could not load the provider's client ahead of the first send", channel.value,
+                            exc_info=True)
+
     def send_batch(self, limit: int | None = None) -> int:
         """Claim, send and record up to ``limit`` attempts per channel; returns how many were claimed.
 
@@ -336,6 +351,7 @@ class Engine:
             # next warning finds it (a claim reads it in _read otherwise, also without the write lock).
             with transaction(self.url, write=False) as session:
                 site.warm_site(session)
+            self._warm_adapters()
             return 0
         outcomes = self._loop.run_until_complete(self._deliver(jobs, lease))
         with transaction(self.url, background=True) as session:

@@ -642,3 +642,25 @@ def test_concurrent_first_requests_build_the_sdks_http_session_once(fake: FakeAl
     assert all(isinstance(o, SendResult) for o in outcomes), outcomes
     assert len(fake.messages()) == 6  # six requests, each its own
     assert len(built) == 1
+
+
+def test_an_idle_worker_loads_the_sdk_before_the_first_warning_and_sends_nothing(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's import and client (~0.5 s of CPU a process) were paid by the first send, in the first
+    seconds of a worker's first fan-out, beside the start of its call-outs. An idle worker pays it
+    instead; nothing reaches the provider. A spy, not a mock: the adapters' own client factories run."""
+    made: list[str] = []
+    for cls in (AliyunSmsAdapter, AliyunVoiceAdapter):
+        real = cls._make_client
+
+        def counting(self: Any, config: Any, real: Any = real, name: str = cls.__name__) -> Any:
+            made.append(name)
+            return real(self, config)
+
+        monkeypatch.setattr(cls, "_make_client", counting)
+    assert world.engine.send_batch() == 0  # idle: nothing queued
+    assert sorted(made) == ["AliyunSmsAdapter", "AliyunVoiceAdapter"] and world.fake.received() == []
+    assert world.engine.send_batch() == 0  # once only
+    assert len(made) == 2
+    world.post_warning()  # the first warning: its sends use the clients made while idle
+    assert len(made) == 2 and world.fake.messages()

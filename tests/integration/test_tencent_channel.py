@@ -297,6 +297,31 @@ def test_a_batch_never_exceeds_200_numbers(fake: FakeTencent, adapter_templates:
     assert sorted(len(r.numbers) for r in fake.messages()) == [1, BATCH_SIZE]
 
 
+def test_warm_makes_the_sdk_client_ahead_of_the_first_send_without_a_request(fake: FakeTencent,
+                                                                            adapter_templates: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle worker calls ``warm`` (engine): the SDK's client is made then, not by the first send of
+    a fan-out; nothing reaches Tencent. A spy, not a mock: the adapter's own factory runs."""
+    made: list[int] = []
+    real = TencentSmsAdapter._make_client
+
+    def counting(self: Any, endpoint: Any) -> Any:
+        made.append(1)
+        return real(self, endpoint)
+
+    monkeypatch.setattr(TencentSmsAdapter, "_make_client", counting)
+    adapter = TencentSmsAdapter(tencent_settings(fake, adapter_templates), timeout=5)
+    adapter.warm()
+    assert made == [1] and fake.received() == []
+    assert isinstance(send_one(adapter, message()), SendResult)
+    assert made == [1] and len(fake.messages()) == 1
+    # settings that cannot work: warm leaves them to the send, which says what is wrong
+    unconfigured = TencentSmsAdapter(tencent_settings(fake, adapter_templates).model_copy(
+        update={"tencent_sms_sign_name": ""}), timeout=5)
+    unconfigured.warm()
+    assert isinstance(send_one(unconfigured, message()), ChannelError)
+
+
 def test_loopback_endpoint_is_never_reached_through_a_proxy(fake: FakeTencent, adapter_templates: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # Bad environment: HTTP_PROXY points at a dead proxy and NO_PROXY does not name the fake.
