@@ -22,6 +22,8 @@ _PATTERNS = (
 
 
 def redact(text: str) -> str:
+    if "/ack/" not in text and "=" not in text:  # nearly every line: no regular expression run for it
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
