@@ -138,18 +138,18 @@ def _locked(session: Session, record_id: str) -> RecordHeadRow:
     head = session.execute(query).scalar_one_or_none()
     if head is not None:
         return head
+    # A new record: its warning was stored in this transaction (intake, a roll-call, a spot-check),
+    # so no other writer can be making the same head; the insert is this session's, flushed with
+    # the event. (A second maker would wait on the primary key and then fail, never chain twice.)
     if session.get(WarningRow, record_id) is None:
         raise LookupError(record_id)
     last = session.scalar(select(func.max(EventRow.seq)).where(EventRow.warning_id == record_id))
     if last is not None:  # never chain a second event 1: appending stops here, loudly
         raise RuntimeError(f"record {record_id} has {last} events but no head: its head row was deleted "
                            f"(jiaoying verify shows it)")
-    try:
-        with session.begin_nested():
-            session.add(RecordHeadRow(record_id=record_id, count=0, head=GENESIS, seal=None))
-    except IntegrityError:
-        pass  # another writer made it first
-    return session.execute(query).scalar_one()
+    head = RecordHeadRow(record_id=record_id, count=0, head=GENESIS, seal=None)
+    session.add(head)
+    return head
 
 
 def _append(session: Session, head: RecordHeadRow, key: RecordKey, kind: str, actor: str, at: datetime,
@@ -168,11 +168,11 @@ def _append(session: Session, head: RecordHeadRow, key: RecordKey, kind: str, ac
                     payload[name] = facts[name].astimezone(UTC).isoformat() if facts[name] else None
             payload["row"] = facts_digest(facts)
     mac = event_mac(key, warning_id, seq, at, actor, kind, payload, head.head)
-    if seq == 1:
-        _enter_in_ledger(session, key, warning_id, at, mac)
     row = {"warning_id": warning_id, "seq": seq, "at": at, "actor": actor, "kind": kind, "data": payload,
            "prev_hash": head.head, "hash": mac, "key_id": key.id}
     head.count, head.head, head.seal = seq, mac, head_seal(key, warning_id, seq, mac)
+    if seq == 1:  # after the head moved on: a new head is inserted as it stands, not inserted and updated
+        _enter_in_ledger(session, key, warning_id, at, mac)
     return row
 
 
