@@ -11,12 +11,14 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
 from ..db.session import lost_a_race, transaction
 from ..services.replies import InboundOutcome, IncomingReply, take_replies
 
 log = logging.getLogger("jiaoying.replies")
 
-RACE_RETRIES = 3  # tries of a batch that lost a deadlock or a serialization race (db.session.lost_a_race)
+RACE_TRIES = 3  # tries of a batch that lost a deadlock or a serialization race (db.session.lost_a_race)
 
 
 class ReplyBatcher:
@@ -65,16 +67,17 @@ class ReplyBatcher:
         batch that PostgreSQL rolled back to break a deadlock (another process's batch locking two
         records' heads the other way round) is written again: a provider that does not retry its
         webhook (Twilio) would otherwise lose those acknowledgements."""
-        for attempt in range(1, RACE_RETRIES + 1):
-            try:
-                with transaction(self.url) as session:
-                    return take_replies(session, self.clock(), [reply for reply, _, _ in batch])
-            except Exception as exc:
-                if attempt == RACE_RETRIES or not lost_a_race(exc):
-                    raise
-                log.info("a batch of %d replies gave way to a concurrent writer (%s): written again",
-                         len(batch), type(getattr(exc, "orig", exc)).__name__)
-        raise AssertionError("unreachable")
+        for attempt in Retrying(retry=retry_if_exception(lost_a_race), stop=stop_after_attempt(RACE_TRIES),
+                                before_sleep=_written_again, reraise=True):
+            with attempt, transaction(self.url) as session:
+                return take_replies(session, self.clock(), [reply for reply, _, _ in batch])
+        raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _written_again(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.info("a batch of replies gave way to a concurrent writer (%s): written again",
+             type(getattr(exc, "orig", exc)).__name__)
 
 
 def _settle(future: asyncio.Future[InboundOutcome], outcome: InboundOutcome) -> None:
