@@ -141,7 +141,8 @@ def hold_for_start(session: Session, warning_id: str) -> WarningRow | None:
     FOR NO KEY UPDATE: other writers of the warning's row wait for the part, but an event or a
     call-out referring to the warning (a foreign key check: FOR KEY SHARE) does not — and a worker
     recording what it sent appends under the record's own head row (db.record_repo), not this one.
-    The part takes the head only for its last statement (its STEPS event), just before it commits."""
+    A part takes the head for its STEPS event, its last statement before it commits (the first part
+    also from its MATCHED event on, and the last for its APPLIED event)."""
     return session.execute(
         select(WarningRow).where(WarningRow.id == warning_id).with_for_update(skip_locked=True, key_share=True)
     ).scalar_one_or_none()
