@@ -67,11 +67,13 @@ class ReplyBatcher:
         batch that PostgreSQL rolled back to break a deadlock (another process's batch locking two
         records' heads the other way round) is written again: a provider that does not retry its
         webhook (Twilio) would otherwise lose those acknowledgements."""
-        for attempt in Retrying(retry=retry_if_exception(lost_a_race), stop=stop_after_attempt(RACE_TRIES),
-                                before_sleep=_written_again, reraise=True):
-            with attempt, transaction(self.url) as session:
-                return take_replies(session, self.clock(), [reply for reply, _, _ in batch])
-        raise AssertionError("unreachable: the last try returns or raises")
+        retrying = Retrying(retry=retry_if_exception(lost_a_race), stop=stop_after_attempt(RACE_TRIES),
+                            before_sleep=_written_again, reraise=True)
+        return retrying(self._write_once, [reply for reply, _, _ in batch])
+
+    def _write_once(self, replies: list[IncomingReply]) -> list[InboundOutcome]:
+        with transaction(self.url) as session:
+            return take_replies(session, self.clock(), replies)
 
 
 def _written_again(state: RetryCallState) -> None:
