@@ -68,6 +68,14 @@ def claimable(now: datetime) -> Any:
     return (AttemptRow.status == "queued") & (AttemptRow.not_before.is_(None) | (AttemptRow.not_before <= now))
 
 
+def queued_up_to(session: Session, most: int) -> int:
+    """How many attempts are queued, counted no further than ``most``: the scheduler asks after
+    every pass how many workers to wake, and counting all 20,000 of a fan-out's took PostgreSQL
+    3-4 ms a pass."""
+    return session.scalar(select(func.count()).select_from(
+        select(AttemptRow.id).where(AttemptRow.status == "queued").limit(most).subquery())) or 0
+
+
 def cancel_queued(session: Session, callout_ids: Sequence[int], now: datetime,
                   purposes: Sequence[str] | None = None) -> int:
     """Cancel these call-outs' attempts still queued (only those for ``purposes``, if given); the

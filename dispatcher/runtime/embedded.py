@@ -216,7 +216,7 @@ def scheduler_loop(engine: Engine, tick: _Sleep, work: _Wake, over: Callable[[],
     try:
         while not over():
             try:
-                if engine.tick().queued_work or kicked:  # a kick may have been for work already queued
+                if engine.tick(rung=kicked).queued_work or kicked:  # a kick may have been for work already queued
                     work.set()
             except Exception:
                 log.exception("scheduler pass failed; retrying")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -44,6 +44,9 @@ from .limits import Pacing, make_pacer
 
 log = logging.getLogger("jiaoying.engine")
 MISSED_EVERY = timedelta(minutes=1)  # how often a pass looks back for scheduled roll-calls that never ran
+# At most this many seconds between two passes' look for the expired leases of dead workers and two
+# heartbeats, however often the scheduler is rung in between (Engine.tick).
+HOUSEKEEPING_EVERY = 1.0
 HELD_RETRY = 2.0  # seconds a warning's start tries again while its row is held (see Engine._apply)
 AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
 
@@ -102,6 +105,8 @@ class Engine:
         self._rollcall_key = rollcalls.schedule_key(settings.secret_key)
         self._missed_rollcalls: list[str] = []
         self._missed_checked: datetime | None = None
+        self._housekept = (-HOUSEKEEPING_EVERY, datetime.min.replace(tzinfo=UTC))  # the last pass that did it
+        self._beaten: dict[str, object] | None = None  # what the last heartbeat said
 
         # Public, like adapter(channel): tests tell its simulator to fail. Its HTTP client is made on
         # the first send, inside this engine's event loop, and closed in close().
@@ -119,8 +124,20 @@ class Engine:
     def url(self) -> str:
         return self.settings.database_url
 
-    def tick(self, role: str = "scheduler") -> TickReport:
+    def tick(self, role: str = "scheduler", rung: bool = False) -> TickReport:
+        """One pass. ``rung``: the pass was woken by new work (a posted warning, a step brought
+        forward, a board action) rather than by its interval. Such a pass does everything a pass
+        does, in the same order (a warning that ran out is closed before its due steps are looked
+        at), except the look for attempts left by dead workers and the heartbeat: those run in a
+        pass at most HOUSEKEEPING_EVERY seconds after the last one that did them. While a fan-out
+        runs and warnings arrive ten a second, they ran ten times a second for nothing."""
         report = TickReport()
+        # Seconds on the wall and on the engine's clock (a demo's runs faster, a test's jumps).
+        mono, now = time.monotonic(), self.clock()
+        housekeeping = not rung or mono - self._housekept[0] >= HOUSEKEEPING_EVERY or (
+            now - self._housekept[1]).total_seconds() >= HOUSEKEEPING_EVERY
+        if housekeeping:
+            self._housekept = (mono, now)
         try:
             with transaction(self.url, background=True) as session:
                 report.expired = expiry.expire_due(session, self.clock())
@@ -131,14 +148,16 @@ class Engine:
             self.end_drills()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
-        report.reconciled = self.reconcile()
+        if housekeeping:
+            report.reconciled = self.reconcile()
         self.broadcast()
         forwarding_error = self.forward()
-        with transaction(self.url, background=True) as session:
-            beat(session, f"{role}:{self.name}", role, self.clock(), {"forwarding_error": forwarding_error,
-                                                                       "advanced": report.advanced,
-                                                                       "simulated": simulated(self.settings),
-                                                                       "missed_rollcalls": self._missed_rollcalls})
+        info = {"forwarding_error": forwarding_error, "simulated": simulated(self.settings),
+                "missed_rollcalls": self._missed_rollcalls}
+        if housekeeping or info != self._beaten:  # a new forwarding error shows at once
+            self._beaten = info
+            with transaction(self.url, background=True) as session:
+                beat(session, f"{role}:{self.name}", role, self.clock(), info | {"advanced": report.advanced})
         return report
 
     def start_rollcalls(self) -> None:

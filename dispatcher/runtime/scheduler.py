@@ -8,17 +8,16 @@ import logging
 import signal
 import threading
 
-from sqlalchemy import func, select
-
 from ..channels.simulator import SimOutbox
 from ..clock import system_clock
 from ..config import Settings
+from ..db.queue import queued_up_to
 from ..db.session import transaction
-from ..db.tables import AttemptRow
 from .embedded import default_adapters
 from .engine import Engine
 
 log = logging.getLogger("jiaoying.scheduler")
+WAKE_AT_MOST = 4  # workers woken after a pass that left attempts queued: one per claim's worth, up to this
 
 
 def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Event | None = None) -> None:
@@ -34,16 +33,17 @@ def run_scheduler(settings: Settings, interval: float = 1.0, stop: threading.Eve
                     on_work=lambda: kick(2))
     pause = SchedulerWait(settings.broker_url, stop)  # a posted warning rings it: no waiting for the next pass
     log.info("scheduler started (every %.1f s, or when the API rings)", interval)
+    rung = False
     try:
         while not stop.is_set():
             try:
-                engine.tick()
+                engine.tick(rung=rung)
                 with transaction(settings.database_url) as session:
-                    queued = session.scalar(select(func.count()).where(AttemptRow.status == "queued")) or 0
+                    queued = queued_up_to(session, WAKE_AT_MOST * engine.batch)
                 if queued:
-                    kick(min(4, 1 + queued // engine.batch))
+                    kick(min(WAKE_AT_MOST, 1 + queued // engine.batch))
             except Exception:
                 log.exception("scheduler pass failed; retrying")
-            pause.wait(interval)
+            rung = pause.wait(interval)
     finally:
         engine.close()
