@@ -71,6 +71,32 @@ def machine() -> str:
             f"dict in {host_speed_objects():.2f} s")
 
 
+@dataclass(frozen=True)
+class MachineTimes:
+    """The whole machine's CPU time so far (/proc/stat, all cores, in clock ticks): busy (user, nice,
+    system, interrupts), idle (idle and waiting for I/O), and stolen (the hypervisor ran something
+    else on a core this machine wanted: a shared host's slow hour shows here)."""
+
+    busy: int
+    idle: int
+    steal: int
+
+    @classmethod
+    def now(cls) -> MachineTimes:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+        return cls(user + nice + system + irq + softirq, idle + iowait, steal)
+
+    def since(self, before: MachineTimes) -> str:
+        """'busy B %, idle I %, stolen S %' of the cores' time between the two readings."""
+        busy, idle, steal = self.busy - before.busy, self.idle - before.idle, self.steal - before.steal
+        total = busy + idle + steal
+        if total <= 0:
+            return "no time passed"
+        return f"busy {100 * busy / total:.0f} %, idle {100 * idle / total:.0f} %, stolen {100 * steal / total:.0f} %"
+
+
 def host_speed() -> float:
     """Seconds one core takes for a fixed pure-Python loop, best of three: a shared host's speed moves
     by 2-3x from hour to hour, and figures from different hours compare only beside this."""

@@ -72,7 +72,9 @@ Figures, per run (times are the fakes' own wall clock, time.time(), as in bench/
   every 100 ms (bench/fanout.py's probe_intake; no plan matches blue): n, p50, p99, max of its 202.
 
 Below the tables: attempts tried more than once and the outcomes other than 'sent' the engine logged
-(events), and the accepted SMS numbers per request. With --py-spy the engine's processes are sampled
+(events), the accepted SMS numbers per request, and how the whole machine's cores spent the hand-over
+(/proc/stat: busy; idle — cores with nothing to run, the fan-out waiting rather than computing; and
+stolen by the hypervisor, which is how a shared host's slow hour shows). With --py-spy the engine's processes are sampled
 (py-spy record --nonblocking -f raw) for the whole measurement and the busiest frames are printed.
 With --pg-statements (celery) PostgreSQL loads pg_stat_statements and auto_explain: the statements
 the server spent most time on during the measurement are printed (their time includes waits for
@@ -101,7 +103,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import machine, spied, spy_on  # bench/_common.py
+from _common import MachineTimes, machine, spied, spy_on  # bench/_common.py
 from fanout import (  # bench/fanout.py, beside this script (it puts the project root on sys.path)
     PY,
     ROOT,
@@ -174,6 +176,7 @@ class Run:
     retried: int = 0  # attempts tried more than once (db)
     errors: dict[str, int] = field(default_factory=dict)  # the attempts' last errors (db), by kind
     intake_ms: list[float] = field(default_factory=list)
+    machine: str = ""  # the whole machine's cores from the POST until the last first attempt arrived
     error: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -336,6 +339,7 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, providers: dict[
         db0 = cpu_seconds(db_roots) if db_roots else 0.0
         fake0 = {name: cpu_seconds([pid]) for name, pid in fakes.items()}
         spy = start_py_spy(engine_roots, workdir, run, args) if args.py_spy else None
+        machine0 = MachineTimes.now()
         sent_at = time.time()
         response = client.post(f"{api}/api/v1/warnings", json=warning_body(run.mode),
                                headers={"Authorization": f"Bearer {token}"})
@@ -359,6 +363,7 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, providers: dict[
                 run.error = (f"within {args.timeout:.0f} s only {sms.get('unique_numbers', 0)}/{n} SMS numbers and "
                              f"{im.get('unique', 0)}/{n} IM keys arrived")
         finally:
+            run.machine = MachineTimes.now().since(machine0)
             probing.set()
             probe.join(timeout=30)
         firsts = [t for t in (sms.get("first_at"), im.get("first_at"),
@@ -447,6 +452,8 @@ def diagnose(run: Run, records: list[dict[str, Any]], url: str) -> None:
     if run.retried or run.errors:
         run.notes.append(f"{run.retried} attempts tried more than once; outcomes other than sent: {run.errors}")
     run.notes.append(f"accepted SMS numbers per request: mean {run.per_request[0]:.1f}, max {run.per_request[1]}")
+    if run.machine:
+        run.notes.append(f"the machine's cores during the hand-over: {run.machine}")
 
 
 def attempt_recipients(url: str, keys: list[str]) -> dict[str, str]:
