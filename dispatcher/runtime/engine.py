@@ -66,7 +66,8 @@ class TickReport:
 def event_loop() -> asyncio.AbstractEventLoop:
     """The loop an engine sends from: uvloop's where it is installed (a dependency; it is not on
     Windows), else asyncio's. A worker's IM and webhook posts are its biggest share of CPU in a
-    fan-out, and uvloop took 7-12 % off each (bench/README.md, 2026-12-03 fourth session)."""
+    fan-out, and uvloop took 9-16 % off each (bench/loops.py; bench/README.md, "The engine's event
+    loop")."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is installed wherever it builds
