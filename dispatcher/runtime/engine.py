@@ -108,6 +108,8 @@ class Engine:
         self._missed_checked: datetime | None = None
         self._housekept = (-HOUSEKEEPING_EVERY, datetime.min.replace(tzinfo=UTC))  # the last pass that did it
         self._beaten: dict[str, object] | None = None  # what the last heartbeat said
+        self._worker_beat = self._housekept  # the last worker heartbeat (as a sender), and what it said
+        self._worker_said: dict[str, object] | None = None
 
         # Public, like adapter(channel): tests tell its simulator to fail. Its HTTP client is made on
         # the first send, inside this engine's event loop, and closed in close().
@@ -133,12 +135,9 @@ class Engine:
         pass at most HOUSEKEEPING_EVERY seconds after the last one that did them. While a fan-out
         runs and warnings arrive ten a second, they ran ten times a second for nothing."""
         report = TickReport()
-        # Seconds on the wall and on the engine's clock (a demo's runs faster, a test's jumps).
-        mono, now = time.monotonic(), self.clock()
-        housekeeping = not rung or mono - self._housekept[0] >= HOUSEKEEPING_EVERY or (
-            now - self._housekept[1]).total_seconds() >= HOUSEKEEPING_EVERY
+        housekeeping = not rung or self._second_since(self._housekept)
         if housekeeping:
-            self._housekept = (mono, now)
+            self._housekept = (time.monotonic(), self.clock())
         try:
             with transaction(self.url, background=True) as session:
                 report.expired = expiry.expire_due(session, self.clock())
@@ -160,6 +159,12 @@ class Engine:
             with transaction(self.url, background=True) as session:
                 beat(session, f"{role}:{self.name}", role, self.clock(), info | {"advanced": report.advanced})
         return report
+
+    def _second_since(self, last: tuple[float, datetime]) -> bool:
+        """Whether HOUSEKEEPING_EVERY has passed since ``last`` (time.monotonic(), the engine's clock):
+        on the wall or on the engine's clock (a demo's runs faster than the wall, a test's jumps)."""
+        return (time.monotonic() - last[0] >= HOUSEKEEPING_EVERY
+                or (self.clock() - last[1]).total_seconds() >= HOUSEKEEPING_EVERY)
 
     def start_rollcalls(self) -> None:
         """Start the duty roll-calls whose time has come (each once, whoever runs this pass), and
@@ -385,16 +390,20 @@ class Engine:
             self._warm_adapters()
             return 0
         outcomes = self._loop.run_until_complete(self._deliver(jobs, lease))
-        with transaction(self.url, background=True) as session:
-            dispatch.finish(session, outcomes, self.clock(), self.name)
-            beat(session, f"worker:{self.name}", "worker", self.clock(), {
-                "sent": len(outcomes), "missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
+        # The worker's heartbeat (its circuits, halted providers, failovers: /readyz and the board):
+        # written when it has news, else at most once a second — not after each of a fan-out's batches.
+        info = {"missed_slots": {c.value: n for c, n in self._pacing.missed.items()},
                 "circuits": {c.value: self._breaker.state(c).value for c in Channel},
                 "halted": {c.value: h.reason for c, h in self._breaker.halted().items()},
                 "providers": {c.value: _current(a) for c, a in self._adapters.items()},
                 "failover": {c.value: a.status().why for c, a in self._adapters.items()
                              if isinstance(a, ProviderChain) and a.status().why},
-                "simulated": simulated(self.settings)})
+                "simulated": simulated(self.settings)}
+        with transaction(self.url, background=True) as session:
+            dispatch.finish(session, outcomes, self.clock(), self.name)
+            if info != self._worker_said or self._second_since(self._worker_beat):
+                self._worker_said, self._worker_beat = info, (time.monotonic(), self.clock())
+                beat(session, f"worker:{self.name}", "worker", self.clock(), info | {"sent": len(outcomes)})
         return len(jobs)
 
     def _read(self, taken: dispatch.Claim) -> dispatch.Claim:

@@ -2,7 +2,8 @@
 work calls for at once, and leaves the look for a dead worker's attempts and the heartbeat to a
 pass at most a second after the last one that did them (Engine.tick). Rings that never stop — a
 fan-out while warnings keep arriving — must not starve that look: the attempts a dead worker held
-are still recovered within the interval."""
+are still recovered within the interval. Likewise a worker's heartbeat is written at most once a
+second while it sends batch after batch, but at once when it has news (a provider halted)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from dispatcher.channels.base import ConfigurationError
 from dispatcher.channels.registry import build_adapters
-from dispatcher.channels.simulator import SimOutbox
+from dispatcher.channels.simulator import SimOutbox, SimulatorAdapter
 from dispatcher.config import Settings
 from dispatcher.db.queue import queued_up_to
 from dispatcher.db.session import transaction
-from dispatcher.db.tables import AttemptRow
+from dispatcher.db.tables import AttemptRow, HeartbeatRow
+from dispatcher.domain.channels import Channel
 from dispatcher.runtime import engine as engine_module
 from dispatcher.runtime.engine import Engine
 from dispatcher.services import dispatch
@@ -88,3 +91,39 @@ def test_the_count_of_queued_attempts_stops_where_asked(harness: Harness, tiny_s
         assert queued_up_to(session, 2) == 2  # three are queued: counted no further than two
         assert queued_up_to(session, 100) == 3
     _then_sent(harness)
+
+
+def _worker_heartbeat(url: str) -> tuple[object, dict[str, object]]:
+    with transaction(url) as session:
+        row = session.get(HeartbeatRow, "worker:worker")
+        assert row is not None
+        return row.at, dict(row.info)
+
+
+def test_a_workers_heartbeat_waits_for_its_second_unless_it_has_news(
+        harness: Harness, tiny_site: str, clock: Clock, outbox: SimOutbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "HOUSEKEEPING_EVERY", 60.0)  # no second passes during the test
+    settings = Settings(database_url=tiny_site)
+    engine = Engine(settings, clock, lambda: build_adapters(settings, outbox), name="worker")
+    try:
+        harness.post()
+        engine.tick()
+        assert engine.send_batch(limit=1) == 1  # batch after batch, one alert each
+        first_at, first = _worker_heartbeat(tiny_site)
+        assert first["halted"] == {}
+
+        clock.now += timedelta(seconds=30)  # under the (patched) second
+        assert engine.send_batch(limit=1) == 1
+        assert _worker_heartbeat(tiny_site)[0] == first_at  # nothing new to say: not written again
+
+        sms = engine.adapter(Channel.SMS)
+        assert isinstance(sms, SimulatorAdapter)
+        sms.fail_next(1, ConfigurationError("simulated: the account's signature was withdrawn"))
+        assert engine.send_batch(limit=1) == 1
+        at, info = _worker_heartbeat(tiny_site)
+        assert at > first_at and "sms" in info["halted"], "the halted provider waited for the next second"
+    finally:
+        engine.close()
+    harness.expect("sun", "sms", "alert")
+    harness.expect("zhou", "sms", "alert")
+    harness.expect("zheng", "voice", "reminder")  # SMS halted: the next step was brought forward
