@@ -74,8 +74,9 @@ Figures, per run (times are the fakes' own wall clock, time.time(), as in bench/
 Below the tables: attempts tried more than once and the outcomes other than 'sent' the engine logged
 (events), the accepted SMS numbers per request, and how the whole machine's cores spent the hand-over
 (/proc/stat: busy; idle — cores with nothing to run, the fan-out waiting rather than computing; and
-stolen by the hypervisor, which is how a shared host's slow hour shows). With --py-spy the engine's processes are sampled
-(py-spy record --nonblocking -f raw) for the whole measurement and the busiest frames are printed.
+stolen by the hypervisor, which is how a shared host's slow hour shows). With --py-spy the engine's
+processes are sampled (py-spy record --nonblocking -f raw) for the whole measurement and the busiest
+frames are printed.
 With --pg-statements (celery) PostgreSQL loads pg_stat_statements and auto_explain: the statements
 the server spent most time on during the measurement are printed (their time includes waits for
 locks and for a core), and the plan of each statement over 20 ms is logged in a folder of its own
