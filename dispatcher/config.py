@@ -165,8 +165,8 @@ class Settings(BaseSettings):
                        "([engine.md](engine.md))")
 
     simulator_url: str = Field(
-        "", description="simulator channels: empty = record in memory; a URL = one HTTP round trip per attempt to a "
-                        "loopback simulator (tests, benchmarks)")
+        "", description="simulator channels: empty = record in memory (the last 50,000 sends per process); "
+                        "a URL = one HTTP round trip per attempt to a loopback simulator (tests, benchmarks)")
     # 60 s once held 80 s of escalations back after a SIGKILL in bench/faults.py.
     attempt_lease_seconds: float = Field(
         30.0, description="a worker's lease on the attempts it claimed, renewed every quarter lease while it sends; a "

@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,12 +54,20 @@ class SimSent:
 Listener = Callable[[SimSent], None]
 
 
-class SimOutbox:
-    """Every message the simulators sent, in order. Safe to share across threads and channels."""
+# The most recent sends an outbox keeps (~1.5 KB each with its message: ~75 MB). A serve running on
+# the simulators for weeks kept every message of every fan-out before (30 MB per 10,000 officials);
+# a lookup of an earlier try's key is minutes old at most.
+KEEP = 50_000
 
-    def __init__(self) -> None:
+
+class SimOutbox:
+    """The messages the simulators sent, in order: the last ``keep`` of them. Safe to share across
+    threads and channels."""
+
+    def __init__(self, keep: int = KEEP) -> None:
         self._lock = threading.Lock()
-        self._sent: list[SimSent] = []
+        self._keep = keep
+        self._sent: deque[SimSent] = deque()
         self._by_key: dict[str, list[SimSent]] = {}
         self._listeners: list[Listener] = []
         self._unanswered: set[str] = set()
@@ -78,6 +87,8 @@ class SimOutbox:
         with self._lock:
             self._sent.append(sent)
             self._by_key.setdefault(message.key, []).append(sent)
+            if len(self._sent) > self._keep:
+                self._forget(self._sent.popleft())
             listeners = list(self._listeners)
         for listener in listeners:  # outside the lock: a listener may read the outbox
             try:
@@ -85,6 +96,14 @@ class SimOutbox:
             except Exception:  # a simulated person's bug must not fail the send
                 log.exception("simulator listener failed for %s", message.key)
         return sent
+
+    def _forget(self, old: SimSent) -> None:
+        """Drop the oldest send from the look-up by key too (it is its key's first: sends are in order)."""
+        same = self._by_key.get(old.message.key, [])
+        if same and same[0] is old:
+            same.pop(0)
+        if not same:
+            self._by_key.pop(old.message.key, None)
 
     def messages(self) -> list[SimSent]:
         with self._lock:

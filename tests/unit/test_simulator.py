@@ -78,6 +78,18 @@ def test_sent_messages_are_recorded_in_order_with_provider_ids() -> None:
     assert outbox.messages() == [] and len(outbox) == 0
 
 
+def test_an_outbox_keeps_only_its_most_recent_sends() -> None:
+    # A serve on the simulators for a season: its memory must not grow with every fan-out.
+    outbox = SimOutbox(keep=3)
+    adapter = SimulatorAdapter(Channel.SMS, outbox)
+
+    run(send_all(adapter, message("a"), message("b"), message("a"), message("c"), message("d")))
+
+    assert [s.message.key for s in outbox.messages()] == ["a", "c", "d"] and len(outbox) == 3
+    assert [s.provider_id for s in outbox.by_key("a")] == ["sim-sms-3"]  # the first "a" is forgotten
+    assert outbox.by_key("b") == []
+
+
 def test_subscribers_hear_every_message_until_they_unsubscribe() -> None:
     outbox = SimOutbox()
     heard: list[SimSent] = []
