@@ -44,8 +44,9 @@ from .limits import Pacing, make_pacer
 
 log = logging.getLogger("jiaoying.engine")
 MISSED_EVERY = timedelta(minutes=1)  # how often a pass looks back for scheduled roll-calls that never ran
-# At most this many seconds between two passes' look for the expired leases of dead workers and two
-# heartbeats, however often the scheduler is rung in between (Engine.tick).
+# At most this many seconds between two passes' look for what only the clock brings about (scheduled
+# roll-calls and drills, drills that are over, the leases of dead workers) and two heartbeats, however
+# often the scheduler is rung in between (Engine.tick).
 HOUSEKEEPING_EVERY = 1.0
 HELD_RETRY = 2.0  # seconds a warning's start tries again while its row is held (see Engine._apply)
 AdapterFactory = Callable[[], Mapping[Channel, ChannelAdapter]]
@@ -129,11 +130,15 @@ class Engine:
 
     def tick(self, role: str = "scheduler", rung: bool = False) -> TickReport:
         """One pass. ``rung``: the pass was woken by new work (a posted warning, a step brought
-        forward, a board action) rather than by its interval. Such a pass does everything a pass
-        does, in the same order (a warning that ran out is closed before its due steps are looked
-        at), except the look for attempts left by dead workers and the heartbeat: those run in a
-        pass at most HOUSEKEEPING_EVERY seconds after the last one that did them. While a fan-out
-        runs and warnings arrive ten a second, they ran ten times a second for nothing."""
+        forward, a board action) rather than by its interval. Such a pass does what that work calls
+        for, in the usual order — warnings that ran out are closed before anything pending is
+        applied and before due steps are looked at; pending warnings, roll-calls and drills (the
+        board's "now" makes them pending) are started; due steps run; broadcast orders and
+        forwarding go out — and leaves what only the clock brings about to a pass at most
+        HOUSEKEEPING_EVERY seconds after the last one that did it: scheduled roll-calls and drills
+        whose minute came, drills that are over, attempts left by dead workers, the heartbeat. While
+        a fan-out runs and warnings arrive ten a second, a pass did all of it ten times a second:
+        16 transactions and ~20 ms of CPU each, for nothing."""
         report = TickReport()
         housekeeping = not rung or self._second_since(self._housekept)
         if housekeeping:
@@ -141,11 +146,13 @@ class Engine:
         try:
             with transaction(self.url, background=True) as session:
                 report.expired = expiry.expire_due(session, self.clock())
-            self.start_rollcalls()
-            self.start_drills()
+            if housekeeping:
+                self.start_rollcalls()
+                self.start_drills()
             self.apply_pending(report)
             report.advanced += self._advance_due()
-            self.end_drills()
+            if housekeeping:
+                self.end_drills()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
         if housekeeping:
