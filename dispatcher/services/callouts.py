@@ -199,21 +199,26 @@ def _match(session: Session, row: WarningRow, start: Start, now: datetime) -> No
         drills.adopt_posted(session, row, now)  # an agency's drill is reported and ended like the county's own
         if not drills.broadcast_asked(session, row):
             return  # a drill orders the rural broadcast only when it asks for it (drill_broadcast)
+    if not resolution.plans:
+        return  # no plan, no broadcast order (a blue warning: most of what a county receives)
     site = current_site(session)
     broadcasts.order_for(session, site, row, [p for p in site.plans if p.id in resolution.plans], now)
 
 
 def _finish(session: Session, row: WarningRow, start: Start, now: datetime) -> None:
     applied = start.applied
-    applied.started = session.scalar(
-        select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
-    # From the database, like ``started``: a start resumed after a crash did not see the earlier parts.
-    # Looked up by the people this warning called (indexed), not by the closed reason (not indexed:
-    # that scanned every call-out of the county's history for each warning applied).
-    called = select(CalloutRow.person_id).where(CalloutRow.warning_id == row.id).scalar_subquery()
-    applied.superseded = sorted(session.scalars(select(CalloutRow.id).where(
-        CalloutRow.person_id.in_(called), CalloutRow.state == CalloutState.CANCELLED,
-        CalloutRow.closed_reason.like(f"superseded by {row.id} (%"))))
+    if start.resolution is not None and not start.planned:
+        applied.started, applied.superseded = 0, []  # it called nobody: no call-out of it exists
+    else:
+        applied.started = session.scalar(
+            select(func.count()).select_from(CalloutRow).where(CalloutRow.warning_id == row.id)) or 0
+        # From the database, like ``started``: a start resumed after a crash did not see the earlier
+        # parts. Looked up by the people this warning called (indexed), not by the closed reason (not
+        # indexed: that scanned every call-out of the county's history for each warning applied).
+        called = select(CalloutRow.person_id).where(CalloutRow.warning_id == row.id).scalar_subquery()
+        applied.superseded = sorted(session.scalars(select(CalloutRow.id).where(
+            CalloutRow.person_id.in_(called), CalloutRow.state == CalloutState.CANCELLED,
+            CalloutRow.closed_reason.like(f"superseded by {row.id} (%"))))
     row.applied_at, row.apply_error, row.apply_retry_at = now, None, None
     data: dict[str, Any] = {
         "warning": row.id, "msg_type": row.msg_type, "started": applied.started,
