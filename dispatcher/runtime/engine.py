@@ -256,8 +256,10 @@ class Engine:
                     continue
                 return
             held_since = None
-            if start.done:  # a part that started call-outs: run what fell due meanwhile (not for one
-                report.advanced += self._advance_due()  # that calls nobody: the pass does it once after)
+            # After a part that started call-outs, what fell due meanwhile; a warning that calls
+            # nobody leaves it to the pass, which runs the due steps once after applying.
+            if start.done:
+                report.advanced += self._advance_due()
             if done:
                 return
 
