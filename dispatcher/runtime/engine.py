@@ -64,6 +64,38 @@ class TickReport:
         return bool(self.applied or self.advanced or self.reconciled)
 
 
+class _EverySecond:
+    """Something done at most once a HOUSEKEEPING_EVERY: on the wall or on the engine's clock,
+    whichever passes it first (a demo's clock runs faster than the wall, a test's jumps)."""
+
+    def __init__(self, clock: Callable[[], datetime]):
+        self._clock = clock
+        self._last = (-HOUSEKEEPING_EVERY, datetime.min.replace(tzinfo=UTC))  # time.monotonic(), the clock
+
+    def due(self) -> bool:
+        return (time.monotonic() - self._last[0] >= HOUSEKEEPING_EVERY
+                or (self._clock() - self._last[1]).total_seconds() >= HOUSEKEEPING_EVERY)
+
+    def done(self) -> None:
+        self._last = (time.monotonic(), self._clock())
+
+
+class _Heartbeat:
+    """When to write a heartbeat: at once when it has news (what /readyz and the board show
+    changed), else at most once a HOUSEKEEPING_EVERY — or whenever the caller says ``now``."""
+
+    def __init__(self, clock: Callable[[], datetime]):
+        self._every = _EverySecond(clock)
+        self._said: dict[str, object] | None = None
+
+    def due(self, info: dict[str, object], now: bool = False) -> bool:
+        if not (now or info != self._said or self._every.due()):
+            return False
+        self._said = info
+        self._every.done()
+        return True
+
+
 def event_loop() -> asyncio.AbstractEventLoop:
     """The loop an engine sends from: uvloop's where it is installed (a dependency; it is not on
     Windows), else asyncio's. A worker's IM and webhook posts are its biggest share of CPU in a
@@ -107,10 +139,9 @@ class Engine:
         self._rollcall_key = rollcalls.schedule_key(settings.secret_key)
         self._missed_rollcalls: list[str] = []
         self._missed_checked: datetime | None = None
-        self._housekept = (-HOUSEKEEPING_EVERY, datetime.min.replace(tzinfo=UTC))  # the last pass that did it
-        self._beaten: dict[str, object] | None = None  # what the last heartbeat said
-        self._worker_beat = self._housekept  # the last worker heartbeat (as a sender), and what it said
-        self._worker_said: dict[str, object] | None = None
+        self._housekeeping = _EverySecond(lambda: self.clock())  # the clock's own work, in Engine.tick
+        self._scheduler_beat = _Heartbeat(lambda: self.clock())  # this engine's heartbeats as a scheduler
+        self._worker_beat = _Heartbeat(lambda: self.clock())  # and as a sender
 
         # Public, like adapter(channel): tests tell its simulator to fail. Its HTTP client is made on
         # the first send, inside this engine's event loop, and closed in close().
@@ -140,9 +171,9 @@ class Engine:
         a fan-out runs and warnings arrive ten a second, a pass did all of it ten times a second:
         16 transactions and ~20 ms of CPU each, for nothing."""
         report = TickReport()
-        housekeeping = not rung or self._second_since(self._housekept)
+        housekeeping = not rung or self._housekeeping.due()
         if housekeeping:
-            self._housekept = (time.monotonic(), self.clock())
+            self._housekeeping.done()
         try:
             with transaction(self.url, background=True) as session:
                 report.expired = expiry.expire_due(session, self.clock())
@@ -161,17 +192,10 @@ class Engine:
         forwarding_error = self.forward()
         info = {"forwarding_error": forwarding_error, "simulated": simulated(self.settings),
                 "missed_rollcalls": self._missed_rollcalls}
-        if housekeeping or info != self._beaten:  # a new forwarding error shows at once
-            self._beaten = info
+        if self._scheduler_beat.due(info, now=housekeeping):  # a new forwarding error shows at once
             with transaction(self.url, background=True) as session:
                 beat(session, f"{role}:{self.name}", role, self.clock(), info | {"advanced": report.advanced})
         return report
-
-    def _second_since(self, last: tuple[float, datetime]) -> bool:
-        """Whether HOUSEKEEPING_EVERY has passed since ``last`` (time.monotonic(), the engine's clock):
-        on the wall or on the engine's clock (a demo's runs faster than the wall, a test's jumps)."""
-        return (time.monotonic() - last[0] >= HOUSEKEEPING_EVERY
-                or (self.clock() - last[1]).total_seconds() >= HOUSEKEEPING_EVERY)
 
     def start_rollcalls(self) -> None:
         """Start the duty roll-calls whose time has come (each once, whoever runs this pass), and
@@ -411,8 +435,7 @@ class Engine:
                 "simulated": simulated(self.settings)}
         with transaction(self.url, background=True) as session:
             dispatch.finish(session, outcomes, self.clock(), self.name)
-            if info != self._worker_said or self._second_since(self._worker_beat):
-                self._worker_said, self._worker_beat = info, (time.monotonic(), self.clock())
+            if self._worker_beat.due(info):
                 beat(session, f"worker:{self.name}", "worker", self.clock(), info | {"sent": len(outcomes)})
         return len(jobs)
 
