@@ -129,24 +129,39 @@ def append_events(session: Session, events: list[tuple[str, str, str, datetime, 
     insert_rows(session, EventRow.__table__, rows)  # one statement (db.bulk), no ORM objects to track
 
 
+_NEW_RECORDS = "jiaoying_new_records"  # session info: records inserted by this transaction, no head yet
+
+
+def new_record(session: Session, record_id: str) -> None:
+    """``record_id``'s row was just inserted by this session's transaction (services.intake's
+    insert_record): its first event need not look for a head or for events, which cannot exist."""
+    session.info.setdefault(_NEW_RECORDS, set()).add(record_id)
+
+
 def _locked(session: Session, record_id: str) -> RecordHeadRow:
     """The record's head, locked; made at the record's first event (its warning's intake)."""
     # populate_existing: a row this session loaded before the lock was taken is read again, or
     # the head and count would be those of before another writer's append.
     query = (select(RecordHeadRow).where(RecordHeadRow.record_id == record_id).with_for_update()
              .execution_options(populate_existing=True))
-    head = session.execute(query).scalar_one_or_none()
-    if head is not None:
-        return head
+    fresh = record_id in session.info.get(_NEW_RECORDS, ())
+    if not fresh:
+        head = session.execute(query).scalar_one_or_none()
+        if head is not None:
+            return head
     # A new record: its warning was stored in this transaction (intake, a roll-call, a spot-check),
     # so no other writer can be making the same head; the insert is this session's, flushed with
     # the event. (A second maker would wait on the primary key and then fail, never chain twice.)
+    # A record this transaction inserted (new_record) has neither head nor events: no query asks.
     if session.get(WarningRow, record_id) is None:
         raise LookupError(record_id)
-    last = session.scalar(select(func.max(EventRow.seq)).where(EventRow.warning_id == record_id))
-    if last is not None:  # never chain a second event 1: appending stops here, loudly
-        raise RuntimeError(f"record {record_id} has {last} events but no head: its head row was deleted "
-                           f"(jiaoying verify shows it)")
+    if fresh:
+        session.info[_NEW_RECORDS].discard(record_id)
+    else:
+        last = session.scalar(select(func.max(EventRow.seq)).where(EventRow.warning_id == record_id))
+        if last is not None:  # never chain a second event 1: appending stops here, loudly
+            raise RuntimeError(f"record {record_id} has {last} events but no head: its head row was deleted "
+                               f"(jiaoying verify shows it)")
     head = RecordHeadRow(record_id=record_id, count=0, head=GENESIS, seal=None)
     session.add(head)
     return head

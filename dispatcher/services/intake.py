@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db.record_repo import append_event
+from ..db.record_repo import append_event, new_record
 from ..db.tables import WarningRow
 from ..domain.areas import AreaTree
 from ..domain.hazards import Hazard, Level
@@ -59,6 +59,8 @@ def insert_record(session: Session, now: datetime, make: Callable[[str], Warning
             if existing is not None:
                 return existing, False
             continue  # an id collision: draw another
+        if row.root_id is None:  # a record of its own (an update's events go on its event's record)
+            new_record(session, row.id)
         return row, True
     raise RuntimeError("could not draw a free record id in five tries")
 
