@@ -177,6 +177,7 @@ class Run:
     retried: int = 0  # attempts tried more than once (db)
     errors: dict[str, int] = field(default_factory=dict)  # the attempts' last errors (db), by kind
     intake_ms: list[float] = field(default_factory=list)
+    intake_at: list[float] = field(default_factory=list)  # when each probe post was sent (time.time())
     machine: str = ""  # the whole machine's cores from the POST until the last first attempt arrived
     error: str = ""
     notes: list[str] = field(default_factory=list)
@@ -349,7 +350,8 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, providers: dict[
             raise RuntimeError(f"POST /api/v1/warnings answered {response.status_code}: {response.text[:300]}")
         run.accepted_ms = (accepted - sent_at) * 1000
         probing = threading.Event()
-        probe = threading.Thread(target=probe_intake, args=(api, token, probing, run.intake_ms), daemon=True)
+        probe = threading.Thread(target=probe_intake, args=(api, token, probing, run.intake_ms, run.intake_at),
+                                 daemon=True)
         probe.start()
         deadline = time.monotonic() + args.timeout
         sms: dict[str, Any] = {}
@@ -367,6 +369,10 @@ def measure(run: Run, api: str, token: str, url: str, sim: str, providers: dict[
             run.machine = MachineTimes.now().since(machine0)
             probing.set()
             probe.join(timeout=30)
+        if run.intake_ms:
+            slowest = sorted(zip(run.intake_ms, run.intake_at, strict=True), reverse=True)[:3]
+            run.notes.append("slowest intake 202s: " + ", ".join(
+                f"{ms:.0f} ms posted at +{at - accepted:.2f} s" for ms, at in slowest))
         firsts = [t for t in (sms.get("first_at"), im.get("first_at"),
                               *(fake.summary(client).get("first_at") for fake in providers.values())) if t]
         if firsts:

@@ -289,17 +289,21 @@ def measure_fanout(result: Result, api: str, token: str, sim: str, count_sent: C
         result.received, result.duplicates = final["received"], len(final["duplicates"])
 
 
-def probe_intake(api: str, token: str, stop: threading.Event, times_ms: list[float]) -> None:
-    """Another agency keeps posting while the fan-out runs: how long does each 202 take?"""
+def probe_intake(api: str, token: str, stop: threading.Event, times_ms: list[float],
+                 at: list[float] | None = None) -> None:
+    """Another agency keeps posting while the fan-out runs: how long does each 202 take? ``at``
+    gets each answered post's start (time.time()), to tell when the slow ones were sent."""
     with httpx.Client(timeout=30) as client:
         n = 0
         while not stop.is_set():
             n += 1
             body = warning_body(f"probe{n}") | {"level": "blue", "headline": "大县气象台发布暴雨蓝色预警信号"}
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             response = client.post(f"{api}/api/v1/warnings", json=body, headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 202:
                 times_ms.append((time.perf_counter() - started) * 1000)
+                if at is not None:
+                    at.append(wall)
             stop.wait(0.1)
 
 
