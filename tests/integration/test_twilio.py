@@ -370,8 +370,10 @@ def _send(adapter: Any, message: OutboundMessage | None = None) -> Any:
 
 @pytest.fixture
 def sms(fake: FakeTwilio) -> Callable[..., TwilioSmsAdapter]:
-    def make(**overrides: Any) -> TwilioSmsAdapter:
-        return TwilioSmsAdapter(twilio_settings("sqlite://", fake, **overrides), timeout=0.5)
+    # Seconds for the connection and for each read. Only the hang test wants it short: on a loaded
+    # 2-core machine a pause of the test process past 0.5 s made a plain send time out (seen once).
+    def make(timeout: float = 5.0, **overrides: Any) -> TwilioSmsAdapter:
+        return TwilioSmsAdapter(twilio_settings("sqlite://", fake, **overrides), timeout=timeout)
 
     return make
 
@@ -379,7 +381,7 @@ def sms(fake: FakeTwilio) -> Callable[..., TwilioSmsAdapter]:
 def test_adapter_sends_sms_and_call_with_callbacks(fake: FakeTwilio, sms: Callable[..., TwilioSmsAdapter]) -> None:
     result = _send(sms())
     assert result.provider_id == fake.messages()[0].sid and result.provider_id.startswith("SM")
-    voice = TwilioVoiceAdapter(twilio_settings("sqlite://", fake), timeout=0.5)
+    voice = TwilioVoiceAdapter(twilio_settings("sqlite://", fake), timeout=5.0)
     call = _send(voice, _message(channel=Channel.VOICE))
     received = fake.calls()[0]
     assert call.provider_id == received.sid and received.first("Method") == "POST"
@@ -461,10 +463,10 @@ def test_adapter_provider_429_is_transient_with_retry_after(fake: FakeTwilio,
 
 
 def test_adapter_provider_hangs_is_transient(fake: FakeTwilio, sms: Callable[..., TwilioSmsAdapter]) -> None:
-    fake.hang_next(2.0)
+    fake.hang_next(2.0)  # longer than the adapter's 0.5 s below
     started = time.monotonic()
     with pytest.raises(TransientError):
-        _send(sms())
+        _send(sms(timeout=0.5))
     assert time.monotonic() - started < 2.0
 
 
