@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
 from _common import fmt, machine, render  # noqa: E402
+from fanout import cpu_seconds  # noqa: E402  (bench/fanout.py: a process tree's CPU, reaped children included)
 
 from dispatcher.config import Settings  # noqa: E402
 from dispatcher.db.migrate import upgrade  # noqa: E402
@@ -45,22 +45,6 @@ from dispatcher.services.intake import receive_warning  # noqa: E402
 from dispatcher.services.site import load_site_files  # noqa: E402
 from tests.support.bigsite import COUNTY, write_big_site  # noqa: E402
 from tests.support.servers import start_postgres  # noqa: E402
-
-
-def postgres_cpu(port: int) -> float:
-    """User+system CPU seconds of every process of the server on ``port`` (its backends come and go)."""
-    ticks = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"postgres" not in f.read():
-                    continue
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except OSError:
-            continue
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def store_blue(url: str, n: int, tag: str) -> None:
@@ -99,18 +83,18 @@ def main() -> None:
             engine.tick()  # the site read, the first heartbeat
             for n in range(1, args.rounds + 1):
                 for rung in (False, True):
-                    cpu, db = time.process_time(), postgres_cpu(server.port)
+                    cpu, db = time.process_time(), cpu_seconds([server.process.pid])
                     for _ in range(args.passes):
                         engine.tick(rung=rung)
                     rows.append(("empty pass, " + ("rung" if rung else "by the interval"), str(n), str(args.passes),
                                  fmt(1e3 * (time.process_time() - cpu) / args.passes),
-                                 fmt(1e3 * (postgres_cpu(server.port) - db) / args.passes)))
+                                 fmt(1e3 * (cpu_seconds([server.process.pid]) - db) / args.passes)))
                 store_blue(url, args.warnings, f"BLUE-{n}")
-                cpu, db = time.process_time(), postgres_cpu(server.port)
+                cpu, db = time.process_time(), cpu_seconds([server.process.pid])
                 applied = engine.tick(rung=True).applied
                 rows.append(("a warning calling nobody, applied", str(n), str(applied),
                              fmt(1e3 * (time.process_time() - cpu) / max(1, applied)),
-                             fmt(1e3 * (postgres_cpu(server.port) - db) / max(1, applied))))
+                             fmt(1e3 * (cpu_seconds([server.process.pid]) - db) / max(1, applied))))
         finally:
             engine.close()
     finally:
