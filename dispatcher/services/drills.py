@@ -10,8 +10,9 @@ engine like any warning; ended, revealed and reported (domain/drills.py says wha
 - **Started, it is a warning** with ``drill`` set: its call-outs, attempts, timers and hash-chained
   record are the warning's own. Every message a recipient gets carries 【演练】 (rendering); the rural
   broadcast goes out only when the drill asks for it (``broadcast_asked``).
-- **Blind while it runs.** Until a blind drill ends, the board shows it to viewers and officers
-  exactly as a real warning (``concealed`` and ``conceal_*``); admins see it labelled. It ends when
+- **Blind while it runs.** Until a blind drill ends, the board and the API show it to viewers and
+  officers exactly as a real warning, and /metrics counts it nowhere (``concealed``, ``_concealing``
+  and ``conceal_*``: one rule); admins see it labelled. It ends when
   every call-out has settled, when an admin ends it, or when its time runs out — then it is revealed:
   labelled 演练 for everyone, with a ``drill_ended`` event on its record.
 - **A channel or provider taken out** (``without``) fails that drill's attempts on it at once, as if
@@ -448,11 +449,23 @@ def _locked(session: Session, drill_id: str) -> DrillRow:
 # -- what the engine and the board ask while drills run -----------------------------------------------
 
 
+def _concealing() -> Any:
+    """The one rule of concealment, as SQL: a blind drill not yet revealed. Viewers and officers see
+    no such drill — not on a drill page, in a workbook, beside another drill, in the API or /metrics —
+    and its warning as a real one. Admins see everything. (``concealed``, ``report``, ``history``.)"""
+    return (DrillRow.kind == DrillKind.BLIND.value) & DrillRow.revealed_at.is_(None)
+
+
+def conceals(row: DrillRow) -> bool:
+    """``_concealing`` for one drill already read."""
+    return row.kind == DrillKind.BLIND.value and row.revealed_at is None
+
+
 def concealed(session: Session, records: Iterable[str] | None = None) -> set[str]:
-    """Records of blind drills not yet revealed: the board shows them to viewers and officers as
-    real warnings. With ``records``, only those of them."""
-    query = select(DrillRow.record_id).where(DrillRow.kind == DrillKind.BLIND.value,
-                                             DrillRow.record_id.is_not(None), DrillRow.revealed_at.is_(None))
+    """Records of blind drills not yet revealed (``_concealing``): the board and the API show them to
+    viewers and officers as real warnings, /metrics counts them nowhere. With ``records``, only those
+    of them."""
+    query = select(DrillRow.record_id).where(_concealing(), DrillRow.record_id.is_not(None))
     if records is not None:
         wanted = sorted(set(records))
         if not wanted:
@@ -538,6 +551,7 @@ class Report:
     figures: Figures
     failures: tuple[Failure, ...]
     beside: tuple[Comparison, ...] = field(default_factory=tuple)
+    concealed: bool = False  # a blind drill not yet revealed: only admins are given its report
 
     @property
     def unreached(self) -> list[Reach]:
@@ -547,11 +561,6 @@ class Report:
     @property
     def took_over(self) -> list[Reach]:
         return [p for p in self.people if p.took_over(self.options.without)]
-
-    @property
-    def concealed(self) -> bool:
-        return self.kind == DrillKind.BLIND.value and self.state in (DrillState.SCHEDULED.value,
-                                                                     DrillState.RUNNING.value)
 
 
 def find(session: Session, some_id: str) -> DrillRow:
@@ -566,14 +575,18 @@ def find(session: Session, some_id: str) -> DrillRow:
     return row
 
 
-def report(session: Session, some_id: str, beside: int = 10) -> Report:
+def report(session: Session, some_id: str, *, admin: bool, beside: int = 10) -> Report:
+    """A drill's report as ``admin`` (or not) may see it: to anyone else a concealed drill is no drill
+    (UnknownDrill), and the drills beside this one are the latest ``beside`` they may see."""
     row = find(session, some_id)
+    if not admin and conceals(row):
+        raise UnknownDrill(some_id)
     people = _people(session, row) if row.record_id else ()
     failures = _failures(session, row) if row.record_id else ()
     return Report(row.id, row.record_id, row.kind, row.state, scenario_of(row), options_of(row),
                   row.started_at or row.at, row.ended_at, row.ending, row.created_by,
                   (row.window_start, row.window_end) if row.window_start and row.window_end else None,
-                  people, figures(people), failures, tuple(_beside(session, row, beside)))
+                  people, figures(people), failures, tuple(_beside(session, row, beside, admin)), conceals(row))
 
 
 def _people(session: Session, drill: DrillRow) -> tuple[Reach, ...]:
@@ -631,12 +644,14 @@ def _failures(session: Session, drill: DrillRow) -> tuple[Failure, ...]:
     return tuple(out)
 
 
-def _beside(session: Session, drill: DrillRow, limit: int) -> list[Comparison]:
-    """This drill beside the previous ones (newest first), each with its figures."""
-    rows = list(session.scalars(select(DrillRow).where(DrillRow.record_id.is_not(None),
-                                                       DrillRow.started_at.is_not(None),
-                                                       DrillRow.started_at <= (drill.started_at or drill.created_at))
-                                .order_by(DrillRow.started_at.desc()).limit(limit)))
+def _beside(session: Session, drill: DrillRow, limit: int, admin: bool) -> list[Comparison]:
+    """This drill beside the previous ones (newest first), each with its figures: the latest ``limit``
+    that the reader may see (a concealed one is left out for all but admins, before the limit)."""
+    query = select(DrillRow).where(DrillRow.record_id.is_not(None), DrillRow.started_at.is_not(None),
+                                   DrillRow.started_at <= (drill.started_at or drill.created_at))
+    if not admin:
+        query = query.where(~_concealing())
+    rows = list(session.scalars(query.order_by(DrillRow.started_at.desc(), DrillRow.id.desc()).limit(limit)))
     if drill.record_id is not None and all(r.id != drill.id for r in rows):
         rows.insert(0, drill)
     out = []
@@ -653,8 +668,7 @@ def history(session: Session, *, admin: bool, limit: int = 100) -> list[dict[str
     see announced and posted drills and blind ones once revealed."""
     query = select(DrillRow).order_by(func.coalesce(DrillRow.started_at, DrillRow.at, DrillRow.created_at).desc())
     if not admin:
-        query = query.where((DrillRow.kind != DrillKind.BLIND.value) | DrillRow.revealed_at.is_not(None)).where(
-            DrillRow.state.not_in((DrillState.CANCELLED.value,)))
+        query = query.where(~_concealing(), DrillRow.state.not_in((DrillState.CANCELLED.value,)))
     out = []
     for row in session.scalars(query.limit(limit)):
         people = _people(session, row) if row.record_id else ()
@@ -677,12 +691,13 @@ def minutes_text(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def to_xlsx(session: Session, some_id: str) -> bytes:
+def to_xlsx(session: Session, some_id: str, *, admin: bool) -> bytes:
     """A drill's report as a workbook: 概况 (the figures against the bars), 人员 (each official),
-    未确认 (the unreached), 通道失败 (every failed attempt) and 历次演练 (beside the previous ones)."""
+    未确认 (the unreached), 通道失败 (every failed attempt) and 历次演练 (beside the previous ones) —
+    ``report`` as ``admin`` (or not) may see it, as the page shows it."""
     from openpyxl import Workbook
 
-    result = report(session, some_id)
+    result = report(session, some_id, admin=admin)
     tz = current_site(session).tz
 
     def local(at: datetime | None) -> str:

@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import DrillRow
 from dispatcher.domain.callouts import AckVia
-from dispatcher.services import ack
+from dispatcher.services import ack, drills
 from dispatcher.services.site import current_site
 from tests.board.conftest import Desk, desk_on
 from tests.conftest import FIXED_NOW, Clock
@@ -175,3 +176,94 @@ def test_ending_and_calling_off_need_an_admin_and_an_unknown_drill_is_404(desk: 
                             follow_redirects=False).status_code == 303
     assert desk.drills()[0].state == "cancelled"
     assert desk.client.get("/board/drills/D-nothing").status_code == 404  # bad input: no such drill
+
+
+# -- the drills beside this one: newest first, the latest ten, a blind one running hidden from officers -------
+
+BESIDE_ID = re.compile(r'<a href="/board/drills/([^"]+)">')
+
+
+def _beside_on_page(desk: DrillDesk, drill_id: str) -> list[str]:
+    page = desk.client.get(f"/board/drills/{drill_id}")
+    assert page.status_code == 200, page.text[-500:]
+    return BESIDE_ID.findall(page.text.split('id="beside"')[1].split("</section>")[0])
+
+
+def _beside_in_workbook(desk: DrillDesk, drill_id: str) -> list[list[Any]]:
+    answer = desk.client.get(f"/board/drills/{drill_id}/export.xlsx")
+    assert answer.status_code == 200, answer.text[-500:]
+    book = load_workbook(io.BytesIO(answer.content))
+    return [[c.value for c in r] for r in book["历次演练"].iter_rows(min_row=2)]
+
+
+def _start_announced(desk: DrillDesk, headline: str) -> str:
+    token = desk.login("chen")
+    started = desk.client.post("/board/drills", data=FORM | {
+        "csrf": token, "action": "start", "mode": "announced", "window_from": "", "window_to": "",
+        "headline": headline}, follow_redirects=False)
+    assert started.status_code == 303, started.text[-800:]
+    settle_engine(desk.engine)
+    return started.headers["location"].rsplit("/", 1)[1]
+
+
+def _end(desk: DrillDesk, drill_id: str) -> None:
+    token = desk.login("chen")
+    ended = desk.client.post(f"/board/drills/{drill_id}/end", data={"csrf": token}, follow_redirects=False)
+    assert ended.status_code == 303, ended.text[-800:]
+    settle_engine(desk.engine)
+
+
+def test_drills_beside_this_one_are_the_latest_first_and_a_running_blind_one_is_only_the_admins(
+        desk: DrillDesk) -> None:
+    first = _start_announced(desk, "第一次公开演练")
+    _end(desk, first)
+    desk.clock.now += timedelta(minutes=2)
+    second = _start_announced(desk, "第二次公开演练")
+    _end(desk, second)
+    # a blind drill in the window 11:30–12:00; once it runs, an announced drill scheduled for two minutes
+    # later starts beside it
+    token = desk.login("chen")
+    assert desk.client.post("/board/drills", data=FORM | {"csrf": token, "headline": "县气象台暴雨红色预警（双盲）"},
+                            follow_redirects=False).status_code == 303
+    (blind,) = [d for d in desk.drills() if d.kind == "blind"]
+    assert blind.at is not None
+    desk.clock.now = blind.at + timedelta(seconds=1)
+    settle_engine(desk.engine)
+    token = desk.login("chen")
+    at = blind.at + timedelta(minutes=2)
+    scheduled = desk.client.post("/board/drills", data=FORM | {
+        "csrf": token, "mode": "announced", "window_from": "", "window_to": "", "headline": "第三次公开演练",
+        "at": f"{at.astimezone(current_tz(desk)):%Y-%m-%dT%H:%M}"}, follow_redirects=False)
+    assert scheduled.status_code == 303, scheduled.text[-800:]
+    third = scheduled.headers["location"].rsplit("/", 1)[1]
+    desk.clock.now = at + timedelta(seconds=1)
+    settle_engine(desk.engine)
+    states = {d.id: d.state for d in desk.drills()}
+    assert states[blind.id] == "running" and states[third] in ("running", "ended")
+
+    # an officer: the running blind drill is in neither the page nor the workbook, and takes no place
+    desk.login("liu")
+    assert _beside_on_page(desk, third) == [third, second, first]
+    rows = _beside_in_workbook(desk, third)
+    assert [r[-1] for r in rows] == [third, second, first]
+    assert [r[1] for r in rows] == ["第三次公开演练", "第二次公开演练", "第一次公开演练"]
+    assert not any("双盲" in str(cell) for r in rows for cell in r)
+    # the admin sees all four, the blind one labelled
+    desk.login("chen")
+    assert _beside_on_page(desk, third) == [third, blind.id, second, first]
+    rows = _beside_in_workbook(desk, third)
+    assert [(r[-1], r[2]) for r in rows] == [(third, "公开演练"), (blind.id, "双盲演练"), (second, "公开演练"),
+                                             (first, "公开演练")]
+    assert [r[3] for r in rows][2:] == [3, 3]  # the finished ones called the tiny county's three officials
+
+    # the limit counts what the reader may see: the latest two for an officer are this one and the second
+    with transaction(desk.url, write=False) as session:
+        assert [c.id for c in drills.report(session, third, admin=False, beside=2).beside] == [third, second]
+        assert [c.id for c in drills.report(session, third, admin=True, beside=2).beside] == [third, blind.id]
+        assert [c.id for c in drills.report(session, second, admin=True).beside] == [second, first]
+
+    # once the blind drill is over it is revealed: beside the third drill for everyone
+    _end(desk, blind.id)
+    desk.login("liu")
+    assert _beside_on_page(desk, third) == [third, blind.id, second, first]
+    assert [r[-1] for r in _beside_in_workbook(desk, third)] == [third, blind.id, second, first]
