@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +35,8 @@ from .domain.plans import (
     Target,
     TownDutyTarget,
 )
-from .domain.roster import Person, PhoneKind, PhoneNumber, Responsibility
+from .domain.reach import NoMobileReach
+from .domain.roster import NoMobile, Person, PhoneKind, PhoneNumber, Responsibility, numbers_of
 from .domain.rules import FALLBACK_LEVELS, VILLAGE
 from .domain.site import DEFAULT_TZ, Site
 from .domain.zones import Zone, ZoneKind
@@ -72,6 +73,7 @@ class _Known:
     fallback: Plan | None = None  # the plan marked ``fallback: true``, if any
     zones: dict[str, Zone] | None = None
     people_ok: bool = False  # people.yaml read without problems: who-is-reached checks can be trusted
+    plan_fields: dict[str, Fields] = field(default_factory=dict)  # each plan read, for problems found later
 
 
 def load_site(path: Path) -> Site:
@@ -109,11 +111,16 @@ def _check_site(folder: Path) -> tuple[Site | None, list[Problem]]:
     if (folder / "checks.yaml").is_file():
         sources["checks.yaml"] = Source(folder / "checks.yaml")
     rollcalls, spotchecks = _read_checks(sources["checks.yaml"], known, rooms) if "checks.yaml" in sources else ((), ())
+    site = None
+    if known.tree is not None and known.roles is not None and known.people is not None:
+        site = Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback,
+                    known.zones or {}, rooms, rollcalls, spotchecks)
+        if known.people_ok:  # whom a step reaches needs the roster as written
+            _check_reach(site, known)
     problems = [p for src in sources.values() for p in sorted(src.problems, key=lambda p: p.line)]
-    if problems or known.tree is None or known.roles is None or known.people is None:
+    if problems or site is None:
         return None, problems
-    return Site(site_id, known.tree, known.roles, known.people, duty, plans, known.tz, known.fallback,
-                known.zones or {}, rooms, rollcalls, spotchecks), []
+    return site, []
 
 
 # --- areas.yaml -------------------------------------------------------------------------------
@@ -652,11 +659,12 @@ def _read_plans(src: Source, known: _Known) -> tuple[Plan, ...]:
                 f.problem(f"a second fallback plan (the first is at line {fallback_line}): there is one", "fallback")
             fallback_line = lines[plan.id] = f.line
             known.fallback = plan
+            known.plan_fields[plan.id] = f
         elif plan:
             lines[plan.id] = f.line
             plans.append(plan)
+            known.plan_fields[plan.id] = f
             _check_coverage(f, plan, known)
-            _check_text_reach(f, plan, known)
     if not plans and not src.problems:
         top.problem("no plans: add at least one call-out plan under 'plans:'")
     return tuple(plans)
@@ -909,16 +917,36 @@ def _check_coverage(f: Fields, plan: Plan, known: _Known) -> None:
         f.problem(f"nobody with {label} in {area.code} ({area.name})")
 
 
-def _check_text_reach(f: Fields, plan: Plan, known: _Known) -> None:
-    """A step that only sends text messages cannot reach someone whose only numbers are landlines."""
-    if known.people is None:
-        return
-    sms_only = [i for i, s in enumerate(plan.steps, 1) if s.to is Recipient.SELF and set(s.channels) == {Channel.SMS}]
-    if not sms_only:
-        return
-    roles = {r for t in plan.targets if isinstance(t, RoleTarget) for r in t.roles}
-    for person in known.people.values():
-        if person.landline_only and person.has_any_role(tuple(roles)):
-            steps = ", ".join(str(i) for i in sms_only)
-            f.problem(f"step {steps} sends only text messages, but {person.name} ({person.id}) has only a landline "
-                      f"({person.numbers[0].number}): give a mobile in people.yaml or add voice to the step")
+def _check_reach(site: Site, known: _Known) -> None:
+    """A step none of whose channels can reach someone without a mobile it reaches — through any target,
+    or as the deputy, superior or duty officer it escalates to — is refused (reach.py: the rule preview
+    shares); a landline-only person it only texts beside another channel is a readiness gap, not a
+    problem (readiness.site_gaps)."""
+    plans = (*site.plans, *((site.fallback,) if site.fallback else ()))
+    for found in NoMobileReach(site).findings(plans):
+        f = known.plan_fields.get(found.plan.id)
+        if found.finding is not NoMobile.UNREACHABLE or f is None:
+            continue
+        person, channels = found.person, found.channels
+        ladder = f.text("ladder") if not (found.step is None and f.has("final")) else None
+        label = found.step_label + (f" of ladder {ladder}" if ladder else "")
+        others = [c.value for c in channels if c not in (Channel.SMS, Channel.VOICE)]
+        lacks = f" and no {'/'.join(others)} address" if others else ""
+        need = "; text messages need a mobile" if Channel.SMS in channels else ""
+        fix = "give them a mobile in people.yaml" + (" or add voice to the step" if person.numbers else "")
+        f.problem(f"{label} ({', '.join(c.value for c in channels)}) cannot reach {person.name} ({person.id}), "
+                  f"reached as {found.how}: they have {numbers_of(person)}{lacks}{need}: {fix}",
+                  line=_step_line(f, found.step))
+
+
+def _step_line(f: Fields, index: int | None) -> int:
+    """The line of a plan's step (its final escalation for None), or of its ``ladder:`` when the
+    steps are the ladder's."""
+    if index is None and f.has("final"):
+        return f.line_of("final")
+    if f.has("ladder"):
+        return f.line_of("ladder")
+    if index is None:
+        return f.line
+    lines = getattr(f.get("steps"), "item_lines", ())
+    return lines[index] if index < len(lines) else f.line_of("steps")

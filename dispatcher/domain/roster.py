@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -88,6 +88,33 @@ class Person:
 
     def has_any_role(self, roles: frozenset[str] | tuple[str, ...]) -> bool:
         return any(r in roles for r in self.roles)
+
+
+class NoMobile(StrEnum):
+    UNREACHABLE = "unreachable"  # none of the step's channels reaches them: validate refuses the plan
+    LANDLINE_ONLY = "landline_only"  # the step texts them and their only numbers are landlines: a readiness gap
+
+
+def without_mobile(person: Person, channels: Iterable[Channel]) -> NoMobile | None:
+    """What a step on ``channels`` finds when it reaches ``person``: nothing wrong (they have a mobile,
+    or another of the step's channels reaches them and it texts no landline), UNREACHABLE or
+    LANDLINE_ONLY."""
+    if person.mobile is not None:
+        return None
+    channels = tuple(channels)
+    if not any(person.reachable_by(c) for c in channels):
+        return NoMobile.UNREACHABLE
+    if Channel.SMS in channels and person.landline_only:
+        return NoMobile.LANDLINE_ONLY
+    return None
+
+
+def numbers_of(person: Person) -> str:
+    """"only a landline (+865725016601)", "no phone number": what the person's numbers lack."""
+    if not person.numbers:
+        return "no phone number"
+    landlines = ", ".join(n.number for n in person.numbers)
+    return f"only a landline ({landlines})" if len(person.numbers) == 1 else f"only landlines ({landlines})"
 
 
 def mask_phone(phone: str | None) -> str:

@@ -31,7 +31,7 @@ from .plans import (
     Target,
     TownDutyTarget,
 )
-from .roster import Person, Responsibility
+from .roster import NoMobile, Person, Responsibility, numbers_of, without_mobile
 from .site import Site
 
 
@@ -156,11 +156,12 @@ def resolve(site: Site, facts: WarningFacts, start: datetime | None = None) -> R
             chosen.setdefault(person_id, (fallback, f"{why}: {reason}", facts.areas, target))
         plans = [*plans, fallback]
     callouts = []
+    seen: set[tuple[GapKind, str, str]] = set()
     for person_id, (plan, reason, affected, target) in chosen.items():
         person = site.people[person_id]
         steps = tuple(_plan_steps(site, plan, person, duty, start, facts.at, affected))
         callouts.append(PlannedCallout(person_id, plan.id, reason, steps, target))
-        gaps.extend(_channel_gaps(site, plan, person, steps))
+        gaps.extend(_channel_gaps(site, plan, person, steps, seen))
     return Resolution(tuple(p.id for p in plans), tuple(callouts), tuple(gaps), duty, why)
 
 
@@ -445,20 +446,38 @@ def _quiet_end(quiet: QuietHours, site: Site, due: datetime) -> datetime:
     return end.astimezone(due.tzinfo)
 
 
-def _channel_gaps(site: Site, plan: Plan, person: Person, steps: tuple[PlannedStep, ...]) -> list[Gap]:
+def _channel_gaps(site: Site, plan: Plan, person: Person, steps: tuple[PlannedStep, ...],
+                  seen: set[tuple[GapKind, str, str]]) -> list[Gap]:
+    """The official's own channels, each step's recipients without a mobile (roster.without_mobile:
+    the rule validate applies to every step of the plan), and escalations that reach nobody.
+    ``seen`` keeps one gap per kind, plan and person in the whole warning."""
     gaps: list[Gap] = []
-    own = {c for s in steps if Recipient.SELF in s.to for c in s.channels}
-    if Channel.SMS in own and person.landline_only:
-        gaps.append(Gap(GapKind.LANDLINE_ONLY, plan.id, person.id,
-                        f"{person.name} ({person.id}) has only a landline: text messages cannot reach them, "
-                        "calls can"))
+
+    def add(kind: GapKind, subject: str, message: str) -> None:
+        if (kind, plan.id, subject) not in seen:
+            seen.add((kind, plan.id, subject))
+            gaps.append(Gap(kind, plan.id, subject, message))
+
+    own = {c for s in steps if Recipient.SELF in s.to for c in s.channels + s.held}
     if own and not any(person.reachable_by(c) for c in own):
         used = ", ".join(sorted(c.value for c in own))
-        gaps.append(Gap(GapKind.NO_CHANNEL, plan.id, person.id,
-                        f"{person.name} ({person.id}) has no address for any channel the plan uses ({used})"))
+        add(GapKind.NO_CHANNEL, person.id,
+            f"{person.name} ({person.id}) has no address for any channel the plan uses ({used})")
     for step in steps:
+        label = "final escalation" if step.final else f"step {step.index}"
+        channels = step.channels + step.held  # the plan's channels, as validate checks them, whatever the hour
+        for recipient in (site.people[r] for r in step.recipients if r in site.people):
+            finding = without_mobile(recipient, channels)
+            whose = "" if recipient.id == person.id else f" for {person.name} ({person.id})"
+            if finding is NoMobile.LANDLINE_ONLY:
+                add(GapKind.LANDLINE_ONLY, recipient.id,
+                    f"{recipient.name} ({recipient.id}) has {numbers_of(recipient)}: text messages cannot reach "
+                    f"them, calls can ({label}{whose})")
+            elif finding is NoMobile.UNREACHABLE:
+                add(GapKind.NO_CHANNEL, recipient.id,
+                    f"{label}{whose} ({', '.join(c.value for c in channels)}) cannot reach {recipient.name} "
+                    f"({recipient.id}), who has {numbers_of(recipient)}")
         if step.to and Recipient.SELF not in step.to and not step.recipients:
-            label = "final escalation" if step.final else f"step {step.index}"
             to = "+".join(r.value for r in step.to)
             gaps.append(Gap(GapKind.NO_RECIPIENT, plan.id, person.id,
                             f"{label} of {person.name} ({person.id}) goes to {to}: nobody"))

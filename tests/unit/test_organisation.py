@@ -249,19 +249,113 @@ def test_bad_organisation_is_reported_at_its_line_and_nothing_loads(
     assert any(p.line in (line, line + 1) for p in problems if message in p.message), (line, problems)
 
 
-def test_an_sms_only_step_for_someone_with_only_a_landline_is_refused(tmp_path: Path) -> None:
-    """Bad input: a landline as the only number of someone an SMS-only step must reach."""
+# A step none of whose channels can reach someone without a mobile is refused, whoever the step
+# reaches them as: each case edits the fixture, and validate names the plan, the step and the person.
+STEP0 = "- { after: 0, channels: [sms, voice] }"
+UNREACHABLE = [
+    ("no number at all, in an SMS-only step",
+     [("people.yaml", 'phone: "+8613900000023", ', ""), ("plans.yaml", STEP0, "- { after: 0, channels: [sms] }")],
+     "plans.yaml", "    ladder: red-ladder\n    final",
+     "plan rainstorm-red: step 1 of ladder red-ladder (sms) cannot reach 白云村干部 (baiyun), reached as target 2 "
+     "(town_head, village_flood_officer, group_leader, grid_worker affected): they have no phone number; text "
+     "messages need a mobile: give them a mobile in people.yaml"),
+    ("a landline only, reached through a town_duty target",
+     [("plans.yaml", STEP0, "- { after: 0, channels: [sms] }")],
+     "plans.yaml", "    ladder: red-ladder\n    final",
+     "plan rainstorm-red: step 1 of ladder red-ladder (sms) cannot reach 龙潭值班长 (lt-duty-chief), "
+     "reached as target 4 (town_duty): they have only a landline (+865725010110); text messages need a mobile: "
+     "give them a mobile in people.yaml or add voice to the step"),
+    ("a landline only, as the deputy in an SMS-only deputy step",
+     [("people.yaml", 'phone: "+8613900000004"', 'phone: "0572-5010004"'),
+      ("people.yaml", 'area: "330599100", roles: [town_head] }', 'area: "330599100", roles: [town_head],\n'
+                                                                '      deputy: xu-haitao }'),
+      ("plans.yaml", "{ after: 5m, channels: [voice], to: deputy }", "{ after: 5m, channels: [sms], to: deputy }")],
+     "plans.yaml", "    ladder: red-ladder\n    final",
+     "plan rainstorm-red: step 2 of ladder red-ladder (sms) cannot reach 徐海涛 (xu-haitao), reached as deputy of "
+     "青溪镇长 (qx-head): they have only a landline (+865725010004)"),
+    ("no number, as the superior in an SMS and e-mail escalation",
+     [("people.yaml", '{ id: by-head, name: 白云镇长, phone: "+8613900000012",', "{ id: by-head, name: 白云镇长,"),
+      ("people.yaml", 'area: "330599103201", roles: [village_flood_officer] }',
+       'area: "330599103201", roles: [village_flood_officer], superior: by-head }'),
+      ("plans.yaml", "final: { after: 20m, to: [duty], channels: [voice] }",
+       "final: { after: 20m, to: [superior], channels: [sms, email] }")],
+     "plans.yaml", "    final: { after: 20m",
+     "plan rainstorm-red: final escalation (sms, email) cannot reach 白云镇长 (by-head), reached as superior of "
+     "白云村干部 (baiyun): they have no phone number and no email address; text messages need a mobile"),
+    ("a landline only, as the county duty officer in an SMS-only duty escalation",
+     [("people.yaml", 'phone: "+8613900000040"', 'phone: "0572-5010040"'),
+      ("plans.yaml", "final: { after: 20m, to: [duty], channels: [voice] }",
+       "final: { after: 20m, to: [duty], channels: [sms] }")],
+     "plans.yaml", "    final: { after: 20m",
+     "plan rainstorm-red: final escalation (sms) cannot reach 县值班员 (county-duty), reached as the county duty room: "
+     "they have only a landline (+865725010040)"),
+]
+
+
+@pytest.mark.parametrize(("bad_input", "edits", "file", "at", "message"), UNREACHABLE, ids=[u[0] for u in UNREACHABLE])
+def test_a_step_that_cannot_reach_someone_without_a_mobile_is_refused(
+    tmp_path: Path, bad_input: str, edits: list[tuple[str, str, str]], file: str, at: str, message: str
+) -> None:
+    folder = tmp_path / "organised"
+    shutil.copytree(SITE, folder)
+    for name, old, new in edits:
+        text = (folder / name).read_text()
+        assert old in text, (bad_input, old)
+        (folder / name).write_text(text.replace(old, new, 1))
+    site, problems = check_site(folder)
+    assert site is None, bad_input
+    text = (folder / file).read_text()
+    line = text[:text.index(at)].count("\n") + 1  # the plan's ladder (its steps), or its final escalation
+    found = [p for p in problems if message in p.message]
+    assert found and (found[0].file, found[0].line) == (file, line), (bad_input, problems)
+
+
+def test_validate_warns_of_a_landline_only_person_a_step_texts_and_agrees_with_preview(tmp_path: Path) -> None:
+    """Not refused when another channel of the step reaches them: a readiness gap in validate, the same
+    person in the preview of a warning the step runs for."""
+    from dispatcher.domain.readiness import site_gaps
+
     folder = tmp_path / "organised"
     shutil.copytree(SITE, folder)
     people = folder / "people.yaml"
-    people.write_text(people.read_text().replace('phone: "+8613900000023"', 'phone: "0572-5019999"'))
+    people.write_text(people.read_text().replace('phone: "+8613900000004"', 'phone: "0572-5010004"').replace(
+        'area: "330599100", roles: [town_head] }', 'area: "330599100", roles: [town_head], deputy: xu-haitao }'))
     plans = folder / "plans.yaml"
-    plans.write_text(plans.read_text().replace("- { after: 0, channels: [sms, voice] }",
-                                               "- { after: 0, channels: [sms] }"))
-    site, problems = check_site(folder)
-    assert site is None
-    assert any("step 1 sends only text messages, but 白云村干部 (baiyun) has only a landline (+865725019999)"
-               in p.message for p in problems), problems
+    plans.write_text(plans.read_text().replace("{ after: 5m, channels: [voice], to: deputy }",
+                                               "{ after: 5m, channels: [voice, sms], to: deputy }"))
+    site = load_site(folder)
+    landline = {(g.plan_id, g.subject) for g in site_gaps(site) if g.kind is GapKind.LANDLINE_ONLY}
+    # 徐海涛: 青溪镇长's deputy (step 2) and the duty leader (the zone plan's final escalation)
+    assert landline == {("rainstorm-red", "lt-duty-chief"), ("rainstorm-red", "xu-haitao"),
+                        ("flash-flood-zone", "xu-haitao")}
+    rain = resolve(site, WarningFacts(Hazard.RAINSTORM, Level.RED, ("330599",), "qx", AT)).gaps
+    zone = resolve(site, WarningFacts(Hazard.FLASH_FLOOD, Level.RED, (), "qx", AT, ("baiyangou",))).gaps
+    assert {(g.plan_id, g.subject) for g in rain + zone if g.kind is GapKind.LANDLINE_ONLY} == landline
+    said = "徐海涛 (xu-haitao) has only a landline (+865725010004): text messages cannot reach them, calls can"
+    assert f"{said} (step 1 for 青溪镇长 (qx-head))" in [g.message for g in rain]
+
+
+def test_validate_and_preview_find_the_same_landline_only_people_in_the_sample() -> None:
+    """Every warning the sample's plans answer, on every day of the week: the landline-only people its
+    previews list are the ones validate lists, plan by plan."""
+    from datetime import timedelta
+
+    from dispatcher.domain.readiness import site_gaps
+
+    sample = load_site(Path(__file__).resolve().parents[2] / "rosters" / "qingxi")
+    listed = {(g.plan_id, g.subject) for g in site_gaps(sample) if g.kind is GapKind.LANDLINE_ONLY}
+    assert listed == {("flash-flood-zone-red", "wu-laosan")}
+    towns = [a.code for a in sample.areas if len(a.code) <= 9]
+    seen: set[tuple[str, str]] = set()
+    for plan in sample.plans:
+        for hazard in plan.match.hazards:
+            for level in plan.match.levels:
+                for day in range(7):
+                    at = AT + timedelta(days=day)
+                    for areas, zones in [((t,), ()) for t in towns] + [((), (z,)) for z in sample.zones]:
+                        res = resolve(sample, WarningFacts(hazard, level, areas, None, at, zones))
+                        seen |= {(g.plan_id, g.subject) for g in res.gaps if g.kind is GapKind.LANDLINE_ONLY}
+    assert seen == listed
 
 
 def test_validate_lists_the_areas_nobody_holds_and_the_landline_only_people(tmp_path: Path) -> None:
@@ -275,9 +369,10 @@ def test_validate_lists_the_areas_nobody_holds_and_the_landline_only_people(tmp_
     gaps = site_gaps(load_site(folder))
     assert [g.message for g in gaps if g.kind is GapKind.NO_RESPONSIBLE] == [
         "plan rainstorm-red: nobody with county_leader is responsible for 龙潭镇; a warning there calls above instead"]
-    assert site_gaps(load_site(SITE)) == []  # the landline-only duty chief is reached as a duty room, by voice
-    sample = load_site(Path(__file__).resolve().parents[2] / "rosters" / "qingxi")
-    assert [g.subject for g in site_gaps(sample) if g.kind is GapKind.LANDLINE_ONLY] == ["wu-laosan"]
+    # the landline-only duty chief of 龙潭镇's room is texted at step 1 (sms, voice) as a town_duty target
+    assert [g.message for g in site_gaps(load_site(SITE))] == [
+        "plan rainstorm-red: step 1 texts 龙潭值班长 (lt-duty-chief), reached as target 4 (town_duty), who has only "
+        "a landline (+865725010110): text messages cannot reach them, calls can"]
 
 
 def test_the_broadcast_of_a_group_goes_to_its_villages_loudspeakers(site: Site) -> None:
