@@ -506,7 +506,7 @@ def conceal_text(text: str | None) -> str | None:
 def conceal_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A concealed blind drill's record as viewers and officers see it while it runs: as a real
     warning's — no drill flag, no drill events, outages as plain channel failures. (The stored record
-    is untouched; admins, the API and ``jiaoying record`` read it as it is.)"""
+    is untouched; admins and ``jiaoying record`` read it as it is.)"""
     out = []
     for e in events:
         if e["kind"] in (EventKind.DRILL_STARTED, EventKind.DRILL_ENDED):
@@ -520,6 +520,15 @@ def conceal_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             data["attempts"] = [a | {"error": conceal_text(a.get("error"))} for a in data.get("attempts") or ()]
         out.append(e | {"data": data, "actor": actor})
     return out
+
+
+def conceal_callouts(callouts: list[dict[str, Any]]) -> None:
+    """A concealed drill's call-outs as the API lists them (``callout_views.list_callouts``): no drill
+    flag, outages as plain failures (in place)."""
+    for c in callouts:
+        c["drill"] = False
+        for a in c.get("attempts") or ():
+            a["error"] = conceal_text(a.get("error"))
 
 
 def conceal_rows(rows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..db.tables import AttemptRow, CalloutRow, HeartbeatRow
 from ..domain.channels import Channel
+from . import drills
 
 FRESH_SECONDS = 60  # a worker heard from within this long is live: its circuits and providers count
 
@@ -20,7 +21,7 @@ FRESH_SECONDS = 60  # a worker heard from within this long is live: its circuits
 class EngineGauges:
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) -> how many
     callouts: dict[str, int] = field(default_factory=dict)  # state -> how many (real warnings' and checks')
-    drill_callouts: dict[str, int] = field(default_factory=dict)  # state -> how many, drills' apart
+    drill_callouts: dict[str, int] = field(default_factory=dict)  # state -> how many, revealed drills' apart
     oldest_queued_seconds: float = 0.0  # age of the oldest queued attempt; 0 with none queued
     circuit_open: dict[str, int] = field(default_factory=dict)  # channel -> 1 when a live worker has it open
     providers: list[tuple[str, str]] = field(default_factory=list)  # (channel, provider) live workers send through
@@ -33,9 +34,13 @@ def engine_gauges(session: Session, now: datetime) -> EngineGauges:
             select(AttemptRow.channel, AttemptRow.status, func.count()).group_by(AttemptRow.channel,
                                                                                   AttemptRow.status)):
         gauges.attempts[(channel, status)] = n
-    # Drills are counted apart: no real figure includes a drill's call-outs (docs/drills.md).
-    for state, drill, n in session.execute(select(CalloutRow.state, CalloutRow.drill, func.count())
-                                           .group_by(CalloutRow.state, CalloutRow.drill)):
+    # Drills are counted apart: no real figure includes a drill's call-outs (docs/drills.md). A blind
+    # drill not yet revealed is counted in neither series (/metrics asks no login: it must not show
+    # as a drill, and it is none of the real figures); once revealed, in the drill series.
+    counted_callouts = select(CalloutRow.state, CalloutRow.drill, func.count())
+    if hidden := sorted(drills.concealed(session)):
+        counted_callouts = counted_callouts.where(CalloutRow.record_id.not_in(hidden))
+    for state, drill, n in session.execute(counted_callouts.group_by(CalloutRow.state, CalloutRow.drill)):
         counted = gauges.drill_callouts if drill else gauges.callouts
         counted[state] = counted.get(state, 0) + n
     first = session.scalar(select(func.min(AttemptRow.created_at)).where(AttemptRow.status == "queued"))

@@ -1,4 +1,9 @@
-"""Reading warnings back: lists, one warning, its record."""
+"""Reading warnings back: lists, one warning, its record.
+
+``conceal``: the reader is a viewer or an officer, to whom a blind drill (双盲) not yet revealed is a
+real warning — no drill flag, no drill events, its outages plain channel failures — exactly as the
+board shows it (``services/drills.concealed`` and ``conceal_*``). An agency key reads only what its
+senders posted: never the county's own drills, whichever sender they play."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from .keys import AgencyKey
 
 
 def list_warnings(session: Session, key: AgencyKey | None, active: bool | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
+                  limit: int = 100, *, conceal: bool = False) -> list[dict[str, Any]]:
     # Warnings only: the county's own roll-calls have their own list (services/rollcalls.history).
     query = select(WarningRow).where(WarningRow.kind == "warning").order_by(WarningRow.received_at.desc()).limit(limit)
     if active is True:
@@ -26,8 +31,19 @@ def list_warnings(session: Session, key: AgencyKey | None, active: bool | None =
     elif active is False:
         query = query.where(WarningRow.status != "active")
     if key is not None:
-        query = query.where(WarningRow.sender.in_(sorted(key.senders)))
-    return [summary(row) for row in session.scalars(query)]
+        query = query.where(WarningRow.sender.in_(sorted(key.senders)), WarningRow.source_format != COUNTY_DRILL)
+    rows = list(session.scalars(query))
+    hidden = _concealed(session, [r.root_id or r.id for r in rows]) if conceal else set()
+    return [summary(row, concealed=(row.root_id or row.id) in hidden) for row in rows]
+
+
+COUNTY_DRILL = "drill"  # the source format of the county's own drills (services/drills): no agency's message
+
+
+def _concealed(session: Session, records: list[str]) -> set[str]:
+    from . import drills
+
+    return drills.concealed(session, records)
 
 
 # A warning id is at most this long (the column's length): a longer one names no warning.
@@ -46,8 +62,9 @@ def get_row(session: Session, warning_id: str, key: AgencyKey | None) -> Warning
     if not possible_id(warning_id):
         raise NotFound(f"no warning {_shown(warning_id)}")
     row = session.get(WarningRow, warning_id)
-    # A key never learns that another agency's warning exists.
-    if row is None or (key is not None and row.sender not in key.senders):
+    # A key never learns that another agency's warning exists, nor the county's drills (whatever
+    # sender a blind drill plays, the agency did not send it).
+    if row is None or (key is not None and (row.sender not in key.senders or row.source_format == COUNTY_DRILL)):
         raise NotFound(f"no warning {warning_id}")
     return row
 
@@ -58,9 +75,10 @@ def _shown(warning_id: str) -> str:
     return shown if len(shown) <= 80 else shown[:80] + "…"
 
 
-def get_warning(session: Session, warning_id: str, key: AgencyKey | None) -> dict[str, Any]:
+def get_warning(session: Session, warning_id: str, key: AgencyKey | None, *, conceal: bool = False,
+                ) -> dict[str, Any]:
     row = get_row(session, warning_id, key)
-    out = summary(row)
+    out = summary(row, concealed=conceal and bool(_concealed(session, [row.root_id or row.id])))
     matched = last_match(session, row.root_id or row.id)
     out.update({
         "description": row.description, "instruction": row.instruction, "references": row.references,
@@ -79,9 +97,10 @@ def last_match(session: Session, record: str) -> EventRow | None:
                            .order_by(EventRow.seq.desc())).first()
 
 
-def summary(row: WarningRow) -> dict[str, Any]:
+def summary(row: WarningRow, *, concealed: bool = False) -> dict[str, Any]:
     """A record's head as the API shows it; ``kind`` says whether it is a warning or one of the
-    county's routine checks (a duty roll-call, whose "hazard" is its kind)."""
+    county's routine checks (a duty roll-call, whose "hazard" is its kind). ``concealed``: a blind
+    drill shown as a real warning."""
     if row.kind == "warning":
         hazard_name, level_name = Hazard(row.hazard).zh, Level(row.level).zh
     else:
@@ -90,7 +109,7 @@ def summary(row: WarningRow) -> dict[str, Any]:
         "id": row.id, "kind": row.kind, "sender": row.sender, "identifier": row.identifier, "msg_type": row.msg_type,
         "hazard": row.hazard, "hazard_name": hazard_name, "level": row.level, "level_name": level_name,
         "areas": row.areas, "headline": row.headline, "sent": row.sent.isoformat(),
-        "received_at": row.received_at.isoformat(), "drill": row.drill, "status": row.status,
+        "received_at": row.received_at.isoformat(), "drill": row.drill and not concealed, "status": row.status,
     }
 
 
@@ -99,9 +118,15 @@ def links(warning_id: str) -> dict[str, str]:
     return {"self": base, "record": f"{base}/record", "callouts": f"{base}/callouts"}
 
 
-def record(session: Session, warning_id: str, key: AgencyKey | None) -> list[dict[str, Any]]:
+def record(session: Session, warning_id: str, key: AgencyKey | None, *, conceal: bool = False,
+           ) -> list[dict[str, Any]]:
     row = get_row(session, warning_id, key)
-    return [
+    events = [
         {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "data": e.data, "hash": e.hash}
         for e in record_repo.events(session, row.root_id or row.id)
     ]
+    if conceal and _concealed(session, [row.root_id or row.id]):
+        from .drills import conceal_events
+
+        events = conceal_events(events)
+    return events

@@ -295,6 +295,100 @@ def test_real_statistics_never_count_a_drill(tiny_site: str, clock: Clock, engin
     assert gauges.callouts == {} and sum(gauges.drill_callouts.values()) == 3
 
 
+# -- the HTTP API and /metrics: a running blind drill is a real warning to officers and viewers, counted nowhere ---
+
+
+def _basic(name: str) -> dict[str, str]:
+    import base64
+
+    from tests.board.conftest import PASSWORD
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}
+
+
+def _api_reads(client: TestClient, who: dict[str, str], record: str) -> dict[str, Any]:
+    """Every API read that shows a warning: the list, the warning, its record (JSON and CSV), its call-outs."""
+    answers = {"list": client.get("/api/v1/warnings", headers=who), "one": client.get(f"/api/v1/warnings/{record}",
+                                                                                       headers=who),
+               "record": client.get(f"/api/v1/warnings/{record}/record", headers=who),
+               "csv": client.get(f"/api/v1/warnings/{record}/record?format=csv", headers=who),
+               "callouts": client.get(f"/api/v1/warnings/{record}/callouts", headers=who)}
+    return {k: (a.status_code, a.text) for k, a in answers.items()}
+
+
+def _metrics(client: TestClient) -> dict[str, float]:
+    """The call-out gauges of /metrics (no login), by series and state."""
+    out = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(("jiaoying_callouts{", "jiaoying_drill_callouts{")):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_the_api_shows_a_running_blind_drill_to_officers_and_viewers_as_real_and_metrics_count_it_nowhere(
+        tiny_site: str, clock: Clock, engines: list[Engine], auth: dict[str, str]) -> None:
+    from dispatcher.api.app import create_app
+    from tests.board.conftest import create_users
+
+    url = tiny_site
+    create_users(url)  # wang viewer, liu officer, chen admin
+    drill_id = _schedule(url, clock, at=FIXED_NOW + timedelta(minutes=1), options=drills.options_from(without=["sms"]))
+    clock.now += timedelta(minutes=1)
+    with TestClient(create_app(Settings(database_url=url), clock=clock)) as client:
+        # a real warning of the agency (qingxi-qx: the sender the blind drill plays) at the same time
+        real = _post(client, auth, "REAL-3", sent=clock().isoformat()).json()["id"]
+        settle_engine(engines[0])
+        record = _drill(url, drill_id).record_id
+        assert record is not None and _drill(url, drill_id).state == "running"
+
+        for name in ("liu", "wang"):
+            reads = _api_reads(client, _basic(name), record)
+            assert {k: code for k, (code, _) in reads.items()} == dict.fromkeys(reads, 200)
+            listed = {w["id"]: w["drill"] for w in json.loads(reads["list"][1])["warnings"]}
+            assert listed == {record: False, real: False}
+            assert json.loads(reads["one"][1])["drill"] is False
+            events = json.loads(reads["record"][1])["events"]
+            assert [e["kind"] for e in events][:2] == ["received", "matched"]
+            assert events[0]["data"]["drill"] is False and events[0]["actor"] == "agency:qingxi-qx"
+            callouts = json.loads(reads["callouts"][1])["callouts"]
+            assert len(callouts) == 3 and not any(c["drill"] for c in callouts)
+            errors = {a["error"] for c in callouts for a in c["attempts"] if a["error"]}
+            assert errors == {"channel unavailable (通道不可用)"}  # SMS taken out: a plain channel failure
+            for what, (_, text) in reads.items():
+                assert not any(word in text for word in ("drill_started", "drill outage", '"drill": true',
+                                                         '"drill":true', "演练")), (name, what)
+        # the admin reads the truth
+        reads = _api_reads(client, _basic("chen"), record)
+        assert {w["id"]: w["drill"] for w in json.loads(reads["list"][1])["warnings"]} == {record: True, real: False}
+        assert json.loads(reads["one"][1])["drill"] is True
+        assert "drill_started" in reads["record"][1] and "drill outage" in reads["callouts"][1]
+        assert all(c["drill"] for c in json.loads(reads["callouts"][1])["callouts"])
+        # the agency whose sender the drill plays never sees the county's drill: it is not theirs
+        assert [w["id"] for w in client.get("/api/v1/warnings", headers=auth).json()["warnings"]] == [real]
+        mine = _api_reads(client, auth, record)
+        assert {k: code for k, (code, _) in mine.items() if k != "list"} == {"one": 404, "record": 404, "csv": 404,
+                                                                             "callouts": 404}
+        assert client.post(f"/api/v1/warnings/{record}/cancel", headers=auth).status_code == 404
+        # /metrics, with no login: the real warning's three call-outs, the running blind drill's in no series
+        assert _metrics(client) == {'jiaoying_callouts{state="notified"}': 3.0}
+
+        with transaction(url) as session:
+            drills.end(session, drill_id, by="user:chen", now=clock())
+        settle_engine(engines[0])
+        # revealed: a drill to everyone, and counted as one
+        for name in ("liu", "wang", "chen"):
+            reads = _api_reads(client, _basic(name), record)
+            assert {w["id"]: w["drill"] for w in json.loads(reads["list"][1])["warnings"]} == {record: True,
+                                                                                               real: False}
+            kinds = [e["kind"] for e in json.loads(reads["record"][1])["events"]]
+            assert "drill_started" in kinds and "drill_ended" in kinds
+            assert all(c["drill"] for c in json.loads(reads["callouts"][1])["callouts"])
+        assert client.get(f"/api/v1/warnings/{record}", headers=auth).status_code == 404
+        assert _metrics(client) == {'jiaoying_callouts{state="notified"}': 3.0,
+                                    'jiaoying_drill_callouts{state="cancelled"}': 3.0}
+
+
 # -- the rural broadcast only when the drill asks for it (the sample county's red plan has one) ------------
 
 

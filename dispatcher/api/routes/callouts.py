@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from ...db.tables import MAX_ID
 from ...domain.callouts import AckVia, CalloutState
 from ...intake.schema import text_problem
-from ...services import ack, callout_views
+from ...services import ack, callout_views, drills
 from ...services import warnings as queries
 from ...services.errors import NotFound
 from ...services.users import Role
 from ..deps import CallerDep, ClockDep, OfficerDep, SessionDep, UnitOfWorkDep
+from .warnings import conceals
 
 router = APIRouter(tags=["callouts"])
 
@@ -45,6 +46,8 @@ def warning_callouts(warning_id: str, session: SessionDep, who: CallerDep,
     record = row.root_id or row.id
     show = who.user is not None and who.user.may(Role.OFFICER)
     callouts = callout_views.list_callouts(session, record, show_phones=show)
+    if conceals(who) and drills.concealed(session, [record]):  # a blind drill: as real until revealed
+        drills.conceal_callouts(callouts)
     if state is not None:
         callouts = [c for c in callouts if c["state"] == state.value]
     return {"warning": warning_id, "counts": callout_views.counts(session, record), "callouts": callouts}

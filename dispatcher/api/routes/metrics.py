@@ -29,11 +29,13 @@ class EngineCollector(Collector):
                                      labels=["channel", "status"])
         for (channel, status), n in g.attempts.items():
             attempts.add_metric([channel, status], n)
-        callouts = GaugeMetricFamily("jiaoying_callouts", "Call-outs by state", labels=["state"])
+        callouts = GaugeMetricFamily("jiaoying_callouts", "Call-outs by state (real warnings' and checks': never a "
+                                     "drill's)", labels=["state"])
         for state, n in g.callouts.items():
             callouts.add_metric([state], n)
         drill_callouts = GaugeMetricFamily("jiaoying_drill_callouts", "Drills' call-outs by state (never in "
-                                           "jiaoying_callouts)", labels=["state"])
+                                           "jiaoying_callouts; a blind drill's only once it is revealed)",
+                                           labels=["state"])
         for state, n in g.drill_callouts.items():
             drill_callouts.add_metric([state], n)
         circuit = GaugeMetricFamily("jiaoying_channel_circuit_open",

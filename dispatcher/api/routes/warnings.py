@@ -20,7 +20,7 @@ from ...services.intake import receive_warning
 from ...services.keys import check_event_scope
 from ...services.site import warm_site
 from ...services.users import Role
-from ..deps import CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, UnitOfWorkDep
+from ..deps import Caller, CallerDep, ClockDep, KeyDep, SessionDep, SettingsDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/api/v1/warnings", tags=["warnings"])
 
@@ -92,16 +92,23 @@ async def post_warning(request: Request, key: KeyDep, settings: SettingsDep, clo
     return JSONResponse(answer, status_code=202 if result.created else 200)
 
 
+def conceals(who: Caller) -> bool:
+    """Whether this caller is shown a blind drill (双盲) not yet revealed as a real warning, as the board
+    shows it: a viewer or an officer. Admins read the truth; an agency key reads only its own
+    senders' messages, never the county's drills (services/warnings)."""
+    return who.user is not None and not who.user.may(Role.ADMIN)
+
+
 @router.get("", summary="List warnings (an agency sees its own)")
 def list_warnings(session: SessionDep, who: CallerDep,
                   active: Annotated[bool | None, Query(description="only active (true) or ended (false)")] = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    return {"warnings": queries.list_warnings(session, who.scope, active, limit)}
+    return {"warnings": queries.list_warnings(session, who.scope, active, limit, conceal=conceals(who))}
 
 
 @router.get("/{warning_id}", summary="One warning: the rules engine's decision and call-out counts by state")
 def get_warning(warning_id: str, session: SessionDep, who: CallerDep) -> dict[str, Any]:
-    out = queries.get_warning(session, warning_id, who.scope)
+    out = queries.get_warning(session, warning_id, who.scope, conceal=conceals(who))
     out["callouts"] = counts(session, out["root_id"] or out["id"])
     return out
 
@@ -109,7 +116,7 @@ def get_warning(warning_id: str, session: SessionDep, who: CallerDep) -> dict[st
 @router.get("/{warning_id}/record", summary="The warning's record (一事一档), every event in order; ?format=csv")
 def get_record(warning_id: str, session: SessionDep, who: CallerDep,
                format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
-    events = queries.record(session, warning_id, who.scope)
+    events = queries.record(session, warning_id, who.scope, conceal=conceals(who))
     if who.user is None or not who.user.may(Role.OFFICER):  # agencies and viewers: numbers masked
         events = privacy.mask_events(events)
     if format == "csv":
