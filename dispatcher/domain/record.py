@@ -88,6 +88,14 @@ class EventKind(StrEnum):
     # A reply or key on a spot-check that was not an answer ("好的", five answers to six questions, key 5).
     # data: {callout, person, via, body | digits, question (on a call), asked_again (true: asked once more)}.
     NOT_AN_ANSWER = "not_an_answer"
+    # A duty roll-call settled (every call-out closed, so every room decided): written once, by the engine.
+    # data: {rooms: [{area, name, verdict (manned 到岗 | missing 未到岗 | unmanned 无人值班), called, present,
+    # late, absent}], manned, missing, unmanned (how many rooms)}.
+    ROLLCALL_RESULT = "rollcall_result"
+    # A 六问 spot-check settled (every call-out closed: answered in full, or 未答全 at its time limit): written
+    # once, by the engine. data: {checked, ok (全部为是), no (有否), missing (未答全), questions: [{yes, no,
+    # none}] per question, follow_up: [{person, name, town, no: [question indexes], missing: [...]}]}.
+    SPOTCHECK_RESULT = "spotcheck_result"
     # Forwarding (services/forwarding.py). A target took a forwarded message. data: {target, name, warning,
     # msg_type, identifier, code (its HTTP status), tries}.
     FORWARDED = "forwarded"

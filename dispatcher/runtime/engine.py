@@ -34,7 +34,7 @@ from ..db.queue import claimable
 from ..db.session import transaction
 from ..db.tables import AttemptRow
 from ..domain.channels import Channel
-from ..services import broadcasts, callouts, dispatch, drills, escalation, expiry, rollcalls, site
+from ..services import broadcasts, callouts, check_results, dispatch, drills, escalation, expiry, rollcalls, site
 from ..services import forwarding as forwards
 from ..services.errors import NotReady
 from ..services.handover import HandOverGuard
@@ -167,9 +167,9 @@ class Engine:
         board's "now" makes them pending) are started; due steps run; broadcast orders and
         forwarding go out — and leaves what only the clock brings about to a pass at most
         HOUSEKEEPING_EVERY seconds after the last one that did it: scheduled roll-calls and drills
-        whose minute came, drills that are over, attempts left by dead workers, the heartbeat. While
-        a fan-out runs and warnings arrive ten a second, a pass did all of it ten times a second:
-        16 transactions and ~20 ms of CPU each, for nothing."""
+        whose minute came, drills that are over, the results of checks that settled, attempts left by
+        dead workers, the heartbeat. While a fan-out runs and warnings arrive ten a second, a pass
+        did all of it ten times a second: 16 transactions and ~20 ms of CPU each, for nothing."""
         report = TickReport()
         housekeeping = not rung or self._housekeeping.due()
         if housekeeping:
@@ -184,6 +184,7 @@ class Engine:
             report.advanced += self._advance_due()
             if housekeeping:
                 self.end_drills()
+                self.settle_checks()
         except NotReady as exc:
             log.warning("engine waiting: %s", exc)
         if housekeeping:
@@ -238,6 +239,18 @@ class Engine:
                 ended = drills.finish_settled(session, over, self.clock())
             if ended:
                 log.info("drills ended and revealed: %s", ", ".join(ended))
+
+    def settle_checks(self) -> None:
+        """Write the result of each roll-call and spot-check that has settled on its record, once."""
+        with transaction(self.url, write=False) as session:
+            settled = check_results.unsettled(session, self.clock())
+        written = []
+        for record_id in settled:  # a transaction each: one record's head lock at a time
+            with transaction(self.url, background=True) as session:
+                if check_results.settle(session, record_id, self.clock()):
+                    written.append(record_id)
+        if written:
+            log.info("results of routine checks recorded: %s", ", ".join(written))
 
     def apply_pending(self, report: TickReport) -> None:
         """Apply stored warnings, a part per transaction; after each part its first steps run, so

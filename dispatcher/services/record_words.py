@@ -739,6 +739,65 @@ def _not_an_answer(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _
                   tone="minor")
 
 
+_ROOM_VERDICT = {"manned": ("到岗", "manned"), "missing": ("未到岗", "not manned"),
+                 "unmanned": ("无人值班", "nobody on shift"), "open": ("点名中", "still being called")}
+
+
+@_says(EventKind.ROLLCALL_RESULT)
+def _rollcall_result(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    rooms = [r for r in data.get("rooms") or () if isinstance(r, Mapping)]
+    clauses = []
+    for room in rooms:
+        verdict = _pick(_ROOM_VERDICT, room.get("verdict"), c.lang)
+        counts = []
+        if room.get("verdict") != "unmanned":
+            counts = [c.w(f"呼叫 {room.get('called', 0)} 人", f"{room.get('called', 0)} called"),
+                      c.w(f"按时应答 {room.get('present', 0)}", f"{room.get('present', 0)} in time")]
+            counts += [c.w(f"迟到应答 {room['late']}", f"{room['late']} late")] if room.get("late") else []
+            counts += [c.w(f"未应答 {room['absent']}", f"{room['absent']} no answer")] if room.get("absent") else []
+        detail = f"{c.w('（', ' (')}{c.w('，', ', ').join(counts)}{c.w('）', ')')}" if counts else ""
+        name = str(room.get("name") or "") if c.lang == "zh" else f"{c.area(room.get('area'))} duty room"
+        clauses.append(f"{name}{c.w('', ': ')}{verdict}{detail}")
+    head = c.w(f"点名结果：{len(rooms)} 个值班室，到岗 {data.get('manned', 0)} 个，未到岗 {data.get('missing', 0)} 个，"
+               f"无人值班 {data.get('unmanned', 0)} 个",
+               f"Roll-call result: {len(rooms)} duty rooms, {data.get('manned', 0)} manned, "
+               f"{data.get('missing', 0)} not manned, {data.get('unmanned', 0)} with nobody on shift")
+    body = c.w("；", "; ").join(clauses)
+    alarm = bool(data.get("missing") or data.get("unmanned"))
+    return _Words(f"{head}{c.w('。', '. ')}{body}" if body else head, tone="alarm" if alarm else "ack")
+
+
+@_says(EventKind.SPOTCHECK_RESULT)
+def _spotcheck_result(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
+    head = c.w(f"抽查结果：抽查 {data.get('checked', 0)} 人，全部为是 {data.get('ok', 0)} 人，"
+               f"有“否” {data.get('no', 0)} 人，未答全 {data.get('missing', 0)} 人",
+               f"Spot-check result: {data.get('checked', 0)} checked, {data.get('ok', 0)} said yes to everything, "
+               f"{data.get('no', 0)} said no to a question, {data.get('missing', 0)} did not answer everything")
+    said_no = [(q, t.get("no", 0)) for q, t in enumerate(data.get("questions") or ()) if isinstance(t, Mapping)
+               and t.get("no")]
+    if said_no:
+        head += c.w("；答“否”：", "; no to ") + c.sep.join(
+            c.w(f"第{q + 1}问 {n} 人", f"question {q + 1} ({n})") for q, n in said_no)
+
+    def questions(indexes: Any) -> str:
+        return c.w("、", ", ").join(c.w(f"第{int(q) + 1}问", f"q{int(q) + 1}") for q in indexes or ())
+
+    entries = []
+    for p in data.get("follow_up") or ():
+        if not isinstance(p, Mapping):
+            continue
+        what = [c.w(f"{questions(p['no'])}否", f"no to {questions(p['no'])}")] if p.get("no") else []
+        what += [c.w(f"{questions(p['missing'])}未答", f"{questions(p['missing'])} unanswered")] if p.get(
+            "missing") else []
+        person = p.get("person")
+        name = c.name(person) if person in c.site.people else str(p.get("name") or person)
+        entries.append(f"{name}{c.w('（', ' (')}{c.w('，', '; ').join(what)}{c.w('）', ')')}")
+    if not entries:
+        return _Words(head + c.w("；无需跟进", "; nobody to follow up"), tone="ack")
+    who, people = c.who(entries)
+    return _Words(head + c.w(f"；需跟进 {who}", f"; to follow up: {who}"), people, "alarm")
+
+
 @_says(EventKind.LINK_USED)
 def _link(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
     who, official = str(data.get("recipient") or ev.get("actor") or ""), str(data.get("person") or "")

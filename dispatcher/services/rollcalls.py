@@ -249,6 +249,17 @@ def results(session: Session, record_id: str) -> list[RoomResult]:
     return out
 
 
+def result_event(session: Session, record_id: str) -> dict[str, Any]:
+    """What the record keeps of a settled roll-call (``rollcall_result``): each room's verdict and
+    counts, as ``results`` has them once every call-out has closed."""
+    rooms = results(session, record_id)
+    verdicts = [r.verdict for r in rooms]
+    return {"rooms": [{"area": r.area, "name": r.name, "verdict": r.verdict, "called": r.called,
+                       "present": r.present, "late": r.late, "absent": r.absent} for r in rooms],
+            "manned": verdicts.count("manned"), "missing": verdicts.count("missing"),
+            "unmanned": verdicts.count("unmanned")}
+
+
 def _matched(session: Session, record_id: str) -> dict[str, Any]:
     """The roll-call's MATCHED event: the rooms it called (empty until the engine has applied it)."""
     data = session.scalar(select(EventRow.data).where(EventRow.warning_id == record_id,

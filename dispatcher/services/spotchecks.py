@@ -444,6 +444,18 @@ def result(session: Session, record_id: str) -> Result:
     return Result(row.id, row.headline, row.sent, kept, row.applied_at is not None, tuple(people))
 
 
+def result_event(session: Session, record_id: str) -> dict[str, Any]:
+    """What the record keeps of a settled spot-check (``spotcheck_result``): how many answered every
+    question 是, said 否 to one, or left some unanswered; per question the 是/否/未答 counts; and the
+    follow-up list with the questions each person said 否 to or left unanswered."""
+    r = result(session, record_id)
+    return {"checked": len(r.people), "ok": r.count("ok"), "no": r.count("no"), "missing": r.count("missing"),
+            "questions": [r.tally(q) for q in range(len(r.questions))],
+            "follow_up": [{"person": p.person_id, "name": p.name, "town": p.town,
+                           "no": [q for q, m in enumerate(p.answers) if m == NO],
+                           "missing": [q for q, m in enumerate(p.answers) if m is None]} for p in r.follow_up]}
+
+
 def history(session: Session, limit: int = 50) -> list[Result]:
     """The latest spot-checks, newest first, with their results."""
     ids = list(session.scalars(select(WarningRow.id).where(WarningRow.kind == CheckKind.SPOTCHECK.value)

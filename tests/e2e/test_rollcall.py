@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from dispatcher.channels.registry import build_adapters
 from dispatcher.channels.simulator import SimOutbox
 from dispatcher.config import Settings
-from dispatcher.db.record_repo import verify
+from dispatcher.db.record_repo import events, verify
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import CalloutRow, WarningRow
 from dispatcher.domain.callouts import AckVia
@@ -30,6 +31,7 @@ from dispatcher.runtime.engine import Engine
 from dispatcher.services import ack, receipts, rollcalls
 from dispatcher.services.assessment import assess, to_csv, to_xlsx
 from dispatcher.services.heartbeat import engine_health
+from dispatcher.services.record_words import say
 from dispatcher.services.site import current_site
 from tests.conftest import FIXED_NOW, Clock
 from tests.support.harness import settle_engine
@@ -189,3 +191,48 @@ def test_a_roll_call_the_scheduler_missed_is_not_made_up_late_but_shows_on_ready
     with transaction(site_loaded, write=False) as session:
         health = engine_health(session, evening())
     assert health["rollcalls"] == "1 scheduled roll-call(s) did not run: daily@2026-07-16T21:00:00+08:00"
+
+
+def test_a_settled_roll_call_has_each_rooms_verdict_on_its_record_once(
+        site_loaded: str, evening: Clock, engines: list[Engine], outbox: SimOutbox) -> None:
+    url = site_loaded
+    first, second = engines
+    evening.now += timedelta(minutes=1)  # 21:00
+    settle_engine(first)
+    (rollcall,) = _rollcalls(url)
+    evening.now += timedelta(minutes=2)
+    with transaction(url) as session:  # 陈立 replies; 周建新 presses 1; the rest do not answer
+        ack.acknowledge_reply(session, evening(), phone=_phone(url, "chen-li"), via=AckVia.SMS, body="1")
+    call = next(m.message for m in outbox.messages() if m.message.to.person_id == "zhou-jianxin"
+                and m.message.channel is Channel.VOICE)
+    with transaction(url) as session:
+        receipts.voice_keypress(session, evening(), call.key, "1", "CA-zhou")
+    settle_engine(first)
+    settle_engine(second)
+    assert _results_on_record(url, rollcall.id) == []  # 刘洋, 张静 and 施荣华 still have time to answer
+    evening.now = EVENING + timedelta(minutes=11, seconds=30)  # every call-out closed: each room decided
+    first.tick()
+    second.tick()  # a second scheduler writes nothing more
+    settle_engine(second)
+    settle_engine(first)
+    (result,) = _results_on_record(url, rollcall.id)
+    assert result.actor == "engine"
+    assert [(r["name"], r["verdict"], r["called"], r["present"], r["absent"]) for r in result.data["rooms"]] == [
+        ("青溪县值班室", "manned", 3, 1, 2), ("龙潭镇值班室", "manned", 1, 1, 0), ("白云镇值班室", "missing", 1, 0, 1)]
+    assert (result.data["manned"], result.data["missing"], result.data["unmanned"]) == (2, 1, 0)
+    with transaction(url, write=False) as session:
+        assert verify(session, rollcall.id) == []
+        lines = [s.text for s in say(events(session, rollcall.id), current_site(session), "zh")]
+    assert ("点名结果：3 个值班室，到岗 2 个，未到岗 1 个，无人值班 0 个。"
+            "青溪县值班室到岗（呼叫 3 人，按时应答 1，未应答 2）；龙潭镇值班室到岗（呼叫 1 人，按时应答 1）；"
+            "白云镇值班室未到岗（呼叫 1 人，按时应答 0，未应答 1）") in lines, lines
+    # 刘洋 answers late: the board's result counts him late; the record's result stays as it was
+    with transaction(url) as session:
+        ack.acknowledge_reply(session, evening(), phone=_phone(url, "liu-yang"), via=AckVia.SMS, body="1")
+    settle_engine(first)
+    assert len(_results_on_record(url, rollcall.id)) == 1
+
+
+def _results_on_record(url: str, record_id: str) -> list[Any]:
+    with transaction(url, write=False) as session:
+        return [e for e in events(session, record_id) if e.kind == "rollcall_result"]

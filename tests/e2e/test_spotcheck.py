@@ -285,6 +285,29 @@ def test_answers_by_sms_and_key_by_key_on_the_call_with_the_follow_up_list(twili
     assert "六问抽查" not in to_csv(report).split("\r\n")[0] and "全县,6,2,2,4,33.3" in to_csv(report)
     assert any("孙浩的短信回复“好的”不是有效答案，已短信请其重新作答" in line for line in lines), lines
     assert any("叶兴旺作答（短信回复，原文“1 1 2 1 1 1”）" in line for line in lines), lines
+    # Settled (every call-out closed): the summary is on the record once, however many passes run.
+    (summary,) = _summaries(w.url, started.id)
+    assert (summary.actor, summary.data["checked"], summary.data["ok"], summary.data["no"],
+            summary.data["missing"]) == ("engine", 6, 1, 2, 3)
+    assert summary.data["questions"][2] == {"yes": 1, "no": 2, "none": 3}
+    assert [(f["person"], f["no"], f["missing"]) for f in summary.data["follow_up"]] == [
+        (ye, [2], []), (zheng, [2, 3, 4], [1]), (mao, [], [0, 1, 2, 3, 4, 5]), (li, [], [0, 1, 2, 3, 4, 5]),
+        (qiu, [], [0, 1, 2, 3, 4, 5])]
+    assert any(line.startswith("抽查结果：抽查 6 人，全部为是 1 人，有“否” 2 人，未答全 3 人；"
+                               "答“否”：第3问 2 人、第4问 1 人、第5问 1 人；"
+                               "需跟进 5 人（叶兴旺（第3问否）、郑水根（第3问、第4问、第5问否，第2问未答）")
+               for line in lines), lines
+    w.reply(mao, "1 1 1 1 1 1")  # a late reply fills in 毛's answers on the board, and writes no second summary
+    w.clock.now += timedelta(minutes=1)
+    w.drive()
+    assert len(_summaries(w.url, started.id)) == 1 and _result(w.url, started.id).people[3].verdict == "ok"
+    with transaction(w.url, write=False) as session:
+        assert verify(session, started.id) == []
+
+
+def _summaries(url: str, record_id: str) -> list[Any]:
+    with transaction(url, write=False) as session:
+        return [e for e in events(session, record_id) if e.kind == "spotcheck_result"]
 
 
 def test_a_plain_one_goes_to_the_warning_also_open_not_to_the_spot_check(twilio_world: TwilioWorld,

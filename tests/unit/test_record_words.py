@@ -128,6 +128,20 @@ SAMPLES: dict[str, tuple[str, dict[str, Any], str]] = {
                  "王建国作答（短信回复，原文“1 2”）：1问是、2问否，已全部作答"),
     "not_an_answer": (WANG, {"callout": 1, "person": WANG, "via": "sms", "body": "好的", "asked_again": True},
                       "王建国的短信回复“好的”不是有效答案，已短信请其重新作答"),
+    "rollcall_result": ("engine", {"rooms": [
+        {"area": "330599", "name": "青溪县值班室", "verdict": "manned", "called": 3, "present": 1, "late": 1,
+         "absent": 1},
+        {"area": "330599103", "name": "白云镇值班室", "verdict": "missing", "called": 1, "present": 0, "late": 0,
+         "absent": 1}], "manned": 1, "missing": 1, "unmanned": 0},
+        "点名结果：2 个值班室，到岗 1 个，未到岗 1 个，无人值班 0 个。"
+        "青溪县值班室到岗（呼叫 3 人，按时应答 1，迟到应答 1，未应答 1）；"
+        "白云镇值班室未到岗（呼叫 1 人，按时应答 0，未应答 1）"),
+    "spotcheck_result": ("engine", {"checked": 2, "ok": 1, "no": 1, "missing": 0,
+                                    "questions": [{"yes": 2, "no": 0, "none": 0}, {"yes": 1, "no": 1, "none": 0}],
+                                    "follow_up": [{"person": WANG, "name": "王建国", "town": "", "no": [1],
+                                                   "missing": []}]},
+                         "抽查结果：抽查 2 人，全部为是 1 人，有“否” 1 人，未答全 0 人；答“否”：第2问 1 人；"
+                         "需跟进 1 人（王建国（第2问否））"),
 }
 
 
