@@ -1,7 +1,8 @@
 """The 六问 spot-check (``checks.SpotCheck``): whom it draws, how an answer is read, and the call-outs.
 
 **The draw.** The people who may be drawn hold one of the spot-check's roles and can be reached on
-one of its channels; anyone answered in the last ``skip_days`` is left out. They are grouped by the
+one of its channels; anyone drawn in a spot-check started in the last ``skip_days`` is left out,
+whether or not they answered (``services.spotchecks.recently_checked``). They are grouped by the
 town of their seat; with the seed, each town's people are shuffled, the towns are shuffled, and the
 sample takes one from each town in turn until it has ``size``. The same site, the same seed and the
 same people left out draw the same sample: the seed is shown and kept, so the draw can be audited.
