@@ -42,6 +42,17 @@ def _w(key: str, lang: str) -> str:
     return word(_WORDS, key, lang)
 
 
+def _problem(exc: Exception, lang: str, check: str | None) -> str:
+    """Why a roll-call was not started, as one line in ``lang`` (the service's words in brackets)."""
+    from .services.errors import NotReady
+
+    if lang == "en":
+        return str(exc)
+    if isinstance(exc, NotReady):
+        return f"尚未加载站点文件，请先运行 jiaoying load（{exc}）"
+    return f"没有这个值班点名：{check}（{exc}）" if check else f"本县尚未配置值班点名（{exc}）"
+
+
 
 
 @rollcall_app.command("start")
@@ -62,7 +73,7 @@ def start(
             started = rollcalls.start_now(session, check, now(), actor="cli")
             headline = _headline(session, started.id)
     except (rollcalls.UnknownRollCall, NotReady) as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(escape(_problem(exc, lang, check))) from None
     Console(highlight=False).print(_w("started", lang).format(headline=headline, id=started.id), markup=False,
                                    soft_wrap=True)
 
