@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,16 +21,17 @@ from sqlalchemy.orm import Session
 from ..db.bulk import among, custom_plans
 from ..db.queue import attempt_values, cancel_queued, insert_attempts, insert_returning_ids
 from ..db.record_repo import append_event
-from ..db.tables import CalloutRow, EventRow, WarningRow
+from ..db.tables import AttemptRow, CalloutRow, EventRow, WarningRow
 from ..domain.areas import overlaps
 from ..domain.callouts import (
     ACKABLE_STATES,
     OPEN_STATES,
     CalloutState,
+    FrozenSteps,
     Purpose,
-    step_from_json,
     step_to_json,
 )
+from ..domain.channels import Channel
 from ..domain.checks import CheckKind
 from ..domain.escalation import Advanced, TakeOver, takes_over
 from ..domain.hazards import Hazard, Level
@@ -383,21 +384,60 @@ def _close_open(session: Session, row: WarningRow, record: str, now: datetime) -
 
 def _notify_reached(session: Session, record: str, row: WarningRow, purpose: Purpose, now: datetime,
                     skip_people: set[str] | None = None) -> int:
-    """One notice per official already reached, on the channels that reached them first."""
+    """One notice (update, cancel, a drill's lifting) per official already reached, on the channels
+    that reached them (``notice_channels``)."""
     skip = skip_people or set()
     attempts: list[dict[str, Any]] = []
     seen: set[str] = set()
-    reached = session.scalars(
+    reached = [c for c in session.scalars(
         select(CalloutRow).where(CalloutRow.record_id == record, CalloutRow.notified_at.is_not(None))
-        .order_by(CalloutRow.id)
-    )
+        .order_by(CalloutRow.id)) if c.person_id not in skip]
+    if not reached:
+        return 0
+    got_through: dict[str, list[Channel]] = {}
+    for recipient, channel in session.execute(
+            select(AttemptRow.recipient_id, AttemptRow.channel).where(
+                AttemptRow.record_id == record, AttemptRow.status.in_(("sent", "delivered")))
+            .order_by(AttemptRow.sent_at, AttemptRow.id)):
+        ways = got_through.setdefault(recipient, [])
+        if Channel(channel) not in ways:
+            ways.append(Channel(channel))
+    site = current_site(session)
+    out = set(drills.withheld(session, [record]).get(record, ()))
     for callout in reached:
-        if callout.person_id in seen or callout.person_id in skip:
+        if callout.person_id in seen:
             continue
         seen.add(callout.person_id)
-        for channel in step_from_json(callout.steps[0]).channels:
+        person = site.people.get(callout.person_id)
+        can_take = person.reachable_by if person is not None else (lambda _c: True)
+        for channel in notice_channels(FrozenSteps(callout.steps), callout.person_id,
+                                       got_through.get(callout.person_id, ()), can_take, out):
             attempts.append(notice_attempt(callout, row.id, purpose, channel.value, now))
     return insert_attempts(session, attempts)
+
+
+def notice_channels(steps: Sequence[PlannedStep], person_id: str, got_through: Sequence[Channel],
+                    can_take: Callable[[Channel], bool], taken_out: Collection[str] = ()) -> list[Channel]:
+    """The channels an official's update or cancel notice goes on — the same fallback the call-out
+    took, so that whoever was reached is told:
+
+    1. the channels of their first step that reached them (as always, when nothing failed);
+    2. else the first channel that did reach them — the next step's voice call after their SMS failed,
+       or was taken out by a drill, or its provider was down;
+    3. else (reached only through someone else: their deputy, superior or duty room) the first channel
+       of their own ladder they can take that a drill did not take out;
+    4. else their first step's channels."""
+    first = steps[0].channels if steps else ()
+    if mine := [c for c in first if c in got_through]:
+        return mine
+    if got_through:
+        return [got_through[0]]
+    for step in steps:
+        if person_id in step.recipients and not step.final:
+            for channel in step.channels:
+                if channel.value not in taken_out and can_take(channel):
+                    return [channel]
+    return list(first)
 
 
 def notice_attempt(callout: CalloutRow, warning_id: str, purpose: Purpose, channel: str,

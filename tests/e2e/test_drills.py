@@ -193,6 +193,51 @@ def test_a_drill_without_sms_reaches_people_by_voice_at_once_and_a_real_warning_
     assert {(x.channel, x.imposed) for x in result.failures} == {("sms", True)}
 
 
+def test_a_drill_without_sms_tells_the_people_its_voice_calls_reached_that_it_is_lifted_by_voice_as_a_drill(
+        tiny_site: str, clock: Clock, engines: list[Engine], outbox: SimOutbox) -> None:
+    """The lifting notice goes by the channel that reached each official — here the voice call that took
+    over from the SMS the drill took out — never by the channel taken out (which would tell nobody)."""
+    url = tiny_site
+    with transaction(url) as session:
+        drill_id = drills.start_now(session, drills.scenario_from(session, SCENARIO),
+                                    drills.options_from(without=["sms"]), by="user:admin", now=clock()).id
+    settle_engine(engines[0])
+    assert sorted(m.to.person_id for m in _messages(outbox, "reminder")) == ["sun", "zheng", "zhou"]
+    clock.now += timedelta(minutes=1)
+    with transaction(url) as session:
+        drills.end(session, drill_id, by="user:admin", now=clock())
+    settle_engine(engines[0])
+    lifted = _messages(outbox, "cancel")
+    assert sorted((m.to.person_id, m.channel.value) for m in lifted) == [
+        ("sun", "voice"), ("zheng", "voice"), ("zhou", "voice")]
+    assert all(m.text.startswith("【演练】") and "已解除" in m.text for m in lifted), [m.text for m in lifted]
+    with transaction(url, write=False) as session:
+        notices = session.execute(select(AttemptRow.channel, AttemptRow.status).where(
+            AttemptRow.purpose == "cancel")).all()
+    assert sorted(notices) == [("voice", "sent")] * 3  # none tried on the SMS the drill took out
+
+
+def test_a_real_warnings_cancel_notice_goes_by_the_channel_that_reached_each_official_when_sms_failed(
+        harness: Any, engine: Engine) -> None:
+    """The same rule for a real warning: 周's SMS was refused for good, the voice call reached him at once;
+    the cancel tells him by voice. 孙 and 郑, reached by SMS, are told by SMS as always."""
+    from dispatcher.channels.base import PermanentError
+    from dispatcher.domain.channels import Channel
+
+    engine.adapter(Channel.SMS).fail_next(1, PermanentError("the number cannot take SMS"))
+    harness.post(identifier="R-1")
+    harness.settle()
+    texted = {m.to for m in harness.unclaimed if m.channel == "sms"}
+    refused = ({"sun", "zhou", "zheng"} - texted).pop()  # the one whose text was refused …
+    for person in texted:
+        harness.expect(person, "sms", "alert")
+    harness.expect(refused, "voice", "reminder")  # … was called at once
+    harness.post(identifier="R-2", msg_type="cancel", references=["R-1"])
+    for person in texted:
+        harness.expect(person, "sms", "cancel")
+    harness.expect(refused, "voice", "cancel")
+
+
 def test_a_scheduled_drill_missed_while_the_engine_was_down_is_not_started_late_and_shows_on_readyz(
         tiny_site: str, clock: Clock, engines: list[Engine], outbox: SimOutbox) -> None:
     drill_id = _schedule(tiny_site, clock, at=FIXED_NOW + timedelta(minutes=30))
@@ -520,12 +565,15 @@ def test_a_blind_drill_runs_on_celery_started_by_the_scheduler_process(
     assert drill.state == "running" and drill.revealed_at is None
     with transaction(url) as session:
         drills.end(session, drill_id, by="user:admin", now=h.now())
-    # the lifting notices go on the first step's channel, SMS — still taken out: recorded, never sent
+    # the lifting notices go by the voice calls that reached them, not by the SMS taken out, as a drill
+    for person in ("sun", "zhou", "zheng"):
+        lifted = h.expect(person, "voice", "cancel")
+        assert lifted.text.startswith("【演练】"), lifted.text
     h.expect_nothing_more()
     with transaction(url, write=False) as session:
-        notices = session.execute(select(AttemptRow.status, AttemptRow.error).where(
+        notices = session.execute(select(AttemptRow.channel, AttemptRow.status).where(
             AttemptRow.purpose == "cancel")).all()
-    assert len(notices) == 3 and all(n.status == "failed" and n.error.startswith("drill outage") for n in notices)
+    assert sorted(notices) == [("voice", "sent")] * 3
     drill = _drill(url, drill_id)
     assert (drill.state, drill.ending) == ("ended", "ended") and drill.revealed_at is not None
 

@@ -66,3 +66,39 @@ def test_the_only_provider_taken_out_is_the_channel_down_for_the_drill() -> None
     assert [(o.outage, o.provider, o.sent) for o in outcomes] == [(True, "aliyun", False), (False, "aliyun", True)]
     assert outcomes[0].error is not None and outcomes[0].error.startswith("drill outage: provider aliyun")
     assert [m.message.key for m in outbox.messages()] == ["k2"]
+
+
+# -- update and lifting notices: by the channel that reached the official -----------------------------------
+
+
+def _ladder() -> list:  # noqa: ANN202 - PlannedSteps
+    from datetime import UTC, datetime, timedelta
+
+    from dispatcher.domain.plans import Recipient
+    from dispatcher.domain.rules import PlannedStep
+
+    at = datetime(2026, 7, 16, 3, 12, tzinfo=UTC)
+    own = (Recipient.SELF,)
+    return [PlannedStep(0, timedelta(0), at, (Channel.SMS, Channel.IM), own, ("zhou",)),
+            PlannedStep(1, timedelta(minutes=3), at, (Channel.VOICE,), own, ("zhou",)),
+            PlannedStep(2, timedelta(minutes=6), at, (Channel.SMS,), (Recipient.DEPUTY,), ("wu",)),
+            PlannedStep(3, timedelta(minutes=15), at, (Channel.EMAIL,), own, ("zhou",), final=True)]
+
+
+@pytest.mark.parametrize(("got_through", "taken_out", "can_take", "expected"), [
+    # nothing failed: the first step's channels that reached them, as always
+    ((Channel.SMS, Channel.IM, Channel.VOICE), (), set(Channel), [Channel.SMS, Channel.IM]),
+    ((Channel.IM, Channel.VOICE), (), set(Channel), [Channel.IM]),  # their SMS was refused: the IM
+    # the drill took SMS and IM out (or their providers were down): the voice call that reached them
+    ((Channel.VOICE,), ("sms", "im"), set(Channel), [Channel.VOICE]),
+    # reached only through their deputy: their own ladder's first channel the drill left, that they take
+    ((), ("sms",), set(Channel), [Channel.IM]),
+    ((), ("sms",), {Channel.SMS, Channel.VOICE}, [Channel.VOICE]),  # no IM account: the voice call
+    ((), (), set(), [Channel.SMS, Channel.IM]),  # nothing they can take: the first step, as before
+])
+def test_a_notice_goes_by_the_channel_that_reached_the_official_never_one_the_drill_took_out(
+        got_through: tuple[Channel, ...], taken_out: tuple[str, ...], can_take: set[Channel],
+        expected: list[Channel]) -> None:
+    from dispatcher.services.callouts import notice_channels
+
+    assert notice_channels(_ladder(), "zhou", got_through, can_take.__contains__, taken_out) == expected
