@@ -35,9 +35,9 @@ def import_xlsx(
     site: Annotated[Path, typer.Option("--site", help="the site folder (rosters/<site>) whose people.yaml is written")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would change; write nothing")] = False,
 ) -> None:
-    """Read a roster workbook (姓名, 手机, 职务, 单位, 区域, AB岗, 上级, 包保, 办公电话, 备用电话, 邮箱) and write
-    the site's people.yaml; print who is added, changed and removed. Nothing is written if any row
-    has a problem."""
+    """Read a roster workbook (姓名, 手机, 备用电话, 办公电话, 卫星电话, 职务, 单位, 区域, AB岗, 上级, 包保,
+    其他责任, 邮箱, 钉钉, 企业微信, 飞书) and write the site's people.yaml; print who is added, changed
+    and removed. Nothing is written if any row has a problem."""
     from .cli import fail
     from .workbook import apply, plan_import
 

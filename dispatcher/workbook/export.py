@@ -1,8 +1,9 @@
 """A site's roster, responsibilities and duty rota as a workbook, for checking and printing.
 
-Sheets: 通讯录 (the headers `jiaoying import xlsx` reads, so export then import gives the same
-people), 包保 (one row per person and responsibility) and 值班表 (the county duty room's weekly rota
-and dated shifts, then each town duty room's). Each sheet has a title row, then a bold, frozen
+Sheets: 通讯录 (the headers `jiaoying import xlsx` reads, every field of every person, so export
+then import gives the same people), 包保 (one row per person and responsibility, a view that is not
+read back) and 值班表 (the county duty room's weekly rota and dated shifts, then each town duty
+room's). Each sheet has a title row, then a bold, frozen
 header row that is repeated on every printed page (A4 landscape, fitted to the page width).
 """
 
@@ -29,14 +30,24 @@ from ..domain.site import DEFAULT_TZ
 from ..sites import check_site
 from .numbers import for_display
 from .reader import Problem
-from .roster_import import EXPORT_ONLY_SHEETS, HEADER, as_list, clean_name, is_baobao, number_slots
+from .roster_import import (
+    EXPORT_ONLY_SHEETS,
+    HEADER,
+    IM_COLUMNS,
+    PHONE_COLUMNS,
+    as_list,
+    clean_name,
+    is_baobao,
+    number_slots,
+)
 from .site_files import SiteFiles, plain, read_site, squeeze
 
 ROSTER_SHEET = "通讯录"
 RESPONSIBILITY_SHEET, DUTY_SHEET = EXPORT_ONLY_SHEETS
-ROSTER_COLUMNS = ("name", "unit", "roles", "mobile", "backup", "office", "email", "area", "responsible", "deputy",
-                  "superior")
-PHONE_HEADERS = {HEADER["mobile"], HEADER["backup"], HEADER["office"], "值班电话"}
+ROSTER_COLUMNS = ("name", "unit", "roles", *PHONE_COLUMNS, "email", *IM_COLUMNS, "area", "responsible", "duties",
+                  "deputy", "superior")
+# columns of text cells, so that Excel keeps 0572-…, long numbers and numeric ids as written
+TEXT_HEADERS = {HEADER[c] for c in (*PHONE_COLUMNS, *IM_COLUMNS)} | {"值班电话"}
 RESPONSIBILITY_HEADERS = ("姓名", "单位", "职务", "类别", "区域/片区")
 DUTY_HEADERS = ("值班室", "日期/星期", "开始", "时长", "值班领导", "值班长", "值班员")
 WEEKDAY_ZH = {"mon": "星期一", "tue": "星期二", "wed": "星期三", "thu": "星期四", "fri": "星期五", "sat": "星期六",
@@ -78,7 +89,7 @@ def export_workbook(site_dir: Path, target: Path) -> ExportReport:
     book = Workbook()
     book.add_named_style(NamedStyle(_CELL, border=_BORDER, alignment=_WRAP))
     book.add_named_style(NamedStyle(_TEXT_CELL, border=_BORDER, alignment=_WRAP, number_format="@"))
-    names = _Names(site)
+    names = Names(site)
     report = ExportReport([])
     roster = book.active
     assert roster is not None
@@ -90,7 +101,7 @@ def export_workbook(site_dir: Path, target: Path) -> ExportReport:
     return report
 
 
-class _Names:
+class Names:
     """How people and roles are written so that the import finds each one again."""
 
     def __init__(self, site: SiteFiles) -> None:
@@ -130,6 +141,12 @@ class _Names:
         zones = [self.site.areas.zone_label(plain(z)) for z in as_list(duty.get("zones"))]
         return JOIN.join(areas + zones)
 
+    def duty(self, duty: dict[str, Any]) -> str:
+        """A responsibility as the 其他责任 column writes it: ``包村：龙潭村、潭头村``, with the roles
+        it is held in: ``监测员（山洪灾害监测员）：白岩沟小流域``."""
+        roles = self.roles(duty.get("roles"))
+        return f"{plain(duty.get('kind')) or '包保'}{f'（{roles}）' if roles else ''}：{self.places(duty)}"
+
 
 def _has_separator(text: str) -> bool:
     return any(ch in text for ch in "、，,;；\n")
@@ -137,36 +154,39 @@ def _has_separator(text: str) -> bool:
 
 # -- 通讯录 --------------------------------------------------------------------------------------
 
-def _roster_sheet(sheet: Worksheet, site: SiteFiles, names: _Names) -> int:
-    rows = [_roster_row(person, site, names) for person in site.people]
+def _roster_sheet(sheet: Worksheet, site: SiteFiles, names: Names) -> int:
+    rows = [[values[c] for c in ROSTER_COLUMNS] for values in (roster_values(p, site, names) for p in site.people)]
     _table(sheet, f"{site.name}{ROSTER_SHEET}", [HEADER[c] for c in ROSTER_COLUMNS], rows, freeze="B3")
     return len(rows)
 
 
-def _roster_row(person: dict[str, Any], site: SiteFiles, names: _Names) -> list[str]:
+def roster_values(person: dict[str, Any], site: SiteFiles, names: Names) -> dict[str, str]:
+    """A person's 通讯录 cells by column (``ROSTER_COLUMNS``), as the import reads them back to the
+    same person. The 包保 column holds the first responsibility when it is a 包保 held in all the
+    person's roles; 其他责任 holds the others, in order, separated by ；."""
     slots = number_slots(person)
-    baobao = [d for d in as_list(person.get("responsibilities")) if is_baobao(d)]
-    merged = {"areas": [a for d in baobao for a in as_list(d.get("areas"))],
-              "zones": [z for d in baobao for z in as_list(d.get("zones"))]}
+    duties = [d for d in as_list(person.get("responsibilities")) if isinstance(d, dict)]
+    first = duties[:1] if duties and is_baobao(duties[0]) and not as_list(duties[0].get("roles")) else []
+    im = person.get("im") if isinstance(person.get("im"), dict) else {}
     values = {
         "name": plain(person.get("name")),
         "unit": plain(person.get("unit")),
         "roles": names.roles(person.get("roles")),
-        "mobile": JOIN.join(for_display(n) for n in slots["mobile"]),
-        "backup": JOIN.join(for_display(n) for n in slots["backup"]),
-        "office": JOIN.join(for_display(n) for n in slots["office"]),
+        **{slot: JOIN.join(for_display(n) for n in slots[slot]) for slot in PHONE_COLUMNS},
         "email": plain(person.get("email")),
+        **{key: plain(im.get(key)) for key in IM_COLUMNS},
         "area": site.areas.label(plain(person.get("area"))),
-        "responsible": names.places({k: list(dict.fromkeys(v)) for k, v in merged.items()}),
+        "responsible": names.places(first[0]) if first else "",
+        "duties": "；".join(names.duty(d) for d in duties[len(first):]),
         "deputy": names.person(person.get("deputy")) if plain(person.get("deputy")) else "",
         "superior": names.person(person.get("superior")) if plain(person.get("superior")) else "",
     }
-    return [values[column] for column in ROSTER_COLUMNS]
+    return values
 
 
 # -- 包保 ----------------------------------------------------------------------------------------
 
-def _responsibility_sheet(sheet: Worksheet, site: SiteFiles, names: _Names) -> int:
+def _responsibility_sheet(sheet: Worksheet, site: SiteFiles, names: Names) -> int:
     rows = []
     for person in site.people:
         for duty in as_list(person.get("responsibilities")):
@@ -181,7 +201,7 @@ def _responsibility_sheet(sheet: Worksheet, site: SiteFiles, names: _Names) -> i
 
 # -- 值班表 --------------------------------------------------------------------------------------
 
-def _duty_sheet(sheet: Worksheet, site: SiteFiles, names: _Names) -> int:
+def _duty_sheet(sheet: Worksheet, site: SiteFiles, names: Names) -> int:
     tz = _zone(site.timezone)
     rows = _room_rows(f"{site.name}值班室", site.duty, names, tz)
     for room in as_list(site.duty.get("rooms")):
@@ -193,7 +213,7 @@ def _duty_sheet(sheet: Worksheet, site: SiteFiles, names: _Names) -> int:
     return len(rows)
 
 
-def _room_rows(room: str, rota: dict[str, Any], names: _Names, tz: tzinfo) -> list[list[str]]:
+def _room_rows(room: str, rota: dict[str, Any], names: Names, tz: tzinfo) -> list[list[str]]:
     rows = []
     for entry in as_list(rota.get("weekly")):
         if isinstance(entry, dict):
@@ -213,7 +233,7 @@ def _room_rows(room: str, rota: dict[str, Any], names: _Names, tz: tzinfo) -> li
     return rows
 
 
-def _on_duty(entry: dict[str, Any], names: _Names) -> list[str]:
+def _on_duty(entry: dict[str, Any], names: Names) -> list[str]:
     leader, chief = entry.get("leader"), entry.get("chief")
     return [names.name(leader) if leader else "", names.name(chief) if chief else "",
             JOIN.join(names.name(p) for p in as_list(entry.get("staff")))]
@@ -251,7 +271,7 @@ def _table(sheet: Worksheet, title: str, headers: Sequence[str], rows: Sequence[
     for col, header in enumerate(headers, 1):
         cell = sheet.cell(2, col, header)
         cell.font, cell.fill, cell.border, cell.alignment = _BOLD, _HEADER_FILL, _BORDER, _WRAP
-    styles = [_TEXT_CELL if header in PHONE_HEADERS else _CELL for header in headers]
+    styles = [_TEXT_CELL if header in TEXT_HEADERS else _CELL for header in headers]
     for number, row in enumerate(rows, 3):
         for col, value in enumerate(row, 1):
             sheet.cell(number, col, value if value != "" else None).style = styles[col - 1]

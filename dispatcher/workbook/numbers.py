@@ -19,6 +19,9 @@ MOBILE, LANDLINE, SATELLITE = "mobile", "landline", "satellite"
 KINDS = (MOBILE, LANDLINE, SATELLITE)
 
 _SEPARATORS = re.compile(r"[、，,;；/／\n\r]+")
+# Satellite phone numbers: 天通 (+86 1740), 海事卫星 via China Satcom (+86 1349), Inmarsat (+870),
+# the global satellite services under +881 (Iridium, Globalstar) and Thuraya (+882 16).
+SATELLITE_PREFIXES = ("+861740", "+861349", "+870", "+881", "+88216")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ def worked_out_kind(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return MOBILE
     return LANDLINE if phonenumbers.number_type(number) == PhoneNumberType.FIXED_LINE else MOBILE
+
+
+def is_satellite(e164: str) -> bool:
+    """Whether a number (E.164) is a satellite phone's (see ``SATELLITE_PREFIXES``)."""
+    return e164.startswith(SATELLITE_PREFIXES)
 
 
 def for_display(e164: str) -> str:

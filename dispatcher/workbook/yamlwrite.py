@@ -52,19 +52,27 @@ def flow(value: Any) -> str:
     return scalar(value)
 
 
+@dataclass(frozen=True)
+class Place:
+    """What a line of people.yaml holds: a person's field (and which item of a list), or a role."""
+
+    index: int  # the person's index in the list; -1 for a role
+    key: str  # the field; the role id for a role
+    item: int = -1  # for a list written one item a line: the item's index; else -1
+
+
 @dataclass
 class Written:
     text: str
-    # line number (1-based) -> (index of the person in the list, field), or (-1, role id) for a role
-    lines: dict[int, tuple[int, str]] = field(default_factory=dict)
+    lines: dict[int, Place] = field(default_factory=dict)  # line number (1-based) -> what it holds
 
 
 class _Lines:
     def __init__(self) -> None:
         self.out: list[str] = []
-        self.where: dict[int, tuple[int, str]] = {}
+        self.where: dict[int, Place] = {}
 
-    def add(self, text: str, where: tuple[int, str] | None = None) -> None:
+    def add(self, text: str, where: Place | None = None) -> None:
         self.out.append(text)
         if where is not None:
             self.where[len(self.out)] = where
@@ -77,7 +85,7 @@ def write_people(header: Sequence[str], roles: Mapping[str, str], people: Sequen
         lines.add(f"# {comment}".rstrip())
     lines.add("roles:")
     for role, name in roles.items():
-        lines.add(f"  {scalar(role)}: {scalar(name)}", (-1, role))
+        lines.add(f"  {scalar(role)}: {scalar(name)}", Place(-1, role))
     lines.add("")
     lines.add("people:")
     for index, person in enumerate(people):
@@ -85,16 +93,16 @@ def write_people(header: Sequence[str], roles: Mapping[str, str], people: Sequen
         for key, value in person.items():
             lead = "  - " if first else "    "
             first = False
-            _field(lines, lead, key, value, (index, key))
+            _field(lines, lead, key, value, index)
     return Written("\n".join(lines.out) + "\n", lines.where)
 
 
-def _field(lines: _Lines, lead: str, key: str, value: Any, where: tuple[int, str]) -> None:
+def _field(lines: _Lines, lead: str, key: str, value: Any, index: int) -> None:
     """A list of numbers or of mappings one item a line (as docs/site-files.md shows ``phones``
     and ``responsibilities``), anything else on the field's line."""
     if isinstance(value, list) and value and (key == "phones" or any(isinstance(v, Mapping) for v in value)):
-        lines.add(f"{lead}{key}:", where)
-        for item in value:
-            lines.add(f"      - {flow(item)}", where)
+        lines.add(f"{lead}{key}:", Place(index, key))
+        for item, entry in enumerate(value):
+            lines.add(f"      - {flow(entry)}", Place(index, key, item))
     else:
-        lines.add(f"{lead}{key}: {flow(value)}", where)
+        lines.add(f"{lead}{key}: {flow(value)}", Place(index, key))

@@ -127,6 +127,17 @@ def test_export_then_import_gives_the_same_people(rich: Path, tmp_path: Path) ->
     assert load_site(copy).roles == load_site(rich).roles
 
 
+def test_export_then_import_into_a_site_without_people_gives_every_field(rich: Path, tmp_path: Path) -> None:
+    """Nothing to keep: satellite phones, IM accounts, a 包保 held in one role, 驻村 and a 包保
+    without a kind all come back from the workbook alone."""
+    book = tmp_path / "通讯录.xlsx"
+    assert export_workbook(rich, book).problems == []
+    fresh = write_site(tmp_path / "fresh", RICH_PEOPLE[:RICH_PEOPLE.index("people:")], RICH_DUTY)
+    plan = run(book, fresh)
+    assert plan.problems == [] and len(plan.changes.added) == 8
+    assert load_site(fresh).people == load_site(rich).people
+
+
 def test_export_then_import_of_the_sample_site(tmp_path: Path) -> None:
     copy = tmp_path / "qingxi"
     shutil.copytree(SAMPLE_SITE, copy, ignore=shutil.ignore_patterns("*.xlsx"))
@@ -142,18 +153,19 @@ def test_the_roster_sheet_reads_as_the_import_reads_it(rich: Path, tmp_path: Pat
     report = export_workbook(rich, book)
     assert (report.people, report.responsibilities, report.duty_rows) == (8, 3, 3)
     sheet = load_workbook(book)["通讯录"]
-    assert sheet["A1"].value == "示范县通讯录" and "A1:K1" in {str(r) for r in sheet.merged_cells.ranges}
-    assert cells(sheet, 2) == ["姓名", "单位", "职务", "手机", "备用电话", "办公电话", "邮箱", "区域", "包保", "AB岗",
-                               "上级"]
+    assert sheet["A1"].value == "示范县通讯录" and "A1:P1" in {str(r) for r in sheet.merged_cells.ranges}
+    assert cells(sheet, 2) == ["姓名", "单位", "职务", "手机", "备用电话", "办公电话", "卫星电话", "邮箱", "钉钉",
+                               "企业微信", "飞书", "区域", "包保", "其他责任", "AB岗", "上级"]
     assert cells(sheet, 3) == ["王建国", "县人民政府", "县领导(包保)、odd", "13905720001", "13905720101",
-                               "0572-5012345", "wjg@demo.gov.cn", "示范县", "龙潭镇、白云镇、白岩沟小流域", "周敏",
-                               None]
+                               "0572-5012345", "17400012345", "wjg@demo.gov.cn", "+8613905720001", "wangjianguo", None,
+                               "示范县", None,  # a 包保 held in one role is written under 其他责任, with the role
+                               "包保（县领导(包保)）：龙潭镇、白云镇、白岩沟小流域；驻村：云峰村", "周敏", None]
     assert cells(sheet, 4)[3:6] == [None, "13905720002", "0572-5012346"]  # a landline as the first number
-    assert cells(sheet, 5)[8:] == ["龙潭镇/新村", None, "王建国"]  # 包保 without a kind is 包保
-    assert cells(sheet, 6)[9] == "张伟（龙潭镇人民政府）"  # namesakes: by unit
-    assert cells(sheet, 7)[7] == "龙潭镇/新村" and cells(sheet, 8)[7] == "白云镇/新村"
-    assert cells(sheet, 9)[9:] == ["李娜（13905720006）", "李娜（13905720006）"]  # same name, same unit: by number
-    assert cells(sheet, 10)[7] == "一组"
+    assert cells(sheet, 5)[12:] == ["龙潭镇/新村", None, None, "王建国"]  # 包保 without a kind is 包保
+    assert cells(sheet, 6)[14] == "张伟（龙潭镇人民政府）"  # namesakes: by unit
+    assert cells(sheet, 7)[11] == "龙潭镇/新村" and cells(sheet, 8)[11] == "白云镇/新村"
+    assert cells(sheet, 9)[14:] == ["李娜（13905720006）", "李娜（13905720006）"]  # same name, same unit: by number
+    assert cells(sheet, 10)[11] == "一组"
 
 
 def test_the_workbook_is_laid_out_for_checking_and_printing(rich: Path, tmp_path: Path) -> None:
@@ -169,10 +181,10 @@ def test_the_workbook_is_laid_out_for_checking_and_printing(rich: Path, tmp_path
         assert sheet.sheet_properties.pageSetUpPr.fitToPage and sheet.page_setup.fitToWidth == 1
         assert all(sheet.column_dimensions[c].width >= 6 for c in "ABCD")
     roster = workbook["通讯录"]
-    for column in "DEF":  # phone columns: text cells, never Excel numbers
+    for column in "DEFGIJ":  # phone and IM columns: text cells, never Excel numbers
         phones = [c for c in roster[column][2:] if c.value is not None]
         assert phones and all(c.data_type == "s" and c.number_format == "@" for c in phones)
-    assert roster.column_dimensions["I"].width > roster.column_dimensions["A"].width
+    assert roster.column_dimensions["N"].width > roster.column_dimensions["A"].width
 
 
 def test_responsibility_and_duty_sheets(rich: Path, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from dispatcher.workbook import ImportPlan, apply, plan_import
 from dispatcher.workbook.ids import person_id, role_id, unique
 from dispatcher.workbook.numbers import for_display, to_e164
 from dispatcher.workbook.reader import read_book
-from dispatcher.workbook.roster_import import HEADERS
+from dispatcher.workbook.roster_import import HEADERS, split_duties
 from dispatcher.workbook.yamlwrite import flow, scalar
 
 AREAS = """\
@@ -420,6 +420,103 @@ def test_a_new_site_whose_people_yaml_declares_only_roles(tmp_path: Path) -> Non
     assert load_site(site).people["wang-jianguo"].phones == (PhoneNumber("+865725012345", PhoneKind.LANDLINE),)
 
 
+# -- every field of people.yaml: IM accounts, satellite phones, other responsibilities ----------
+
+ROLES_ONLY = PEOPLE[:PEOPLE.index("people:")] + "people: []\n"
+# 姓名 in A, then the new columns among the old ones (row 2 is the header, people from row 3)
+FULL_HEADER = ["姓名", "职务", "手机", "卫星电话", "区域", "钉钉", "企业微信", "飞书", "包保", "其他责任", "备注"]
+
+
+def full_rows() -> list[list[Any]]:
+    return [
+        ["王建国", "县领导(包保)", 13905720001, "17400012345", "示范县", "+8613905720001", "wangjianguo", None,
+         "龙潭镇", "驻村：云峰村", "县长"],
+        ["陈国强", "乡镇长、地质灾害群测群防员", "13905720003", None, "龙潭镇", None, None, "ou_7d8a", None,
+         "包村：潭头村、大坑村；监测员（地质灾害群测群防员）：白岩沟小流域\n包保（乡镇长）：白云镇/新村", None],
+        ["李强", "村防汛责任人", "13905720005", None, "潭头村/一组", None, None, None, None,
+         "网格：潭头村/二组", None],
+    ]
+
+
+def full_book(path: Path, rows: list[list[Any]] | None = None) -> Path:
+    """A sheet 名单 with a merged title, the header in row 2 and the people from row 3."""
+    return write_book(path, ("名单", [["示范县责任人通讯录"], FULL_HEADER, *(rows or full_rows())]),
+                      merges={"名单": ["A1:K1"]})
+
+
+def test_im_accounts_satellite_phones_and_every_kind_of_responsibility(tmp_path: Path) -> None:
+    """Into a site with no people yet: nothing is kept, every field comes from the workbook."""
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    plan = run(full_book(tmp_path / "b.xlsx"), site)
+    assert plan.problems == []
+    people = load_site(site).people
+    wang = people["wang-jianguo"]
+    assert wang.im == {"dingtalk": "+8613905720001", "wecom": "wangjianguo"}
+    assert wang.phone == "+8613905720001" and wang.phones == (PhoneNumber("+8617400012345", PhoneKind.SATELLITE),)
+    assert wang.responsibilities == (Responsibility("包保", ("330501100",)), Responsibility("驻村", ("330501101202",)))
+    chen = people["chen-guoqiang"]
+    assert chen.im == {"feishu": "ou_7d8a"}
+    assert chen.roles == ("town_head", "geohazard_monitor")
+    assert chen.responsibilities == (
+        Responsibility("包村", ("330501100201", "330501100203")),
+        Responsibility("监测员", zones=("baiyangou",), roles=("geohazard_monitor",)),  # held in one of his roles
+        Responsibility("包保", ("330501101201",), roles=("town_head",)),  # after a line break: a new one
+    )
+    li = people["li-qiang"]
+    assert li.im == {} and li.responsibilities == (Responsibility("网格", ("330501100201002",)),)
+
+
+def test_export_then_import_into_a_new_site_gives_every_field(tmp_path: Path) -> None:
+    """The 其他责任 column and the IM and 卫星电话 columns carry what the 包保 column cannot."""
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    run(full_book(tmp_path / "b.xlsx"), site)
+    from dispatcher.workbook import export_workbook
+
+    export_workbook(site, tmp_path / "out.xlsx")
+    fresh = write_site(tmp_path / "fresh", ROLES_ONLY, "shifts: []\n")
+    plan = run(tmp_path / "out.xlsx", fresh)
+    assert plan.problems == []
+    assert load_site(fresh).people == load_site(site).people
+
+
+def test_the_new_columns_are_kept_when_absent_and_cleared_when_empty(site: Path, tmp_path: Path) -> None:
+    """An old workbook (county_book: no 卫星电话, IM or 其他责任 column) keeps them; a workbook
+    with the columns and empty cells clears them, and the summary names what changed."""
+    run(county_book(tmp_path / "old.xlsx"), site)
+    wang = load_site(site).people["wang-jianguo"]
+    assert wang.im == {"dingtalk": "+8613905720001"}
+    assert PhoneNumber("+8617400012345", PhoneKind.SATELLITE) in wang.phones
+    assert Responsibility("驻村", ("330501101202",)) in wang.responsibilities
+    rows = roster()
+    header = [*HEADER, "钉钉", "卫星电话", "其他责任"]
+    body = [[*row, None, None, None] for row in rows]
+    book = write_book(tmp_path / "new.xlsx", ("县乡", [header, *body]))
+    plan = run(book, site)
+    assert plan.problems == []
+    wang = load_site(site).people["wang-jianguo"]
+    assert wang.im == {} and wang.phones == (PhoneNumber("+865725012345", PhoneKind.LANDLINE),)
+    assert wang.responsibilities == (Responsibility("包保", ("330501100", "330501101")),)
+    assert dict(plan.changes.changed)["王建国 (wang-jianguo)"] == ["卫星电话", "钉钉", "其他责任"]
+
+
+def test_the_opening_comment_is_kept_and_the_others_are_counted(site: Path, tmp_path: Path) -> None:
+    people = site / "people.yaml"
+    people.write_text(PEOPLE.replace("    unit: 县人民政府\n", "    unit: 县人民政府  # 县长\n", 1)
+                      .replace("people:\n", "people:\n  # ---- 县领导 ----\n"), encoding="utf-8")
+    plan = run(county_book(tmp_path / "b.xlsx"), site)
+    text = people.read_text(encoding="utf-8")
+    assert text.splitlines()[:3] == [
+        "# Generated by `jiaoying import xlsx` from b.xlsx: edit the workbook and import it again",
+        "# (hand edits here are replaced by the next import; `jiaoying export xlsx` writes the workbook).",
+        "# 示范县责任人（手写）"]
+    assert "县长" not in text and "---- 县领导" not in text
+    assert "注意：people.yaml 开头注释以外的 2 行注释不会保留 / 2 comment line(s) in people.yaml below its opening " \
+           "comment are not kept" in plan.summary()
+    again = run(county_book(tmp_path / "b.xlsx"), site)  # the opening comment is not doubled
+    assert people.read_text(encoding="utf-8") == text and again.comments_dropped == 0
+
+
+
 # -- bad input: every problem at its cell, nothing written -------------------------------------
 
 
@@ -491,7 +588,7 @@ def test_bad_input_unknown_and_ambiguous_areas(site: Path, tmp_path: Path) -> No
                    "bad.xlsx!县乡!F8: 区域名称不唯一 / ambiguous area '新村': 龙潭镇/新村 (330501100202)、白云镇/新村 "
                    "(330501101201); write the path (镇/村) or the code",
                    "bad.xlsx!县乡!F9: 未知区域 / unknown area '3305011002'",
-                   "bad.xlsx!县乡!I7: 未知区域 / unknown area '石门村'")
+                   "bad.xlsx!县乡!I7: 未知区域或片区 / unknown area or zone '石门村'")
 
 
 def test_bad_input_empty_area(site: Path, tmp_path: Path) -> None:
@@ -571,6 +668,80 @@ def test_bad_input_role_display_name_shared_by_two_roles(tmp_path: Path) -> None
                    "bad.xlsx!县乡!C7: 职务 '乡镇长' 对应多个岗位 / matches roles town_head, mayor")
 
 
+def test_bad_input_unknown_kind_of_responsibility(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    rows = full_rows()
+    rows[1][9] = "包材：潭头村"  # 包材: a typo for 包村
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!J4: 未知责任类别 / unknown kind of responsibility '包材' (known: 包保、包乡")
+
+
+def test_a_kind_the_site_already_uses_is_known(tmp_path: Path) -> None:
+    """A county's own kind (here 联防, written in people.yaml) is accepted from the workbook."""
+    site = write_site(tmp_path / "demo", PEOPLE.replace("{ kind: 驻村,", "{ kind: 联防,"), "shifts: []\n")
+    rows = full_rows()
+    rows[1][9] = "联防：潭头村"
+    plan = run(full_book(tmp_path / "b.xlsx", rows), site)
+    assert plan.problems == []
+    assert load_site(site).people["chen-guoqiang"].responsibilities == (Responsibility("联防", ("330501100201",)),)
+
+
+def test_bad_input_unknown_zone_in_other_responsibilities(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    rows = full_rows()
+    rows[1][9] = "监测员：黑石沟小流域"  # no such zone (nor area)
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!J4: 未知区域或片区 / unknown area or zone '黑石沟小流域'")
+
+
+def test_bad_input_other_responsibilities_without_a_kind_or_a_place(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    rows = full_rows()
+    rows[0][9] = "云峰村"  # no 类别：
+    rows[1][9] = "包村："  # a kind and no village
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!J3: 其他责任 '云峰村' 缺少类别 / has no kind: write 类别：区域, e.g. 包村：云峰村",
+                   "bad.xlsx!名单!J4: 其他责任 '包村' 没有区域或片区 / names no area or zone")
+
+
+def test_bad_input_responsibility_held_in_a_role_that_is_not_the_persons(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    rows = full_rows()
+    rows[2][9] = "网格（乡镇长）：潭头村/二组"  # 李强 is 村防汛责任人, not 乡镇长: found by the whole-site check
+    rows[0][9] = "驻村（组长）：云峰村"  # 组长 is no role at all
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!J3: 其他责任的职务 '组长' 未知 / unknown role '组长'")
+    rows[0][9] = "驻村：云峰村"
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!J5: person li-qiang: responsibility 1: role 'town_head' is not one of the person's "
+                   "roles (village_flood_officer) (people.yaml line ")
+
+
+def test_bad_input_malformed_im_accounts(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    rows = full_rows()
+    rows[0][5] = "王建国"  # a name, not a DingTalk user id
+    rows[0][6] = "wang jianguo"  # a blank inside a WeCom UserID
+    rows[1][7] = "ou_7d8a、ou_9f0b"  # two Feishu ids in one cell
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!F3: 钉钉账号无效 / '王建国' is not a DingTalk account id",
+                   "bad.xlsx!名单!G3: 企业微信账号无效 / 'wang jianguo' is not a WeCom account id",
+                   "bad.xlsx!名单!H4: 飞书账号无效 / 'ou_7d8a、ou_9f0b' is not a Feishu account id")
+
+
+def test_bad_input_a_satellite_phone_that_is_not_one(tmp_path: Path) -> None:
+    site = write_site(tmp_path / "demo", ROLES_ONLY, "shifts: []\n")
+    rows = full_rows()
+    rows[0][3] = "13905720101"  # an ordinary mobile under 卫星电话
+    rows[1][3] = "0572-5012345"  # a landline under 卫星电话
+    rows[2][3] = "1740001"  # too short to be any number
+    assert_refused(site, full_book(tmp_path / "bad.xlsx", rows),
+                   "bad.xlsx!名单!D3: 卫星电话 '13905720101' 不是卫星电话号码 / is not a satellite phone number",
+                   "bad.xlsx!名单!D4: 卫星电话 '0572-5012345' 不是卫星电话号码",
+                   "bad.xlsx!名单!D5: 卫星电话号码无效 / invalid phone number '1740001'")
+
+
+
 # -- pieces -------------------------------------------------------------------------------------
 
 
@@ -589,3 +760,13 @@ def test_numbers_are_read_and_shown_as_counties_write_them() -> None:
     assert for_display("+865725012345") == "0572-5012345"
     assert for_display("+862112345678") == "021-12345678"
     assert for_display("+14155550123") == "+14155550123"
+
+
+def test_other_responsibilities_are_split_as_written() -> None:
+    duties, orphans = split_duties("包村：龙潭村、潭头村；监测员（山洪灾害监测员、村防汛责任人）：白岩沟小流域\n"
+                                   "包保(县领导(包保))：龙潭镇，白云镇")
+    assert [(d.head, d.places) for d in duties] == [
+        ("包村", ["龙潭村", "潭头村"]), ("监测员（山洪灾害监测员、村防汛责任人）", ["白岩沟小流域"]),
+        ("包保(县领导(包保))", ["龙潭镇", "白云镇"])]
+    assert orphans == []
+    assert split_duties("龙潭村、包村：潭头村")[1] == ["龙潭村"]
