@@ -241,6 +241,7 @@ def show(
                         "reach_median_s": f.reach_median_s, "reach_p90_s": f.reach_p90_s,
                         "ack_median_s": f.ack_median_s, "ack_p90_s": f.ack_p90_s},
             "unreached": [{"person": p.person_id, "name": p.name, "reached": p.reached} for p in result.unreached],
+            "skipped": [{"person": p.person_id, "name": p.name, "by": p.by} for p in result.skipped],
             "failures": [{"person": x.person_id, "channel": x.channel, "provider": x.provider, "step": x.step,
                           "error": x.error, "imposed": x.imposed} for x in result.failures],
             "took_over": [{"person": p.person_id, "channel": p.channel, "provider": p.provider, "step": p.step,
@@ -263,6 +264,9 @@ def show(
                       f"{drills.minutes_text(f.ack_p90_s)}")
     if result.unreached:
         console.print("未确认 / not acknowledged: " + escape("、".join(p.name for p in result.unreached)))
+    if result.skipped:
+        console.print("未叫应，正被其他演练叫应 / not called, already being called by another drill: " + escape(
+            "、".join(f"{p.name}（{p.by}）" if p.by else p.name for p in result.skipped)))
     for p in result.took_over:
         console.print(f"  接替 / took over: {escape(p.name)} ← {p.channel} ({p.provider}), step {(p.step or 0) + 1}, "
                       f"+{drills.minutes_text(p.later_s)}")

@@ -182,6 +182,7 @@ def _report(ctx: Ctx, drill_id: str) -> dict[str, Any] | None:
                       "provider": x.provider, "step": x.step + 1 if x.step >= 0 else "", "purpose": x.purpose,
                       "error": x.error, "imposed": x.imposed} for x in result.failures],
         "took_over": [p for p in people if p["took_over"]],
+        "skipped": [{"name": p.name, "town": p.town, "by": p.by} for p in result.skipped],
         "beside": [{"id": c.id, "at": _local(c.at, tz), "headline": c.headline, "kind_zh": DrillKind(c.kind).zh,
                     "called": c.figures.called, "reached_pct": c.figures.reached_pct,
                     "acked": c.figures.acked_within, "unreached": c.figures.called - c.figures.acknowledged,

@@ -241,6 +241,11 @@ _EN.update({
     "标准：红色预警3分钟内叫到全部责任人，5分钟内全部叫醒（确认）。用时自演练开始计，分:秒。":
         "The bars: everyone reached within 3 minutes of a red warning, everyone woken (acknowledged) within 5. "
         "Times from the drill's start, min:s.",
+    "未叫应": "Not called", "原因": "Why", "正被演练 {id} 叫应": "being called by drill {id}",
+    "正被其他叫应占用": "already being called by another call-out",
+    "本演练的方案包含这些人员，但演练开始时他们正被同一灾种、相同区域的其他叫应占用，未再次叫应，不计入叫应人数。":
+        "The drill's plans name these people, but when it started they were already being called by another "
+        "call-out of the same hazard and areas: they were not called again, and are not counted as called.",
 })
 
 

@@ -206,9 +206,17 @@ def schedule(session: Session, scenario: Scenario, options: Options, *, by: str,
 
 def start_now(session: Session, scenario: Scenario, options: Options, *, by: str, now: datetime,
               note: str = "") -> DrillRow:
-    """An announced drill, now: labelled 演练 everywhere from the start."""
+    """An announced drill, now: labelled 演练 everywhere from the start. Refused while another drill
+    runs: its open call-outs would hold the same officials (already being called), and this one
+    would call nobody (``Skipped``)."""
     if problem := text_problem(note):
         raise DrillError("note", problem)
+    other = session.execute(select(DrillRow.id, DrillRow.kind).where(DrillRow.state == DrillState.RUNNING.value)
+                            .order_by(DrillRow.started_at, DrillRow.id).limit(1)).first()
+    if other is not None:
+        raise DrillError("drill", f"演练 {other.id} 正在进行（{DrillKind(other.kind).zh}）：其正在叫应的人员不会被"
+                                  f"再次叫应，请待其结束或先结束它再开始 (drill {other.id} is running: the officials "
+                                  "it is calling would not be called again; end it first or wait until it is over)")
     row = DrillRow(id=new_drill_id(now), kind=DrillKind.ANNOUNCED.value, state=DrillState.SCHEDULED.value,
                    scenario=_scenario_json(scenario), options=_options_json(options), at=now, note=note[:500],
                    created_at=now, created_by=by)
@@ -544,6 +552,18 @@ def conceal_rows(rows: list[dict[str, Any]]) -> None:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """An official the drill's plans named but did not call: another drill's open call-out of the same
+    hazard and areas already held them (services/callouts mutes a second call-out of the same concern).
+    ``by``: that drill's id, or None to a reader it is concealed from."""
+
+    person_id: str
+    name: str
+    town: str
+    by: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     id: str  # the drill's id
     record: str | None
@@ -561,6 +581,7 @@ class Report:
     failures: tuple[Failure, ...]
     beside: tuple[Comparison, ...] = field(default_factory=tuple)
     concealed: bool = False  # a blind drill not yet revealed: only admins are given its report
+    skipped: tuple[Skipped, ...] = ()  # named by its plans, not called: held by another drill
 
     @property
     def unreached(self) -> list[Reach]:
@@ -595,7 +616,40 @@ def report(session: Session, some_id: str, *, admin: bool, beside: int = 10) -> 
     return Report(row.id, row.record_id, row.kind, row.state, scenario_of(row), options_of(row),
                   row.started_at or row.at, row.ended_at, row.ending, row.created_by,
                   (row.window_start, row.window_end) if row.window_start and row.window_end else None,
-                  people, figures(people), failures, tuple(_beside(session, row, beside, admin)), conceals(row))
+                  people, figures(people), failures, tuple(_beside(session, row, beside, admin)), conceals(row),
+                  _skipped(session, row, admin) if row.record_id else ())
+
+
+def _skipped(session: Session, drill: DrillRow, admin: bool) -> tuple[Skipped, ...]:
+    """Who the drill's start left out because another drill was calling them (the ``applied`` events'
+    ``muted``), each with the drill that held them — unnamed to a reader it is concealed from."""
+    from ..db.tables import EventRow
+
+    muted: list[str] = []
+    for data in session.scalars(select(EventRow.data).where(EventRow.warning_id == drill.record_id,
+                                                            EventRow.kind == EventKind.APPLIED.value)):
+        muted += [p for p in (data or {}).get("muted") or () if p not in muted]
+    if not muted:
+        return ()
+    start = drill.started_at or drill.created_at
+    holders: dict[str, str] = {}
+    for person, record in session.execute(
+            select(CalloutRow.person_id, CalloutRow.record_id).where(
+                CalloutRow.person_id.in_(muted), CalloutRow.drill.is_(True), CalloutRow.record_id != drill.record_id,
+                CalloutRow.started_at <= start, (CalloutRow.closed_at.is_(None)) | (CalloutRow.closed_at >= start))
+            .order_by(CalloutRow.started_at)):
+        holders.setdefault(person, record)
+    hidden = set() if admin else concealed(session, holders.values())
+    ids = dict(session.execute(select(DrillRow.record_id, DrillRow.id).where(
+        DrillRow.record_id.in_(sorted(set(holders.values()) - hidden)))).all()) if holders else {}
+    site = current_site(session)
+    out = []
+    for person_id in muted:
+        person = site.people.get(person_id)
+        area = person.area if person else ""
+        out.append(Skipped(person_id, person.name if person else person_id,
+                           site.areas.name(area[:9]) if area else "", ids.get(holders.get(person_id, ""))))
+    return tuple(out)
 
 
 def _people(session: Session, drill: DrillRow) -> tuple[Reach, ...]:
@@ -702,7 +756,8 @@ def minutes_text(seconds: float | None) -> str:
 
 def to_xlsx(session: Session, some_id: str, *, admin: bool) -> bytes:
     """A drill's report as a workbook: 概况 (the figures against the bars), 人员 (each official),
-    未确认 (the unreached), 通道失败 (every failed attempt) and 历次演练 (beside the previous ones) —
+    未确认 (the unreached, then those not called: ``Skipped``), 通道失败 (every failed attempt) and 历次演练
+    (beside the previous ones) —
     ``report`` as ``admin`` (or not) may see it, as the page shows it."""
     from openpyxl import Workbook
 
@@ -721,7 +776,8 @@ def to_xlsx(session: Session, some_id: str, *, admin: bool) -> bytes:
         ["演练编号", result.id], ["事件编号", result.record or ""], ["类型", DrillKind(result.kind).zh],
         ["预警", result.scenario.headline], ["开始", local(result.at)], ["结束", local(result.ended_at)],
         ["断开", "、".join(result.options.without) or "无"], ["应急广播", "是" if result.options.broadcast else "否"],
-        ["叫应人数", f.called], ["已通知", f.reached], ["已确认", f.acknowledged]]
+        ["叫应人数", f.called], ["已通知", f.reached], ["已确认", f.acknowledged],
+        ["未叫应（正被其他叫应占用）", len(result.skipped)]]
     for i, bar in enumerate(f.bars):
         rows += [[f"{bar}分钟内通知", f.reached_within[i]], [f"{bar}分钟内确认", f.acked_within[i]]]
     rows += [["通知用时中位数", minutes_text(f.reach_median_s)], ["通知用时P90", minutes_text(f.reach_p90_s)],
@@ -733,7 +789,9 @@ def to_xlsx(session: Session, some_id: str, *, admin: bool) -> bytes:
              "" if p.step is None else p.step + 1, minutes_text(p.acked_s), p.ack_via or "", "、".join(p.planned),
              "是" if p.took_over(result.options.without) else ""] for p in result.people])
     _sheet(book.create_sheet("未确认"), ["姓名", "乡镇", "状态", "是否已通知"],
-           [[p.name, p.town, p.state, "已通知" if p.reached else "未通知"] for p in result.unreached])
+           [[p.name, p.town, p.state, "已通知" if p.reached else "未通知"] for p in result.unreached]
+           + [[p.name, p.town, f"未叫应：正被演练 {p.by} 叫应" if p.by else "未叫应：正被其他叫应占用", "未通知"]
+              for p in result.skipped])
     _sheet(book.create_sheet("通道失败"), ["时间", "姓名", "通道", "服务商", "步骤", "用途", "演练断开", "错误"],
            [[local(x.at), x.name, x.channel, x.provider, x.step + 1 if x.step >= 0 else "", x.purpose,
              "是" if x.imposed else "", x.error] for x in result.failures])

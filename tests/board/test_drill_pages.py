@@ -230,6 +230,13 @@ def test_drills_beside_this_one_are_the_latest_first_and_a_running_blind_one_is_
     desk.clock.now = blind.at + timedelta(seconds=1)
     settle_engine(desk.engine)
     token = desk.login("chen")
+    # bad input: an announced drill started now, while the blind one runs, would find everyone already being
+    # called and call nobody: refused, naming the running drill, and nothing stored
+    refused = desk.client.post("/board/drills", data=FORM | {
+        "csrf": token, "action": "start", "mode": "announced", "window_from": "", "window_to": "",
+        "headline": "被拒绝的公开演练"}, follow_redirects=False)
+    assert refused.status_code == 422 and f"演练 {blind.id} 正在进行" in refused.text, refused.text[-800:]
+    assert len(desk.drills()) == 3
     at = blind.at + timedelta(minutes=2)
     scheduled = desk.client.post("/board/drills", data=FORM | {
         "csrf": token, "mode": "announced", "window_from": "", "window_to": "", "headline": "第三次公开演练",
@@ -241,8 +248,30 @@ def test_drills_beside_this_one_are_the_latest_first_and_a_running_blind_one_is_
     states = {d.id: d.state for d in desk.drills()}
     assert states[blind.id] == "running" and states[third] in ("running", "ended")
 
+    # a drill scheduled for its moment still starts then; the blind drill's open call-outs held the same
+    # three officials, so it called nobody — and its report says who was skipped and why
+    with transaction(desk.url, write=False) as session:
+        result = drills.report(session, third, admin=True)
+        hidden = drills.report(session, third, admin=False)
+    assert result.figures.called == 0
+    assert sorted((s.person_id, s.by) for s in result.skipped) == [("sun", blind.id), ("zheng", blind.id),
+                                                                   ("zhou", blind.id)]
+    assert sorted((s.person_id, s.by) for s in hidden.skipped) == [("sun", None), ("zheng", None), ("zhou", None)]
+    page = desk.client.get(f"/board/drills/{third}").text
+    skipped = page.split('id="skipped"')[1].split("</section>")[0]
+    assert skipped.count("<tr>") == 4 and "孙镇长" in skipped and f"正被演练 {blind.id} 叫应" in skipped
+    book = load_workbook(io.BytesIO(desk.client.get(f"/board/drills/{third}/export.xlsx").content))
+    assert sorted(r[2].value for r in book["未确认"].iter_rows(min_row=2)) == [f"未叫应：正被演练 {blind.id} 叫应"] * 3
+    assert {r[0].value: r[1].value for r in book["概况"].iter_rows(min_row=2)}["未叫应（正被其他叫应占用）"] == 3
+
     # an officer: the running blind drill is in neither the page nor the workbook, and takes no place
     desk.login("liu")
+    page = desk.client.get(f"/board/drills/{third}").text
+    assert blind.id not in page and "双盲" not in page
+    skipped = page.split('id="skipped"')[1].split("</section>")[0]
+    assert skipped.count("<tr>") == 4 and "正被其他叫应占用" in skipped
+    book = load_workbook(io.BytesIO(desk.client.get(f"/board/drills/{third}/export.xlsx").content))
+    assert sorted(r[2].value for r in book["未确认"].iter_rows(min_row=2)) == ["未叫应：正被其他叫应占用"] * 3
     assert _beside_on_page(desk, third) == [third, second, first]
     rows = _beside_in_workbook(desk, third)
     assert [r[-1] for r in rows] == [third, second, first]
@@ -266,4 +295,5 @@ def test_drills_beside_this_one_are_the_latest_first_and_a_running_blind_one_is_
     _end(desk, blind.id)
     desk.login("liu")
     assert _beside_on_page(desk, third) == [third, blind.id, second, first]
+    assert f"正被演练 {blind.id} 叫应" in desk.client.get(f"/board/drills/{third}").text
     assert [r[-1] for r in _beside_in_workbook(desk, third)] == [third, blind.id, second, first]

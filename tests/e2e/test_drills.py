@@ -519,6 +519,8 @@ def test_the_cli_schedules_starts_shows_and_calls_off_drills_from_the_sample_fil
              "'fax' is neither a channel nor a provider"),
             (("start", "--file", str(files / "no-sms.yaml"), "--level", "purple"), "level: unknown level"),
             (("end", blind), "is scheduled, not running"),
+            # a second drill now, while the announced one runs: it would call nobody (everyone already called)
+            (("start", "--file", str(files / "no-sms.yaml")), f"演练 {announced} 正在进行"),
             (("show", "D-nothing"), "no drill 'D-nothing'")):
         refused = _jiaoying(url, *args)
         assert refused.returncode == 1 and says in " ".join(refused.stderr.split()), (args, refused.stderr)
