@@ -172,6 +172,11 @@ def _read_zones(top: Fields, tree: AreaTree | None) -> dict[str, Zone]:
         for code, line in f.texts("areas", required=True):
             if tree is not None and code not in tree:
                 f.problem(f"unknown area '{code}' (not in areas.yaml): a zone lists villages or groups", line=line)
+            elif len(code) < VILLAGE:
+                what = "a town or street" if len(code) == 9 else "the county" if len(code) == 6 else "not a village"
+                named = f" ({tree.name(code)})" if tree is not None else ""
+                f.problem(f"'{code}'{named} is {what}: a zone lists villages or groups (12 or 15 digits); list the "
+                          "villages of it that the zone takes in", line=line)
             else:
                 areas.append(code)
         if zid and zid in lines:

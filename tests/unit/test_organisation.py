@@ -209,6 +209,10 @@ BAD = [
      "roles: [town_head] }]", "role 'town_head' is not one of the person's roles (geohazard_monitor)"),
     ("a zone naming an unknown village", "areas.yaml", '"330599103205001"]', '"330599103299"]',
      "zone baiyangou: unknown area '330599103299'"),
+    ("a town in a zone", "areas.yaml", '"330599103205001"]', '"330599103"]',
+     "zone baiyangou: '330599103' (白云镇) is a town or street: a zone lists villages or groups (12 or 15 digits)"),
+    ("the county in a zone", "areas.yaml", '"330599103205001"]', '"330599"]',
+     "zone baiyangou: '330599' (示例县) is the county: a zone lists villages or groups"),
     ("an unknown zone kind", "areas.yaml", "kind: small_watershed", "kind: valley",
      "zone baiyangou: unknown kind 'valley'"),
     ("a group kind on a village", "areas.yaml", "{ code: \"330599102201\", name: 龙潭村 }",
@@ -247,6 +251,32 @@ def test_bad_organisation_is_reported_at_its_line_and_nothing_loads(
     # at the line of the edit (a loop: at the first person of the loop, 王建国)
     line = text[:text.index("wang-jianguo" if "loop" in bad_input else old)].count("\n") + 1
     assert any(p.line in (line, line + 1) for p in problems if message in p.message), (line, problems)
+
+
+LADDER_ERRORS = [
+    ("a plan giving both a ladder and steps",
+     "    ladder: red-ladder\n  - id: rain", "    ladder: red-ladder\n    steps: [{ after: 0, channels: [sms] }]\n"
+     "  - id: rain", 2, "plan flash-flood-zone: a plan gives either 'ladder' or 'steps', not both"),
+    ("a ladder declared twice",
+     "ladders:\n", "ladders:\n  red-ladder:\n    steps: [{ after: 0, channels: [voice] }]\n", 4,
+     "ladder red-ladder is declared twice (also at line 2)"),
+]
+
+
+@pytest.mark.parametrize(("bad_input", "old", "new", "offset", "message"), LADDER_ERRORS,
+                         ids=[e[0] for e in LADDER_ERRORS])
+def test_ladder_mistakes_are_refused_at_their_line(
+    tmp_path: Path, bad_input: str, old: str, new: str, offset: int, message: str
+) -> None:
+    folder = tmp_path / "organised"
+    shutil.copytree(SITE, folder)
+    text = (folder / "plans.yaml").read_text()
+    assert old in text, bad_input
+    (folder / "plans.yaml").write_text(text.replace(old, new, 1))
+    site, problems = check_site(folder)
+    assert site is None, bad_input
+    line = text[:text.index(old)].count("\n") + offset  # the line of the second ladder, or of 'steps'
+    assert [(p.file, p.line, p.message) for p in problems] == [("plans.yaml", line, message)], bad_input
 
 
 # A step none of whose channels can reach someone without a mobile is refused, whoever the step
