@@ -3,9 +3,10 @@
 The page (every signed-in role: it shows names and counts, no phone numbers) holds the same
 tables as ``jiaoying report`` — real warnings by month, town, role and person, the people most
 often unreached, then the drills apart, and, when the period had any, the duty roll-calls' 到岗率
-per room and month and the 六问 spot-checks' 答全率 for the county and each town. The .xlsx and CSV downloads need the officer role, as every
-board export does. Without dates the page shows the current year up to today (the county's
-calendar). A bad period is said on the page (422) and computes nothing.
+per room and month and the 六问 spot-checks' 答全率 for the county and each town. The .xlsx and
+CSV downloads need the officer role, as every board export does. Without dates the page shows the
+current year up to today (the county's calendar). A bad period is said on the page (422) and
+computes nothing.
 """
 
 from __future__ import annotations
