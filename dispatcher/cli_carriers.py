@@ -115,11 +115,15 @@ class Generated:
         return "".join(part if i % 2 == 0 else values[part] for i, part in enumerate(self.parts))
 
 
-def generate(channel: Channel, purpose: str) -> Generated:
-    """The provider template for ``purpose`` (or ``drill``: the alert, labelled 演练) on ``channel``."""
+def generate(channel: Channel, purpose: str, provider: str | None = None) -> Generated:
+    """The provider template for ``purpose`` (or ``drill``: the alert, labelled 演练) on ``channel``.
+    A spot-check's call on a provider that reports one key only (Tencent) asks for the answers by SMS."""
+    from .services.spotchecks import ONE_KEY_PROVIDERS
+
     drill = purpose == "drill"
     stem = f"{channel.value}/{'alert' if drill else purpose}"
-    marked = {_marked(stem, replace(sample, drill=drill)) for sample in _samples()}
+    by_sms = provider in ONE_KEY_PROVIDERS and stem == "voice/spotcheck"
+    marked = {_marked(stem, replace(sample, drill=drill, answer_by_sms=by_sms)) for sample in _samples()}
     source = f"templates/{stem}.zh.j2"
     names = _names()
     if len(marked) != 1:
@@ -162,8 +166,8 @@ def purposes() -> list[str]:
     return [p.value for p in Purpose] + ["drill"]
 
 
-def generate_all(channels: list[Channel]) -> list[Generated]:
-    return [generate(channel, purpose) for purpose in purposes() for channel in channels]
+def generate_all(channels: list[Channel], provider: str | None = None) -> list[Generated]:
+    return [generate(channel, purpose, provider) for purpose in purposes() for channel in channels]
 
 
 def yaml_entry(provider: str, generated: Generated) -> str:
@@ -259,7 +263,7 @@ def templates(
         channels = [c for c in CHANNELS if c.value == channel.strip().lower()]
     else:
         raise fail(f"未知渠道 / unknown channel {channel!r}; accepted: sms, voice")
-    generated = generate_all(channels)
+    generated = generate_all(channels, provider)
     example = example_values(provider)
 
     _say(f"{PROVIDER_ZH[provider]}模板申请 / {provider} templates to apply for — generated from templates/sms/*.zh.j2 "

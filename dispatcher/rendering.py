@@ -54,6 +54,9 @@ class MessageContext:
     step: int = 0
     questions: Sequence[str] = ()  # a 六问 spot-check's questions, in order (else empty)
     ask_each: bool = False  # the call asks the questions one by one itself (Twilio): the text only introduces them
+    # The call cannot take a key per question (Tencent reports one key): it reads the questions and
+    # asks for the answers by SMS, which is sent with it (services/spotchecks.ONE_KEY_PROVIDERS).
+    answer_by_sms: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "areas", tuple(self.areas))
@@ -112,7 +115,7 @@ def render(channel: Channel, purpose: Purpose, lang: str, context: MessageContex
         return _render(channel, purpose, lang, context)
     key = (channel, purpose, lang, context.headline, context.hazard, context.level, context.areas,
            context.description, context.instruction, context.sent, context.drill, context.step,
-           context.link is None, context.questions, context.ask_each)
+           context.link is None, context.questions, context.ask_each, context.answer_by_sms)
     shared = _SHARED.get(key)
     if shared is None:
         placeholders = replace(context, official=_HOLES["official"], subject_official=_HOLES["subject_official"],
@@ -190,7 +193,7 @@ def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
         "lang": lang, "headline": ctx.headline, "hazard": ctx.hazard, "level": ctx.level, "areas": list(ctx.areas),
         "description": ctx.description, "instruction": ctx.instruction, "sent": sent, "official": ctx.official,
         "subject_official": ctx.subject_official, "ack_code": ctx.ack_code, "drill": ctx.drill, "link": ctx.link,
-        "step": ctx.step, "drill_prefix": drill_prefix, "ask_each": ctx.ask_each,
+        "step": ctx.step, "drill_prefix": drill_prefix, "ask_each": ctx.ask_each, "answer_by_sms": ctx.answer_by_sms,
         "questions": _numbered(ctx.questions), "question_count": str(len(ctx.questions)),
         "answer_example": " ".join("1" * len(ctx.questions)),
         "title": words.title(ctx.hazard, ctx.level) if ctx.hazard else ctx.headline,

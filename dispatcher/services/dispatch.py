@@ -48,6 +48,7 @@ from ..domain.roster import Person
 from ..domain.site import Site
 from ..links import link_url, make_token
 from ..rendering import render
+from . import spotchecks
 from .chain import newest
 from .drills import outage_error, withheld
 from .escalation import Unanswered, called_number, next_numbers
@@ -554,6 +555,7 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
     notified: set[int] = set()
     failed_own: dict[int, int] = {}  # call-out -> the own step that failed
     refused: list[Unanswered] = []  # calls that failed for good: the recipient's next number may answer
+    by_sms: list[int] = []  # spot-check calls that cannot take a key per question: the questions go by SMS
     log: dict[str, list[dict[str, Any]]] = defaultdict(list)
     taken: dict[str, list[dict[str, Any]]] = defaultdict(list)
     mono = time.monotonic()
@@ -582,6 +584,9 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
                         "updated_at": now, "lease_until": None})
         if o.sent:
             notified.add(o.job.callout_id)
+            if o.provider in spotchecks.ONE_KEY_PROVIDERS and o.job.message.purpose is Purpose.SPOTCHECK \
+                    and o.job.message.channel is Channel.VOICE:
+                by_sms.append(o.job.callout_id)  # the call cannot take the answers: they come by SMS
         elif status in (AttemptStatus.FAILED, AttemptStatus.QUEUED) and o.job.own_step:
             failed_own[o.job.callout_id] = o.job.step_index  # the channel is down for now: the ladder need not wait
         if status is AttemptStatus.FAILED and not o.sent and o.job.message.channel is Channel.VOICE and not o.outage:
@@ -608,6 +613,8 @@ def finish(session: Session, outcomes: list[Outcome], now: datetime, worker: str
         append_event(session, record, EventKind.ATTEMPTS, "worker", now, {"attempts": entries})
     # Before the ladder looks: a next number queued keeps the step alive.
     next_numbers(session, now, refused, worker or "worker")
+    if by_sms:
+        spotchecks.questions_by_sms(session, now, by_sms)
     _fail_over(session, {c: step for c, step in failed_own.items() if c not in notified}, now)
     for record, entries in sorted(taken.items()):
         logger.error("sent %d attempt(s) whose lease another worker had taken: %s", len(entries), entries)

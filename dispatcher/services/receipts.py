@@ -228,7 +228,11 @@ def voice_keypress(session: Session, now: datetime, attempt_ref: str | None, dig
     if attempt.purpose in _QUESTIONING:
         # A spot-check's keys answer its questions: on a call asked one question at a time through
         # spotcheck_key; from an IVR that reports every key of the call at its end, through
-        # spotchecks.call_keys. A key reported on its own here acknowledges nothing.
+        # spotchecks.call_keys. A key reported on its own here acknowledges nothing; from a provider
+        # that reports one key only (Tencent), whose call asked for an SMS reply, it is recorded as
+        # not an answer, and the questions go by SMS if they have not.
+        if provider in spotchecks.ONE_KEY_PROVIDERS:
+            spotchecks.one_key(session, now, attempt, digits, call_sid)
         return AckResult("not_a_confirmation", [attempt.callout_id])
     if digits != "1" or attempt.purpose in _TELLING:  # a call that only told (a missed roll-call) asks for nothing
         return AckResult("not_a_confirmation", [attempt.callout_id])

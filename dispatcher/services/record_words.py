@@ -735,6 +735,9 @@ def _not_an_answer(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _
     else:
         what = c.w(f"电话按键“{data.get('digits') or '无'}”", f"the keys {data.get('digits') or '—'} of the call")
     then = c.w("，已短信请其重新作答", ": asked once more by SMS") if data.get("asked_again") else ""
+    if data.get("answer_by") == "sms":  # a call that reports one key only (Tencent) asked for an SMS reply
+        then = c.w("（此电话只能回传一个按键，须短信作答", " (this call reports one key only: answers come by SMS") + (
+            c.w("，问题已短信发送）", "; the questions were texted)") if data.get("asked_again") else c.w("）", ")"))
     return _Words(c.w(f"{person}的{what}不是有效答案{then}", f"{person}: {what} is not an answer{then}"),
                   tone="minor")
 

@@ -252,6 +252,43 @@ def _ask_again(session: Session, now: datetime, callout: CalloutRow) -> bool:
                                                              Channel.SMS.value, callout.person_id, now)]))
 
 
+# Voice providers whose call reports one key, not a key per question (Tencent's voicekey_callback): a
+# spot-check call there cannot take the answers, so it reads the questions and asks for an SMS reply
+# (its approved template says so: ``jiaoying carriers templates --provider tencent``), and the
+# questions go by SMS when the call is handed over (``questions_by_sms``). A key pressed on it is
+# recorded as not an answer.
+ONE_KEY_PROVIDERS = frozenset({"tencent"})
+
+
+def questions_by_sms(session: Session, now: datetime, callout_ids: Iterable[int]) -> list[str]:
+    """The questions by SMS to the people of these spot-check call-outs still waiting for answers:
+    the very attempt the spot-check's first step makes on SMS (its key), so sent once — and not at
+    all where that step texted them already. The keys queued now."""
+    rows = []
+    site = current_site(session)
+    for callout in session.scalars(select(CalloutRow).where(CalloutRow.id.in_(sorted(set(callout_ids))),
+                                                            CalloutRow.hazard == SPOTCHECK_HAZARD)):
+        person = site.people.get(callout.person_id)
+        if person is None or not person.reachable_by(Channel.SMS) or CalloutState(callout.state) not in ACKABLE_STATES:
+            continue
+        rows.append(attempt_values(callout, f"{callout.id}:0:{Channel.SMS.value}:{callout.person_id}", 0,
+                                   Purpose.SPOTCHECK.value, Channel.SMS.value, callout.person_id, now))
+    return sorted(insert_new_attempts(session, rows)) if rows else []
+
+
+def one_key(session: Session, now: datetime, attempt: AttemptRow, digits: str, call_id: str) -> bool:
+    """A key reported on its own from a spot-check call of a ``ONE_KEY_PROVIDERS`` provider: not an
+    answer (the call asked for an SMS reply); recorded, and the questions sent by SMS if they were
+    not. True when they are sent now."""
+    asked = bool(questions_by_sms(session, now, [attempt.callout_id]))
+    callout = session.get(CalloutRow, attempt.callout_id)
+    if callout is not None:
+        append_event(session, callout.record_id, EventKind.NOT_AN_ANSWER, attempt.recipient_id, now, {
+            "callout": callout.id, "person": callout.person_id, "via": AckVia.VOICE.value, "digits": digits,
+            "call_sid": call_id, "answer_by": "sms", "asked_again": asked})
+    return asked
+
+
 def open_callouts(session: Session, people: Iterable[str]) -> dict[str, list[CalloutRow]]:
     """The spot-check call-outs still waiting for answers, by person (oldest first)."""
     people = sorted(set(people))
