@@ -18,6 +18,7 @@ from .cli_carriers import carriers_app
 from .cli_db import transaction
 from .cli_drill import drill_app
 from .cli_forwarding import forwarding_app
+from .cli_lang import LangOption, checked_lang
 from .cli_report import report
 from .cli_rollcall import rollcall_app
 from .cli_spotcheck import spotcheck_app
@@ -190,6 +191,7 @@ def preview(
     sender: Annotated[str | None, typer.Option(help="apply plans' sender filters")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     zones: Annotated[str, typer.Option(help="comma-separated hazard-zone ids (areas.yaml zones)")] = "",
+    lang: LangOption = "zh",
 ) -> None:
     """Show who a warning would call, with which steps and why, and the readiness gaps."""
     from .channels.registry import rate_limits
@@ -198,6 +200,7 @@ def preview(
     from .services.preview import preview as run_preview
     from .services.site import current_site
 
+    lang = checked_lang(lang)
     when = datetime.fromisoformat(at) if at else now()
     if when.tzinfo is None:
         raise fail("--at needs a UTC offset, e.g. 2026-07-16T03:10:00+08:00")
@@ -213,13 +216,13 @@ def preview(
     if as_json:
         out.print_json(json.dumps(result, ensure_ascii=False))
     else:
-        print_preview(result)
+        print_preview(result, lang)
 
 
-def print_preview(result: dict[str, Any]) -> None:
+def print_preview(result: dict[str, Any], lang: str = "zh") -> None:
     from .views import preview_table
 
-    for renderable in preview_table(result):
+    for renderable in preview_table(result, lang):
         out.print(renderable)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -35,7 +36,9 @@ def _steps(steps: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def preview_table(result: dict[str, Any]) -> list[RenderableType]:
+def preview_table(result: dict[str, Any], lang: str = "zh") -> list[RenderableType]:
+    """The preview as a table: per official the plan, the target (its number in the plan) and why
+    (``lang`` en: the reasons in English; the rest stays as it is)."""
     level = Level(result["level"])
     title = Text.assemble(
         (f" {Hazard(result['hazard']).zh}{level.zh}预警 ", LEVEL_STYLE[level.value]),
@@ -49,11 +52,13 @@ def preview_table(result: dict[str, Any]) -> list[RenderableType]:
         f"值班长 {duty['chief']['name'] if duty['chief'] else '—'} · "
         f"值班员 {'、'.join(s['name'] for s in duty['staff']) or '—'}"
     )
-    table = Table("姓名 name", "岗位 role", "区域 area", "方案 plan", "为何叫应 why", "步骤 steps",
+    table = Table("姓名 name", "岗位 role", "区域 area", "方案 plan", "目标 target", "为何叫应 why", "步骤 steps",
                   "可用渠道 channels", show_lines=True, expand=False)
     for c in result["callouts"]:
         o = c["official"]
-        table.add_row(o["name"], "、".join(o["roles"]), o["area_name"], c["plan"], c["reason"], _steps(c["steps"]),
+        why = (c.get("reason_en") or c["reason"]) if lang == "en" else c["reason"]
+        table.add_row(escape(o["name"]), escape("、".join(o["roles"])), escape(o["area_name"]), escape(c["plan"]),
+                      str(c["target"]) if c.get("target") else "—", escape(why), escape(_steps(c["steps"])),
                       " ".join(Channel(ch).zh for ch in o["channels"]) or "[red]无[/]")
     out: list[RenderableType] = [title, duty_line, table]
     if result["gaps"]:

@@ -67,6 +67,7 @@ class PlannedCallout:
     steps: tuple[PlannedStep, ...]
     target: int = 0  # which of the plan's targets reached them (1-based; 0: not known)
     room: str | None = None  # a roll-call's: the duty room (its area) the person answers for
+    reason_en: str = ""  # the reason in English, for the preview's English readers ("" where none was made)
 
 
 class GapKind(StrEnum):
@@ -140,7 +141,7 @@ def resolve(site: Site, facts: WarningFacts, start: datetime | None = None) -> R
     facts = concerned(site, facts)
     duty = site.duty.on_duty(facts.at)
     plans = matching_plans(site, facts)
-    chosen: dict[str, tuple[Plan, str, tuple[str, ...], int]] = {}
+    chosen: dict[str, tuple[Plan, Why, tuple[str, ...], int]] = {}
     gaps: list[Gap] = []
     for plan in plans:
         affected = affected_areas(site, plan, facts)
@@ -152,15 +153,15 @@ def resolve(site: Site, facts: WarningFacts, start: datetime | None = None) -> R
     if why is not None:
         fallback = site.fallback or DEFAULT_FALLBACK
         gaps.append(Gap(GapKind.NO_PLAN, fallback.id, "", why))
-        for person_id, (reason, target) in _targets(site, fallback, facts.areas, facts, duty, gaps).items():
-            chosen.setdefault(person_id, (fallback, f"{why}: {reason}", facts.areas, target))
+        for person_id, ((zh, en), target) in _targets(site, fallback, facts.areas, facts, duty, gaps).items():
+            chosen.setdefault(person_id, (fallback, (f"{why}: {zh}", f"{why}: {en}"), facts.areas, target))
         plans = [*plans, fallback]
     callouts = []
     seen: set[tuple[GapKind, str, str]] = set()
-    for person_id, (plan, reason, affected, target) in chosen.items():
+    for person_id, (plan, (reason, reason_en), affected, target) in chosen.items():
         person = site.people[person_id]
         steps = tuple(_plan_steps(site, plan, person, duty, start, facts.at, affected))
-        callouts.append(PlannedCallout(person_id, plan.id, reason, steps, target))
+        callouts.append(PlannedCallout(person_id, plan.id, reason, steps, target, reason_en=reason_en))
         gaps.extend(_channel_gaps(site, plan, person, steps, seen))
     return Resolution(tuple(p.id for p in plans), tuple(callouts), tuple(gaps), duty, why)
 
@@ -178,7 +179,7 @@ DEFAULT_FALLBACK = Plan(
 
 
 def _needs_fallback(site: Site, facts: WarningFacts, plans: list[Plan],
-                    chosen: dict[str, tuple[Plan, str, tuple[str, ...], int]]) -> str | None:
+                    chosen: dict[str, tuple[Plan, Why, tuple[str, ...], int]]) -> str | None:
     """Why the fallback plan must run for this warning, or None."""
     if facts.level not in FALLBACK_LEVELS:
         return None
@@ -194,12 +195,16 @@ def _needs_fallback(site: Site, facts: WarningFacts, plans: list[Plan],
     return None
 
 
+# Why someone is called, in Chinese (kept on the call-out, shown on the board) and in English (preview).
+Why = tuple[str, str]
+
+
 def _targets(
     site: Site, plan: Plan, affected: tuple[str, ...], facts: WarningFacts, duty: DutyShift | None, gaps: list[Gap]
-) -> dict[str, tuple[str, int]]:
+) -> dict[str, tuple[Why, int]]:
     """Who the plan's targets reach, each with the reason in words (shown in preview and on the board)
     and the number of the target that reached them."""
-    reached: dict[str, str] = {}
+    reached: dict[str, Why] = {}
     which: dict[str, int] = {}
     for number, target in enumerate(plan.targets, 1):
         _target(site, plan, target, affected, facts, duty, gaps, reached)
@@ -209,14 +214,14 @@ def _targets(
 
 
 def _target(site: Site, plan: Plan, target: Target, affected: tuple[str, ...], facts: WarningFacts,
-            duty: DutyShift | None, gaps: list[Gap], reached: dict[str, str]) -> None:
+            duty: DutyShift | None, gaps: list[Gap], reached: dict[str, Why]) -> None:
     if isinstance(target, DutyTarget):
         if duty is None:
             gaps.append(Gap(GapKind.NO_DUTY_SHIFT, plan.id, "", "no duty shift covers the warning's time"))
             return
         for position in target.positions:
             for person_id in duty.holders(position):
-                reached.setdefault(person_id, f"县值班室{position.zh}")
+                reached.setdefault(person_id, (f"县值班室{position.zh}", f"county duty room, {position.value}"))
     elif isinstance(target, TownDutyTarget):
         _town_duty(site, plan, target, affected, facts.at, reached, gaps)
     elif Scope.RESPONSIBLE in target.scopes:
@@ -226,15 +231,17 @@ def _target(site: Site, plan: Plan, target: Target, affected: tuple[str, ...], f
 
 
 def _by_role(site: Site, target: RoleTarget, scopes: tuple[Scope, ...], affected: tuple[str, ...],
-             reached: dict[str, str]) -> None:
+             reached: dict[str, Why]) -> None:
     for person in site.people.values():
         if person.id in reached or not person.has_any_role(target.roles):
             continue
         scope = _in_scope(person, scopes, target.area, affected)
         if scope is not None:
             role = next(r for r in person.roles if r in target.roles)
-            where = site.areas.name(person.area) + ("，上级区域" if scope is Scope.ABOVE else "")
-            reached[person.id] = f"{site.roles.get(role, role)}（{where}）"
+            where = site.areas.name(person.area)
+            above = scope is Scope.ABOVE
+            reached[person.id] = (f"{site.roles.get(role, role)}（{where}{'，上级区域' if above else ''}）",
+                                  f"{role} ({where}{', the area above' if above else ''})")
 
 
 def _in_scope(person: Person, scopes: tuple[Scope, ...], area: str | None, affected: tuple[str, ...]) -> Scope | None:
@@ -261,17 +268,16 @@ VILLAGE = 12  # the length of a village's code; groups and grids extend it
 
 
 def _responsible(site: Site, plan: Plan, target: RoleTarget, affected: tuple[str, ...], facts: WarningFacts,
-                 reached: dict[str, str], gaps: list[Gap]) -> None:
+                 reached: dict[str, Why], gaps: list[Gap]) -> None:
     """Those holding one of the roles who are responsible for an affected area or a zone of the warning;
     the target's ``otherwise`` scopes for the affected areas nobody is responsible for."""
     held: list[Responsibility] = []
     for person in site.people.values():
-        for role in (r for r in person.roles if r in target.roles):
-            for duty in (d for d in person.responsibilities if d.held_as(role)):
-                held.append(duty)
-                reason = _responsibility_reason(site, duty, affected, facts)
-                if reason and person.id not in reached:
-                    reached[person.id] = reason
+        duties = list(dict.fromkeys(d for r in person.roles if r in target.roles
+                                    for d in person.responsibilities if d.held_as(r)))
+        held += duties
+        if duties and person.id not in reached and (reason := _responsibility_reason(site, duties, affected, facts)):
+            reached[person.id] = reason
     if not target.otherwise:  # "otherwise: none": a responsibility only some places have (a hazard zone's)
         return
     uncovered = _uncovered(site, held, affected)
@@ -282,20 +288,38 @@ def _responsible(site: Site, plan: Plan, target: RoleTarget, affected: tuple[str
     gaps.append(Gap(GapKind.NO_RESPONSIBLE, plan.id, uncovered[0],
                     f"nobody with {', '.join(target.roles)} is responsible for {names} "
                     f"({', '.join(uncovered)}); otherwise: {fallback}"))
-    _by_role(site, target, target.otherwise, uncovered, reached)
+    kind = "、".join(dict.fromkeys(d.kind for d in held if d.areas)) or "包保"
+    for person in site.people.values():  # the fallback: said to be one ("无人包保白云镇，由县领导兜底")
+        if person.id in reached or not person.has_any_role(target.roles):
+            continue
+        theirs = [u for u in uncovered if _in_scope(person, target.otherwise, None, (u,)) is not None]
+        if theirs:
+            role = next(r for r in person.roles if r in target.roles)
+            where = "、".join(site.areas.name(u) for u in theirs)
+            reached[person.id] = (f"无人{kind}{where}，由{site.roles.get(role, role)}兜底",
+                                  f"nobody holds {kind} for {where}: {role} as the fallback (otherwise: {fallback})")
 
 
-def _responsibility_reason(site: Site, duty: Responsibility, affected: tuple[str, ...],
-                           facts: WarningFacts) -> str | None:
-    """Why this responsibility concerns the warning ("包保龙潭镇", "白岩沟小流域监测员"), or None."""
-    for area in duty.areas:
-        if any(overlaps(area, a) for a in affected):
-            return f"{duty.kind}{site.areas.name(area)}"
-    for zone_id in duty.zones:
-        zone = site.zones.get(zone_id)
-        if zone is not None and (zone_id in facts.zones or any(overlaps(z, a) for z in zone.areas for a in affected)):
-            return f"{zone.name}{duty.kind}"
-    return None
+def _responsibility_reason(site: Site, duties: list[Responsibility], affected: tuple[str, ...],
+                           facts: WarningFacts) -> Why | None:
+    """Why these responsibilities of one person concern the warning, naming every affected area and
+    zone they hold ("包保龙潭镇、白云镇", "白岩沟小流域监测员"), or None."""
+    areas: dict[str, list[str]] = {}  # kind -> the areas of that kind the warning concerns
+    zones: list[tuple[str, str]] = []  # (zone name, kind)
+    for duty in duties:
+        for area in duty.areas:
+            if any(overlaps(area, a) for a in affected):
+                areas.setdefault(duty.kind, []).append(site.areas.name(area))
+        for zone_id in duty.zones:
+            zone = site.zones.get(zone_id)
+            if zone is not None and (zone_id in facts.zones
+                                     or any(overlaps(z, a) for z in zone.areas for a in affected)):
+                zones.append((zone.name, duty.kind))
+    zh = [f"{kind}{'、'.join(dict.fromkeys(names))}" for kind, names in areas.items()]
+    zh += [f"{name}{kind}" for name, kind in dict.fromkeys(zones)]
+    en = [f"{kind} for {'、'.join(dict.fromkeys(names))}" for kind, names in areas.items()]
+    en += [f"{kind} of {name}" for name, kind in dict.fromkeys(zones)]
+    return ("，".join(zh), "; ".join(en)) if zh else None
 
 
 def uncovered_by(site: Site, target: RoleTarget, areas: tuple[str, ...]) -> list[str]:
@@ -320,7 +344,7 @@ def _uncovered(site: Site, held: list[Responsibility], affected: tuple[str, ...]
 
 
 def _town_duty(site: Site, plan: Plan, target: TownDutyTarget, affected: tuple[str, ...], at: datetime,
-               reached: dict[str, str], gaps: list[Gap]) -> None:
+               reached: dict[str, Why], gaps: list[Gap]) -> None:
     rooms = site.rooms_for(affected)
     if not rooms:
         gaps.append(Gap(GapKind.NO_DUTY_ROOM, plan.id, affected[0] if affected else "",
@@ -333,10 +357,10 @@ def _town_duty(site: Site, plan: Plan, target: TownDutyTarget, affected: tuple[s
             continue
         for position in target.positions:
             for person_id in shift.holders(position):
-                reached.setdefault(person_id, f"{room.name}{position.zh}")
+                reached.setdefault(person_id, (f"{room.name}{position.zh}", f"{room.name}, {position.value}"))
 
 
-def _empty_areas(site: Site, plan: Plan, affected: tuple[str, ...], reached: dict[str, str]) -> list[Gap]:
+def _empty_areas(site: Site, plan: Plan, affected: tuple[str, ...], reached: dict[str, Why]) -> list[Gap]:
     """Affected areas in which nobody is called; only the topmost empty area of a branch."""
     if not any(isinstance(t, RoleTarget) and Scope.AFFECTED in t.scopes for t in plan.targets):
         return []

@@ -125,6 +125,7 @@ def describe(site: Site, facts: WarningFacts, res: Resolution) -> dict[str, Any]
             "plan": c.plan_id,
             "target": c.target,  # the plan's target (1-based) that reached them
             "reason": c.reason,  # why, in words: "包保龙潭镇", "白岩沟小流域监测员", "村防汛责任人（溪口村）"
+            "reason_en": c.reason_en,  # the same in English: "包保 for 龙潭镇、白云镇", "nobody holds 包保 for …"
             "steps": [{
                 "index": s.index, "after_seconds": int(s.after.total_seconds()), "due": s.due.isoformat(),
                 "channels": [ch.value for ch in s.channels], "to": [r.value for r in s.to],

@@ -140,6 +140,50 @@ def test_preview_prints_who_would_be_called(db: str) -> None:
     assert "暴雨红色预警" in table.stdout and "rainstorm-red" in table.stdout
 
 
+def _row(table: str, name: str) -> list[str]:
+    """The cells of the first line of ``name``'s row in a rich table."""
+    line = next(line for line in table.splitlines() if line.startswith(f"│ {name} "))
+    return [cell.strip() for cell in line.strip("│").split("│")]
+
+
+def test_preview_table_says_for_each_person_the_plan_the_target_and_why(db: str) -> None:
+    from tests.support.cli import run_cli
+
+    jiaoying("load", str(SAMPLE_SITE), url=db)
+    # 白岩沟小流域 lies in 龙潭镇 and 白云镇, both 包保 by 周敏; a Friday: the duty leader is not a county leader
+    args = ("preview", "--hazard", "rainstorm", "--level", "red", "--zones", "baiyangou",
+            "--at", "2026-07-24T11:12:00+08:00")
+    table = run_cli(*args, env={"JIAOYING_DATABASE_URL": db})
+    assert table.returncode == 0, table.stderr
+    head = _row(table.stdout.replace("┃", "│"), "姓名 name")
+    assert head[3:6] == ["方案 plan", "目标 target", "为何叫应 why"]
+    assert _row(table.stdout, "周敏")[3:6] == ["rainstorm-red", "1", "包保龙潭镇、白云镇"]
+    monitor = _row(table.stdout, "楼根发")  # 白岩沟 and 潭头山洪危险区 (within 潭头村): both named, the cell wraps
+    assert monitor[3:5] == ["rainstorm-red", "4"] and monitor[5].startswith("白岩沟小流域监测员，潭头")
+    assert _row(table.stdout, "施荣华")[3:6] == ["rainstorm-red", "6", "白云镇值班室值班长"]
+    english = run_cli(*args, "--lang", "en", env={"JIAOYING_DATABASE_URL": db})
+    assert _row(english.stdout, "周敏")[3:6] == ["rainstorm-red", "1", "包保 for 龙潭镇、白云镇"]
+    assert _row(english.stdout, "施荣华")[5] == "白云镇值班室, chief"
+    refused = run_cli(*args, "--lang", "fr", env={"JIAOYING_DATABASE_URL": db})  # bad input: an unknown language
+    assert refused.returncode == 1 and "--lang must be zh or en, not 'fr'" in refused.stderr
+
+
+def test_preview_table_says_when_a_person_is_called_as_the_fallback(db: str, tmp_path: Path) -> None:
+    from tests.support.cli import run_cli
+
+    site = tmp_path / "organised"
+    shutil.copytree(FIXTURES / "sites" / "organised", site)
+    people = site / "people.yaml"  # nobody 包保 龙潭镇 any more: the county's leaders are called instead
+    people.write_text(people.read_text().replace(
+        'deputy: zhou-min, responsibilities: [{ kind: 包保, areas: ["330599102"] }] }', "deputy: zhou-min }"))
+    assert jiaoying("load", str(site), url=db).returncode == 0
+    table = run_cli("preview", "--hazard", "rainstorm", "--level", "red", "--areas", "330599102",
+                    "--at", "2026-07-16T21:00:00+08:00", env={"JIAOYING_DATABASE_URL": db})
+    assert table.returncode == 0, table.stderr
+    for leader in ("王建国", "李卫东", "周敏", "徐海涛"):
+        assert _row(table.stdout, leader)[3:6] == ["rainstorm-red", "1", "无人包保龙潭镇，由县领导兜底"]
+
+
 def test_preview_refuses_an_unknown_area(db: str) -> None:
     jiaoying("load", str(SAMPLE_SITE), url=db)
     r = jiaoying("preview", "--hazard", "rainstorm", "--level", "red", "--areas", "440106", url=db)

@@ -164,3 +164,41 @@ def test_preview_over_http_warns_when_a_rate_limit_makes_a_step_late(site_loaded
     assert body["capacity"]["limits"] == {"voice": "20/min"}
     assert any(w.startswith("step 1 (voice) of plan rainstorm-red: 86 calls at 20/min take 4.2 min")
                for w in body["capacity"]["warnings"])
+
+
+def test_preview_says_why_with_every_town_a_leader_holds(client: TestClient, auth: dict[str, str]) -> None:
+    """白岩沟小流域 lies in 龙潭镇 and 白云镇, both 包保 by 周敏: the reason names both, in Chinese and English."""
+    body = client.get(PREVIEW, headers=auth, params={"hazard": "rainstorm", "level": "red", "zones": "baiyangou",
+                                                     "at": "2026-07-24T11:12:00+08:00"}).json()
+    why = {c["official"]["id"]: (c["plan"], c["target"], c["reason"], c["reason_en"]) for c in body["callouts"]}
+    assert why["zhou-min"] == ("rainstorm-red", 1, "包保龙潭镇、白云镇", "包保 for 龙潭镇、白云镇")
+    assert why["shi-ronghua"] == ("rainstorm-red", 6, "白云镇值班室值班长", "白云镇值班室, chief")
+    assert why["hu-lixin"] == ("rainstorm-red", 3, "村党组织书记/村主任（潭头村）", "village_head (潭头村)")
+
+
+def test_preview_says_who_is_called_as_the_fallback(database_url: str, settings, clock, auth: dict[str, str],
+                                                   tmp_path) -> None:
+    """Nobody 包保 龙潭镇: the county's leaders are called as the target's fallback, and the preview says so."""
+    import shutil
+
+    from dispatcher.api.app import create_app
+    from dispatcher.db.session import transaction
+    from dispatcher.services.site import load_site_files
+    from tests.conftest import FIXED_NOW, FIXTURES
+
+    site = tmp_path / "organised"
+    shutil.copytree(FIXTURES / "sites" / "organised", site)
+    people = site / "people.yaml"
+    people.write_text(people.read_text().replace(
+        'deputy: zhou-min, responsibilities: [{ kind: 包保, areas: ["330599102"] }] }', "deputy: zhou-min }"))
+    with transaction(database_url) as session:
+        load_site_files(session, site, FIXED_NOW)
+    with TestClient(create_app(settings, clock=clock)) as fresh:
+        body = fresh.get(PREVIEW, headers=auth, params={"hazard": "rainstorm", "level": "red",
+                                                        "areas": "330599102"}).json()
+    leaders = {c["official"]["id"]: (c["target"], c["reason"], c["reason_en"]) for c in body["callouts"]
+               if c["official"]["id"] in ("wang-jianguo", "li-weidong", "zhou-min", "xu-haitao")}
+    fallback = (1, "无人包保龙潭镇，由县领导兜底",
+                "nobody holds 包保 for 龙潭镇: county_leader as the fallback (otherwise: above)")
+    assert leaders == dict.fromkeys(("wang-jianguo", "li-weidong", "zhou-min", "xu-haitao"), fallback)
+    assert [g["kind"] for g in body["gaps"] if g["subject"] == "330599102"] == ["no_responsible"]

@@ -66,8 +66,26 @@ def test_an_area_nobody_holds_is_a_readiness_gap_and_the_target_falls_back_to_th
     gaps = [g for g in res.gaps if g.kind is GapKind.NO_RESPONSIBLE and "county_leader" in g.message]
     assert [g.subject for g in gaps] == [LONGTAN]
     assert "龙潭镇" in gaps[0].message and "otherwise: above" in gaps[0].message
-    leaders = {c.person_id for c in res.callouts if "county_leader" in site.people[c.person_id].roles}
-    assert leaders == {"wang-jianguo", "li-weidong", "zhou-min", "xu-haitao"}  # every leader above 龙潭镇
+    leaders = {c.person_id: c for c in res.callouts if "county_leader" in site.people[c.person_id].roles}
+    assert set(leaders) == {"wang-jianguo", "li-weidong", "zhou-min", "xu-haitao"}  # every leader above 龙潭镇
+    # each says it is the fallback, and for which town
+    assert {c.reason for c in leaders.values()} == {"无人包保龙潭镇，由县领导兜底"}
+    assert {c.reason_en for c in leaders.values()} == {
+        "nobody holds 包保 for 龙潭镇: county_leader as the fallback (otherwise: above)"}
+
+
+def test_a_leader_holding_several_affected_towns_is_called_for_all_of_them(tmp_path: Path) -> None:
+    folder = tmp_path / "organised"
+    shutil.copytree(SITE, folder)
+    people = folder / "people.yaml"
+    people.write_text(people.read_text().replace('areas: ["330599103"] }]', 'areas: ["330599102", "330599103"] }]'))
+    site = load_site(folder)
+    res = resolve(site, WarningFacts(Hazard.RAINSTORM, Level.RED, (LONGTAN, BAIYUN), "qx", AT))
+    zhou = res.callout_for("zhou-min")
+    assert (zhou.reason, zhou.reason_en) == ("包保龙潭镇、白云镇", "包保 for 龙潭镇、白云镇")
+    zone = resolve(site, WarningFacts(Hazard.RAINSTORM, Level.RED, (), "qx", AT, ("baiyangou",)))
+    assert zone.callout_for("zhou-min").reason == "包保龙潭镇、白云镇"  # the zone lies in both towns
+    assert called(site, Hazard.RAINSTORM, (BAIYUN,))["zhou-min"] == "包保白云镇"  # only the town concerned
 
 
 def test_otherwise_none_calls_nobody_for_an_area_nobody_holds_and_is_no_gap(site: Site) -> None:
