@@ -25,6 +25,7 @@ from .pages import Ctx, context, render, require
 
 router = APIRouter()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_TO_COME = (DrillState.SCHEDULED.value, DrillState.RUNNING.value)  # a blind drill's note: officers see it as real
 
 
 def _local(at: datetime | None, tz: Any, seconds: bool = False) -> str:
@@ -172,7 +173,8 @@ def _report(ctx: Ctx, drill_id: str) -> dict[str, Any] | None:
                   "window": f"{_local(result.window[0], tz)} – {_local(result.window[1], tz)}" if result.window else "",
                   "ended": _local(result.ended_at, tz), "by": result.created_by.removeprefix("user:"),
                   "without": list(result.options.without), "broadcast": result.options.broadcast,
-                  "length": f"{result.options.length.total_seconds() / 60:g}", "concealed": result.concealed},
+                  "length": f"{result.options.length.total_seconds() / 60:g}",
+                  "concealed": result.concealed and result.state in _TO_COME},
         "figures": f, "bars": list(zip(f.bars, f.reached_within, f.acked_within, strict=True)),
         "medians": {"reach": _mmss(f.reach_median_s), "reach90": _mmss(f.reach_p90_s),
                     "ack": _mmss(f.ack_median_s), "ack90": _mmss(f.ack_p90_s)},
