@@ -18,7 +18,7 @@ import phonenumbers
 
 from .domain.areas import Area, AreaTree, covers, normalize_code, overlaps
 from .domain.channels import Channel, accepted_channels
-from .domain.checks import RollCall, SpotCheck, WeeklyWindow
+from .domain.checks import RollCall, RollCallTarget, SpotCheck, WeeklyWindow
 from .domain.duty import WEEKDAYS, DutyPosition, DutyRoom, DutyRota, DutyShift, WeeklyShift
 from .domain.hazards import Hazard, accepted_hazards, accepted_levels, parse_hazard, parse_level
 from .domain.plans import (
@@ -589,7 +589,7 @@ def _whole(f: Fields, key: str, default: int, lowest: int, highest: int) -> int 
 def _read_rollcall(f: Fields, known: _Known, room_areas: set[str]) -> RollCall | None:
     rid = f.text("id", required=True)
     f.label = f"roll-call {rid}" if rid else "roll-call"
-    f.check_keys(("id", "name", "at", "weekly", "answer_within", "channels", "positions", "rooms", "tell"))
+    f.check_keys(("id", "name", "at", "weekly", "answer_within", "channels", "positions", "rooms", "tell", "call"))
     if rid and not _ID.match(rid):
         f.problem(f"id '{rid}' may hold only letters, digits, '-' and '_'", "id")
         rid = None
@@ -618,10 +618,18 @@ def _read_rollcall(f: Fields, known: _Known, room_areas: set[str]) -> RollCall |
             f.problem(f"'{text}' is not a duty room: the county's code or a room's area in duty.yaml", line=line)
         else:
             rooms.append(text)
+    call = RollCallTarget.PEOPLE
+    if f.has("call"):
+        said = (f.text("call") or "").strip()
+        if said not in {t.value for t in RollCallTarget}:
+            f.problem(f"'call' is people (whoever is on shift, the default) or duty_phone (each room's duty "
+                      f"phone), found '{clip(said)}'", "call")
+        else:
+            call = RollCallTarget(said)
     if not rid or within is None or (not at and weekly is None):
         return None
     return RollCall(rid, f.text("name") or rid, tuple(sorted(set(at))), weekly, within, channels, positions,
-                    tuple(rooms), tell)
+                    tuple(rooms), tell, call)
 
 
 def _read_window(f: Fields) -> WeeklyWindow | None:

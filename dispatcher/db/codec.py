@@ -6,7 +6,7 @@ from datetime import time, timedelta
 from typing import Any
 
 from ..domain.channels import Channel
-from ..domain.checks import RollCall, SpotCheck, WeeklyWindow
+from ..domain.checks import RollCall, RollCallTarget, SpotCheck, WeeklyWindow
 from ..domain.duty import DutyPosition
 from ..domain.hazards import Hazard, Level
 from ..domain.plans import (
@@ -117,6 +117,8 @@ def rollcall_to_dict(rollcall: RollCall) -> dict[str, Any]:
         "answer_within": rollcall.answer_within.total_seconds(), "channels": [c.value for c in rollcall.channels],
         "positions": [p.value for p in rollcall.positions], "rooms": list(rollcall.rooms),
         "tell": [c.value for c in rollcall.tell],
+        # only when not the default: a site (and a frozen roll-call) that does not use it reads as before
+        **({"call": rollcall.call.value} if rollcall.call is not RollCallTarget.PEOPLE else {}),
     }
 
 
@@ -130,6 +132,7 @@ def rollcall_from_dict(data: dict[str, Any]) -> RollCall:
         channels=tuple(Channel(c) for c in data["channels"]),
         positions=tuple(DutyPosition(p) for p in data["positions"]), rooms=tuple(data.get("rooms", ())),
         tell=tuple(Channel(c) for c in data.get("tell", ("sms", "voice"))),
+        call=RollCallTarget(data.get("call", RollCallTarget.PEOPLE.value)),
     )
 
 

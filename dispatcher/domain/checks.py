@@ -34,6 +34,16 @@ class CheckKind(StrEnum):
         return {"rollcall": "值班点名", "spotcheck": "六问抽查"}[self.value]
 
 
+class RollCallTarget(StrEnum):
+    """What a roll-call calls in each duty room."""
+
+    PEOPLE = "people"  # whoever is on shift there, on their own numbers (the default)
+    # The room's own duty phone (duty.yaml ``phone``): one call, which only someone in the room can
+    # answer, counted for the first of the positions called on shift there. A room without a phone
+    # (the county's, or a town's with none) falls back to its people.
+    DUTY_PHONE = "duty_phone"
+
+
 @dataclass(frozen=True)
 class WeeklyWindow:
     """Once a week, at a minute drawn within ``start``–``end`` (local time) on ``weekday`` (0 = Monday)."""
@@ -58,6 +68,7 @@ class RollCall:
     positions: tuple[DutyPosition, ...] = (DutyPosition.CHIEF, DutyPosition.STAFF)
     rooms: tuple[str, ...] = ()  # empty: the county room and every town room; else these (the county's code: its room)
     tell: tuple[Channel, ...] = (Channel.SMS, Channel.VOICE)  # how the room's leader is told of a missed answer
+    call: RollCallTarget = RollCallTarget.PEOPLE
 
     def times_between(self, since: datetime, until: datetime, tz: tzinfo, key: bytes) -> list[datetime]:
         """The scheduled instants in (``since``, ``until``], oldest first."""

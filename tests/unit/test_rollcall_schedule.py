@@ -132,7 +132,10 @@ def test_a_room_with_nobody_on_shift_is_unmanned_not_skipped() -> None:
      "checks.yaml:4: roll-call d: unknown duty position 'boss'; accepted: leader, chief, staff"),
     ("a typo in a field", "rollcalls:\n  - id: d\n    at: [\"09:00\"]\n    answer_whitin: 5m\n",
      "checks.yaml:4: roll-call d: unknown field 'answer_whitin' (accepted: id, name, at, weekly, answer_within, "
-     "channels, positions, rooms, tell)"),
+     "channels, positions, rooms, tell, call)"),
+    ("a target that is not one", "rollcalls:\n  - id: d\n    at: [\"09:00\"]\n    call: landline\n",
+     "checks.yaml:4: roll-call d: 'call' is people (whoever is on shift, the default) or duty_phone (each room's "
+     "duty phone), found 'landline'"),
     ("the same id twice", "rollcalls:\n  - id: d\n    at: [\"09:00\"]\n  - id: d\n    at: [\"21:00\"]\n",
      "checks.yaml:4: roll-call d: a second roll-call 'd' (the first is at line 2)"),
 ])
