@@ -159,8 +159,8 @@ def test_preview_table_says_for_each_person_the_plan_the_target_and_why(db: str)
     assert head[3:6] == ["方案 plan", "目标 target", "为何叫应 why"]
     assert _row(table.stdout, "周敏")[3:6] == ["rainstorm-red", "1", "包保龙潭镇、白云镇"]
     monitor = _row(table.stdout, "楼根发")  # 白岩沟 and 潭头山洪危险区 (within 潭头村): both named, the cell wraps
-    assert monitor[3:5] == ["rainstorm-red", "4"] and monitor[5].startswith("白岩沟小流域监测员，潭头")
-    assert _row(table.stdout, "施荣华")[3:6] == ["rainstorm-red", "6", "白云镇值班室值班长"]
+    assert monitor[3:5] == ["rainstorm-red", "5"] and monitor[5].startswith("白岩沟小流域监测员，潭头")
+    assert _row(table.stdout, "施荣华")[3:6] == ["rainstorm-red", "7", "白云镇值班室值班长"]
     english = run_cli(*args, "--lang", "en", env={"JIAOYING_DATABASE_URL": db})
     assert _row(english.stdout, "周敏")[3:6] == ["rainstorm-red", "1", "包保 for 龙潭镇、白云镇"]
     assert _row(english.stdout, "施荣华")[5] == "白云镇值班室, chief"

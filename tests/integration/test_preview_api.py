@@ -172,7 +172,7 @@ def test_preview_says_why_with_every_town_a_leader_holds(client: TestClient, aut
                                                      "at": "2026-07-24T11:12:00+08:00"}).json()
     why = {c["official"]["id"]: (c["plan"], c["target"], c["reason"], c["reason_en"]) for c in body["callouts"]}
     assert why["zhou-min"] == ("rainstorm-red", 1, "包保龙潭镇、白云镇", "包保 for 龙潭镇、白云镇")
-    assert why["shi-ronghua"] == ("rainstorm-red", 6, "白云镇值班室值班长", "白云镇值班室, chief")
+    assert why["shi-ronghua"] == ("rainstorm-red", 7, "白云镇值班室值班长", "白云镇值班室, chief")
     assert why["hu-lixin"] == ("rainstorm-red", 3, "村党组织书记/村主任（潭头村）", "village_head (潭头村)")
 
 
