@@ -7,7 +7,9 @@ In a temp dir: a synthetic site (25 towns of 20 villages, a few village names re
 so that some rows must write 镇/村) and a workbook kept the way counties keep it — a title row above
 the header, columns in an odd order with extra ones (序号, 备注), 单位 merged over each village's rows,
 a 合计 row after each town, phone numbers as Excel numbers, AB岗 and 上级 by name, a town's 包保
-villages. Then, timed in this process (the CLI's own work, without the interpreter's start-up):
+villages, everyone's 钉钉 account, the town flood officer's 包村 villages under 其他责任 and a
+satellite phone for each village's flood officer. Then, timed in this process (the CLI's own work,
+without the interpreter's start-up):
 
 - first import: into the site with no people yet (every id made from pinyin), then written;
 - re-import: the same workbook again (every id kept, nothing changes) — the usual monthly case;
@@ -46,7 +48,8 @@ ROLES = {"town_head": "乡镇长", "town_flood_officer": "乡镇防汛责任人"
          "village_flood_officer": "村防汛责任人", "geohazard_monitor": "地质灾害群测群防员", "forest_ranger": "护林员",
          "grid_member": "网格员"}
 VILLAGE_ROLES = ["village_head", "village_flood_officer", "geohazard_monitor", "forest_ranger"] + ["grid_member"] * 6
-HEADER = ["序号", "姓名", "单位", "职务", "区域", "手机", "备用电话", "办公电话", "AB岗", "上级", "包保", "备注"]
+HEADER = ["序号", "姓名", "单位", "职务", "区域", "手机", "备用电话", "办公电话", "AB岗", "上级", "包保", "备注",
+          "钉钉", "卫星电话", "其他责任"]
 
 
 def names(count: int) -> list[str]:
@@ -104,9 +107,10 @@ def write_workbook(path: Path, rows: int) -> int:
         villages = [f"{town}/{village_name(t, v)}" for v in range(VILLAGES)]
         start = sheet.max_row + 1
         sheet.append([n + 1, head, f"{town}人民政府", ROLES["town_head"], town, 13800000000 + n, None,
-                      f"0572-50{t:02d}001", flood, None, "、".join(villages[:10]), None])
+                      f"0572-50{t:02d}001", flood, None, "、".join(villages[:10]), None, f"u{n}", None, None])
         sheet.append([n + 2, flood, f"{town}人民政府", ROLES["town_flood_officer"], town, 13800000000 + n + 1, None,
-                      None, None, head, "、".join(villages[10:]), None])
+                      None, None, head, "、".join(villages[10:15]), None, f"u{n + 1}", None,
+                      "包村：" + "、".join(villages[15:])])
         n += 2
         sheet.merge_cells(start_row=start, start_column=3, end_row=start + 1, end_column=3)
         for v in range(VILLAGES):
@@ -118,7 +122,8 @@ def write_workbook(path: Path, rows: int) -> int:
                 deputy = {0: flood_officer, 1: None}.get(k, secretary)
                 sheet.append([n + 1, people[n], f"{village_name(t, v)}村民委员会", ROLES[role], villages[v],
                               13800000000 + n, float(13900000000 + n) if k < 2 else None, None, deputy,
-                              head if k == 0 else secretary, None, "山区" if v % 3 == 0 else None])
+                              head if k == 0 else secretary, None, "山区" if v % 3 == 0 else None, f"u{n}",
+                              f"174000{n:05d}" if k == 1 else None, None])
                 n += 1
             sheet.merge_cells(start_row=first, start_column=3, end_row=first + len(VILLAGE_ROLES) - 1, end_column=3)
         sheet.append([None, "合计", f"{town}共 {n} 人"])
