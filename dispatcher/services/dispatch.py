@@ -44,6 +44,7 @@ from ..domain.escalation import CalloutFacts, fail_over
 from ..domain.hazards import Level
 from ..domain.limits import RateLimit
 from ..domain.record import EventKind
+from ..domain.rollcall import DUTY_PHONE, duty_phone
 from ..domain.roster import Person
 from ..domain.site import Site
 from ..links import link_url, make_token
@@ -160,7 +161,7 @@ def read_claim(session: Session, found: Claim) -> Claim:
 _ATTEMPT_COLUMNS = (AttemptRow.id, AttemptRow.callout_id, AttemptRow.key, AttemptRow.channel, AttemptRow.purpose,
                     AttemptRow.recipient_id, AttemptRow.number, AttemptRow.step_index, AttemptRow.tries)
 _CALLOUT_COLUMNS = (CalloutRow.id, CalloutRow.person_id, CalloutRow.record_id, CalloutRow.level,
-                    CalloutRow.ack_code, CalloutRow.drill, CalloutRow.state)
+                    CalloutRow.ack_code, CalloutRow.drill, CalloutRow.state, CalloutRow.room)
 
 
 def _in_chunks(session: Session, columns: tuple[Any, ...], key: Any, ids: list[int]) -> list[Row[Any]]:
@@ -184,7 +185,8 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
     rendered = render(channel, purpose, "zh", context)
     message = OutboundMessage(
         key=attempt.key, channel=channel, purpose=purpose,
-        to=_address(recipient, attempt.recipient_id, channel, attempt.number),
+        to=_address(recipient, attempt.recipient_id, channel, attempt.number,
+                    duty_phone(site, callout.room) if attempt.number == DUTY_PHONE else None),
         subject=rendered.subject, text=rendered.text, level=_LEVELS[callout.level], ack_code=callout.ack_code,
         link=link, drill=callout.drill, context=context, attempt_id=attempt.id,
     )
@@ -201,15 +203,18 @@ _LEVELS = {lv.value: lv for lv in Level}
 _STATES = {s.value: s for s in CalloutState}
 
 
-def _address(person: Person | None, person_id: str, channel: Channel, number: int = 0) -> Address:
+def _address(person: Person | None, person_id: str, channel: Channel, number: int = 0,
+             room_phone: str | None = None) -> Address:
     """Whom a message goes to: a text to the person's first number that takes SMS, a call to the
-    number the attempt is for (``attempts.number``), e-mail and IM as the roster has them."""
+    number the attempt is for (``attempts.number``; ``DUTY_PHONE``: ``room_phone``, the roll-call's
+    duty room's own — or the person's first number if the room has none now), e-mail and IM as the
+    roster has them."""
     if person is None:
         return Address(person_id, person_id)
     if channel.kind.contact == "mobile":
         phone = person.mobile
     elif channel is Channel.VOICE:
-        phone = called_number(person, number)
+        phone = room_phone if number == DUTY_PHONE and room_phone else called_number(person, number)
     else:
         phone = person.phone
     return Address(person.id, person.name, phone, person.email, dict(person.im))

@@ -36,6 +36,7 @@ from ..domain.callouts import (
 from ..domain.channels import Channel
 from ..domain.escalation import Advanced, CalloutFacts, advance
 from ..domain.record import EventKind
+from ..domain.rollcall import DUTY_PHONE, calls_duty_phone
 from ..domain.roster import Person
 from ..domain.rules import PlannedStep
 from ..domain.site import Site
@@ -163,17 +164,25 @@ def facts_of(callout: CalloutRow | Row[Any]) -> CalloutFacts:
 
 def step_attempts(site: Site, callout: CalloutRow | Row[Any] | Started, step: PlannedStep,
                   now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-    """The attempts a step makes, and who it could not reach on any of its channels."""
+    """The attempts a step makes, and who it could not reach on any of its channels. A roll-call's
+    step to its duty room's phone (``domain.rollcall.calls_duty_phone``) makes one call, to
+    ``DUTY_PHONE``: the room's number, whatever the person's own are."""
     made, skipped = [], []
+    rollcall = callout.hazard == ROLLCALL_HAZARD
     for recipient in step.recipients:
         person = site.people.get(recipient)
-        channels = [c for c in step.channels if person is not None and person.reachable_by(c)]
+        room = rollcall and calls_duty_phone(step, recipient, callout.person_id)
+        if room:
+            channels = [c for c in step.channels if person is not None and c is Channel.VOICE]
+        else:
+            channels = [c for c in step.channels if person is not None and person.reachable_by(c)]
         if not channels:
             skipped.append(recipient)
-        purpose = purpose_for(step, recipient, callout.person_id, rollcall=callout.hazard == ROLLCALL_HAZARD,
+        purpose = purpose_for(step, recipient, callout.person_id, rollcall=rollcall,
                               spotcheck=callout.hazard == SPOTCHECK_HAZARD)
         made.extend(attempt_values(callout, f"{callout.id}:{step.index}:{channel.value}:{recipient}", step.index,
-                                   purpose.value, channel.value, recipient, now) for channel in channels)
+                                   purpose.value, channel.value, recipient, now, number=DUTY_PHONE if room else 0)
+                    for channel in channels)
     return made, skipped
 
 
@@ -236,6 +245,8 @@ def next_numbers(session: Session, now: datetime, unanswered: Sequence[Unanswere
         person = site.people.get(u.recipient_id)
         if callout is None or person is None or moot(Purpose(u.purpose), CalloutState(callout.state)):
             continue
+        if u.number < 0:
+            continue  # a roll-call's call to the duty room's phone: the person's own numbers are not tried
         following = u.number + 1
         if following >= len(person.voice_numbers):
             continue  # the last number: the step is unanswered

@@ -541,6 +541,11 @@ def _steps(data: Mapping[str, Any], c: _Ctx, ev: Mapping[str, Any]) -> _Words:
             names = c.names(e.get("person") for e in entries)
             who, folded = c.who(names)
             clauses.append(c.w(f"第{index + 1}步：{how}发出 {who}", f"Step {index + 1}: {how} to {who}"))
+        elif all(_step_of(e, c)[2] == (e.get("person"),) for e in entries):
+            # a roll-call's call to the duty room's own phone, for the person on shift there
+            who, folded = c.who(c.names(e.get("person") for e in entries))
+            clauses.append(c.w(f"第{index + 1}步：{how}拨打值班室值班电话，找 {who}",
+                               f"Step {index + 1}: {how} to the duty rooms' phones for {who}"))
         else:
             pairs = []
             for e in entries:

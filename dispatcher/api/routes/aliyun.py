@@ -38,9 +38,10 @@ from ...channels.aliyun import ANSWER_PURPOSES, PROVIDER, e164, national_number,
 from ...channels.carriers import token_matches
 from ...config import Settings
 from ...db.session import transaction
-from ...db.tables import AttemptRow
+from ...db.tables import AttemptRow, CalloutRow
 from ...domain.callouts import QUESTIONING, Purpose
 from ...domain.channels import Channel
+from ...domain.rollcall import DUTY_PHONE, duty_phone
 from ...domain.roster import mask_phone
 from ...domain.site import Site
 from ...intake.schema import text_problem
@@ -167,9 +168,15 @@ def _attempt(session: Session, channel: Channel, provider_id: str, out_id: str) 
     return attempt
 
 
-def _recipient_has(site: Site, attempt: AttemptRow, number: str | None) -> bool:
+def _recipient_has(site: Site, attempt: AttemptRow, number: str | None, session: Session | None = None) -> bool:
     """Whether ``number`` (national, as Aliyun reports it) is one of the recipient's numbers: a call
-    may be to their second or third (a voice step not answered on the first tries the next)."""
+    may be to their second or third (a voice step not answered on the first tries the next) — or, for
+    a roll-call's call to its duty room's phone (``DUTY_PHONE``), that phone."""
+    if attempt.number == DUTY_PHONE and session is not None and number:
+        callout = session.get(CalloutRow, attempt.callout_id)
+        room = duty_phone(site, callout.room if callout is not None else None)
+        if room is not None and national_number(room) == number:
+            return True
     person = site.people.get(attempt.recipient_id)
     return bool(number and person is not None and any(national_number(n.number) == number for n in person.numbers))
 
@@ -252,7 +259,7 @@ async def voice_report(token: str, request: Request) -> dict[str, Any]:
                 log.warning("aliyun VoiceReport for unknown call %r (out_id %r): ignored", item.call_id, item.out_id)
                 continue
             number = national_number(item.callee)
-            if not _recipient_has(site, attempt, number):
+            if not _recipient_has(site, attempt, number, session):
                 log.warning("aliyun VoiceReport for %s names %s, not its recipient's number: ignored", attempt.key,
                             mask_phone(item.callee))
                 continue
