@@ -49,6 +49,9 @@ class Reached:
         return "final escalation" if self.step is None else f"step {self.step + 1}"
 
 
+_ESCALATION = (DutyPosition.LEADER, DutyPosition.CHIEF)  # whom `to: duty` and `to: town_duty` reach
+
+
 class NoMobileReach:
     """Who among the people without a mobile each plan's steps can reach, for any warning the plan
     answers. Built once per site: only those few people are looked at per plan (a county has tens of
@@ -67,10 +70,22 @@ class NoMobileReach:
                     self.deputy_of.setdefault(p.deputy, []).append(p)
                 if p.superior in ids:
                     self.superior_of.setdefault(p.superior, []).append(p)
+        self._held: dict[tuple[int, tuple[DutyPosition, ...]], frozenset[str]] = {}
         self.rooms_seated: dict[str, list[Person]] = {}  # rooms with someone without a mobile on their rota
         for room in site.rooms:
-            if ids & set(_holders(room.rota, (DutyPosition.LEADER, DutyPosition.CHIEF))):
+            if ids & self.holders(room.rota, _ESCALATION):
                 self.rooms_seated[room.area] = [p for p in people if covers(room.area, p.area)]
+
+    def holders(self, rota: DutyRota, positions: tuple[DutyPosition, ...]) -> frozenset[str]:
+        """Everyone on any shift of the rota, dated or weekly, in these positions (worked out once)."""
+        key = (id(rota), positions)
+        if key not in self._held:
+            shifts = [*rota.shifts, *rota.weekly]
+            self._held[key] = frozenset(p for s in shifts for p in (
+                *((s.leader,) if DutyPosition.LEADER in positions and s.leader else ()),
+                *((s.chief,) if DutyPosition.CHIEF in positions and s.chief else ()),
+                *(s.staff if DutyPosition.STAFF in positions else ())))
+        return self._held[key]
 
     def findings(self, plans: Iterable[Plan]) -> Iterator[Reached]:
         """Every (plan, step, person without a mobile) the rule finds something about."""
@@ -95,23 +110,11 @@ class NoMobileReach:
                     yield Reached(plan, index, channels, person, how, finding)
 
 
-def _holders(rota: DutyRota, positions: tuple[DutyPosition, ...]) -> list[str]:
-    """Everyone on any shift of the rota, dated or weekly, in these positions."""
-    shifts = [*rota.shifts, *rota.weekly]
-    return [p for s in shifts for p in (
-        *((s.leader,) if DutyPosition.LEADER in positions and s.leader else ()),
-        *((s.chief,) if DutyPosition.CHIEF in positions and s.chief else ()),
-        *(s.staff if DutyPosition.STAFF in positions else ()))]
-
-
 def _kind(target: Target) -> str:
     """"town_duty", "duty", "county_leader responsible": a target in a few words."""
     if isinstance(target, DutyTarget | TownDutyTarget):
         return "duty" if isinstance(target, DutyTarget) else "town_duty"
     return f"{', '.join(target.roles)} {'+'.join(s.value for s in target.scopes)}"
-
-
-_ESCALATION = (DutyPosition.LEADER, DutyPosition.CHIEF)  # whom `to: duty` and `to: town_duty` reach
 
 
 class _PlanReach:
@@ -122,6 +125,7 @@ class _PlanReach:
         self.covered = plan_areas(self.site, plan)
         self._targeted: dict[str, str | None] = {}
         self._uncovered: dict[int, tuple[str, ...]] = {}
+        self._rooms: dict[tuple[DutyPosition, ...], frozenset[str]] = {}
 
     def recipient(self, person: Person, to: Recipient) -> str | None:
         """How a step ``to`` this recipient can reach ``person``, in words; None if it cannot."""
@@ -132,8 +136,8 @@ class _PlanReach:
             official = next((q for q in of.get(person.id, ()) if self.targeted(q)), None)
             return f"{to.value} of {official.name} ({official.id})" if official else None
         if to is Recipient.DUTY:
-            return "the county duty room" if person.id in _holders(self.site.duty, _ESCALATION) else None
-        room = next((r for r in self.site.rooms if person.id in _holders(r.rota, _ESCALATION)
+            return "the county duty room" if person.id in self.all.holders(self.site.duty, _ESCALATION) else None
+        room = next((r for r in self.site.rooms if person.id in self.all.holders(r.rota, _ESCALATION)
                      and self._room_concerned(r.area)), None)
         return f"the duty room {room.name}" if room else None
 
@@ -153,10 +157,13 @@ class _PlanReach:
 
     def _reaches(self, n: int, target: Target, person: Person) -> bool:
         if isinstance(target, DutyTarget):
-            return person.id in _holders(self.site.duty, target.positions)
+            return person.id in self.all.holders(self.site.duty, target.positions)
         if isinstance(target, TownDutyTarget):
-            return any(person.id in _holders(r.rota, target.positions) for r in self.site.rooms
-                       if any(overlaps(r.area, c) for c in self.covered))
+            if target.positions not in self._rooms:  # the rooms of the towns the plan covers, on any shift
+                self._rooms[target.positions] = frozenset().union(*(
+                    self.all.holders(r.rota, target.positions) for r in self.site.rooms
+                    if any(overlaps(r.area, c) for c in self.covered)))
+            return person.id in self._rooms[target.positions]
         if not person.has_any_role(target.roles):
             return False
         if Scope.RESPONSIBLE in target.scopes:
