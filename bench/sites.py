@@ -8,29 +8,39 @@
 Targets (2-core machine): ``jiaoying validate`` + ``jiaoying load`` of a 5,000-person site within
 5 s, ``jiaoying preview`` within 1 s.
 
-The county (written into a temporary folder, removed at the end unless --keep):
+The county (written into a temporary folder, removed at the end unless --keep) uses every feature of
+the site files, in the proportions of a county organised as the sample is:
 
 - areas.yaml: the county, ``--towns`` towns of ``--villages`` villages each, each village with
   ``--groups`` 村民小组 (15-digit codes: the village's code plus three digits). When the validator
   does not take 15-digit codes yet (probed on a one-area site), the groups are left out and their
-  people sit in the village.
-- people.yaml: county leaders and department heads with their deputies (AB岗), duty officers;
-  per town a 乡镇长, 党委书记 and three 防汛责任人/包村干部; per village a 村主任, a 村防汛责任人 and
-  (in mountain and forest villages) a 地灾群测群防员 and a 护林员; per group a 组长, and the rest of
-  ``--people`` as 联户责任人 spread over the groups. Everyone has a mobile and DingTalk, county and
-  town officials an e-mail; deputies and superiors form the usual chains (户 -> 组长 -> 村主任 ->
-  乡镇长 -> 县领导).
-- plans.yaml: the ten plans of rosters/qingxi/plans.yaml (red and orange rainstorm, flash flood,
-  geohazard, typhoon, forest fire; the same targets, steps, final escalations, broadcasts, quiet
-  hours), with 组长 added to every plan (a plan must reach someone in each group it covers) and 联户责任人
-  to the red rainstorm and typhoon plans (叫应到组到户).
-- duty.yaml: a weekly 1+1+X rota and 62 dated shifts (July and August).
+  people sit in the village. Hazard zones in the mountain towns (3 of every 5 towns), one per five
+  villages: 小流域 of two villages (the first of each town's crossing into the next town), 山洪危险区
+  of two groups, 地质灾害隐患点 of one village, 水库下游 of two villages.
+- people.yaml: the county secretary; 8 county leaders, each 包保 two or three towns
+  (``responsibilities``); 7 department heads with their deputies (AB岗); duty officers; per town a
+  乡镇长, 党委书记 and three 防汛责任人 who 包村 the town's villages between them; per village a 村主任,
+  a 村防汛责任人 and (in mountain villages) a 地灾群测群防员 and a 护林员; per zone a 监测员 responsible
+  for it; per group a 组长, and the rest of ``--people`` as 联户责任人 spread over the groups.
+  Everyone has a mobile and an IM address, county and town officials an e-mail; county and town
+  officials also an office landline (``phones``), the county leaders a backup mobile first, the zone
+  monitors a satellite phone; one 联户责任人 in a hundred has only a landline (and WeCom).
+  Deputies and superiors form the usual chains (户 -> 组长 -> 村主任 -> 乡镇长 -> 县领导).
+- duty.yaml: the county's weekly 1+1+X rota and 62 dated shifts (July and August), and a duty room
+  (``rooms``) for every town with its own weekly rota.
+- plans.yaml: the 21 plans of rosters/qingxi/plans.yaml (red and orange, for each hazard the sample
+  names; the same targets, final escalations, broadcasts, quiet hours), their steps from three named
+  ``ladders``; county leaders by ``scope: responsible`` (包保), the 包村 cadres and the zones' monitors
+  likewise, town duty rooms by ``town_duty`` (as targets and as a step's recipient); 组长 added to
+  every plan (a plan must reach someone in each group it covers) and 联户责任人 to the red rainstorm
+  and typhoon plans (叫应到组到户).
 
 Figures, each in wall-clock seconds and this process's CPU seconds (the one to trust when other
 work shares the cores), each phase by default in a fresh interpreter as the CLI runs each command,
 with that process's peak RSS (resource.getrusage):
 
-- validate: ``check_site`` (what ``jiaoying validate`` does, minus printing);
+- validate: what ``jiaoying validate`` does, minus printing: ``check_site``, then the readiness
+  gaps it lists (``readiness.site_gaps`` and ``carrier_gaps.template_gaps``), shown apart;
 - migrate: ``alembic upgrade head`` on a fresh SQLite file (``jiaoying db upgrade``), apart;
 - load: ``load_site_files`` in one transaction, committed (``jiaoying load``): split into its
   check_site, its sync_site and the commit;
@@ -102,15 +112,22 @@ def q(text: str) -> str:
 ROLES = {
     "county_leader": "县领导(包保)", "emergency_head": "应急管理局局长", "water_head": "水利局局长",
     "natres_head": "自然资源和规划局局长", "met_head": "气象局局长", "forestry_head": "林业局局长",
+    "transport_head": "交通运输局局长", "agri_head": "农业农村局局长",
     "duty_officer": "县应急值班员", "town_head": "乡镇长", "town_secretary": "乡镇党委书记",
     "town_flood_officer": "乡镇防汛责任人", "village_head": "村党组织书记/村主任",
     "village_flood_officer": "村防汛责任人", "geohazard_monitor": "地质灾害群测群防员",
-    "forest_ranger": "护林员", "group_leader": "村民小组长", "household_contact": "联户责任人",
+    "forest_ranger": "护林员", "zone_monitor": "山洪灾害监测员", "group_leader": "村民小组长",
+    "household_contact": "联户责任人",
 }
+HEADS = (("emergency_head", "县应急管理局"), ("water_head", "县水利局"), ("natres_head", "县自然资源和规划局"),
+         ("met_head", "县气象局"), ("forestry_head", "县林业局"), ("transport_head", "县交通运输局"),
+         ("agri_head", "县农业农村局"))
+LEADERS = 8
+LANDLINE_EVERY = 100  # one 联户责任人 in a hundred has only a landline
 
 
 class County:
-    """Writes the four files; keeps the ids it needs for chains and duty."""
+    """Writes the four files; keeps the ids it needs for chains, duty and zones."""
 
     def __init__(self, people: int, towns: int, villages: int, groups: int, group_areas: bool) -> None:
         self.target, self.towns, self.villages, self.groups = people, towns, villages, groups
@@ -118,21 +135,60 @@ class County:
         self.n = 0  # people written so far
         self.lines: list[str] = []
         self.mountain = {f"{COUNTY}{100 + t:03d}" for t in range(towns) if t % 5 in (1, 2, 3)}
+        self.zones = self._zones()
+
+    def town(self, t: int) -> str:
+        return f"{COUNTY}{100 + t:03d}"
+
+    def village(self, t: int, v: int) -> str:
+        return f"{self.town(t)}{201 + v:03d}"
+
+    def _zones(self) -> list[tuple[str, str, str, list[str]]]:
+        """(id, name, kind, areas): one zone per five villages of each mountain town."""
+        zones = []
+        for t in range(self.towns):
+            if self.town(t) not in self.mountain:
+                continue
+            tname = town_name(t)
+            for j in range(self.villages // 5):
+                v = 5 * j + j % 4  # the zones' villages differ from one zone to the next
+                kind = ("small_watershed", "flash_flood_zone", "geohazard_point", "reservoir_downstream")[j % 4]
+                first = self.village(t, v)
+                if kind == "small_watershed":
+                    crossing = j == 0 and self.town(t + 1) in self.mountain  # across into the next town
+                    areas = [first, self.village(t + 1, 0) if crossing else self.village(t, v + 1)]
+                    name = f"{tname}第{v + 1}村小流域"
+                elif kind == "flash_flood_zone" and self.group_areas and self.groups >= 2:
+                    areas, name = [f"{first}001", f"{first}002"], f"{tname}第{v + 1}村山洪危险区"
+                elif kind == "geohazard_point" or kind == "flash_flood_zone":
+                    areas, name = [first], f"{tname}第{v + 1}村滑坡隐患点"
+                    kind = "geohazard_point"
+                else:
+                    areas, name = [first, self.village(t, v + 1)], f"{tname}第{v + 1}村水库下游"
+                zones.append((f"t{t}z{j}", name, kind, list(dict.fromkeys(areas))))
+        return zones
 
     # people.yaml ----------------------------------------------------------------------------
 
     def person(self, pid: str, area: str, roles: list[str], unit: str, deputy: str | None = None,
-               superior: str | None = None, email: bool = False, comment: str = "") -> str:
+               superior: str | None = None, email: bool = False, comment: str = "", phones: tuple[str, ...] = (),
+               landline_only: bool = False, duties: tuple[str, ...] = ()) -> str:
         self.n += 1
         phone = f"+86139{self.n:08d}"
         out = self.lines
         out.append(f"  - id: {pid}")
         out.append(f"    name: {person_name(self.n)}")
         out.append(f"    unit: {unit}" + (f"  # {comment}" if comment else ""))
-        out.append(f"    phone: {q(phone)}")
+        if landline_only:  # an office or home landline: calls reach them, text messages cannot
+            out.append(f"    phone: {q(f'0572-5{self.n % 1000000:06d}')}")
+            out.append(f"    im: {{ wecom: {pid} }}")
+        else:
+            out.append(f"    phone: {q(phone)}")
+            if phones:
+                out.append(f"    phones: [{', '.join(phones)}]")
+            out.append(f"    im: {{ dingtalk: {q(phone)} }}")
         if email:
             out.append(f"    email: {pid}@{SITE}.gov.cn")
-        out.append(f"    im: {{ dingtalk: {q(phone)} }}")
         out.append(f"    area: {q(area)}")
         if roles:
             out.append(f"    roles: [{', '.join(roles)}]")
@@ -140,13 +196,21 @@ class County:
             out.append(f"    deputy: {deputy}")
         if superior:
             out.append(f"    superior: {superior}")
+        if duties:
+            out.append("    responsibilities:")
+            out += [f"      - {d}" for d in duties]
         return pid
 
+    def office(self) -> str:
+        """The office landline of the person being written (the next one): voice only."""
+        return f"{{ number: {q(f'0572-6{(self.n + 1) % 1000000:06d}')}, kind: landline }}"
+
     def fixed_people(self) -> int:
-        """How many people the county, towns, villages and 组长 take (the rest are 联户责任人)."""
-        per_village = sum(2 + (f"{COUNTY}{100 + t:03d}" in self.mountain) * 2 for t in range(self.towns))
-        county = 1 + 8 + 5 * 2 + 6  # secretary, leaders, heads and their deputies, duty officers
-        return county + self.towns * 5 + per_village * self.villages + self.towns * self.villages * self.groups
+        """How many people the county, towns, villages, zones and 组长 take (the rest are 联户责任人)."""
+        per_village = sum(2 + (self.town(t) in self.mountain) * 2 for t in range(self.towns))
+        county = 1 + LEADERS + len(HEADS) * 2 + 6  # secretary, leaders, heads and their deputies, duty officers
+        return (county + self.towns * 5 + per_village * self.villages + len(self.zones)
+                + self.towns * self.villages * self.groups)
 
     def people_yaml(self) -> str:
         out = self.lines
@@ -155,49 +219,64 @@ class County:
         out += [f"  {rid}: {name}" for rid, name in ROLES.items()]
         out.append("")
         out.append("people:")
-        out.append("  # ---- 县领导（包保领导） ----")
-        secretary = self.person("county-secretary", COUNTY, [], "县委", email=True, comment="县委书记：县长的上级")
-        leaders = [f"county-leader-{i}" for i in range(1, 9)]
+        out.append("  # ---- 县领导（包保领导：每人包保两到三个乡镇） ----")
+        secretary = self.person("county-secretary", COUNTY, [], "县委", email=True, comment="县委书记：县长的上级",
+                                phones=(self.office(),))
+        leaders = [f"county-leader-{i}" for i in range(1, LEADERS + 1)]
         for i, pid in enumerate(leaders):
-            self.person(pid, COUNTY, ["county_leader"], "县人民政府", deputy=leaders[i + 1] if i + 1 < 8 else None,
-                        superior=secretary if i == 0 else leaders[0], email=True)
+            towns = [q(self.town(t)) for t in range(self.towns) if t % LEADERS == i]
+            backup = q(f"+86138{self.n + 1:08d}")
+            self.person(pid, COUNTY, ["county_leader"], "县人民政府",
+                        deputy=leaders[i + 1] if i + 1 < LEADERS else None,
+                        superior=secretary if i == 0 else leaders[0], email=True, phones=(backup, self.office()),
+                        duties=(f"{{ kind: 包保, areas: [{', '.join(towns)}] }}",) if towns else ())
         out.append("  # ---- 县级部门负责人（AB岗：局长 A、副局长 B） ----")
         self.heads = {}
-        for k, (role, unit) in enumerate((("emergency_head", "县应急管理局"), ("water_head", "县水利局"),
-                                          ("natres_head", "县自然资源和规划局"), ("met_head", "县气象局"),
-                                          ("forestry_head", "县林业局"))):
+        for k, (role, unit) in enumerate(HEADS):
             head, deputy = f"{role.replace('_', '-')}", f"{role.replace('_', '-')}-b"
-            self.person(head, COUNTY, [role], unit, deputy=deputy, superior=leaders[1 + k % 7], email=True)
+            self.person(head, COUNTY, [role], unit, deputy=deputy, superior=leaders[1 + k % 7], email=True,
+                        phones=(self.office(),))
             self.person(deputy, COUNTY, [], unit, superior=head, email=True, comment="副局长")
             self.heads[role] = head
         self.duty_officers = [self.person(f"duty-{i}", COUNTY, ["duty_officer"], "县应急管理局", email=True,
                                           superior=self.heads["emergency_head"]) for i in range(1, 7)]
         self.leaders = leaders
+        monitors: dict[str, list[tuple[str, str]]] = {}  # village -> the zones seated there
+        for zid, _, _, areas in self.zones:
+            monitors.setdefault(areas[0][:12], []).append((zid, areas[0]))
         contacts = max(0, self.target - self.fixed_people())
         total_groups = self.towns * self.villages * self.groups
         given = 0
         for t in range(self.towns):
-            town = f"{COUNTY}{100 + t:03d}"
+            town = self.town(t)
             tname = town_name(t)
             out.append(f"  # ---- {tname}（{town}） ----")
             gov = f"{tname}人民政府"
             head = f"t{t}-head"
-            self.person(head, town, ["town_head"], gov, deputy=f"t{t}-secretary", superior=leaders[t % 8], email=True)
-            self.person(f"t{t}-secretary", town, ["town_secretary"], f"{tname}党委", superior=leaders[t % 8],
-                        email=True)
-            officers = [self.person(f"t{t}-flood-{k}", town, ["town_flood_officer"], gov, superior=head, email=True,
-                                    comment="包村干部") for k in range(1, 4)]
+            self.person(head, town, ["town_head"], gov, deputy=f"t{t}-secretary", superior=leaders[t % LEADERS],
+                        email=True, phones=(self.office(),))
+            self.person(f"t{t}-secretary", town, ["town_secretary"], f"{tname}党委", superior=leaders[t % LEADERS],
+                        email=True, phones=(self.office(),))
+            officers = []
+            for k in range(3):  # 包村: the town's villages between its three flood officers
+                villages = [q(self.village(t, v)) for v in range(self.villages) if v % 3 == k]
+                officers.append(self.person(
+                    f"t{t}-flood-{k + 1}", town, ["town_flood_officer"], gov, superior=head, email=True,
+                    comment="包村干部", phones=(self.office(),),
+                    duties=(f"{{ kind: 包村, areas: [{', '.join(villages)}] }}",) if villages else ()))
             for v in range(self.villages):
-                village = f"{town}{201 + v:03d}"
-                vh = self.person(f"t{t}v{v}-head", village, ["village_head"], f"{tname}第{v + 1}村村委会",
-                                 superior=head)
-                vf = self.person(f"t{t}v{v}-flood", village, ["village_flood_officer"], f"{tname}第{v + 1}村村委会",
-                                 deputy=vh, superior=officers[v % 3])
+                village = self.village(t, v)
+                vname = f"{tname}第{v + 1}村村委会"
+                vh = self.person(f"t{t}v{v}-head", village, ["village_head"], vname, superior=head)
+                vf = self.person(f"t{t}v{v}-flood", village, ["village_flood_officer"], vname, deputy=vh,
+                                 superior=officers[v % 3])
                 if town in self.mountain:
-                    self.person(f"t{t}v{v}-geo", village, ["geohazard_monitor"], f"{tname}第{v + 1}村村委会",
-                                superior=vh)
-                    self.person(f"t{t}v{v}-ranger", village, ["forest_ranger"], f"{tname}第{v + 1}村村委会",
-                                superior=vh)
+                    self.person(f"t{t}v{v}-geo", village, ["geohazard_monitor"], vname, superior=vh)
+                    self.person(f"t{t}v{v}-ranger", village, ["forest_ranger"], vname, superior=vh)
+                for zid, seat in monitors.get(village, ()):
+                    satellite = f"{{ number: {q(f'+86174000{self.n + 1:05d}')}, kind: satellite }}"
+                    self.person(f"{zid}-monitor", seat if self.group_areas else village, ["zone_monitor"], vname,
+                                superior=vh, phones=(satellite,), duties=(f"{{ kind: 监测员, zones: [{zid}] }}",))
                 for g in range(self.groups):
                     seat = f"{village}{1 + g:03d}" if self.group_areas else village
                     gl = self.person(f"t{t}v{v}g{g}-leader", seat, ["group_leader"], f"第{g + 1}村民小组",
@@ -206,7 +285,7 @@ class County:
                     share = contacts * (index + 1) // total_groups - given
                     for h in range(share):
                         self.person(f"t{t}v{v}g{g}-h{h}", seat, ["household_contact"], f"第{g + 1}村民小组",
-                                    deputy=gl, superior=gl)
+                                    deputy=gl, superior=gl, landline_only=(given + h) % LANDLINE_EVERY == 7)
                     given += share
         return "\n".join(out) + "\n"
 
@@ -217,10 +296,10 @@ class County:
                f"site: {SITE}", "name: 压测县", "timezone: Asia/Shanghai", "areas:",
                f"  - code: {q(COUNTY)}", "    name: 压测县", "    children:"]
         for t in range(self.towns):
-            town = f"{COUNTY}{100 + t:03d}"
+            town = self.town(t)
             out += [f"      - code: {q(town)}", f"        name: {town_name(t)}", "        children:"]
             for v in range(self.villages):
-                village = f"{town}{201 + v:03d}"
+                village = self.village(t, v)
                 note = "  # 山区：小组的代码是村代码加三位" if town in self.mountain and v == 0 else ""
                 if not self.group_areas or not self.groups:
                     out.append(f"          - {{ code: {q(village)}, name: 第{v + 1}村 }}{note}")
@@ -229,6 +308,12 @@ class County:
                         "            children:"]
                 out += [f"              - {{ code: {q(f'{village}{1 + g:03d}')}, name: 第{g + 1}组 }}"
                         for g in range(self.groups)]
+        if self.zones:
+            out.append("zones:  # 危险区、隐患点、小流域、水库下游（小流域可跨乡镇）")
+            for zid, name, kind, areas in self.zones:
+                codes = [a if self.group_areas else a[:12] for a in areas]
+                out.append(f"  - {{ id: {zid}, name: {name}, kind: {kind}, "
+                           f"areas: [{', '.join(q(a) for a in dict.fromkeys(codes))}] }}")
         return "\n".join(out) + "\n"
 
     # duty.yaml ------------------------------------------------------------------------------
@@ -242,76 +327,148 @@ class County:
             start = day0.toordinal() + d
             a, b = datetime.fromordinal(start), datetime.fromordinal(start + 1)
             out += [f"  - start: \"{a:%Y-%m-%d} 08:30\"", f"    end: \"{b:%Y-%m-%d} 08:30\"",
-                    f"    leader: {leaders[d % 8]}", f"    chief: {chiefs[d % 2]}",
+                    f"    leader: {leaders[d % LEADERS]}", f"    chief: {chiefs[d % 2]}",
                     f"    staff: [{officers[d % 6]}, {officers[(d + 3) % 6]}]"]
         out.append("weekly:")
-        for i, day in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun")):
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        for i, day in enumerate(days):
             out += [f"  - day: {day}", "    start: \"08:30\"", "    hours: 24", f"    leader: {leaders[i]}",
                     f"    chief: {chiefs[i % 2]}", f"    staff: [{officers[i % 6]}]"]
+        out.append("rooms:  # 乡镇值班室：乡镇长、党委书记轮流带班，三名防汛责任人轮任值班长")
+        for t in range(self.towns):
+            out += [f"  - area: {q(self.town(t))}", f"    name: {town_name(t)}值班室",
+                    f"    phone: {q(f'0572-7{t:06d}')}", "    weekly:"]
+            out += [f"      - {{ day: {day}, start: \"08:30\", hours: 24, "
+                    f"leader: t{t}-{'head' if i % 2 == 0 else 'secretary'}, chief: t{t}-flood-{i % 3 + 1} }}"
+                    for i, day in enumerate(days)]
         return "\n".join(out) + "\n"
 
     # plans.yaml -----------------------------------------------------------------------------
 
     def plans_yaml(self) -> str:
         mountain = ", ".join(q(a) for a in sorted(self.mountain))
-        red_steps = ["      - { after: 0, channels: [sms, im], to: self }",
-                     "      - { after: 3m, channels: [voice], to: self }",
-                     "      - { after: 6m, channels: [voice, sms], to: deputy }",
-                     "      - { after: 10m, channels: [voice], to: superior }"]
-        orange_steps = ["      - { after: 0, channels: [sms, im], to: self }",
-                        "      - { after: 10m, channels: [voice], to: self }",
-                        "      - { after: 20m, channels: [voice, sms], to: deputy }",
-                        "      - { after: 30m, channels: [voice], to: superior }"]
-        plans = [  # (id, name, hazard, level, areas?, senders?, fixed roles, affected roles, duty)
-            ("rainstorm-red", "暴雨红色预警叫应方案", "rainstorm", "red", None, None,
-             "county_leader, emergency_head, water_head, met_head",
-             "town_head, town_secretary, town_flood_officer, village_head, village_flood_officer, group_leader, "
-             "household_contact", "leader, chief"),
-            ("flash-flood-red", "山洪灾害红色预警叫应方案", "flash_flood", "red", mountain, None,
-             "county_leader, emergency_head, water_head, natres_head",
-             "town_head, town_flood_officer, village_head, village_flood_officer, group_leader", "leader, chief"),
-            ("geohazard-red", "地质灾害气象风险红色预警叫应方案", "geohazard", "red", mountain, "scale-zrzy, scale-qx",
-             "county_leader, emergency_head, natres_head",
-             "town_head, town_flood_officer, village_head, geohazard_monitor, group_leader", "leader, chief"),
-            ("typhoon-red", "台风红色预警叫应方案", "typhoon", "red", None, None,
-             "county_leader, emergency_head, water_head, met_head, natres_head",
-             "town_head, town_secretary, town_flood_officer, village_head, village_flood_officer, group_leader, "
-             "household_contact", "leader, chief"),
-            ("forest-fire-red", "森林火险红色预警叫应方案", "forest_fire", "red", mountain, None,
-             "county_leader, emergency_head, forestry_head",
-             "town_head, town_secretary, village_head, forest_ranger, group_leader",
-             "leader, chief"),
-            ("rainstorm-orange", "暴雨橙色预警叫应方案", "rainstorm", "orange", None, None,
-             "emergency_head, water_head", "town_head, town_flood_officer, village_flood_officer, group_leader",
-             "chief"),
-            ("flash-flood-orange", "山洪灾害橙色预警叫应方案", "flash_flood", "orange", mountain, None,
-             "water_head", "town_flood_officer, village_flood_officer, group_leader", "chief"),
-            ("geohazard-orange", "地质灾害气象风险橙色预警叫应方案", "geohazard", "orange", mountain,
-             "scale-zrzy, scale-qx", "natres_head",
-             "town_flood_officer, village_head, geohazard_monitor, group_leader", "chief"),
-            ("typhoon-orange", "台风橙色预警叫应方案", "typhoon", "orange", None, None,
-             "emergency_head, met_head", "town_head, town_flood_officer, village_flood_officer, group_leader",
-             "chief"),
-            ("forest-fire-orange", "森林火险橙色预警叫应方案", "forest_fire", "orange", mountain, None,
-             "forestry_head", "town_head, village_head, forest_ranger, group_leader", "chief"),
+        zones = ", ".join(z[0] for z in self.zones if z[2] in ("small_watershed", "flash_flood_zone"))
+        out = ["# 压测县叫应方案（与 rosters/qingxi/plans.yaml 同形）。按文件顺序匹配。", "ladders:",
+               "  red:", "    steps:",
+               "      - { after: 0, channels: [sms, im], to: self }",
+               "      - { after: 3m, channels: [voice], to: self }",
+               "      - { after: 6m, channels: [voice, sms], to: deputy }",
+               "      - { after: 10m, channels: [voice], to: superior }",
+               "    final: { after: 15m, to: [superior, duty], channels: [sms, voice] }",
+               "  red-zone:", "    steps:",
+               "      - { after: 0, channels: [sms, voice], to: self }",
+               "      - { after: 3m, channels: [voice], to: self }",
+               "      - { after: 6m, channels: [voice, sms], to: deputy }",
+               "      - { after: 10m, channels: [voice], to: town_duty }",
+               "    final: { after: 15m, to: [superior, duty], channels: [sms, voice] }",
+               "  orange:", "    steps:",
+               "      - { after: 0, channels: [sms, im], to: self }",
+               "      - { after: 10m, channels: [voice], to: self }",
+               "      - { after: 20m, channels: [voice, sms], to: deputy }",
+               "      - { after: 30m, channels: [voice], to: superior }",
+               "    final: { after: 40m, to: [superior, duty], channels: [sms, voice] }",
+               "plans:"]
+        leader = "{ roles: [county_leader], scope: responsible }"
+        baocun = "{ roles: [town_flood_officer], scope: responsible, otherwise: none }"
+        monitors = "{ roles: [zone_monitor, geohazard_monitor], scope: responsible, otherwise: none }"
+        town_duty = "{ town_duty: [leader, chief] }"
+        senders = "scale-zrzy, scale-qx"
+
+        def fixed(roles: str) -> str:
+            return f"{{ roles: [{roles}], scope: fixed, area: {q(COUNTY)} }}"
+
+        def affected(roles: str, above: bool = False) -> str:
+            return f"{{ roles: [{roles}], scope: {'[affected, above]' if above else 'affected'} }}"
+
+        def duty(positions: str) -> str:
+            return f"{{ duty: [{positions}] }}"
+
+        grass = "village_head, village_flood_officer, group_leader"
+        plans = [  # (id, name, hazards, level, match extra, targets, broadcast)
+            ("rainstorm-red", "暴雨红色预警叫应方案", "rainstorm", "red", {}, [
+                leader, fixed("emergency_head, water_head, met_head"),
+                affected(f"town_head, town_secretary, town_flood_officer, {grass}, household_contact"), baocun,
+                monitors, duty("leader, chief"), town_duty], 3),
+            ("flash-flood-zone-red", "山洪灾害危险区红色预警叫应方案", "flash_flood", "red", {"zones": zones}, [
+                "{ roles: [zone_monitor], scope: responsible, otherwise: none }", affected(grass), town_duty], 3),
+            ("flash-flood-red", "山洪灾害红色预警叫应方案", "flash_flood", "red", {"areas": mountain}, [
+                leader, fixed("emergency_head, water_head, natres_head"),
+                affected(f"town_head, town_flood_officer, {grass}"), duty("leader, chief"), town_duty], 3),
+            ("geohazard-red", "地质灾害气象风险红色预警叫应方案", "geohazard", "red",
+             {"areas": mountain, "senders": senders}, [
+                leader, fixed("emergency_head, natres_head"),
+                affected("town_head, town_flood_officer, village_head, geohazard_monitor, group_leader"), monitors,
+                duty("leader, chief"), town_duty], 3),
+            ("typhoon-red", "台风红色预警叫应方案", "typhoon", "red", {}, [
+                leader, fixed("emergency_head, water_head, met_head, natres_head"),
+                affected(f"town_head, town_secretary, town_flood_officer, {grass}, household_contact"),
+                duty("leader, chief"), town_duty], 3),
+            ("thunderstorm-gale-red", "雷雨大风红色预警叫应方案", "thunderstorm_gale", "red", {}, [
+                leader, fixed("emergency_head, met_head"),
+                affected("town_head, town_flood_officer, village_head, group_leader"), duty("leader, chief"),
+                town_duty], 2),
+            ("forest-fire-red", "森林火险红色预警叫应方案", "forest_fire", "red", {"areas": mountain}, [
+                leader, fixed("emergency_head, forestry_head"),
+                affected("town_head, town_secretary, village_head, forest_ranger, group_leader"),
+                duty("leader, chief")], 3),
+            ("gale-hail-red", "大风、冰雹红色预警叫应方案", "gale, hail", "red", {}, [
+                fixed("emergency_head, met_head, agri_head"), affected("town_head, village_head, group_leader"),
+                duty("leader, chief")], 0),
+            ("cold-snow-ice-red", "寒潮、暴雪、道路结冰红色预警叫应方案", "cold_wave, blizzard, road_icing", "red",
+             {}, [
+                leader, fixed("emergency_head, met_head, transport_head, agri_head"),
+                affected("town_head, village_head, group_leader"), duty("leader, chief")], 0),
+            ("high-temperature-red", "高温红色预警叫应方案", "heat", "red", {}, [
+                fixed("emergency_head, met_head, agri_head"), affected("town_head, village_head, group_leader"),
+                duty("chief")], 0),
+            ("fog-red", "大雾红色预警叫应方案", "fog", "red", {}, [
+                fixed("emergency_head, transport_head"), affected("town_head, group_leader", above=True),
+                duty("chief")], 0),
+            ("rainstorm-orange", "暴雨橙色预警叫应方案", "rainstorm", "orange", {}, [
+                fixed("emergency_head, water_head"),
+                affected("town_head, town_flood_officer, village_flood_officer, group_leader"), duty("chief")], 0),
+            ("flash-flood-orange", "山洪灾害橙色预警叫应方案", "flash_flood", "orange", {"areas": mountain}, [
+                fixed("water_head"), affected("town_flood_officer, village_flood_officer, group_leader"),
+                "{ roles: [zone_monitor], scope: responsible, otherwise: none }", duty("chief")], 0),
+            ("geohazard-orange", "地质灾害气象风险橙色预警叫应方案", "geohazard", "orange",
+             {"areas": mountain, "senders": senders}, [
+                fixed("natres_head"),
+                affected("town_flood_officer, village_head, geohazard_monitor, group_leader"), duty("chief")], 0),
+            ("typhoon-orange", "台风橙色预警叫应方案", "typhoon", "orange", {}, [
+                fixed("emergency_head, met_head"),
+                affected("town_head, town_flood_officer, village_flood_officer, group_leader"), duty("chief")], 0),
+            ("thunderstorm-gale-orange", "雷雨大风橙色预警叫应方案", "thunderstorm_gale", "orange", {}, [
+                fixed("emergency_head, met_head"), affected("town_head, town_flood_officer, group_leader", above=True),
+                duty("chief")], 0),
+            ("forest-fire-orange", "森林火险橙色预警叫应方案", "forest_fire", "orange", {"areas": mountain}, [
+                fixed("forestry_head"), affected("town_head, village_head, forest_ranger, group_leader"),
+                duty("chief")], 0),
+            ("gale-hail-orange", "大风、冰雹橙色预警叫应方案", "gale, hail", "orange", {}, [
+                fixed("met_head, agri_head"), affected("town_head, group_leader", above=True), duty("chief")], 0),
+            ("cold-snow-ice-orange", "寒潮、暴雪、道路结冰橙色预警叫应方案", "cold_wave, blizzard, road_icing",
+             "orange", {}, [fixed("transport_head, agri_head"), affected("town_head, group_leader", above=True),
+                            duty("chief")], 0),
+            ("high-temperature-orange", "高温橙色预警叫应方案", "heat", "orange", {}, [
+                fixed("met_head, agri_head"), affected("town_head, group_leader", above=True), duty("chief")], 0),
+            ("fog-orange", "大雾橙色预警叫应方案", "fog", "orange", {}, [
+                fixed("transport_head"), affected("town_head, group_leader", above=True), duty("chief")], 0),
         ]
-        out = ["# 压测县叫应方案（与 rosters/qingxi/plans.yaml 同形）。按文件顺序匹配。", "plans:"]
-        for pid, name, hazard, level, areas, senders, fixed, affected, duty in plans:
+        for pid, name, hazards, level, match, targets, broadcast in plans:
             red = level == "red"
-            out += [f"  - id: {pid}", f"    name: {name}", "    match:", f"      hazards: [{hazard}]",
+            out += [f"  - id: {pid}", f"    name: {name}", "    match:", f"      hazards: [{hazards}]",
                     f"      levels: [{level}]"]
-            if areas:
-                out.append(f"      areas: [{areas}]  # 山区乡镇")
-            if senders:
-                out.append(f"      senders: [{senders}]")
-            out += ["    targets:", f"      - roles: [{fixed}]", "        scope: fixed", f"        area: {q(COUNTY)}",
-                    f"      - roles: [{affected}]", "        scope: affected", f"      - duty: [{duty}]", "    steps:"]
-            out += red_steps if red else orange_steps
-            out.append(f"    final: {{ after: {'15m' if red else '40m'}, to: [superior, duty], "
-                       "channels: [sms, voice] }")
-            if red:
-                out.append("    broadcast: { repeat: 3 }")
-            else:
+            if match.get("areas"):
+                out.append(f"      areas: [{match['areas']}]  # 山区乡镇")
+            if match.get("senders"):
+                out.append(f"      senders: [{match['senders']}]")
+            if match.get("zones"):
+                out.append(f"      zones: [{match['zones']}]")
+            out.append("    targets:")
+            out += [f"      - {t}" for t in targets]
+            out.append(f"    ladder: {('red-zone' if 'zones' in match else 'red') if red else 'orange'}")
+            if broadcast:
+                out.append(f"    broadcast: {{ repeat: {broadcast} }}")
+            if not red:
                 out.append('    quiet_hours: { start: "22:30", end: "06:30", channels: [voice] }')
         return "\n".join(out) + "\n"
 
@@ -377,14 +534,25 @@ class Split:
 
 
 def phase_validate(site_dir: Path, url: str) -> dict[str, Any]:
+    """As ``jiaoying validate``: the problems, then the readiness gaps it lists."""
+    from dispatcher.config import Settings
+    from dispatcher.domain.readiness import site_gaps
+    from dispatcher.services.carrier_gaps import template_gaps
     from dispatcher.sites import check_site
 
     with Timer() as timer:
+        t0 = time.perf_counter()
         site, problems = check_site(site_dir)
+        t1 = time.perf_counter()
+        if site is not None:
+            gaps = [g.message for g in site_gaps(site)] + [g["message"] for g in template_gaps(
+                site, Settings(database_url=url))]
     if problems or site is None:
         raise SystemExit("the synthetic site is not valid:\n" + "\n".join(str(p) for p in problems[:20]))
-    return {**timer.figures("validate"), "areas": len(site.areas), "people": len(site.people),
-            "plans": len(site.plans)}
+    return {**timer.figures("validate"), "validate.check": t1 - t0, "validate.gaps": time.perf_counter() - t1,
+            "areas": len(site.areas), "zones": len(site.zones), "rooms": len(site.rooms), "people": len(site.people),
+            "holders": sum(1 for p in site.people.values() if p.responsibilities), "plans": len(site.plans),
+            "gaps": len(gaps)}
 
 
 def phase_migrate(site_dir: Path, url: str) -> dict[str, Any]:
@@ -557,7 +725,9 @@ def report(name: str, r: dict[str, Any]) -> None:
     label = "preview.cold" if name == "preview" else name
     head = f"{name:<9}{r[label]:7.2f} s (CPU {r[f'{label}.cpu']:5.2f} s)  peak RSS {r[f'{name}.rss_mb']:4.0f} MB  "
     if name == "validate":
-        print(f"{head}{r['areas']:,} areas, {r['people']:,} people, {r['plans']} plans")
+        print(f"{head}check_site {r['validate.check']:.2f} s, readiness gaps {r['validate.gaps']:.2f} s: "
+              f"{r['areas']:,} areas, {r['zones']} zones, {r['rooms']} town duty rooms, {r['people']:,} people "
+              f"({r['holders']:,} with responsibilities), {r['plans']} plans; {r['gaps']} readiness gaps")
     elif name == "migrate":
         print(f"{head}alembic upgrade head, fresh SQLite file")
     elif name in ("load", "reload"):
