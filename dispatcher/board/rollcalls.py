@@ -49,8 +49,10 @@ def _list(ctx: Ctx, request: Request, status: int = 200, error: str = "") -> Res
     with transaction(ctx.settings.database_url, write=False) as session:
         site = current_site(session)
         history = []
-        for head in rollcalls.history(session, 50):
-            rooms = rollcalls.results(session, head["id"])
+        heads = rollcalls.history(session, 50)
+        results = rollcalls.results_of(session, [h["id"] for h in heads])
+        for head in heads:
+            rooms = results.get(head["id"], [])
             history.append({"id": head["id"], "headline": head["headline"],
                             "at": f"{head['at'].astimezone(site.tz):%Y-%m-%d %H:%M}", "called": head["called"],
                             "rooms": [(r.name, *_verdict(r)) for r in rooms]})

@@ -215,16 +215,35 @@ VERDICT_ZH = {"manned": "到岗", "unmanned": "无人值班", "open": "点名中
 
 
 def results(session: Session, record_id: str) -> list[RoomResult]:
-    row = session.get(WarningRow, record_id)
-    if row is None or row.kind != CheckKind.ROLLCALL.value:
+    found = results_of(session, [record_id])
+    if record_id not in found:
         raise UnknownRollCall(record_id)
-    rollcall = rollcall_from_dict(json.loads(row.raw))
-    matched = _matched(session, record_id)
-    callouts = session.execute(select(CalloutRow.room, CalloutRow.person_id, CalloutRow.state, CalloutRow.started_at,
-                                      CalloutRow.acknowledged_at, CalloutRow.acknowledged_by, CalloutRow.ack_via,
-                                      CalloutRow.reason)
-                               .where(CalloutRow.record_id == record_id).order_by(CalloutRow.id)).all()
-    people = current_site(session).people
+    return found[record_id]
+
+
+def results_of(session: Session, record_ids: list[str]) -> dict[str, list[RoomResult]]:
+    """Each roll-call's results per room, by id (ids that are no roll-call are left out): three
+    queries for them all, however many (a list page, a workbook of 500)."""
+    if not record_ids:
+        return {}
+    raws = dict(session.execute(select(WarningRow.id, WarningRow.raw).where(
+        WarningRow.id.in_(record_ids), WarningRow.kind == CheckKind.ROLLCALL.value)).all())
+    matched: dict[str, dict[str, Any]] = {}
+    for record, data in session.execute(select(EventRow.warning_id, EventRow.data).where(
+            EventRow.warning_id.in_(list(raws)), EventRow.kind == EventKind.MATCHED.value).order_by(EventRow.id)):
+        matched.setdefault(record, dict(data or {}))
+    callouts: dict[str, list[Any]] = {}
+    for c in session.execute(select(CalloutRow.record_id, CalloutRow.room, CalloutRow.person_id, CalloutRow.state,
+                                    CalloutRow.started_at, CalloutRow.acknowledged_at, CalloutRow.acknowledged_by,
+                                    CalloutRow.ack_via, CalloutRow.reason)
+                             .where(CalloutRow.record_id.in_(list(raws))).order_by(CalloutRow.id)):
+        callouts.setdefault(c.record_id, []).append(c)
+    people = current_site(session).people if raws else {}
+    return {record: _rooms(rollcall_from_dict(json.loads(raw)), matched.get(record, {}), callouts.get(record, []),
+                           people) for record, raw in raws.items()}
+
+
+def _rooms(rollcall: RollCall, matched: dict[str, Any], callouts: list[Any], people: Any) -> list[RoomResult]:
     unmanned = set(matched.get("unmanned", []))
     out = []
     for area, name in matched.get("rooms", []):
@@ -258,13 +277,6 @@ def result_event(session: Session, record_id: str) -> dict[str, Any]:
                        "present": r.present, "late": r.late, "absent": r.absent} for r in rooms],
             "manned": verdicts.count("manned"), "missing": verdicts.count("missing"),
             "unmanned": verdicts.count("unmanned")}
-
-
-def _matched(session: Session, record_id: str) -> dict[str, Any]:
-    """The roll-call's MATCHED event: the rooms it called (empty until the engine has applied it)."""
-    data = session.scalar(select(EventRow.data).where(EventRow.warning_id == record_id,
-                                                      EventRow.kind == EventKind.MATCHED.value).limit(1))
-    return dict(data or {})
 
 
 def history(session: Session, limit: int = 50, record_id: str | None = None) -> list[dict[str, Any]]:
@@ -349,9 +361,11 @@ def to_xlsx(session: Session, limit: int = 500) -> bytes:
     outcome_zh = {"present": "按时应答", "late": "迟到应答", "absent": "未应答", "open": "等待应答"}
     rooms_rows: list[list[Any]] = []
     people_rows: list[list[Any]] = []
-    for head in history(session, limit):
+    heads = history(session, limit)
+    rooms_of_each = results_of(session, [h["id"] for h in heads])
+    for head in heads:
         at = f"{head['at'].astimezone(tz):%Y-%m-%d %H:%M}"
-        for room in results(session, head["id"]):
+        for room in rooms_of_each.get(head["id"], []):
             verdict = VERDICT_ZH[room.verdict]
             rooms_rows.append([at, head["headline"], room.name, room.called, room.present, room.late, room.absent,
                                verdict, head["id"]])
