@@ -83,7 +83,10 @@ class Person:
         return any(n.number == number for n in self.numbers)
 
     def reachable_by(self, channel: Channel) -> bool:
-        """Whether the roster holds an address for this person on ``channel`` (its kind's contact field)."""
+        """Whether the roster holds an address for this person on ``channel`` (its kind's contact field;
+        for calls, any number: someone whose numbers are all under ``phones`` is called on them)."""
+        if channel.kind.contact == "phone":
+            return bool(self.numbers)
         return bool(getattr(self, channel.kind.contact, None))
 
     def has_any_role(self, roles: frozenset[str] | tuple[str, ...]) -> bool:

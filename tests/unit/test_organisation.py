@@ -428,3 +428,20 @@ def test_the_broadcast_of_a_group_goes_to_its_villages_loudspeakers(site: Site) 
 
     assert villages(site.areas, ["330599102202001"]) == ["330599102202"]
     assert villages(site.areas, [LONGTAN]) == ["330599102201", "330599102202"]  # villages, not their groups
+
+
+def test_someone_whose_numbers_are_all_under_phones_is_called_and_texted(tmp_path: Path) -> None:
+    """A roster (or a workbook import) may give only `phones` — a satellite phone, say — and no `phone`:
+    the preview shows the calls and texts they get, as for anyone with a number."""
+    from dispatcher.services.preview import preview
+
+    folder = tmp_path / "organised"
+    shutil.copytree(SITE, folder)
+    people = folder / "people.yaml"
+    people.write_text(people.read_text().replace(
+        'phone: "+8613900000020",', 'phones: [{ number: "+8617400012399", kind: satellite }],'))
+    site = load_site(folder)
+    body = preview(site, "rainstorm", "red", ["330599100"], AT)
+    xikou = next(c for c in body["callouts"] if c["official"]["id"] == "xikou")
+    assert xikou["official"]["channels"] == ["sms", "voice"]
+    assert not [g for g in body["gaps"] if g["subject"] == "xikou" and g["kind"] in ("no_channel", "landline_only")]
