@@ -103,6 +103,13 @@ _LANGS: dict[str, _Lang] = {
     ),
 }
 _NO_AREAS = {"zh": "相关区域", "en": "the affected areas"}
+# A warning without an instruction (CAP's is optional) still tells the official what is asked of them:
+# without it the templates read "落实：。" and "…预警。。".
+_NO_INSTRUCTION = {"zh": "按预案落实防御措施", "en": "Take the measures your plan sets out"}
+
+
+def _instruction(lang: str, text: str) -> str:
+    return text if text.strip() else _NO_INSTRUCTION.get(lang, _NO_INSTRUCTION[DEFAULT_LANG])
 
 
 def render(channel: Channel, purpose: Purpose, lang: str, context: MessageContext) -> Rendered:
@@ -191,7 +198,8 @@ def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
     drill_prefix = _template("_drill", lang)[0].render().strip() + words.space if ctx.drill else ""
     return {
         "lang": lang, "headline": ctx.headline, "hazard": ctx.hazard, "level": ctx.level, "areas": list(ctx.areas),
-        "description": ctx.description, "instruction": ctx.instruction, "sent": sent, "official": ctx.official,
+        "description": ctx.description, "instruction": _instruction(lang, ctx.instruction), "sent": sent,
+        "official": ctx.official,
         "subject_official": ctx.subject_official, "ack_code": ctx.ack_code, "drill": ctx.drill, "link": ctx.link,
         "step": ctx.step, "drill_prefix": drill_prefix, "ask_each": ctx.ask_each, "answer_by_sms": ctx.answer_by_sms,
         "questions": _numbered(ctx.questions), "question_count": str(len(ctx.questions)),
@@ -248,7 +256,7 @@ def _shared_variables(lang: str, headline: str, hazard: Hazard | None, level: Le
         # without end punctuation, as our templates' clip() gives them (the template adds its own)
         "headline": " ".join(headline.split()).rstrip(_TRAILING),
         "areas": words.listed(names[:4], len(names)) if names else _NO_AREAS.get(lang, _NO_AREAS[DEFAULT_LANG]),
-        "instruction": " ".join(instruction.split()).rstrip(_TRAILING),
+        "instruction": " ".join(_instruction(lang, instruction).split()).rstrip(_TRAILING),
         "sent_text": values["sent_text"], "sent_spoken": values["sent_spoken"],
         "drill_prefix": values["drill_prefix"].strip(),
         "questions": values["questions"], "question_count": values["question_count"],

@@ -233,3 +233,19 @@ def test_a_fan_out_renders_each_kind_of_message_once_not_once_per_person() -> No
     assert len(rendering._SHARED) == 2 * len(Channel) * len(Purpose)
     not_shared = [key[:3] for key, shared in rendering._SHARED.items() if shared is rendering._NOT_SHARED]
     assert not_shared == []
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("purpose", [p for p in Purpose if p not in QUESTIONING])
+@pytest.mark.parametrize("channel", list(Channel))
+def test_a_warning_without_an_instruction_still_says_what_to_do(channel: Channel, purpose: Purpose,
+                                                                 lang: str) -> None:
+    """Bad input: a CAP warning may leave <instruction> out. The message must not read "落实：。" or
+    "…。。": it asks for the plan's measures instead."""
+    rendered = render(channel, purpose, lang, replace(CONTEXTS[lang], instruction="  \n", headline="Test",
+                                                               areas=["A"]))
+
+    for empty in ("。。", "：。", "：，", ": .", "..", ": ,"):
+        assert empty not in rendered.text, (empty, rendered.text)
+    if purpose in (Purpose.ALERT, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR) and channel in (Channel.SMS, Channel.VOICE):
+        assert {"zh": "按预案落实防御措施", "en": "Take the measures your plan sets out"}[lang] in rendered.text
