@@ -220,7 +220,7 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "level_name": "the level (红色)",
     "headline": "the warning's headline",
     "areas": "up to 4 affected places (龙潭镇、白云镇等5地)",
-    "instruction": "what to do",
+    "instruction": "what to do (按预案落实防御措施 when the warning gives none)",
     "sent_text": "when it was issued, Beijing time (7月16日03:10)",
     "sent_spoken": "the same, as spoken (7月16日3时10分)",
     "ack_code": "the 4-digit acknowledgement code",
