@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import urllib.parse
 from abc import ABC, abstractmethod
@@ -70,6 +71,9 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     """hex(HMAC-SHA256(secret, timestamp + "." + body)): the generic webhook's and the broadcast
     contract's signature (X-Jiaoying-Signature)."""
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+_MOBILE_ID = re.compile(r"(\+86)?1\d{10}")  # a mainland mobile, as a DingTalk account is often written
 
 
 def _mobile(phone: str | None) -> str | None:
@@ -169,8 +173,16 @@ class DingTalkRobot(Robot):
         if mobile:
             text += f"\n\n@{mobile}"  # the mention only shows when the number is also in the text
         at: dict[str, Any] = {"atMobiles": [mobile] if mobile else [], "isAtAll": False}
-        if message.to.im.get("dingtalk"):
-            at["atUserIds"] = [message.to.im["dingtalk"]]
+        account = message.to.im.get("dingtalk")
+        if account and _MOBILE_ID.fullmatch(account):
+            # Counties often write the DingTalk account as the phone it was opened with: DingTalk
+            # mentions a number through atMobiles only (as a userId it would mention nobody).
+            number = _mobile(account)
+            if number not in at["atMobiles"]:
+                at["atMobiles"].append(number)
+                text += f" @{number}" if mobile else f"\n\n@{number}"
+        elif account:
+            at["atUserIds"] = [account]
         body = {"msgtype": "markdown", "markdown": {"title": message.subject, "text": text}, "at": at}
         return url, _dumps(body), {}
 

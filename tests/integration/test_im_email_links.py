@@ -206,6 +206,24 @@ def test_dingtalk_robot_gets_signed_markdown_with_link_and_mention_and_the_link_
     confirm_through_link(world, links[0], "zhou")
 
 
+@pytest.mark.parametrize(("account", "mobiles", "user_ids"), [
+    ("manager4521", ["13800000005"], ["manager4521"]),  # a DingTalk userId: mentioned as one
+    ("+8613800000005", ["13800000005"], None),  # the official's own mobile written as the account
+    ("13900000077", ["13800000005", "13900000077"], None),  # the account opened with another mobile
+])
+def test_a_dingtalk_account_written_as_a_mobile_is_mentioned_by_that_mobile(
+        world: World, fake_im: FakeIm, account: str, mobiles: list[str], user_ids: list[str] | None) -> None:
+    """Counties often write 钉钉 as the phone the account was opened with; DingTalk only mentions a
+    number through atMobiles (as a userId it mentions nobody, and the official is not pinged)."""
+    adapter = build_adapters(settings_for(world, fake_im, "dingtalk"), SimOutbox())[Channel.IM]
+    message = message_for(world, "zhou", Channel.IM)
+    message = replace(message, to=replace(message.to, im={"dingtalk": account}))
+    send(adapter, message)
+    [got] = fake_im.of("dingtalk")
+    assert got.body["at"]["atMobiles"] == mobiles and got.body["at"].get("atUserIds") == user_ids
+    assert all(f"@{m}" in got.body["markdown"]["text"] for m in mobiles)
+
+
 def test_wecom_robot_gets_text_with_link_and_mobile_mention_and_the_link_confirms(
         world: World, fake_im: FakeIm) -> None:
     adapter = build_adapters(settings_for(world, fake_im, "wecom"), SimOutbox())[Channel.IM]
