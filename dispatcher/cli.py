@@ -222,8 +222,11 @@ def preview(
 def print_preview(result: dict[str, Any], lang: str = "zh") -> None:
     from .views import preview_table
 
+    # Eight columns: a pipe or a file gets every cell whole (rich would cut them to 80 columns with
+    # "…", as in CI); a terminal, as wide as it is.
+    console = Console(width=None if sys.stdout.isatty() else 220)
     for renderable in preview_table(result, lang):
-        out.print(renderable)
+        console.print(renderable)
 
 
 @app.command()
