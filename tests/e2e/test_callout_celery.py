@@ -8,167 +8,22 @@ counted at the fake provider: none missing, none doubled)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from dispatcher.api.app import create_app
-from dispatcher.clock import system_clock, write_offset
-from dispatcher.config import Settings
-from dispatcher.db.session import engine_for, transaction
+from dispatcher.clock import system_clock
+from dispatcher.db.session import transaction
 from dispatcher.db.tables import AttemptRow
-from dispatcher.services.keys import create_key
-from dispatcher.services.site import load_site_files
-from tests.conftest import FIXED_NOW, ROOT
-from tests.e2e.conftest import TINY_SITE
 from tests.fakes.simserver import SimServer
 from tests.support.bigsite import write_big_site
-from tests.support.harness import Harness, Sent, engine_quiet, wait_until
-from tests.support.servers import Postgres, Redis, start_redis
+from tests.support.harness import Harness, engine_quiet, wait_until
+from tests.support.production import Production, make_harness
+from tests.support.servers import Redis
 
 pytestmark = pytest.mark.postgres
-E2E_SECRET = "celery-e2e-secret-" + "s" * 32  # the scheduler refuses to start without a real one
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[Redis]:
-    server = start_redis()
-    yield server
-    server.stop()
-
-
-class Production:
-    """The set of processes `docker compose up` would start, minus the API (in-test)."""
-
-    def __init__(self, settings: Settings, env: dict[str, str], workdir: Path) -> None:
-        self.settings, self.env, self.workdir = settings, env, workdir
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.schedulers: list[subprocess.Popen[bytes]] = []
-        self._logs: list[Any] = []
-
-    def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        log = self._log(f"worker-{len(self.workers)}.log")
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "prefork",
-                                 "-c", str(concurrency), "--loglevel", "INFO", "-Q", "jiaoying",
-                                 "-n", f"w{len(self.workers)}@%h", "--without-mingle", "--without-gossip"],
-                                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.workers.append(proc)
-        self._wait_for(f"worker-{len(self.workers) - 1}.log", b" ready.", proc)
-        return proc
-
-    def start_scheduler(self) -> subprocess.Popen[bytes]:
-        log = self._log(f"scheduler-{len(self.schedulers)}.log")
-        proc = subprocess.Popen([sys.executable, "-m", "dispatcher", "scheduler", "--interval", "0.2"],
-                                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.schedulers.append(proc)
-        self._wait_for(f"scheduler-{len(self.schedulers) - 1}.log", b"scheduler started", proc)
-        return proc
-
-    def _wait_for(self, log: str, line: bytes, proc: subprocess.Popen[bytes]) -> None:
-        """Cold starts are slow on a busy 2-core machine: post nothing until the process is up."""
-        path = self.workdir / log
-        deadline = time.monotonic() + 90
-        while line not in path.read_bytes():
-            if proc.poll() is not None:
-                raise AssertionError(f"{log} exited with {proc.returncode}: {path.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{log} did not say {line!r} within 90 s: {path.read_text()[-2000:]}")
-            time.sleep(0.1)
-
-    def _log(self, name: str) -> Any:
-        handle = open(self.workdir / name, "wb")  # noqa: SIM115 - closed in stop()
-        self._logs.append(handle)
-        return handle
-
-    @staticmethod
-    def kill(proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the whole process group: a Celery worker and its pool children, mid-work."""
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=15)
-
-    def stop(self) -> None:
-        for proc in self.workers + self.schedulers:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.workers + self.schedulers:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill(proc)
-        for handle in self._logs:
-            handle.close()
-
-
-@pytest.fixture
-def pg_url(postgres_server: Postgres, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"e2e_{abs(hash(request.node.nodeid)) % 10**8}"
-    admin = f"host=127.0.0.1 port={postgres_server.port} user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE jy_template")
-    url = postgres_server.url(name)
-    yield url
-    engine_for(url).dispose()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    server = SimServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def production(pg_url: str, redis_server: Redis, sim: SimServer, tmp_path: Path) -> Iterator[Production]:
-    redis_server.flush()
-    offset_file = tmp_path / "clock-offset"
-    write_offset(str(offset_file), (FIXED_NOW - datetime.now(UTC)).total_seconds())
-    env = {**os.environ, "JIAOYING_DATABASE_URL": pg_url, "JIAOYING_BROKER_URL": redis_server.url,
-           "JIAOYING_SIMULATOR_URL": sim.url, "JIAOYING_CLOCK_OFFSET_FILE": str(offset_file),
-           "JIAOYING_ATTEMPT_LEASE_SECONDS": "5", "JIAOYING_SECRET_KEY": E2E_SECRET}
-    settings = Settings(database_url=pg_url, broker_url=redis_server.url, simulator_url=sim.url,
-                        clock_offset_file=str(offset_file), attempt_lease_seconds=5, secret_key=E2E_SECRET)
-    prod = Production(settings, env, tmp_path)
-    yield prod
-    prod.stop()
-
-
-def make_harness(prod: Production, sim: SimServer, site: Path = TINY_SITE) -> Harness:
-    settings = prod.settings
-    clock = system_clock(settings)
-    with transaction(settings.database_url) as session:
-        load_site_files(session, site, clock())
-        _, token = create_key(session, "qingxi-qx", clock())
-    offset_path = settings.clock_offset_file
-
-    def move(delta: timedelta) -> None:
-        current = float(Path(offset_path).read_text())
-        write_offset(offset_path, current + delta.total_seconds())
-
-    def sent() -> list[Sent]:
-        return [Sent(m["key"], m["channel"], m["to"], m["purpose"], m.get("text", "")) for m in sim.received]
-
-    def drive() -> None:
-        time.sleep(0.3)  # let the scheduler see a new warning or a moved clock
-        wait_until(lambda: engine_quiet(settings.database_url, clock()), 60, "the engine to go quiet")
-
-    client = TestClient(create_app(settings, clock=clock))
-    return Harness(settings.database_url, client, {"Authorization": f"Bearer {token}"}, clock, move, sent, drive)
 
 
 def test_escalation_on_celery_redis_and_postgres(production: Production, sim: SimServer) -> None:

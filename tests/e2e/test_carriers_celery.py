@@ -19,20 +19,13 @@ from dispatcher.channels.aliyun import national_number
 from dispatcher.channels.carriers import callback_token
 from dispatcher.db.session import transaction
 from dispatcher.db.tables import CalloutRow
-from tests.e2e.test_callout_celery import (  # noqa: F401 - the fixtures
-    Production,
-    make_harness,
-    pg_url,
-    production,
-    redis_server,
-    sim,
-)
 from tests.fakes.aliyun_server import FakeAliyun, Received
 from tests.fakes.simserver import SimServer
 from tests.fakes.tencent_server import FakeTencent
 from tests.integration import test_aliyun_channel as ali
 from tests.integration import test_tencent_channel as ten
 from tests.support.harness import Harness
+from tests.support.production import Production, make_harness
 
 pytestmark = pytest.mark.postgres
 SAMPLE = ali.ROOT / "templates" / "carriers.sample.yaml"

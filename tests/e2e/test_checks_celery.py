@@ -26,18 +26,10 @@ from dispatcher.intake.cap import parse_cap
 from dispatcher.services import ack, receipts, rollcalls, spotchecks
 from dispatcher.services.site import current_site
 from tests.conftest import FIXED_NOW, SAMPLE_SITE
-from tests.e2e.test_callout_celery import (  # noqa: F401 - the fixtures
-    E2E_SECRET,
-    Production,
-    make_harness,
-    pg_url,
-    production,
-    redis_server,
-    sim,
-)
 from tests.e2e.test_forwarding import Receiver
 from tests.fakes.simserver import SimServer
 from tests.support.harness import Harness, wait_until
+from tests.support.production import E2E_SECRET, Production, make_harness
 
 pytestmark = pytest.mark.postgres
 NINE_PM = FIXED_NOW.replace(hour=13, minute=0, second=5)  # 21:00:05 Beijing

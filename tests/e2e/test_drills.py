@@ -39,6 +39,7 @@ from dispatcher.services.site import current_site
 from tests.conftest import FIXED_NOW, Clock
 from tests.support.cli import run_cli
 from tests.support.harness import settle_engine
+from tests.support.production import Production, make_harness
 
 KEY = b"test drill key"
 SCENARIO = {"hazard": "rainstorm", "level": "red", "areas": ["330599100"], "sender": "qingxi-qx",
@@ -534,15 +535,6 @@ def test_the_cli_schedules_starts_shows_and_calls_off_drills_from_the_sample_fil
 
 
 # -- the production runtime: the `jiaoying scheduler` process starts the drill, Celery workers send it ------
-
-from tests.e2e.test_callout_celery import (  # noqa: E402, F401 - the fixtures
-    Production,
-    make_harness,
-    pg_url,
-    production,
-    redis_server,
-    sim,
-)
 
 
 @pytest.mark.postgres
