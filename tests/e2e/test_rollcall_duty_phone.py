@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -33,8 +32,8 @@ from dispatcher.runtime.engine import Engine
 from dispatcher.services import ack, callout_views, receipts, rollcalls
 from dispatcher.services.record_words import say
 from dispatcher.services.site import current_site, load_site_files
-from tests.conftest import FIXED_NOW, ROOT, SAMPLE_SITE, Clock
-from tests.fakes.aliyun_server import FakeAliyun
+from tests.conftest import FIXED_NOW, SAMPLE_SITE, Clock
+from tests.support.carriers import start_sample_aliyun
 from tests.support.harness import settle_engine
 
 NINE_PM = FIXED_NOW.replace(hour=13, minute=0)  # 21:00 Beijing: the daily roll-call
@@ -147,21 +146,12 @@ def test_a_town_room_with_a_duty_phone_is_called_on_it_and_only_a_key_on_that_ca
 # -- through Aliyun: the call to a landline, and its record's key 1 ------------------------------------
 
 AK_ID, AK_SECRET = "LTAI5tJiaoyingDutyPhone01", "jiaoying-aliyun-duty-phone-secret"
-SIGN, SHOW = "青溪县应急管理局", "057156781234"
 
 
 def test_an_aliyun_call_to_the_duty_phone_answered_with_1_makes_the_room_manned(
         url: str, clock: Clock, tmp_path: Path) -> None:
-    section = yaml.safe_load((ROOT / "templates" / "carriers.sample.yaml").read_text(encoding="utf-8"))["aliyun"]
-    path = tmp_path / "carriers.yaml"
-    path.write_text(yaml.safe_dump({"aliyun": section}, allow_unicode=True), encoding="utf-8")
-    codes = {entry["code"]: entry["variables"] for channel in ("sms", "voice") for entry in section[channel].values()}
-    fake = FakeAliyun(AK_ID, AK_SECRET, sign_names={SIGN}, templates=codes, show_numbers={SHOW})
-    fake.start()
-    settings = Settings(database_url=url, public_url="http://testserver", aliyun_access_key_id=AK_ID,
-                        aliyun_access_key_secret=AK_SECRET, aliyun_sms_sign_name=SIGN,
-                        aliyun_voice_show_number=SHOW, aliyun_sms_endpoint=fake.url, aliyun_voice_endpoint=fake.url,
-                        carrier_templates=str(path))
+    fake, aliyun = start_sample_aliyun(AK_ID, AK_SECRET)
+    settings = Settings(database_url=url, public_url="http://testserver", **aliyun)
     engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name="duty-phone-aliyun")
     try:
         with TestClient(create_app(settings, clock=clock)) as client:

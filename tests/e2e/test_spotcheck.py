@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
@@ -39,9 +38,10 @@ from dispatcher.services import spotchecks
 from dispatcher.services.assessment import assess, to_csv, to_xlsx
 from dispatcher.services.record_words import say
 from dispatcher.services.site import current_site
-from tests.conftest import FIXED_NOW, ROOT, Clock
+from tests.conftest import FIXED_NOW, Clock
 from tests.fakes.aliyun_server import FakeAliyun
 from tests.fakes.twilio_server import FakeTwilio, Received
+from tests.support.carriers import start_sample_aliyun
 from tests.support.harness import settle_engine
 
 ACCOUNT, TOKEN, FROM, PUBLIC = "AC" + "b" * 32, "spotcheck-auth-token-0123456789", "+15005550006", "http://testserver"
@@ -335,21 +335,13 @@ def test_a_plain_one_goes_to_the_warning_also_open_not_to_the_spot_check(twilio_
 
 
 AK_ID, AK_SECRET = "LTAI5tJiaoyingSpotCheck1", "jiaoying-aliyun-spotcheck-secret"
-SIGN, SHOW = "青溪县应急管理局", "057156781234"
 
 
 @pytest.fixture
 def aliyun_world(site_loaded: str, tmp_path: Path) -> Iterator[tuple[FakeAliyun, TestClient, Engine, Clock, str]]:
-    section = yaml.safe_load((ROOT / "templates" / "carriers.sample.yaml").read_text(encoding="utf-8"))["aliyun"]
-    path = tmp_path / "carriers.yaml"
-    path.write_text(yaml.safe_dump({"aliyun": section}, allow_unicode=True), encoding="utf-8")
-    codes = {entry["code"]: entry["variables"] for channel in ("sms", "voice") for entry in section[channel].values()}
-    fake = FakeAliyun(AK_ID, AK_SECRET, sign_names={SIGN}, templates=codes, show_numbers={SHOW})
-    fake.start()
+    fake, aliyun = start_sample_aliyun(AK_ID, AK_SECRET)
     clock = Clock(FIXED_NOW)
-    settings = Settings(database_url=site_loaded, public_url=PUBLIC, aliyun_access_key_id=AK_ID,
-                        aliyun_access_key_secret=AK_SECRET, aliyun_sms_sign_name=SIGN, aliyun_voice_show_number=SHOW,
-                        aliyun_sms_endpoint=fake.url, aliyun_voice_endpoint=fake.url, carrier_templates=str(path))
+    settings = Settings(database_url=site_loaded, public_url=PUBLIC, **aliyun)
     engine = Engine(settings, clock, lambda: build_adapters(settings, SimOutbox()), name="spotcheck-aliyun")
     try:
         with TestClient(create_app(settings, clock=clock)) as client:
