@@ -17,7 +17,7 @@ from .areas import covers, overlaps
 from .channels import Channel
 from .duty import DutyPosition, DutyRota
 from .plans import DutyTarget, Plan, Recipient, RoleTarget, Scope, Target, TownDutyTarget
-from .roster import NoMobile, Person, numbers_of, without_mobile
+from .roster import NoMobile, Person, held_at_night, numbers_of, without_mobile
 from .rules import seated_in, uncovered_by
 from .site import Site
 
@@ -100,14 +100,18 @@ class NoMobileReach:
             (i, (s.to,), s.channels) for i, s in enumerate(plan.steps)]
         if plan.final is not None:
             steps.append((None, plan.final.to, plan.final.channels))
+        quiet = plan.quiet_hours.channels if plan.quiet_hours else ()
         for person in self.without:
             for index, recipients, channels in steps:
-                finding = without_mobile(person, channels)
-                if finding is None:
+                findings = [f] if (f := without_mobile(person, channels)) else []
+                if quiet and held_at_night(person, [c for c in channels if c not in quiet],
+                                           [c for c in channels if c in quiet]):
+                    findings.append(NoMobile.HELD_AT_NIGHT)
+                if not findings:
                     continue
                 how = next((h for to in recipients if (h := reach.recipient(person, to))), None)
                 if how is not None:
-                    yield Reached(plan, index, channels, person, how, finding)
+                    yield from (Reached(plan, index, channels, person, how, finding) for finding in findings)
 
 
 def _kind(target: Target) -> str:

@@ -96,6 +96,7 @@ class Person:
 class NoMobile(StrEnum):
     UNREACHABLE = "unreachable"  # none of the step's channels reaches them: validate refuses the plan
     LANDLINE_ONLY = "landline_only"  # the step texts them and their only numbers are landlines: a readiness gap
+    HELD_AT_NIGHT = "held_at_night"  # only the channels quiet hours hold reach them: at night the step misses them
 
 
 def without_mobile(person: Person, channels: Iterable[Channel]) -> NoMobile | None:
@@ -110,6 +111,16 @@ def without_mobile(person: Person, channels: Iterable[Channel]) -> NoMobile | No
     if Channel.SMS in channels and person.landline_only:
         return NoMobile.LANDLINE_ONLY
     return None
+
+
+def held_at_night(person: Person, kept: Iterable[Channel], held: Iterable[Channel]) -> bool:
+    """Whether a step whose ``held`` channels quiet hours leave out (its ``kept`` ones still go) misses
+    ``person`` at night: someone without a mobile whom only a held channel reaches — a landline-only
+    village cadre on an orange plan's [voice, sms] step with voice held gets a text they cannot
+    receive. (A step left with no channel at all waits for the morning, for everyone alike.)"""
+    kept, held = tuple(kept), tuple(held)
+    return (person.mobile is None and bool(kept) and not any(person.reachable_by(c) for c in kept)
+            and any(person.reachable_by(c) for c in held))
 
 
 def numbers_of(person: Person) -> str:

@@ -31,7 +31,7 @@ from .plans import (
     Target,
     TownDutyTarget,
 )
-from .roster import NoMobile, Person, Responsibility, numbers_of, without_mobile
+from .roster import NoMobile, Person, Responsibility, held_at_night, numbers_of, without_mobile
 from .site import Site
 
 
@@ -79,6 +79,7 @@ class GapKind(StrEnum):
     NO_RESPONSIBLE = "no_responsible"  # an affected area nobody holds the target's responsibility for
     NO_DUTY_ROOM = "no_duty_room"  # a town_duty target or step finds no town duty room on shift
     LANDLINE_ONLY = "landline_only"  # someone called whose only number is a landline (no SMS)
+    HELD_AT_NIGHT = "held_at_night"  # quiet hours hold the only channel of a step that reaches someone
 
 
 @dataclass(frozen=True)
@@ -501,6 +502,11 @@ def _channel_gaps(site: Site, plan: Plan, person: Person, steps: tuple[PlannedSt
                 add(GapKind.NO_CHANNEL, recipient.id,
                     f"{label}{whose} ({', '.join(c.value for c in channels)}) cannot reach {recipient.name} "
                     f"({recipient.id}), who has {numbers_of(recipient)}")
+            if step.held and held_at_night(recipient, step.channels, step.held):
+                add(GapKind.HELD_AT_NIGHT, recipient.id,
+                    f"{label}{whose} holds {', '.join(c.value for c in step.held)} for the plan's quiet hours and "
+                    f"{', '.join(c.value for c in step.channels)} cannot reach {recipient.name} ({recipient.id}), "
+                    f"who has {numbers_of(recipient)}: this step misses them tonight")
         if step.to and Recipient.SELF not in step.to and not step.recipients:
             to = "+".join(r.value for r in step.to)
             gaps.append(Gap(GapKind.NO_RECIPIENT, plan.id, person.id,

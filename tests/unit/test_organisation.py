@@ -383,6 +383,36 @@ def test_validate_warns_of_a_landline_only_person_a_step_texts_and_agrees_with_p
     assert f"{said} (step 1 for 青溪镇长 (qx-head))" in [g.message for g in rain]
 
 
+def test_a_step_whose_quiet_hours_hold_the_only_channel_reaching_someone_is_a_readiness_gap(tmp_path: Path) -> None:
+    """Quiet hours hold voice at night; a step on [voice, sms] still texts everyone, but a landline-only
+    deputy gets a text they cannot receive: validate lists it, and the preview of a warning at 23:00
+    does (not one at 21:00, before the quiet hours)."""
+    from dispatcher.domain.readiness import site_gaps
+
+    folder = tmp_path / "organised"
+    shutil.copytree(SITE, folder)
+    people = folder / "people.yaml"
+    people.write_text(people.read_text().replace('phone: "+8613900000004"', 'phone: "0572-5010004"').replace(
+        'area: "330599100", roles: [town_head] }', 'area: "330599100", roles: [town_head], deputy: xu-haitao }'))
+    plans = folder / "plans.yaml"
+    plans.write_text(plans.read_text().replace(
+        "{ after: 5m, channels: [voice], to: deputy }", "{ after: 5m, channels: [voice, sms], to: deputy }").replace(
+        "    final: { after: 20m, to: [duty], channels: [voice] }",
+        "    final: { after: 20m, to: [duty], channels: [voice] }\n"
+        '    quiet_hours: { start: "22:30", end: "06:30", channels: [voice] }'))
+    site = load_site(folder)
+    night = {g.subject: g for g in site_gaps(site) if g.kind is GapKind.HELD_AT_NIGHT}
+    # 徐海涛 as 青溪镇长's deputy (step 2); 龙潭's duty chief, landline only, on step 1 [sms, voice]
+    assert sorted(night) == ["lt-duty-chief", "xu-haitao"]
+    assert {g.plan_id for g in night.values()} == {"rainstorm-red"}  # flash-flood-zone calls at any hour
+    assert ("between 22:30 and 06:30 its quiet hours hold voice, the only channel of step 2 that reaches 徐海涛"
+            in night["xu-haitao"].message)
+    late = AT.replace(hour=15)  # 23:00 Beijing
+    for at, expected in ((late, set(night)), (AT, set())):
+        gaps = resolve(site, WarningFacts(Hazard.RAINSTORM, Level.RED, ("330599",), "qx", at)).gaps
+        assert {g.subject for g in gaps if g.kind is GapKind.HELD_AT_NIGHT} == expected, at
+
+
 def test_validate_and_preview_find_the_same_landline_only_people_in_the_sample() -> None:
     """Every warning the sample's plans answer, on every day of the week: the landline-only people its
     previews list are the ones validate lists, plan by plan."""
