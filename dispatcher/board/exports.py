@@ -80,9 +80,8 @@ def _printed(ctx: Ctx, warning_id: str) -> dict[str, Any]:
         if hidden:  # a blind drill: the printed file shows it as a real warning until it is revealed
             events = drills.conceal_events(events)
         callouts = callout_views.list_callouts(session, data["record"], show_phones=True)
-        for c in callouts if hidden else ():
-            for a in c.get("attempts") or ():
-                a["error"] = drills.conceal_text(a.get("error"))
+        if hidden:
+            drills.conceal_callouts(callouts)
         frozen = callout_views.frozen_steps(session, data["record"])
         # The head of the record as printed (its last event shown): a paper copy to check the
         # database against later (`jiaoying record <id> --verify` lists each event's code).
