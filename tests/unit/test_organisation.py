@@ -358,11 +358,9 @@ def test_a_step_that_cannot_reach_someone_without_a_mobile_is_refused(
     assert found and (found[0].file, found[0].line) == (file, line), (bad_input, problems)
 
 
-def test_validate_warns_of_a_landline_only_person_a_step_texts_and_agrees_with_preview(tmp_path: Path) -> None:
-    """Not refused when another channel of the step reaches them: a readiness gap in validate, the same
-    person in the preview of a warning the step runs for."""
-    from dispatcher.domain.readiness import site_gaps
-
+def landline_deputy(tmp_path: Path) -> Path:
+    """The test site with 徐海涛 on a landline only, as 青溪镇长's deputy, whose deputy step is
+    [voice, sms]: texted, and reached only by the call."""
     folder = tmp_path / "organised"
     shutil.copytree(SITE, folder)
     people = folder / "people.yaml"
@@ -371,7 +369,15 @@ def test_validate_warns_of_a_landline_only_person_a_step_texts_and_agrees_with_p
     plans = folder / "plans.yaml"
     plans.write_text(plans.read_text().replace("{ after: 5m, channels: [voice], to: deputy }",
                                                "{ after: 5m, channels: [voice, sms], to: deputy }"))
-    site = load_site(folder)
+    return folder
+
+
+def test_validate_warns_of_a_landline_only_person_a_step_texts_and_agrees_with_preview(tmp_path: Path) -> None:
+    """Not refused when another channel of the step reaches them: a readiness gap in validate, the same
+    person in the preview of a warning the step runs for."""
+    from dispatcher.domain.readiness import site_gaps
+
+    site = load_site(landline_deputy(tmp_path))
     landline = {(g.plan_id, g.subject) for g in site_gaps(site) if g.kind is GapKind.LANDLINE_ONLY}
     # 徐海涛: 青溪镇长's deputy (step 2) and the duty leader (the zone plan's final escalation)
     assert landline == {("rainstorm-red", "lt-duty-chief"), ("rainstorm-red", "xu-haitao"),
@@ -389,14 +395,9 @@ def test_a_step_whose_quiet_hours_hold_the_only_channel_reaching_someone_is_a_re
     does (not one at 21:00, before the quiet hours)."""
     from dispatcher.domain.readiness import site_gaps
 
-    folder = tmp_path / "organised"
-    shutil.copytree(SITE, folder)
-    people = folder / "people.yaml"
-    people.write_text(people.read_text().replace('phone: "+8613900000004"', 'phone: "0572-5010004"').replace(
-        'area: "330599100", roles: [town_head] }', 'area: "330599100", roles: [town_head], deputy: xu-haitao }'))
+    folder = landline_deputy(tmp_path)
     plans = folder / "plans.yaml"
     plans.write_text(plans.read_text().replace(
-        "{ after: 5m, channels: [voice], to: deputy }", "{ after: 5m, channels: [voice, sms], to: deputy }").replace(
         "    final: { after: 20m, to: [duty], channels: [voice] }",
         "    final: { after: 20m, to: [duty], channels: [voice] }\n"
         '    quiet_hours: { start: "22:30", end: "06:30", channels: [voice] }'))
