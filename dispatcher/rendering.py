@@ -57,6 +57,9 @@ class MessageContext:
     # The call cannot take a key per question (Tencent reports one key): it reads the questions and
     # asks for the answers by SMS, which is sent with it (services/spotchecks.ONE_KEY_PROVIDERS).
     answer_by_sms: bool = False
+    # A roll-call's call to a duty room's own phone (checks.yaml ``call: duty_phone``): the room it rings,
+    # greeted instead of the person on shift, whoever picks up.
+    room: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "areas", tuple(self.areas))
@@ -122,7 +125,7 @@ def render(channel: Channel, purpose: Purpose, lang: str, context: MessageContex
         return _render(channel, purpose, lang, context)
     key = (channel, purpose, lang, context.headline, context.hazard, context.level, context.areas,
            context.description, context.instruction, context.sent, context.drill, context.step,
-           context.link is None, context.questions, context.ask_each, context.answer_by_sms)
+           context.link is None, context.questions, context.ask_each, context.answer_by_sms, context.room)
     shared = _SHARED.get(key)
     if shared is None:
         placeholders = replace(context, official=_HOLES["official"], subject_official=_HOLES["subject_official"],
@@ -202,7 +205,7 @@ def _variables(lang: str, ctx: MessageContext) -> dict[str, Any]:
         "official": ctx.official,
         "subject_official": ctx.subject_official, "ack_code": ctx.ack_code, "drill": ctx.drill, "link": ctx.link,
         "step": ctx.step, "drill_prefix": drill_prefix, "ask_each": ctx.ask_each, "answer_by_sms": ctx.answer_by_sms,
-        "questions": _numbered(ctx.questions), "question_count": str(len(ctx.questions)),
+        "questions": _numbered(ctx.questions), "question_count": str(len(ctx.questions)), "room": ctx.room,
         "answer_example": " ".join("1" * len(ctx.questions)),
         "title": words.title(ctx.hazard, ctx.level) if ctx.hazard else ctx.headline,
         "hazard_name": words.hazard(ctx.hazard) if ctx.hazard else "", "level_name": words.level(ctx.level),

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from .channels import Channel
 from .checks import RollCall, RollCallTarget
-from .duty import DutyPosition, DutyRota, DutyShift
+from .duty import DutyPosition, DutyRoom, DutyRota, DutyShift
 from .plans import Recipient
 from .rules import PlannedCallout, PlannedStep
 from .site import Site
@@ -41,9 +41,15 @@ def calls_duty_phone(step: PlannedStep, recipient: str, official: str) -> bool:
     return not step.final and Recipient.SELF not in step.to and recipient == official
 
 
+def duty_room(site: Site, area: str | None) -> DutyRoom | None:
+    """The town duty room of ``area`` with a duty phone (None: no such room, or it has none)."""
+    return next((r for r in site.rooms if r.area == area and r.phone), None)
+
+
 def duty_phone(site: Site, area: str | None) -> str | None:
     """The duty phone of the room of ``area`` (None: no such room, or it has none)."""
-    return next((r.phone for r in site.rooms if r.area == area and r.phone), None)
+    room = duty_room(site, area)
+    return room.phone if room else None
 
 
 @dataclass(frozen=True)

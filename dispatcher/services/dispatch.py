@@ -44,7 +44,7 @@ from ..domain.escalation import CalloutFacts, fail_over
 from ..domain.hazards import Level
 from ..domain.limits import RateLimit
 from ..domain.record import EventKind
-from ..domain.rollcall import DUTY_PHONE, duty_phone
+from ..domain.rollcall import DUTY_PHONE, duty_room
 from ..domain.roster import Person
 from ..domain.site import Site
 from ..links import link_url, make_token
@@ -182,11 +182,13 @@ def _job(site: Site, attempt: Row[Any], callout: Row[Any], content: WarningRow, 
         link = link_url(settings, make_token(settings, callout.id, attempt.recipient_id, now,
                                              not_after=content.expires))
     context = message_context(site, content, callout, recipient, official, link, attempt.step_index, facts)
+    room = duty_room(site, callout.room) if attempt.number == DUTY_PHONE else None
+    if room is not None:  # a roll-call ringing the room's own phone greets the room, whoever picks up
+        context = replace(context, room=room.name)
     rendered = render(channel, purpose, "zh", context)
     message = OutboundMessage(
         key=attempt.key, channel=channel, purpose=purpose,
-        to=_address(recipient, attempt.recipient_id, channel, attempt.number,
-                    duty_phone(site, callout.room) if attempt.number == DUTY_PHONE else None),
+        to=_address(recipient, attempt.recipient_id, channel, attempt.number, room.phone if room else None),
         subject=rendered.subject, text=rendered.text, level=_LEVELS[callout.level], ack_code=callout.ack_code,
         link=link, drill=callout.drill, context=context, attempt_id=attempt.id,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -249,3 +250,22 @@ def test_a_warning_without_an_instruction_still_says_what_to_do(channel: Channel
         assert empty not in rendered.text, (empty, rendered.text)
     if purpose in (Purpose.ALERT, Purpose.TO_DEPUTY, Purpose.TO_SUPERIOR) and channel in (Channel.SMS, Channel.VOICE):
         assert {"zh": "按预案落实防御措施", "en": "Take the measures your plan sets out"}[lang] in rendered.text
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_english_voice_text_keeps_a_space_between_its_sentences(purpose: Purpose) -> None:
+    """The spoken English ran the greeting, the message and the ask together ("Zhang,This is …
+    minutes.If you are …"): a text-to-speech engine reads that as one word."""
+    text = render(Channel.VOICE, purpose, "en", replace(LONG_EN, drill=False)).text
+
+    assert not re.search(r"[,.?!][A-Za-z]", text), text
+
+
+def test_a_call_to_a_duty_rooms_own_phone_greets_the_room_not_the_person_on_shift() -> None:
+    """Roll-calls with ``call: duty_phone`` ring the room's landline: whoever picks up is greeted."""
+    room = replace(LONG_ZH, hazard=None, drill=False, room="龙潭镇值班室")
+
+    zh = render(Channel.VOICE, Purpose.ROLLCALL, "zh", room).text
+    en = render(Channel.VOICE, Purpose.ROLLCALL, "en", replace(room, room="Longtan duty room")).text
+    assert zh.startswith("龙潭镇值班室，您好，") and LONG_ZH.official not in zh
+    assert en.startswith("Longtan duty room, ") and LONG_ZH.official not in en
