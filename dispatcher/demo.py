@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -141,11 +142,12 @@ def run_demo(port: int, keep_running: bool, console: Console, speed: float = 20.
             warning_id = posted.json()["id"]
             console.print(f"POST /api/v1/warnings → {posted.status_code} {posted.json()['status']} id={warning_id}")
             rollcall_id = _start_rollcall(settings.database_url, clock, console) if rollcall else None
-            spotcheck_id = _start_spotcheck(settings.database_url, clock, console, people, warning_id, seed) \
-                if spotcheck else None
             plan = client.get("/api/v1/plans/preview", params={
                 "hazard": "rainstorm", "level": "red", "areas": ",".join(DEMO_TOWNS), "sender": "qingxi-qx"})
             plan.raise_for_status()
+            called = {c["official"]["id"] for c in plan.json()["callouts"]}
+            spotcheck_id = _start_spotcheck(settings.database_url, clock, console, people, warning_id, seed,
+                                            called) if spotcheck else None
         console.print(preview_table(plan.json())[0])
         console.print(preview_table(plan.json())[1])
         _watch(settings.database_url, warning_id, clock, console, speed, issued)
@@ -226,15 +228,17 @@ def _rollcall_summary(url: str, rollcall_id: str, console: Console) -> None:
 
 
 # How the people a demo spot-check draws answer it, by their place in the draw. The first who can
-# take a text message replies "好的" (not an answer: asked again by SMS, they answer); the next one
-# answers 否 to the third question; the last never answers (on the follow-up list once the half hour
-# is up); everyone else answers 是 to all. Whoever has no mobile answers on the call, by keys.
+# take a text message and is not also called by the warning replies "好的" (not an answer: asked
+# again by SMS, they answer; from someone the warning calls, "好的" would confirm the warning's
+# call-out, as a reply does); the next one answers 否 to the third question; the last never answers
+# (on the follow-up list once the half hour is up); everyone else answers 是 to all. Whoever has no
+# mobile answers on the call, by keys.
 NOT_AN_ANSWER = ["好的", "1 1 1 1 1 1"]
 SAID_NO, ALL_YES = "1 1 2 1 1 1", "1 1 1 1 1 1"
 
 
 def _start_spotcheck(url: str, clock: DemoClock, console: Console, people: DemoPeople, warning_id: str,
-                     seed: int | None) -> str:
+                     seed: int | None, called: Collection[str] = ()) -> str:
     """A 六问 spot-check during the warning, started as a duty officer would from the board."""
     from .services import spotchecks
 
@@ -245,7 +249,7 @@ def _start_spotcheck(url: str, clock: DemoClock, console: Console, people: DemoP
         drawn = list(sample.drawn)
         silent = drawn.pop() if len(drawn) > 3 else None
         texting = [p for p in drawn if site.people[p].mobile]
-        first = texting[0] if texting else None
+        first = next((p for p in texting if p not in called), texting[0] if texting else None)
         others = [p for p in drawn if p != first]
         for person in drawn:  # scripted before anyone is called
             replies = NOT_AN_ANSWER if person == first else [SAID_NO if others[:1] == [person] else ALL_YES]
