@@ -26,12 +26,12 @@ from sqlalchemy.orm import Session
 
 from ..db.codec import rollcall_from_dict, rollcall_to_dict
 from ..db.record_repo import append_event
-from ..db.tables import CalloutRow, EventRow, SiteRow, WarningRow
+from ..db.tables import AttemptRow, CalloutRow, EventRow, SiteRow, WarningRow
 from ..domain.callouts import ROLLCALL_HAZARD
 from ..domain.checks import CheckKind, RollCall
 from ..domain.hazards import Level
 from ..domain.record import EventKind
-from ..domain.rollcall import plan_rollcall
+from ..domain.rollcall import DUTY_PHONE, duty_phone, plan_rollcall
 from ..domain.rules import Gap, GapKind, Resolution
 from ..domain.site import Site
 from .intake import insert_record
@@ -212,6 +212,16 @@ class RoomResult:
 
 
 VERDICT_ZH = {"manned": "到岗", "unmanned": "无人值班", "open": "点名中", "missing": "未到岗"}
+
+
+def room_phone(session: Session, site: Site, attempt: AttemptRow) -> str | None:
+    """The duty room's phone (E.164) that a roll-call's call to it (``DUTY_PHONE``, checks.yaml
+    ``call: duty_phone``) rang; None for any other attempt. A provider's report of such a call names
+    that number, not one of the person's."""
+    if attempt.number != DUTY_PHONE:
+        return None
+    callout = session.get(CalloutRow, attempt.callout_id)
+    return duty_phone(site, callout.room if callout is not None else None)
 
 
 def results(session: Session, record_id: str) -> list[RoomResult]:

@@ -38,14 +38,13 @@ from ...channels.aliyun import ANSWER_PURPOSES, PROVIDER, e164, national_number,
 from ...channels.carriers import token_matches
 from ...config import Settings
 from ...db.session import transaction
-from ...db.tables import AttemptRow, CalloutRow
+from ...db.tables import AttemptRow
 from ...domain.callouts import QUESTIONING, Purpose
 from ...domain.channels import Channel
-from ...domain.rollcall import DUTY_PHONE, duty_phone
 from ...domain.roster import mask_phone
 from ...domain.site import Site
 from ...intake.schema import text_problem
-from ...services import receipts, spotchecks
+from ...services import receipts, rollcalls, spotchecks
 from ...services.replies import IncomingReply
 from ...services.site import current_site
 from ..deps import kick
@@ -172,11 +171,9 @@ def _recipient_has(site: Site, attempt: AttemptRow, number: str | None, session:
     """Whether ``number`` (national, as Aliyun reports it) is one of the recipient's numbers: a call
     may be to their second or third (a voice step not answered on the first tries the next) — or, for
     a roll-call's call to its duty room's phone (``DUTY_PHONE``), that phone."""
-    if attempt.number == DUTY_PHONE and session is not None and number:
-        callout = session.get(CalloutRow, attempt.callout_id)
-        room = duty_phone(site, callout.room if callout is not None else None)
-        if room is not None and national_number(room) == number:
-            return True
+    room = rollcalls.room_phone(session, site, attempt) if session is not None else None
+    if number and room is not None and national_number(room) == number:
+        return True
     person = site.people.get(attempt.recipient_id)
     return bool(number and person is not None and any(national_number(n.number) == number for n in person.numbers))
 

@@ -35,12 +35,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from sqlalchemy.orm import Session
 
 from ...channels.carriers import token_matches
-from ...db.tables import AttemptRow, CalloutRow, InboundRow
+from ...db.tables import AttemptRow, InboundRow
 from ...domain.channels import Channel
-from ...domain.rollcall import DUTY_PHONE, duty_phone
 from ...domain.roster import mask_phone
 from ...intake.schema import text_problem
-from ...services import receipts
+from ...services import receipts, rollcalls
 from ...services.replies import IncomingReply
 from ...services.site import current_site
 from ..deps import ClockDep, SettingsDep, UnitOfWork, UnitOfWorkDep, kick
@@ -182,11 +181,9 @@ def _attempt(session: Session, channel: Channel, provider_id: str, number: str, 
         return None
     site = current_site(session)
     person = site.people.get(attempt.recipient_id)
-    if attempt.number == DUTY_PHONE:  # a roll-call's call to its duty room's phone, not to the person's
-        callout = session.get(CalloutRow, attempt.callout_id)
-        room = duty_phone(site, callout.room if callout is not None else None)
-        if room is not None and room in (number, number.replace("+860", "+86", 1)):
-            return attempt
+    room = rollcalls.room_phone(session, site, attempt)  # a roll-call's call to its duty room's phone
+    if room is not None and room in (number, number.replace("+860", "+86", 1)):
+        return attempt
     # Any of the person's numbers: a call may be to their second or third (a voice step not answered
     # on the first tries the next); a landline may come back with its trunk 0 (+86 0572…).
     if person is None or not (person.has_number(number) or person.has_number(number.replace("+860", "+86", 1))):
