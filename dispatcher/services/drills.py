@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.record_repo import append_event
-from ..db.tables import AttemptRow, CalloutRow, DrillRow, WarningRow
+from ..db.tables import AttemptRow, CalloutRow, DrillRow, EventRow, WarningRow
 from ..domain.callouts import OPEN_STATES, step_from_json
 from ..domain.drills import (
     BARS_MINUTES,
@@ -623,8 +623,6 @@ def report(session: Session, some_id: str, *, admin: bool, beside: int = 10) -> 
 def _skipped(session: Session, drill: DrillRow, admin: bool) -> tuple[Skipped, ...]:
     """Who the drill's start left out because another drill was calling them (the ``applied`` events'
     ``muted``), each with the drill that held them — unnamed to a reader it is concealed from."""
-    from ..db.tables import EventRow
-
     muted: list[str] = []
     for data in session.scalars(select(EventRow.data).where(EventRow.warning_id == drill.record_id,
                                                             EventRow.kind == EventKind.APPLIED.value)):

@@ -248,7 +248,9 @@ def results_of(session: Session, record_ids: list[str]) -> dict[str, list[RoomRe
                                     CalloutRow.ack_via, CalloutRow.reason)
                              .where(CalloutRow.record_id.in_(list(raws))).order_by(CalloutRow.id)):
         callouts.setdefault(c.record_id, []).append(c)
-    people = current_site(session).people if raws else {}
+    if not raws:
+        return {}
+    people = current_site(session).people
     return {record: _rooms(rollcall_from_dict(json.loads(raw)), matched.get(record, {}), callouts.get(record, []),
                            people) for record, raw in raws.items()}
 

@@ -466,6 +466,8 @@ def results_of(session: Session, record_ids: list[str]) -> list[Result]:
         return []
     rows = {r.id: r for r in session.scalars(select(WarningRow).where(
         WarningRow.id.in_(record_ids), WarningRow.kind == CheckKind.SPOTCHECK.value))}
+    if not rows:
+        return []
     ids = list(rows)
     callouts: dict[str, list[Any]] = {}
     for c in session.execute(select(CalloutRow.record_id, CalloutRow.id, CalloutRow.person_id, CalloutRow.reason,
@@ -478,12 +480,12 @@ def results_of(session: Session, record_ids: list[str]) -> list[Result]:
         answers.setdefault(callout_id, {})[question] = mark
     wrong = dict(session.execute(select(AttemptRow.callout_id, func.count()).where(
         AttemptRow.record_id.in_(ids), AttemptRow.purpose == Purpose.SPOTCHECK_AGAIN.value)
-        .group_by(AttemptRow.callout_id)).all()) if ids else {}
-    site = current_site(session) if ids else None
+        .group_by(AttemptRow.callout_id)).all())
+    site = current_site(session)
     out = []
     for record_id in dict.fromkeys(record_ids):
         row = rows.get(record_id)
-        if row is None or site is None:
+        if row is None:
             continue
         kept = frozen(row)
         total = len(kept.questions)
