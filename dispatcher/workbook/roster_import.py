@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,18 +104,8 @@ def split_duties(text: str) -> tuple[list[DutyText], list[str]]:
     """The responsibilities a 其他责任 cell writes, and the items written before any ``类别：``.
     Items are separated by 、，,;； or line breaks (not inside brackets); an item holding a colon
     starts a responsibility, and the items after it belong to it until the next one."""
-    items, depth, current = [], 0, ""
-    for ch in text:
-        if ch in "(（":
-            depth += 1
-        elif ch in ")）":
-            depth = max(0, depth - 1)
-        if depth == 0 and ch in _DUTY_SEPARATORS:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    items.append(current)
+    cuts = [i for i, ch in _top_level(text) if ch in _DUTY_SEPARATORS]
+    items = [text[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(text)], strict=True)]
     duties: list[DutyText] = []
     orphans: list[str] = []
     for item in (i.strip() for i in items):
@@ -134,15 +124,19 @@ def split_duties(text: str) -> tuple[list[DutyText], list[str]]:
 
 def _top_level_colon(text: str) -> int:
     """The index of the first ：or : outside brackets, or -1."""
+    return next((i for i, ch in _top_level(text) if ch in ":："), -1)
+
+
+def _top_level(text: str) -> Iterator[tuple[int, str]]:
+    """Each character outside brackets (（…） or (…)), with its index; the brackets are not given."""
     depth = 0
     for index, ch in enumerate(text):
         if ch in "(（":
             depth += 1
         elif ch in ")）":
             depth = max(0, depth - 1)
-        elif ch in ":：" and depth == 0:
-            return index
-    return -1
+        elif depth == 0:
+            yield index, ch
 
 
 def clean_name(text: str) -> str:
